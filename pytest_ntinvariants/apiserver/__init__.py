@@ -1,0 +1,30 @@
+"""A fake Kubernetes API server, usable on its own (no pytest, no kopf).
+
+``FakeApiServer`` serves real HTTP on 127.0.0.1; ``Store`` is its state, usable
+without any transport; ``Interceptor`` is the seam for observing and perturbing it.
+"""
+
+from __future__ import annotations
+
+from .errors import ApiError
+from .hooks import Interceptor, RequestInfo
+from .hosting import FakeApiServer, InterceptorHandle
+from .resources import Registry, ResourceType
+from .store import Event, Store, Version, WriteContext
+from .watch import Delivery, Watcher
+
+__all__ = [
+    "ApiError",
+    "Delivery",
+    "Event",
+    "FakeApiServer",
+    "Interceptor",
+    "InterceptorHandle",
+    "Registry",
+    "RequestInfo",
+    "ResourceType",
+    "Store",
+    "Version",
+    "Watcher",
+    "WriteContext",
+]

@@ -81,7 +81,7 @@ class ApiError(Exception):
         details: dict[str, Any] = {}
         if self.name is not None:
             details["name"] = self.name
-        if self.group is not None:
+        if self.group:  # kube omits the core group's empty name
             details["group"] = self.group
         if self.kind is not None:
             details["kind"] = self.kind

@@ -1,0 +1,70 @@
+"""The seam through which the API server is observed and perturbed.
+
+The server knows nothing of pytest, ledgers or perturbation rules; it calls the
+``Interceptor`` objects it is given at fixed points of every request and every watch
+delivery. The plugin's ledger and perturbation engine are interceptors; so is
+anything a user wants to add (like moto's ``responses`` callbacks, but per phase).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .resources import ResourceType
+    from .watch import Delivery, Watcher
+
+__all__ = ["Interceptor", "RequestInfo"]
+
+
+@dataclass
+class RequestInfo:
+    """What the server understood of one request, before it is served."""
+
+    seq: int
+    identity: str
+    method: str
+    path: str
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection, or "" (non-resource)
+    resource: ResourceType | None = None
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = ""
+    body: bytes = b""
+    started: float = 0.0  # time.monotonic() when received
+
+
+class Interceptor:
+    """Base class with no-op hooks; override what you need.
+
+    Hooks run on the server's event loop and must not block it.
+    """
+
+    async def on_request(self, request: RequestInfo) -> None:
+        """Before the request is served. Raise an ``ApiError`` to answer with a fault, or
+        await to add latency."""
+
+    def read_at(self, request: RequestInfo) -> int | None:
+        """For GET and LIST: serve as of this older resourceVersion (a stale view)."""
+        return None
+
+    def on_response(self, request: RequestInfo, status: int, body: bytes) -> None:
+        """After the response (for watches: when the stream is opened)."""
+
+    def on_watch_open(self, request: RequestInfo, watcher: Watcher) -> None:
+        """A watch stream was opened for ``watcher``."""
+
+    def on_watch_close(self, watcher: Watcher) -> None:
+        """A watch stream ended."""
+
+    def on_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:
+        """Decide what of one event reaches one watcher: ``[delivery]`` delivers it
+        (set ``not_before`` to delay it), ``[]`` holds or drops it."""
+        return [delivery]
+
+    def on_delivered(self, watcher: Watcher, delivery: Delivery) -> None:
+        """An event was written to the watcher's stream."""

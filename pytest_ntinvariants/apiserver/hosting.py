@@ -1,0 +1,264 @@
+"""``FakeApiServer``: the fake kube-apiserver in a background thread, usable from plain Python.
+
+    with FakeApiServer() as server:
+        path = server.kubeconfig(identity="replica-a")
+        ...  # any client with that kubeconfig talks to it over real HTTP
+
+It binds 127.0.0.1 on a free port, returns from ``start()`` only when it is serving,
+stops idempotently, and re-raises at ``stop()`` anything that failed in its thread.
+Each identity gets its own bearer token in its own kubeconfig, so the server can tell
+replicas apart (and the plugin can perturb what one of them sees).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from .._loopthread import LoopThread
+from .errors import NotFound
+from .hooks import Interceptor
+from .http import ApiHandler
+from .resources import Registry, ResourceType
+from .store import Store, WriteContext
+
+__all__ = ["FakeApiServer", "InterceptorHandle"]
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class InterceptorHandle:
+    """Undo for ``FakeApiServer.add_interceptor``."""
+
+    server: FakeApiServer
+    interceptor: Interceptor
+
+    def remove(self) -> None:
+        """Detach the interceptor (idempotent)."""
+        if self.interceptor in self.server.interceptors:
+            self.server.interceptors.remove(self.interceptor)
+
+
+class FakeApiServer:
+    """A kube-apiserver stand-in over real HTTP(S) on 127.0.0.1.
+
+    Parameters: ``port`` (0 picks a free one), ``tls`` (serve https with a generated
+    CA; ``ca_path`` is then the bundle clients trust), ``seed`` (generated names and
+    uids replay), ``crds`` (CustomResourceDefinition manifests, dicts or YAML text,
+    installed before ``start()`` returns), ``bookmark_interval`` and ``watch_timeout``
+    in seconds, ``history_limit`` (events kept for watch resume; older ones get 410),
+    ``require_auth`` (refuse requests without a known token).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        tls: bool = False,
+        seed: int = 0,
+        crds: Iterable[JSON | str] = (),
+        bookmark_interval: float = 5.0,
+        watch_timeout: float = 1800.0,
+        history_limit: int = 100_000,
+        require_auth: bool = False,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.tls = tls
+        self.store = Store(Registry(), history_limit=history_limit, seed=seed)
+        self._tokens: dict[str, str] = {}  # token -> identity
+        self.handler = ApiHandler(
+            self.store,
+            tokens=self._tokens,
+            bookmark_interval=bookmark_interval,
+            watch_timeout=watch_timeout,
+            require_auth=require_auth,
+        )
+        self._crds = list(crds)
+        self._thread = LoopThread("ntinv-apiserver", self._setup, self._teardown)
+        self._runner: web.AppRunner | None = None
+        self._dir: Path | None = None
+        self._ca_pem: bytes | None = None
+        self._ssl: Any = None
+        self._started = False
+
+    # -------------------------------------------------------------- lifecycle
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (``http://127.0.0.1:PORT``)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def interceptors(self) -> list[Interceptor]:
+        """The interceptors consulted on every request and delivery, in order."""
+        return self.handler.interceptors
+
+    @property
+    def workdir(self) -> Path:
+        """A private directory for kubeconfigs and certificates, removed at stop."""
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="ntinv-apiserver-"))
+        return self._dir
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA bundle clients must trust (TLS only)."""
+        if self._ca_pem is None:
+            return None
+        path = self.workdir / "ca.crt"
+        if not path.exists():
+            path.write_bytes(self._ca_pem)
+        return path
+
+    def start(self) -> FakeApiServer:
+        """Start serving; returns when ready. Installs the given CRDs first."""
+        if self._started:
+            return self
+        self._started = True
+        for crd in self._crds:
+            self.apply(crd)
+        if self.tls:
+            from ..tls import CertificateAuthority
+
+            ca = CertificateAuthority.generate(name="ntinv-apiserver-ca")
+            pair = ca.issue(hosts=("127.0.0.1", "localhost"))
+            self._ca_pem = ca.cert_pem
+            self._ssl = pair.server_ssl_context()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._cleanup_dir()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent); raise what failed in the server thread."""
+        try:
+            self._thread.stop()
+        finally:
+            self._cleanup_dir()
+
+    def __enter__(self) -> FakeApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _setup(self) -> None:
+        app = web.Application(client_max_size=0, handler_args={"max_field_size": 65536})
+        app.router.add_route("*", "/{tail:.*}", self.handler.handle)
+        # No access log: it costs more than serving the request does.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self.handler.server_address = f"{self.host}:{self.port}"
+        site = web.SockSite(self._runner, sock, ssl_context=self._ssl, shutdown_timeout=0.25)
+        await site.start()
+
+    async def _teardown(self) -> None:
+        self.handler.closing = True
+        self.handler.hub.shutdown()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _cleanup_dir(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    # ------------------------------------------------------------- identities
+
+    def token_for(self, identity: str) -> str:
+        """The bearer token of ``identity`` (created on first use)."""
+        for token, who in self._tokens.items():
+            if who == identity:
+                return token
+        token = f"ntinv-{identity}-{secrets.token_hex(8)}"
+        self._tokens[token] = identity
+        return token
+
+    def add_interceptor(self, interceptor: Interceptor) -> InterceptorHandle:
+        """Consult ``interceptor`` on every request and delivery; returns the undo."""
+        self.handler.interceptors.append(interceptor)
+        return InterceptorHandle(self, interceptor)
+
+    def kubeconfig_dict(self, identity: str = "default", namespace: str = "default") -> JSON:
+        """The kubeconfig document for ``identity``."""
+        cluster: JSON = {"server": self.url}
+        if self._ca_pem is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self._ca_pem).decode()
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "ntinv", "cluster": cluster}],
+            "users": [{"name": identity, "user": {"token": self.token_for(identity)}}],
+            "contexts": [{"name": identity, "context": {
+                "cluster": "ntinv", "user": identity, "namespace": namespace}}],
+            "current-context": identity,
+            "preferences": {},
+        }
+
+    def kubeconfig(
+        self, identity: str = "default", path: str | Path | None = None, namespace: str = "default"
+    ) -> Path:
+        """Write a kubeconfig for ``identity`` (its own token) and return its path."""
+        target = Path(path) if path is not None else self.workdir / f"kubeconfig-{identity}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(self.kubeconfig_dict(identity, namespace)))
+        return target
+
+    # ------------------------------------------------------- direct state access
+
+    def resource(self, api_version: str, kind_or_plural: str) -> ResourceType:
+        """The served type for ``apiVersion`` and a kind or plural name."""
+        group, _, version = api_version.rpartition("/")
+        for t in self.store.registry:
+            if t.group == group and t.version == version and kind_or_plural in (
+                t.kind, t.plural, t.singular, *t.short_names
+            ):
+                return t
+        raise NotFound(f"no resource {kind_or_plural!r} in {api_version!r}")
+
+    def apply(self, manifest: JSON | str, *, identity: str = "test") -> list[JSON]:
+        """Create (or update) the objects of a manifest: a dict, or YAML with ``---`` docs."""
+        docs = [manifest] if isinstance(manifest, dict) else [
+            d for d in yaml.safe_load_all(manifest) if d
+        ]
+        out = []
+        for doc in docs:
+            rt = self.resource(doc["apiVersion"], doc["kind"])
+            meta = doc.get("metadata") or {}
+            ns = meta.get("namespace", "default") if rt.namespaced else ""
+            ctx = WriteContext(identity=identity, verb="create")
+            try:
+                current = self.store.get(rt, ns, meta.get("name", ""))
+            except NotFound:
+                out.append(self.store.create(rt, ns, orjson.loads(orjson.dumps(doc)), ctx).obj)
+                continue
+            body = orjson.loads(orjson.dumps(doc))
+            body.setdefault("metadata", {})["resourceVersion"] = current.obj["metadata"][
+                "resourceVersion"]
+            out.append(self.store.update(rt, ns, meta["name"], body, ctx).obj)
+        return [orjson.loads(orjson.dumps(o)) for o in out]
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "default") -> JSON:
+        """A private copy of the current object."""
+        rt = self.resource(api_version, kind)
+        v = self.store.get(rt, namespace if rt.namespaced else "", name)
+        return orjson.loads(v.raw)  # type: ignore[no-any-return]

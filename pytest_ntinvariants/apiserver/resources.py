@@ -1,0 +1,358 @@
+"""Resource types the fake API server serves: built-in kinds and CRD-defined ones.
+
+A ``ResourceType`` is everything the server needs to know about one
+group/version/resource: names for discovery, scope, verbs, subresources, which
+field selectors it accepts, its structural schema (for CRDs) and printer columns.
+The ``Registry`` maps URL coordinates to types and is updated when a
+CustomResourceDefinition is created, changed or deleted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Cause, Invalid, invalid
+
+__all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+SUBRESOURCE_VERBS = ("get", "patch", "update")
+
+# Fields every kind can be selected on (kube-apiserver's DefaultMetaFieldsSet).
+META_FIELDS = ("metadata.name", "metadata.namespace")
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One column of ``kubectl get`` output (CRD ``additionalPrinterColumns``)."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str = ""
+    format: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served group/version/resource and everything the server knows about it."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    subresources: frozenset[str] = frozenset()
+    # Extra field-selector paths beyond metadata.name/namespace (e.g. events' involvedObject.*).
+    selectable_fields: tuple[str, ...] = ()
+    # Whether writes bump metadata.generation (kinds with a spec do; ConfigMaps don't).
+    has_generation: bool = True
+    # Built-in kinds accept strategic merge patch; custom resources answer 415.
+    builtin: bool = True
+    printer_columns: tuple[PrinterColumn, ...] = ()
+    # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
+    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # Overrides ``key`` for kinds that share storage under another name (none yet).
+    storage_key: str = ""
+
+    @property
+    def api_version(self) -> str:
+        """``group/version``, or ``version`` for the core group."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_resource(self) -> str:
+        """``plural.group`` as kube names it in messages (``notificationrequests.kubernaut.ai``)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def list_kind(self) -> str:
+        """The kind of a list of these objects."""
+        return f"{self.kind}List"
+
+    @property
+    def has_status(self) -> bool:
+        """Whether ``/status`` is a subresource (then the main resource ignores status)."""
+        return "status" in self.subresources
+
+    @property
+    def key(self) -> str:
+        """Version-independent storage key: objects of all served versions share it."""
+        return self.storage_key or f"{self.group}/{self.plural}"
+
+    @property
+    def field_selectors(self) -> tuple[str, ...]:
+        """Field paths accepted in ``fieldSelector``."""
+        return META_FIELDS + self.selectable_fields
+
+    def base_path(self, namespace: str | None) -> str:
+        """The collection's URL path."""
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{prefix}/{self.plural}"
+
+
+def _b(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    *,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    status: bool = False,
+    generation: bool = True,
+    fields: tuple[str, ...] = (),
+    extra_sub: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+) -> ResourceType:
+    subs = set(extra_sub)
+    if status:
+        subs.add("status")
+    return ResourceType(
+        group=group,
+        version=version,
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        namespaced=namespaced,
+        short_names=short,
+        categories=categories,
+        subresources=frozenset(subs),
+        selectable_fields=fields,
+        has_generation=generation,
+        builtin=True,
+    )
+
+
+_EVENT_FIELDS = (
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+# The built-in kinds. They are stored generically (no schema), like moto stores
+# resources it does not model: enough for controllers that read and write them.
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    _b("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), status=True,
+       generation=False, fields=("status.phase",), extra_sub=("finalize",)),
+    _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
+    _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
+    _b("", "v1", "events", "Event", short=("ev",), generation=False, fields=_EVENT_FIELDS),
+    _b("", "v1", "pods", "Pod", short=("po",), status=True,
+       fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+               "spec.serviceAccountName", "status.phase", "status.podIP", "status.nominatedNodeName"),
+       categories=("all",)),
+    _b("", "v1", "services", "Service", short=("svc",), status=True, categories=("all",)),
+    _b("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",), generation=False),
+    _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False),
+    _b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
+    _b("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False, short=("pv",),
+       status=True),
+    _b("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
+    _b("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True),
+    _b("", "v1", "limitranges", "LimitRange", short=("limits",)),
+    _b("apps", "v1", "deployments", "Deployment", short=("deploy",), status=True,
+       extra_sub=("scale",), categories=("all",)),
+    _b("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), status=True,
+       extra_sub=("scale",), categories=("all",)),
+    _b("apps", "v1", "statefulsets", "StatefulSet", short=("sts",), status=True,
+       extra_sub=("scale",), categories=("all",)),
+    _b("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True, categories=("all",)),
+    _b("batch", "v1", "jobs", "Job", status=True, categories=("all",)),
+    _b("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, categories=("all",)),
+    _b("coordination.k8s.io", "v1", "leases", "Lease", generation=False),
+    _b("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False,
+       fields=("regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+               "reason", "reportingController", "type")),
+    _b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+       namespaced=False, short=("crd", "crds"), status=True),
+    _b("rbac.authorization.k8s.io", "v1", "roles", "Role", generation=False),
+    _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", generation=False),
+    _b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False,
+       generation=False),
+    _b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+       namespaced=False, generation=False),
+    _b("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True),
+    _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
+    _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",),
+       status=True),
+)
+
+# Core-group events share storage with events.k8s.io/v1 events in the real server; the
+# fake keeps them apart (their schemas differ) and says so in the README.
+CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
+NAMESPACE_KEY = "/namespaces"
+
+
+def _columns(raw: Iterable[dict[str, Any]]) -> tuple[PrinterColumn, ...]:
+    return tuple(
+        PrinterColumn(
+            name=str(c.get("name", "")),
+            type=str(c.get("type", "string")),
+            json_path=str(c.get("jsonPath", "")),
+            description=str(c.get("description", "")),
+            format=str(c.get("format", "")),
+            priority=int(c.get("priority", 0)),
+        )
+        for c in raw
+    )
+
+
+def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
+    """The resource types a CustomResourceDefinition serves, one per served version.
+
+    Raises ``Invalid`` (422 with field paths) for a definition the real server refuses.
+    """
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = spec.get("group") or ""
+    name = (crd.get("metadata") or {}).get("name", "")
+    causes: list[Cause] = []
+    if not group:
+        causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
+    for f in ("plural", "kind"):
+        if not names.get(f):
+            causes.append(Cause(f"spec.names.{f}", "Required value", "FieldValueRequired"))
+    scope = spec.get("scope")
+    if scope not in ("Namespaced", "Cluster"):
+        causes.append(
+            Cause(
+                "spec.scope",
+                f'Unsupported value: "{scope}": supported values: "Cluster", "Namespaced"',
+                "FieldValueNotSupported",
+            )
+        )
+    versions = spec.get("versions") or []
+    if not versions:
+        causes.append(Cause("spec.versions", "Required value", "FieldValueRequired"))
+    if names.get("plural") and group and name != f"{names['plural']}.{group}":
+        causes.append(
+            Cause(
+                "metadata.name",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+            )
+        )
+    storage = [v for v in versions if v.get("storage")]
+    if versions and len(storage) != 1:
+        causes.append(
+            Cause(
+                "spec.versions",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        )
+    if causes:
+        raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
+    plural = names["plural"]
+    out = []
+    for v in versions:
+        if not v.get("served", True):
+            continue
+        subs = set((v.get("subresources") or spec.get("subresources") or {}).keys())
+        schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+        selectable = tuple(
+            str(s.get("jsonPath", "")).lstrip(".") for s in v.get("selectableFields") or ()
+        )
+        out.append(
+            ResourceType(
+                group=group,
+                version=str(v.get("name")),
+                plural=plural,
+                singular=names.get("singular") or str(names["kind"]).lower(),
+                kind=names["kind"],
+                namespaced=scope == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=frozenset(subs),
+                selectable_fields=selectable,
+                has_generation=True,
+                builtin=False,
+                printer_columns=_columns(v.get("additionalPrinterColumns") or ()),
+                schema=schema,
+            )
+        )
+    return out
+
+
+class Registry:
+    """Which resource types are served; thread-safe; changed by CRD writes."""
+
+    def __init__(self, types: Iterable[ResourceType] = BUILTIN_TYPES) -> None:
+        self._lock = threading.Lock()
+        self._by_gvr: dict[tuple[str, str, str], ResourceType] = {}
+        self._crd_types: dict[str, list[ResourceType]] = {}
+        self.generation = 0  # bumped on every change, so discovery caches know to rebuild
+        for t in types:
+            self._by_gvr[(t.group, t.version, t.plural)] = t
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """The type served at ``group/version/plural``, or None."""
+        return self._by_gvr.get((group, version, plural))
+
+    def by_key(self, key: str) -> list[ResourceType]:
+        """Every served version of the resource stored under ``key``."""
+        return [t for t in self._by_gvr.values() if t.key == key]
+
+    def kind_in(self, group: str, version: str, kind: str) -> ResourceType | None:
+        """The type for a kind in a group/version (e.g. to resolve ownerReferences)."""
+        for t in self._by_gvr.values():
+            if t.group == group and t.version == version and t.kind == kind:
+                return t
+        return None
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(list(self._by_gvr.values()))
+
+    def groups(self) -> dict[str, list[str]]:
+        """Served versions per group, in a stable order (core group is ``""``)."""
+        out: dict[str, list[str]] = {}
+        for t in self._by_gvr.values():
+            versions = out.setdefault(t.group, [])
+            if t.version not in versions:
+                versions.append(t.version)
+        return out
+
+    def set_crd(self, crd_name: str, types: list[ResourceType]) -> None:
+        """Serve (or re-serve, after an update) the types of one CRD."""
+        with self._lock:
+            self._drop(crd_name)
+            for t in types:
+                existing = self._by_gvr.get((t.group, t.version, t.plural))
+                if existing is not None and existing.builtin:
+                    raise Invalid(
+                        f"{t.group_resource} is a built-in resource and cannot be redefined",
+                        name=crd_name,
+                    )
+                self._by_gvr[(t.group, t.version, t.plural)] = t
+            self._crd_types[crd_name] = types
+            self.generation += 1
+
+    def remove_crd(self, crd_name: str) -> list[ResourceType]:
+        """Stop serving a CRD's types; returns them (so the store can drop their objects)."""
+        with self._lock:
+            dropped = self._drop(crd_name)
+            self.generation += 1
+            return dropped
+
+    def _drop(self, crd_name: str) -> list[ResourceType]:
+        dropped = self._crd_types.pop(crd_name, [])
+        for t in dropped:
+            self._by_gvr.pop((t.group, t.version, t.plural), None)
+        return dropped

@@ -1,0 +1,914 @@
+"""The object store: kube-apiserver semantics over in-memory state, with no transport.
+
+One global, monotonically increasing resourceVersion (like etcd's revision) orders
+every write. Each write produces exactly one event (ADDED, MODIFIED or DELETED) that
+carries the write's resourceVersion; a no-op write produces none and keeps the
+version, because kopf waits for the version of its own patch to come back in the
+watch (``settings.persistence.consistency_timeout``). Every version of every object
+is kept, so a reader can be served "as of" an older resourceVersion (stale views)
+and a watcher can resume from any version still in history.
+
+Stored objects are never mutated: a write builds a new dict. Readers in other threads
+can therefore hold a ``Version`` without copying; ``Version.raw`` is its JSON, encoded
+once and shared by every GET, LIST and watch that serves it.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import random
+import re
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from . import errors
+from .errors import Cause, invalid
+from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
+from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
+from .schema import StructuralSchema
+from .selectors import FieldSelector, LabelSelector
+
+__all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
+
+JSON = dict[str, Any]
+Listener = Callable[["Event"], None]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Kinds whose names must be DNS-1123 labels rather than subdomains (kube's ValidateNamespaceName
+# and friends); everything else takes a subdomain.
+_LABEL_NAMED = {"/namespaces", "/services"}
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
+_SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# What every write keeps from the stored object whatever the client sent (system fields).
+_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of one object: the dict (never mutated) and its JSON bytes."""
+
+    obj: JSON
+    raw: bytes
+    rv: int
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace (``""`` for cluster-scoped)."""
+        return str(self.obj["metadata"].get("namespace", ""))
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return str(self.obj["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """Who writes, and how: carried into events so the ledger can attribute them."""
+
+    identity: str = "system"
+    verb: str = ""
+    dry_run: bool = False
+    field_validation: str = ""  # "", "Ignore", "Warn" or "Strict"
+    warnings: list[str] = field(default_factory=list, compare=False)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: exactly one per write, in resourceVersion order."""
+
+    type: str  # ADDED, MODIFIED or DELETED
+    resource: ResourceType
+    version: Version
+    old: Version | None
+    identity: str
+    verb: str
+    subresource: str = ""
+
+    @property
+    def rv(self) -> int:
+        """The resourceVersion of this change."""
+        return self.version.rv
+
+    @property
+    def obj(self) -> JSON:
+        """The object as of this change (for DELETED: as it was when deleted)."""
+        return self.version.obj
+
+    def line(self) -> bytes:
+        """The watch wire line for this event, without selectors or Table conversion."""
+        return b'{"type":"' + self.type.encode() + b'","object":' + self.version.raw + b"}\n"
+
+
+def _now_rfc3339(clock: Callable[[], datetime]) -> str:
+    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _private(value: Any) -> Any:
+    """A deep copy that the caller may mutate (orjson round trip: fast and JSON-exact)."""
+    return orjson.loads(orjson.dumps(value))
+
+
+def _meta(obj: JSON) -> JSON:
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise errors.BadRequest("metadata must be an object")
+    return meta
+
+
+def _content(obj: JSON, rt: ResourceType) -> JSON:
+    """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
+    skip = {"metadata", "status"} if rt.has_status else {"metadata"}
+    return {k: v for k, v in obj.items() if k not in skip}
+
+
+class Store:
+    """In-memory kube-apiserver state; thread-safe; all methods synchronous and fast."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        history_limit: int = 100_000,
+        clock: Callable[[], datetime] | None = None,
+        seed: int = 0,
+        namespaces: Iterable[str] = _SYSTEM_NAMESPACES,
+    ) -> None:
+        self.registry = registry or Registry()
+        self.history_limit = history_limit
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._rng = random.Random(seed)  # names and uids replay with the seed
+        self._lock = threading.RLock()
+        self._rv = 0
+        self._objects: dict[str, dict[tuple[str, str], Version]] = {}
+        self._versions: dict[tuple[str, str, str], list[tuple[int, Version | None]]] = {}
+        self._history: deque[Event] = deque()
+        self._compacted = 0  # every event with rv > this is still in history
+        self._listeners: list[Listener] = []
+        # Compiled per schema document; the document is kept to notice a CRD update.
+        self._schemas: dict[tuple[str, str, str], tuple[Any, StructuralSchema]] = {}
+        for ns in namespaces:
+            self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's lock; hold it to read several things consistently."""
+        return self._lock
+
+    @property
+    def resource_version(self) -> int:
+        """The current global resourceVersion."""
+        return self._rv
+
+    @property
+    def compacted(self) -> int:
+        """Watches and stale reads from resourceVersions at or below this get 410 Expired."""
+        return self._compacted
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every change, in order, under the store's lock.
+
+        Listeners must be quick and must not write to the store. Returns the undo.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _type(self, group: str, version: str, plural: str) -> ResourceType:
+        rt = self.registry.lookup(group, version, plural)
+        if rt is None:
+            raise errors.NotFound(f"the server could not find the requested resource ({plural})")
+        return rt
+
+    def schema(self, rt: ResourceType) -> StructuralSchema | None:
+        """The compiled structural schema of a CRD-served type (cached)."""
+        if rt.schema is None:
+            return None
+        key = (rt.group, rt.version, rt.plural)
+        cached = self._schemas.get(key)
+        if cached is None or cached[0] is not rt.schema:
+            cached = self._schemas[key] = (rt.schema, StructuralSchema(rt.schema))
+        return cached[1]
+
+    def events_since(self, rv: int) -> list[Event]:
+        """History after ``rv``; raises ``Expired`` if part of it was compacted away."""
+        with self._lock:
+            if rv < self._compacted:
+                raise errors.Expired(f"too old resource version: {rv} ({self._compacted + 1})")
+            if not self._history or rv >= self._rv:
+                return []
+            first = self._history[0].rv
+            return list(self._history)[max(0, rv + 1 - first):] if rv >= first else list(
+                self._history
+            )
+
+    def compact(self, rv: int | None = None) -> None:
+        """Forget history up to ``rv`` (default: all), like etcd compaction.
+
+        Watches resuming from before it then get ``ERROR 410``, which forces clients
+        to relist (kopf relists; the python client raises after one retry).
+        """
+        with self._lock:
+            target = self._rv if rv is None else min(rv, self._rv)
+            while self._history and self._history[0].rv <= target:
+                self._history.popleft()
+            self._compacted = max(self._compacted, target)
+
+    # ---------------------------------------------------------------- reads
+
+    def get(self, rt: ResourceType, namespace: str, name: str, *, at: int | None = None) -> Version:
+        """The object, or its version as of resourceVersion ``at`` (a stale view)."""
+        ns = namespace if rt.namespaced else ""
+        with self._lock:
+            if at is None or at >= self._rv:
+                found = self._objects.get(rt.key, {}).get((ns, name))
+            else:
+                found = self._version_at(rt.key, ns, name, at)
+        if found is None:
+            raise self._not_found(rt, name)
+        return self._as_served(found, rt)
+
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+        at: int | None = None,
+    ) -> tuple[list[Version], int, str, int | None]:
+        """List matching objects in key order: ``(items, list rv, continue, remaining)``.
+
+        Pages after the first are served from the first page's snapshot, as kube does.
+        """
+        start_after: tuple[str, str] | None = None
+        if continue_token:
+            at, start_after = self._decode_continue(continue_token)
+        ns = namespace if rt.namespaced and namespace else None
+        with self._lock:
+            snapshot = at if at is not None and at < self._rv else None
+            list_rv = snapshot if snapshot is not None else self._rv
+            if snapshot is not None and snapshot < self._compacted:
+                raise errors.Expired(
+                    f"too old resource version: {snapshot} ({self._compacted + 1})"
+                )
+            if snapshot is None:
+                candidates = list(self._objects.get(rt.key, {}).items())
+            else:
+                candidates = []
+                for (key, ons, oname), _ in self._versions.items():
+                    if key == rt.key:
+                        v = self._version_at(key, ons, oname, snapshot)
+                        if v is not None:
+                            candidates.append(((ons, oname), v))
+        candidates.sort(key=lambda kv: kv[0])
+        pinned = fields.name() if fields else None
+        items: list[Version] = []
+        last_key: tuple[str, str] | None = None
+        remaining = 0
+        for key, v in candidates:
+            if ns is not None and key[0] != ns:
+                continue
+            if start_after is not None and key <= start_after:
+                continue
+            if pinned is not None and key[1] != pinned:
+                continue
+            if labels and not labels.matches(v.obj):
+                continue
+            if fields and not fields.matches(v.obj):
+                continue
+            if limit and len(items) >= limit:
+                remaining += 1
+                continue
+            items.append(self._as_served(v, rt))
+            last_key = key
+        token = ""
+        if limit and remaining and last_key is not None:
+            token = self._encode_continue(list_rv, last_key)
+        return items, list_rv, token, (remaining if token else None)
+
+    def _version_at(self, key: str, ns: str, name: str, at: int) -> Version | None:
+        if at < self._compacted:
+            raise errors.Expired(f"too old resource version: {at} ({self._compacted + 1})")
+        versions = self._versions.get((key, ns, name))
+        if not versions:
+            return None
+        i = bisect.bisect_right(versions, at, key=lambda e: e[0])
+        return versions[i - 1][1] if i else None
+
+    @staticmethod
+    def _encode_continue(rv: int, key: tuple[str, str]) -> str:
+        raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(key)})
+        return base64.urlsafe_b64encode(raw).decode()
+
+    @staticmethod
+    def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+            ns, name = data["start"]
+            return int(data["rv"]), (str(ns), str(name))
+        except (ValueError, KeyError, TypeError) as e:
+            raise errors.BadRequest(f"continue key is not valid: {e}") from None
+
+    def _as_served(self, v: Version, rt: ResourceType) -> Version:
+        """Objects are stored once per resource; each served version names its own apiVersion."""
+        if v.obj.get("apiVersion") == rt.api_version:
+            return v
+        obj = dict(v.obj)
+        obj["apiVersion"] = rt.api_version
+        return Version(obj, orjson.dumps(obj), v.rv)
+
+    def _not_found(self, rt: ResourceType, name: str) -> errors.NotFound:
+        return errors.NotFound(
+            f'{rt.group_resource} "{name}" not found', name=name, group=rt.group, kind=rt.plural
+        )
+
+    # --------------------------------------------------------------- writes
+
+    def create(
+        self, rt: ResourceType, namespace: str, body: Any, ctx: WriteContext | None = None
+    ) -> Version:
+        """Create an object (POST); returns the stored version."""
+        ctx = ctx or WriteContext(verb="create")
+        obj = self._check_body(body, rt)
+        meta = _meta(obj)
+        ns = self._check_namespace(rt, namespace, meta)
+        with self._lock:
+            if rt.namespaced:
+                self._require_live_namespace(ns)
+            name = meta.get("name") or ""
+            if not name:
+                prefix = meta.get("generateName")
+                if not prefix:
+                    raise invalid(rt.kind, rt.group, "", [Cause(
+                        "metadata.name", "Required value: name or generateName is required",
+                        "FieldValueRequired")])
+                name = self._generate_name(rt, ns, str(prefix))
+            meta["name"] = name
+            if (ns, name) in self._objects.get(rt.key, {}):
+                raise errors.AlreadyExists(
+                    f'{rt.group_resource} "{name}" already exists',
+                    name=name, group=rt.group, kind=rt.plural,
+                )
+            for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion",
+                           "selfLink"):
+                meta.pop(system, None)
+            meta["uid"] = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            meta["creationTimestamp"] = _now_rfc3339(self._clock)
+            if rt.has_generation:
+                meta["generation"] = 1
+            if rt.has_status:
+                obj.pop("status", None)
+            if rt.key == NAMESPACE_KEY:
+                obj["spec"] = {"finalizers": ["kubernetes"]}
+                obj["status"] = {"phase": "Active"}
+            self._validate(rt, obj, None, ctx)
+            if rt.key == CRD_KEY:
+                types = crd_resource_types(obj)
+                obj.setdefault("status", {}).update(self._crd_status(obj))
+            version = self._commit(rt, "ADDED", obj, None, ctx)
+            if rt.key == CRD_KEY and not ctx.dry_run:
+                self.registry.set_crd(name, types)
+            return version
+
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        ctx: WriteContext | None = None,
+        *,
+        subresource: str = "",
+    ) -> Version:
+        """Replace an object (PUT) with a resourceVersion precondition."""
+        ctx = ctx or WriteContext(verb="update")
+        new = self._check_body(body, rt)
+        meta = _meta(new)
+        if meta.get("name", name) != name:
+            raise errors.BadRequest(
+                f"the name of the object ({meta.get('name')}) does not match the name on "
+                f"the URL ({name})"
+            )
+        if not meta.get("resourceVersion") and not rt.builtin:
+            # Custom resources require the precondition (unconditional updates are off).
+            raise invalid(rt.kind, rt.group, name, [Cause(
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            )])
+        return self._update(rt, namespace, name, lambda _cur: new, ctx, subresource)
+
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        ctx: WriteContext | None = None,
+        *,
+        subresource: str = "",
+    ) -> Version:
+        """Patch an object: merge (RFC 7386), json (RFC 6902) or strategic (built-ins only)."""
+        ctx = ctx or WriteContext(verb="patch")
+        if content_type == MERGE_PATCH:
+            def compute(cur: JSON) -> Any:
+                return apply_merge_patch(cur, patch)
+        elif content_type == JSON_PATCH:
+            def compute(cur: JSON) -> Any:
+                return apply_json_patch(cur, patch)
+        elif content_type == STRATEGIC_PATCH and rt.builtin:
+            if not isinstance(patch, dict):
+                raise errors.BadRequest("strategic merge patch must be a JSON object")
+
+            def compute(cur: JSON) -> Any:
+                return apply_strategic_merge_patch(cur, patch)
+        else:
+            raise errors.UnsupportedMediaType(
+                f'the body of the request was in an unknown format - accepted media types '
+                f'include: {JSON_PATCH}, {MERGE_PATCH}'
+                + (f", {STRATEGIC_PATCH}" if rt.builtin else "")
+            )
+        return self._update(rt, namespace, name, compute, ctx, subresource)
+
+    def _update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        compute: Callable[[JSON], Any],
+        ctx: WriteContext,
+        subresource: str,
+    ) -> Version:
+        ns = namespace if rt.namespaced else ""
+        with self._lock:
+            cur = self._objects.get(rt.key, {}).get((ns, name))
+            if cur is None:
+                raise self._not_found(rt, name)
+            new = self._check_body(_private(compute(cur.obj)), rt)
+            meta = _meta(new)
+            if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
+                raise errors.BadRequest(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            wanted = meta.get("resourceVersion")
+            if wanted not in (None, "") and str(wanted) != str(cur.rv):
+                raise errors.Conflict(
+                    f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the object '
+                    f"has been modified; please apply your changes to the latest version and "
+                    f"try again",
+                    name=name, group=rt.group, kind=rt.plural,
+                )
+            if subresource == "status":
+                # /status writes change status only (kube's status strategy).
+                merged = _private(cur.obj)
+                if "status" in new:
+                    merged["status"] = new["status"]
+                else:
+                    merged.pop("status", None)
+                new, meta = merged, merged["metadata"]
+            elif subresource:
+                raise errors.NotFound(
+                    f"the server could not find the requested resource ({subresource})"
+                )
+            elif rt.has_status:
+                if "status" in cur.obj:
+                    new["status"] = _private(cur.obj["status"])
+                else:
+                    new.pop("status", None)
+            cur_meta = cur.obj["metadata"]
+            meta["name"] = name
+            if rt.namespaced:
+                meta["namespace"] = ns
+            else:
+                meta.pop("namespace", None)
+            for key in _SYSTEM_META:
+                if key in cur_meta:
+                    meta[key] = cur_meta[key]
+                else:
+                    meta.pop(key, None)
+            meta.pop("selfLink", None)
+            if rt.has_generation:
+                meta["generation"] = cur_meta.get("generation", 1)
+            meta["resourceVersion"] = str(cur.rv)
+            deleting = "deletionTimestamp" in cur_meta
+            if deleting:
+                added = set(meta.get("finalizers") or ()) - set(cur_meta.get("finalizers") or ())
+                if added:
+                    raise invalid(rt.kind, rt.group, name, [Cause(
+                        "metadata.finalizers",
+                        f"Forbidden: no new finalizers can be added if the object is being "
+                        f"deleted, found new finalizers {sorted(added)!r}",
+                        "FieldValueForbidden",
+                    )])
+            self._validate(rt, new, cur.obj, ctx)
+            if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
+                meta["generation"] = int(cur_meta.get("generation", 1)) + 1
+            if not meta.get("finalizers"):
+                meta.pop("finalizers", None)
+            if new == cur.obj:
+                return cur  # a no-op write: no new resourceVersion, no event (like etcd)
+            if rt.key == CRD_KEY:
+                types = crd_resource_types(new)
+            version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
+            if ctx.dry_run:
+                return version
+            if rt.key == CRD_KEY:
+                self.registry.set_crd(name, types)
+            if deleting and not meta.get("finalizers"):
+                self._finish_delete(rt, version, ctx)
+            return version
+
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        options: JSON | None = None,
+        ctx: WriteContext | None = None,
+    ) -> Version:
+        """Delete an object; with finalizers it only gets a deletionTimestamp."""
+        ctx = ctx or WriteContext(verb="delete")
+        options = options or {}
+        ns = namespace if rt.namespaced else ""
+        with self._lock:
+            cur = self._objects.get(rt.key, {}).get((ns, name))
+            if cur is None:
+                raise self._not_found(rt, name)
+            self._check_preconditions(rt, cur, options.get("preconditions") or {})
+            policy = options.get("propagationPolicy") or (
+                "Orphan" if options.get("orphanDependents") else "Background"
+            )
+            if policy not in ("Background", "Foreground", "Orphan"):
+                raise invalid("DeleteOptions", "", "", [Cause(
+                    "propagationPolicy",
+                    f'Unsupported value: "{policy}": supported values: "Foreground", '
+                    f'"Background", "Orphan"', "FieldValueNotSupported")])
+            if ctx.dry_run:
+                return cur
+            if policy == "Orphan":
+                self._orphan_dependents(cur, ctx)
+            meta = cur.obj["metadata"]
+            if meta.get("finalizers") or rt.key == NAMESPACE_KEY:
+                if "deletionTimestamp" in meta:
+                    return cur
+                new = _private(cur.obj)
+                new["metadata"]["deletionTimestamp"] = _now_rfc3339(self._clock)
+                new["metadata"]["deletionGracePeriodSeconds"] = 0
+                if rt.key == NAMESPACE_KEY:
+                    new.setdefault("status", {})["phase"] = "Terminating"
+                version = self._commit(rt, "MODIFIED", new, cur, ctx)
+                if rt.key == NAMESPACE_KEY:
+                    self._drain_namespace(name, ctx)
+                return self._objects.get(rt.key, {}).get((ns, name), version)
+            return self._finish_delete(rt, cur, ctx)
+
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        options: JSON | None = None,
+        ctx: WriteContext | None = None,
+    ) -> list[Version]:
+        """Delete every matching object; returns what each delete returned."""
+        ctx = ctx or WriteContext(verb="deletecollection")
+        with self._lock:
+            items, _, _, _ = self.list(rt, namespace, labels=labels, fields=fields)
+            out = []
+            for v in items:
+                try:
+                    out.append(self.delete(rt, v.namespace, v.name, options, ctx))
+                except errors.NotFound:  # removed by garbage collection meanwhile
+                    continue
+            return out
+
+    # ---------------------------------------------------------------- internals
+
+    def _commit(
+        self,
+        rt: ResourceType,
+        kind: str,
+        obj: JSON,
+        old: Version | None,
+        ctx: WriteContext,
+        subresource: str = "",
+    ) -> Version:
+        meta = obj["metadata"]
+        ns, name = str(meta.get("namespace", "")), str(meta["name"])
+        if ctx.dry_run:
+            raw = orjson.dumps(obj)
+            return Version(obj, raw, old.rv if old else 0)
+        self._rv += 1
+        rv = self._rv
+        if kind != "DELETED":
+            meta["resourceVersion"] = str(rv)
+        else:
+            obj = dict(obj)
+            obj["metadata"] = dict(meta, resourceVersion=str(rv))
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        version = Version(obj, orjson.dumps(obj), rv)
+        bucket = self._objects.setdefault(rt.key, {})
+        if kind == "DELETED":
+            bucket.pop((ns, name), None)
+        else:
+            bucket[(ns, name)] = version
+        self._versions.setdefault((rt.key, ns, name), []).append(
+            (rv, None if kind == "DELETED" else version)
+        )
+        event = Event(kind, rt, version, old, ctx.identity, ctx.verb, subresource)
+        self._history.append(event)
+        if len(self._history) > self.history_limit:
+            self._compacted = self._history.popleft().rv
+        for listener in list(self._listeners):
+            listener(event)
+        return version
+
+    def _finish_delete(self, rt: ResourceType, cur: Version, ctx: WriteContext) -> Version:
+        """Remove the object for good, then collect what depended on it."""
+        version = self._commit(rt, "DELETED", cur.obj, cur, ctx)
+        uid = cur.obj["metadata"].get("uid")
+        if rt.key == CRD_KEY:
+            for dropped in self.registry.remove_crd(cur.name):
+                for key, v in list(self._objects.get(dropped.key, {}).items()):
+                    self._commit(dropped, "DELETED", v.obj, v, ctx)
+                self._objects.pop(dropped.key, None)
+        if uid:
+            self._collect_dependents(str(uid), ctx)
+        ns = cur.namespace
+        if ns and rt.key != NAMESPACE_KEY:
+            self._maybe_finish_namespace(ns, ctx)
+        return version
+
+    def _owners_of(self, uid: str) -> list[tuple[ResourceType, Version]]:
+        out = []
+        for key, bucket in self._objects.items():
+            types = self.registry.by_key(key)
+            if not types:
+                continue
+            for v in bucket.values():
+                for ref in v.obj["metadata"].get("ownerReferences") or ():
+                    if ref.get("uid") == uid:
+                        out.append((types[0], v))
+                        break
+        return out
+
+    def _live_uids(self) -> set[str]:
+        return {
+            str(v.obj["metadata"].get("uid"))
+            for bucket in self._objects.values()
+            for v in bucket.values()
+        }
+
+    def _collect_dependents(self, uid: str, ctx: WriteContext) -> None:
+        """A minimal garbage collector: delete dependents whose last owner is gone."""
+        dependents = self._owners_of(uid)
+        if not dependents:
+            return
+        live = self._live_uids()
+        gc = WriteContext(identity="system:garbage-collector", verb="delete")
+        for rt, v in dependents:
+            refs = v.obj["metadata"].get("ownerReferences") or []
+            others = [r for r in refs if r.get("uid") != uid and r.get("uid") in live]
+            current = self._objects.get(rt.key, {}).get((v.namespace, v.name))
+            if current is None:
+                continue
+            if others:
+                new = _private(current.obj)
+                new["metadata"]["ownerReferences"] = [
+                    r for r in refs if r.get("uid") != uid
+                ]
+                self._commit(rt, "MODIFIED", new, current, gc)
+            else:
+                self.delete(rt, v.namespace, v.name, {"propagationPolicy": "Background"}, gc)
+
+    def _orphan_dependents(self, owner: Version, ctx: WriteContext) -> None:
+        uid = owner.obj["metadata"].get("uid")
+        gc = WriteContext(identity="system:garbage-collector", verb="update")
+        for rt, v in self._owners_of(str(uid)):
+            new = _private(v.obj)
+            new["metadata"]["ownerReferences"] = [
+                r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid
+            ]
+            if not new["metadata"]["ownerReferences"]:
+                del new["metadata"]["ownerReferences"]
+            self._commit(rt, "MODIFIED", new, v, gc)
+
+    def _drain_namespace(self, ns: str, ctx: WriteContext) -> None:
+        """Delete everything in a terminating namespace (the namespace controller's job)."""
+        nsctl = WriteContext(identity="system:namespace-controller", verb="delete")
+        for key, bucket in list(self._objects.items()):
+            types = self.registry.by_key(key)
+            if not types or not types[0].namespaced:
+                continue
+            for (ons, oname) in [k for k in bucket if k[0] == ns]:
+                try:
+                    self.delete(types[0], ons, oname, None, nsctl)
+                except errors.NotFound:
+                    continue
+        self._maybe_finish_namespace(ns, ctx)
+
+    def _maybe_finish_namespace(self, ns: str, ctx: WriteContext) -> None:
+        nsv = self._objects.get(NAMESPACE_KEY, {}).get(("", ns))
+        if nsv is None or "deletionTimestamp" not in nsv.obj["metadata"]:
+            return
+        for key, bucket in self._objects.items():
+            if key != NAMESPACE_KEY and any(k[0] == ns for k in bucket):
+                return
+        rt = self._type("", "v1", "namespaces")
+        self._commit(rt, "DELETED", nsv.obj, nsv,
+                     WriteContext(identity="system:namespace-controller", verb="delete"))
+
+    def _check_preconditions(self, rt: ResourceType, cur: Version, pre: JSON) -> None:
+        meta = cur.obj["metadata"]
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise errors.Conflict(
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                f"{meta.get('uid')}", name=cur.name, group=rt.group, kind=rt.plural)
+        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
+            raise errors.Conflict(
+                f"Precondition failed: ResourceVersion in precondition: "
+                f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}",
+                name=cur.name, group=rt.group, kind=rt.plural)
+
+    def _check_body(self, body: Any, rt: ResourceType) -> JSON:
+        if not isinstance(body, dict):
+            raise errors.BadRequest(
+                f"the body of the request must be a {rt.kind} object, not "
+                f"{type(body).__name__ if body is not None else 'null'}"
+            )
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        if api_version not in (None, "") and api_version != rt.api_version and not (
+            # Any served version of the same group may be written through another.
+            str(api_version).rpartition("/")[0] == rt.group and rt.group
+        ):
+            raise errors.BadRequest(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})"
+            )
+        if kind not in (None, "") and kind != rt.kind:
+            raise errors.BadRequest(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        body["apiVersion"], body["kind"] = rt.api_version, rt.kind
+        return body
+
+    def _check_namespace(self, rt: ResourceType, namespace: str, meta: JSON) -> str:
+        if not rt.namespaced:
+            meta.pop("namespace", None)
+            return ""
+        body_ns = meta.get("namespace")
+        if body_ns and namespace and body_ns != namespace:
+            raise errors.BadRequest(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        ns = namespace or body_ns or ""
+        if not ns:
+            raise errors.BadRequest("the namespace of the object must be set")
+        meta["namespace"] = ns
+        return str(ns)
+
+    def _require_live_namespace(self, ns: str) -> None:
+        nsv = self._objects.get(NAMESPACE_KEY, {}).get(("", ns))
+        if nsv is None:
+            raise errors.NotFound(f'namespaces "{ns}" not found', name=ns, kind="namespaces")
+        if "deletionTimestamp" in nsv.obj["metadata"]:
+            raise errors.Forbidden(
+                f"unable to create new content in namespace {ns} because it is being "
+                f"terminated", name=ns, kind="namespaces")
+
+    def _generate_name(self, rt: ResourceType, ns: str, prefix: str) -> str:
+        bucket = self._objects.get(rt.key, {})
+        # kube truncates the prefix so the result stays a valid name (maxGeneratedNameLength).
+        prefix = prefix[: 63 - 5]
+        for _ in range(8):
+            name = prefix + "".join(self._rng.choice(_GENERATE_ALPHABET) for _ in range(5))
+            if (ns, name) not in bucket:
+                return name
+        raise errors.AlreadyExists(f"could not generate a unique name from {prefix!r}")
+
+    def _validate(self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext) -> None:
+        meta = obj["metadata"]
+        name = str(meta.get("name", ""))
+        causes = self._validate_meta(rt, meta)
+        schema = self.schema(rt)
+        if schema is not None:
+            pruned = schema.prune(obj)
+            if pruned:
+                if ctx.field_validation == "Strict":
+                    raise errors.BadRequest(
+                        "strict decoding error: "
+                        + ", ".join(f'unknown field "{p}"' for p in pruned)
+                    )
+                if ctx.field_validation in ("", "Warn"):
+                    ctx.warnings.extend(f'unknown field "{p}"' for p in pruned)
+            schema.apply_defaults(obj)
+            causes.extend(schema.validate(obj))
+            if old is not None:
+                causes.extend(schema.validate_update(obj, old))
+        if causes:
+            raise invalid(rt.kind, rt.group, name, causes)
+
+    def _validate_meta(self, rt: ResourceType, meta: JSON) -> list[Cause]:
+        causes: list[Cause] = []
+        name = str(meta.get("name", ""))
+        label_named = rt.key in _LABEL_NAMED
+        pattern, limit = (_DNS1123_LABEL, 63) if label_named else (_DNS1123_SUBDOMAIN, 253)
+        if len(name) > limit:
+            causes.append(Cause("metadata.name",
+                                f'Invalid value: "{name}": must be no more than {limit} characters'))
+        elif not pattern.match(name):
+            what = "RFC 1123 label" if label_named else "RFC 1123 subdomain"
+            chars = "'-'" if label_named else "'-' or '.'"
+            causes.append(Cause(
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+                f"alphanumeric characters, {chars}, and must start and end with an "
+                f"alphanumeric character (regex used for validation is "
+                f"'{pattern.pattern[1:-1]}')",
+            ))
+        for section in ("labels", "annotations"):
+            values = meta.get(section)
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                causes.append(Cause(f"metadata.{section}", "Invalid value: must be a map",
+                                    "FieldValueTypeInvalid"))
+                continue
+            for k, v in values.items():
+                prefix, _, local = str(k).rpartition("/")
+                if not local or len(local) > 63 or not _QUALIFIED.match(local) or (
+                    prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix))
+                ):
+                    causes.append(Cause(f"metadata.{section}",
+                                        f'Invalid value: "{k}": name part must consist of '
+                                        f"alphanumeric characters, '-', '_' or '.', and must "
+                                        f"start and end with an alphanumeric character"))
+                if not isinstance(v, str):
+                    causes.append(Cause(f"metadata.{section}.{k}",
+                                        "Invalid value: must be a string", "FieldValueTypeInvalid"))
+                elif section == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
+                    causes.append(Cause(f"metadata.labels",
+                                        f'Invalid value: "{v}": a valid label must be an empty '
+                                        f"string or consist of alphanumeric characters, '-', '_' "
+                                        f"or '.', and must start and end with an alphanumeric "
+                                        f"character"))
+        finalizers = meta.get("finalizers")
+        if finalizers is not None and (
+            not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
+        ):
+            causes.append(Cause("metadata.finalizers", "Invalid value: must be a list of strings",
+                                "FieldValueTypeInvalid"))
+        return causes
+
+    @staticmethod
+    def _crd_status(crd: JSON) -> JSON:
+        names = dict((crd.get("spec") or {}).get("names") or {})
+        names.setdefault("singular", str(names.get("kind", "")).lower())
+        names.setdefault("listKind", f"{names.get('kind', '')}List")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "acceptedNames": names,
+            "storedVersions": [
+                v["name"] for v in (crd.get("spec") or {}).get("versions") or [] if v.get("storage")
+            ],
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                 "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ],
+        }

@@ -1,0 +1,145 @@
+"""Fan-out of store events to watch streams.
+
+The store calls the hub for every change, in resourceVersion order, from whichever
+thread wrote; the hub hands each event to the watchers of that resource on the
+server's loop. Each watcher translates events through its selectors the way the real
+watch cache does (an object that stops matching a label selector is sent as DELETED,
+one that starts matching as ADDED) and queues them for its stream.
+
+This is the one place where delivery to a watcher can be perturbed: ``Watcher`` keeps
+the identity of the client that opened it, and the server's interceptors decide, per
+watcher and per event, whether to deliver now, later, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .resources import ResourceType
+from .selectors import FieldSelector, LabelSelector
+from .store import Event, Store, Version
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Delivery", "Watcher", "WatchHub"]
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Delivery:
+    """One event on its way to one watcher (what interceptors see and may hold back)."""
+
+    type: str  # ADDED, MODIFIED, DELETED (after selector translation)
+    version: Version
+    event: Event | None  # None for the synthetic ADDED of an initial list
+    not_before: float = 0.0  # loop time before which it must not be written (latency)
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One open watch stream: what it watches, for whom, and what waits to be sent."""
+
+    resource: ResourceType
+    namespace: str | None
+    labels: LabelSelector
+    fields: FieldSelector
+    identity: str
+    loop: asyncio.AbstractEventLoop
+    id: int = field(default_factory=lambda: next(_ids))
+    pending: deque[Delivery] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    seen_rv: int = 0  # every event up to this rv was delivered or did not concern us
+    closed: bool = False
+    # Watchers are created on the server's loop thread; events from other threads hop over.
+    loop_thread: int = field(default_factory=threading.get_ident)
+    # Set by the server so interceptors can transform deliveries (latency, holds, drops).
+    on_delivery: Callable[[Watcher, Delivery], list[Delivery]] | None = None
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        """Whether an object falls within this watch's namespace and selectors."""
+        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
+            return False
+        return self.labels.matches(obj) and self.fields.matches(obj)
+
+    def translate(self, event: Event) -> Delivery | None:
+        """The event as this watcher sees it, or None if it does not concern it."""
+        now = self.matches(event.obj)
+        if event.type == "MODIFIED" and event.old is not None:
+            before = self.matches(event.old.obj)
+            if now and not before:
+                return Delivery("ADDED", event.version, event)
+            if before and not now:
+                return Delivery("DELETED", event.version, event)
+        return Delivery(event.type, event.version, event) if now else None
+
+    def offer(self, event: Event) -> None:
+        """Called from the store's listener, in any thread; delivers on the loop."""
+        if self.closed:
+            return
+        if threading.get_ident() == self.loop_thread:
+            self._push(event)
+        else:
+            self.loop.call_soon_threadsafe(self._push, event)
+
+    def _push(self, event: Event) -> None:
+        delivery = self.translate(event)
+        if delivery is not None:
+            self.enqueue(delivery)
+        else:
+            self.seen_rv = max(self.seen_rv, event.rv)
+
+    def enqueue(self, delivery: Delivery) -> None:
+        """Queue a delivery, passing it through the interceptors first."""
+        batch = self.on_delivery(self, delivery) if self.on_delivery else [delivery]
+        self.pending.extend(batch)
+        self.wakeup.set()
+
+    def close(self) -> None:
+        """End the stream at its next wake-up."""
+        self.closed = True
+        self.wakeup.set()
+
+
+class WatchHub:
+    """Routes store events to the watchers of each resource."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._unsubscribe = store.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        for watcher in list(self._watchers.get(event.resource.key, ())):
+            watcher.offer(event)
+
+    def add(self, watcher: Watcher) -> None:
+        """Start routing events to a watcher (call with the store's lock held)."""
+        self._watchers.setdefault(watcher.resource.key, set()).add(watcher)
+
+    def remove(self, watcher: Watcher) -> None:
+        """Stop routing events to a watcher."""
+        with self.store.lock:
+            self._watchers.get(watcher.resource.key, set()).discard(watcher)
+        watcher.closed = True
+
+    def watchers(self) -> list[Watcher]:
+        """Every open watcher."""
+        with self.store.lock:
+            return [w for ws in self._watchers.values() for w in ws]
+
+    def close_all(self) -> None:
+        """End every stream (server shutdown, or a forced drop of all watches)."""
+        for w in self.watchers():
+            w.close()
+
+    def shutdown(self) -> None:
+        """Detach from the store and end every stream."""
+        self._unsubscribe()
+        self.close_all()
