@@ -36,6 +36,7 @@ class RequestInfo:
     content_type: str = ""
     body: bytes = b""
     started: float = 0.0  # time.monotonic() when received
+    served_at: int | None = None  # set when a read was served from an older resourceVersion
 
 
 class Interceptor:
@@ -51,6 +52,11 @@ class Interceptor:
     def read_at(self, request: RequestInfo) -> int | None:
         """For GET and LIST: serve as of this older resourceVersion (a stale view)."""
         return None
+
+    def expire_watch(self, request: RequestInfo) -> bool:
+        """For a watch resuming from a resourceVersion: answer with an in-stream 410
+        Expired (forcing this client to relist) as if its history were compacted."""
+        return False
 
     def on_response(self, request: RequestInfo, status: int, body: bytes) -> None:
         """After the response (for watches: when the stream is opened)."""

@@ -398,7 +398,7 @@ class ApiHandler:
     def _read(self, request: web.Request, info: RequestInfo, rt: ResourceType,
               namespace: str, name: str, verb: str) -> web.Response:
         q = request.query
-        at = self._read_at(info)
+        at = info.served_at = self._read_at(info)
         if q.get("resourceVersionMatch") == "Exact":
             at = _parse_rv(q.get("resourceVersion"))
         if verb == "get":
@@ -454,6 +454,10 @@ class ApiHandler:
                 watcher.seen_rv = list_rv
             else:
                 try:
+                    if any(i.expire_watch(info) for i in self.interceptors):
+                        raise errors.Expired(
+                            f"too old resource version: {start_rv} "
+                            f"({self.store.resource_version})")
                     events = self.store.events_since(start_rv)  # type: ignore[arg-type]
                 except errors.Expired as e:
                     expired = e
