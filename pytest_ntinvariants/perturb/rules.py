@@ -1,0 +1,643 @@
+"""Perturbation rules and the ``Perturber`` that applies them to the fake API server.
+
+A rule says what (latency, a stale view, a hold, coalescing, a dropped watch, an
+expired watch, an API fault), to whom (a ``Target``: client identity, resource,
+object, verb) and when (always, the nth matching time, a seeded probability, at most
+``times`` times, only after or until a ``Trigger``). Every rule is a handle with
+``remove()``; the perturber unwinds what is left in reverse at teardown, like
+``monkeypatch.undo``. Every time a rule acts it is written to the ledger.
+
+Watch latency delays delivery to one watcher while reads and writes stay fast: kopf's
+author found that slowing everything cannot reproduce the stale-read race, only
+slowing what one replica *sees* can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..apiserver import errors
+from ..apiserver.hooks import Interceptor, RequestInfo
+from ..apiserver.store import Store
+from ..apiserver.watch import Delivery, Watcher, WatchHub
+from ..ledger import Ledger, ObjectVersion, PerturbationFired
+from .triggers import Trigger
+
+__all__ = [
+    "Coalesce",
+    "DropWatch",
+    "ExpireWatch",
+    "Fault",
+    "Hold",
+    "Perturber",
+    "RequestLatency",
+    "Rule",
+    "StaleView",
+    "Target",
+    "WatchLatency",
+]
+
+Delay = float | tuple[float, float]
+_WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """To whom a rule applies; ``None`` fields match anything.
+
+    ``resource`` is a plural (``notificationrequests``) or ``plural.group``;
+    ``verb`` may name several verbs, and ``"write"`` stands for every writing verb.
+    """
+
+    identity: str | None = None
+    resource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    verb: str | tuple[str, ...] | None = None
+    subresource: str | None = None
+
+    def _resource_ok(self, plural: str, group: str) -> bool:
+        if self.resource is None:
+            return True
+        return self.resource in (plural, f"{plural}.{group}" if group else plural)
+
+    def _verb_ok(self, verb: str) -> bool:
+        if self.verb is None:
+            return True
+        verbs = (self.verb,) if isinstance(self.verb, str) else self.verb
+        return verb in verbs or ("write" in verbs and verb in _WRITE_VERBS)
+
+    def matches_request(self, r: RequestInfo) -> bool:
+        """Whether a request falls under this target."""
+        if self.identity is not None and r.identity != self.identity:
+            return False
+        if r.resource is None or not self._resource_ok(r.resource.plural, r.resource.group):
+            return False
+        if self.namespace is not None and r.namespace != self.namespace:
+            return False
+        if self.name is not None and r.name != self.name:
+            return False
+        if self.subresource is not None and r.subresource != self.subresource:
+            return False
+        return self._verb_ok(r.verb)
+
+    def matches_delivery(self, w: Watcher, d: Delivery) -> bool:
+        """Whether a watch delivery falls under this target."""
+        if self.identity is not None and w.identity != self.identity:
+            return False
+        if not self._resource_ok(w.resource.plural, w.resource.group):
+            return False
+        meta = d.version.obj.get("metadata") or {}
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return self.name is None or meta.get("name") == self.name
+
+    def describe(self) -> str:
+        """``identity=replica-0 resource=notificationrequests`` (what is set)."""
+        parts = [f"{k}={v}" for k, v in vars(self).items() if v is not None]
+        return " ".join(parts) or "everyone"
+
+
+@dataclass(eq=False)
+class Rule:
+    """Base of every rule: targeting, timing, counting and undo."""
+
+    target: Target = field(default_factory=Target)
+    nth: int | None = None  # act only on the nth match (1-based)
+    times: int | None = None  # act at most this many times
+    probability: float | None = None  # act with this seeded probability
+    after: Trigger | None = None  # inactive until this fires
+    until: Trigger | None = None  # inactive once this fires
+    name: str = ""
+    matched: int = 0
+    fired: int = 0
+    removed: bool = False
+    perturber: Perturber | None = field(default=None, repr=False)
+
+    action = "perturb"
+
+    def __post_init__(self) -> None:
+        if self.nth is not None and self.nth < 1:
+            raise ValueError(f"nth must be >= 1, got {self.nth}")
+        if self.times is not None and self.times < 0:
+            raise ValueError(f"times must be >= 0, got {self.times}")
+        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be within [0, 1], got {self.probability}")
+        if not self.name:
+            self.name = f"{type(self).__name__}({self.target.describe()})"
+
+    @property
+    def active(self) -> bool:
+        """Whether the rule is in its time window (not removed, after/until triggers)."""
+        if self.removed:
+            return False
+        if self.after is not None and not self.after.fired:
+            return False
+        return not (self.until is not None and self.until.fired)
+
+    def should_fire(self) -> bool:
+        """Count a match and decide whether to act on it (call once per match)."""
+        if not self.active:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        self.matched += 1
+        if self.nth is not None and self.matched != self.nth:
+            return False
+        if self.probability is not None:
+            assert self.perturber is not None
+            if self.perturber.rng.random() >= self.probability:
+                return False
+        self.fired += 1
+        return True
+
+    def remove(self) -> None:
+        """Undo the rule (idempotent)."""
+        if self.removed:
+            return
+        self.removed = True
+        if self.perturber is not None:
+            self.perturber._forget(self)
+
+    def record(self, identity: str, detail: str = "") -> None:
+        """Write that this rule acted to the ledger."""
+        if self.perturber is not None:
+            self.perturber.ledger.record(
+                PerturbationFired, rule=self.name, action=self.action, identity=identity,
+                detail=detail)
+
+
+def _draw(delay: Delay, rng: random.Random) -> float:
+    if isinstance(delay, tuple):
+        lo, hi = delay
+        return rng.uniform(lo, hi)
+    return delay
+
+
+def _check_delay(delay: Delay, what: str) -> None:
+    values = delay if isinstance(delay, tuple) else (delay,)
+    if isinstance(delay, tuple) and (len(delay) != 2 or delay[0] > delay[1]):
+        raise ValueError(f"{what} range must be (low, high) with low <= high, got {delay!r}")
+    if any(not isinstance(v, (int, float)) or v < 0 for v in values):
+        raise ValueError(f"{what} must be a number of seconds >= 0, got {delay!r}")
+
+
+# --------------------------------------------------------------------- watch rules
+
+
+@dataclass(eq=False)
+class WatchLatency(Rule):
+    """Delay watch events to the target's watchers by ``delay`` seconds (or a seeded
+    ``(low, high)`` range); order is kept, so a later event never overtakes."""
+
+    delay: Delay = 0.0
+    action = "watch-latency"
+
+    def __post_init__(self) -> None:
+        _check_delay(self.delay, "delay")
+        super().__post_init__()
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        assert self.perturber is not None
+        seconds = _draw(self.delay, self.perturber.rng)
+        d.not_before = max(d.not_before, w.loop.time() + seconds)
+        if w.pending:  # keep rv order: never due before what is queued ahead of it
+            d.not_before = max(d.not_before, w.pending[-1].not_before)
+        self.record(w.identity, f"{d.type} rv={d.version.rv} +{seconds * 1000:.1f}ms")
+        return [d]
+
+
+@dataclass(eq=False)
+class Hold(Rule):
+    """Hold the target's watch events until ``release()`` or the ``until`` trigger."""
+
+    action = "hold"
+    _held: dict[int, tuple[Watcher, list[Delivery]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.until is not None:
+            self.until.on_fire(self.release)
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        with self._lock:
+            self._held.setdefault(w.id, (w, []))[1].append(d)
+        self.record(w.identity, f"held {d.type} rv={d.version.rv}")
+        return []
+
+    def release(self) -> None:
+        """Deliver everything held, in order, and stop holding."""
+        self.removed = True
+        with self._lock:
+            held, self._held = self._held, {}
+        for w, deliveries in held.values():
+            w.loop.call_soon_threadsafe(_release_to, w, deliveries)
+        if self.perturber is not None:
+            self.perturber._forget(self)
+            count = sum(len(ds) for _, ds in held.values())
+            self.record("*", f"released {count} event(s)")
+
+    def remove(self) -> None:
+        self.release()
+
+
+def _release_to(w: Watcher, deliveries: list[Delivery]) -> None:
+    if w.closed:
+        return
+    now = w.loop.time()
+    for d in deliveries:
+        d.not_before = min(d.not_before, now)
+    # Held events go before anything queued since: they happened earlier.
+    w.pending.extendleft(reversed(deliveries))
+    w.wakeup.set()
+
+
+@dataclass(eq=False)
+class Coalesce(Rule):
+    """Unobserved states: within ``window`` seconds, only the latest version of each
+    object reaches the target's watchers (intermediate MODIFIED events vanish)."""
+
+    window: float = 0.05
+    action = "coalesce"
+
+    def __post_init__(self) -> None:
+        _check_delay(self.window, "window")
+        super().__post_init__()
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        key = _obj_key(d)
+        for queued in list(w.pending):
+            if _obj_key(queued) == key and queued.type in ("ADDED", "MODIFIED") and \
+                    d.type == "MODIFIED":
+                w.pending.remove(queued)
+                if queued.type == "ADDED":
+                    d.type = "ADDED"  # the watcher never saw the object: it appears now
+                d.not_before = queued.not_before
+                self.record(w.identity, f"rv={queued.version.rv} superseded by "
+                                        f"rv={d.version.rv}")
+                return [d]
+        d.not_before = max(d.not_before, w.loop.time() + self.window)
+        if w.pending:
+            d.not_before = max(d.not_before, w.pending[-1].not_before)
+        return [d]
+
+
+def _obj_key(d: Delivery) -> tuple[str, str]:
+    meta = d.version.obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+@dataclass(eq=False)
+class DropWatch(Rule):
+    """Close the target's watch stream instead of delivering a matching event; the
+    client reconnects from the last resourceVersion it saw."""
+
+    action = "drop-watch"
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        w.close()
+        self.record(w.identity, f"closed watch #{w.id} before {d.type} rv={d.version.rv}")
+        return []
+
+
+@dataclass(eq=False)
+class ExpireWatch(Rule):
+    """Answer the target's watch resumptions with an in-stream 410 Expired, forcing a
+    relist (as after etcd compaction), and close its open streams when it starts."""
+
+    action = "expire-watch"
+
+
+# ------------------------------------------------------------------- request rules
+
+
+@dataclass(eq=False)
+class StaleView(Rule):
+    """Serve the target's GETs and LISTs as of an older resourceVersion.
+
+    ``versions`` behind (per object for GET, per resource for LIST), or ``seconds``
+    behind (what was current that long ago), or, with neither, frozen at the
+    resourceVersion current when the rule became active (a cache that stopped
+    syncing until the ``until`` trigger).
+    """
+
+    versions: int | None = None
+    seconds: float | None = None
+    action = "stale-read"
+    _frozen_at: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.versions is not None and self.versions < 0:
+            raise ValueError(f"versions must be >= 0, got {self.versions}")
+        if self.seconds is not None:
+            _check_delay(self.seconds, "seconds")
+        if self.versions is not None and self.seconds is not None:
+            raise ValueError("give versions or seconds, not both")
+        super().__post_init__()
+
+
+@dataclass(eq=False)
+class Fault(Rule):
+    """Answer the target's requests with an API error instead of serving them."""
+
+    code: int = 500
+    retry_after: int | None = None
+    message: str = ""
+    delay: float = 0.0  # seconds to wait before answering (504 timeouts)
+    action = "fault"
+
+    _ERRORS = {
+        400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden,
+        404: errors.NotFound, 409: errors.Conflict, 410: errors.Gone, 422: errors.Invalid,
+        429: errors.TooManyRequests, 500: errors.InternalError,
+        503: errors.ServiceUnavailable, 504: errors.Timeout,
+    }
+
+    def __post_init__(self) -> None:
+        if self.code not in self._ERRORS:
+            raise ValueError(
+                f"code must be one of {sorted(self._ERRORS)}, got {self.code!r}")
+        if self.code == 429 and self.retry_after is None:
+            self.retry_after = 1
+        super().__post_init__()
+
+    def error(self, r: RequestInfo) -> errors.ApiError:
+        """The error to answer ``r`` with (kube's wording for each code)."""
+        cls = self._ERRORS[self.code]
+        what = f'{r.resource.group_resource if r.resource else ""} "{r.name}"'.strip()
+        default = {
+            409: f"Operation cannot be fulfilled on {what}: the object has been modified; "
+                 f"please apply your changes to the latest version and try again",
+            429: "Too many requests, please try again later.",
+            500: "Internal error occurred: injected by pytest-ntinvariants",
+            503: "the server is currently unable to handle the request",
+            504: "Timeout: request did not complete within the allowed duration",
+        }.get(self.code, f"injected {self.code} by pytest-ntinvariants")
+        return cls(self.message or default, name=r.name or None,
+                   group=r.resource.group if r.resource else None,
+                   kind=r.resource.plural if r.resource else None,
+                   retry_after=self.retry_after)
+
+
+@dataclass(eq=False)
+class RequestLatency(Rule):
+    """Add latency to the target's requests before they are served."""
+
+    delay: Delay = 0.0
+    action = "request-latency"
+
+    def __post_init__(self) -> None:
+        _check_delay(self.delay, "delay")
+        super().__post_init__()
+
+
+# ------------------------------------------------------------------- the perturber
+
+
+class Perturber(Interceptor):
+    """Applies rules to one ``FakeApiServer``; seeded; every action is in the ledger."""
+
+    def __init__(self, store: Store, hub: WatchHub, ledger: Ledger, *, seed: int = 0) -> None:
+        self.store = store
+        self.hub = hub
+        self.ledger = ledger
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self._rules: list[Rule] = []
+        self._lock = threading.Lock()
+        self._times: list[float] = []  # ledger time of each commit, for "seconds" views
+        self._rvs: list[int] = []
+        self._undo_ledger = ledger.subscribe(self._on_entry)
+
+    # -- rule management
+
+    def add(self, rule: Rule) -> Rule:
+        """Activate a rule; returns it (call ``remove()`` on it to undo)."""
+        rule.perturber = self
+        with self._lock:
+            self._rules.append(rule)
+        if isinstance(rule, StaleView):
+            if rule.after is None:
+                rule._frozen_at = self.store.resource_version
+            else:
+                rule.after.on_fire(lambda: setattr(rule, "_frozen_at",
+                                                   self.store.resource_version))
+        if isinstance(rule, ExpireWatch):
+            # Open streams end now, so the target's next watch is a resumption to refuse.
+            if rule.after is None:
+                self._close_watches(rule)
+            else:
+                rule.after.on_fire(lambda: self._close_watches(rule))
+        return rule
+
+    def rules(self) -> list[Rule]:
+        """The active rules, oldest first."""
+        with self._lock:
+            return list(self._rules)
+
+    def _forget(self, rule: Rule) -> None:
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
+
+    def undo(self) -> None:
+        """Remove every rule, newest first (releasing holds), and stop observing."""
+        for rule in reversed(self.rules()):
+            rule.remove()
+        self._undo_ledger()
+
+    def _close_watches(self, rule: Rule) -> None:
+        for w in self.hub.watchers():
+            if rule.target.identity in (None, w.identity):
+                w.loop.call_soon_threadsafe(w.close)
+
+    def _on_entry(self, entry: Any) -> None:
+        if isinstance(entry, ObjectVersion):
+            self._times.append(entry.t)
+            self._rvs.append(entry.rv)
+
+    # -- convenience constructors (the user-facing API)
+
+    def watch_latency(self, delay: Delay, **when: Any) -> WatchLatency:
+        """Delay watch events to a target by ``delay`` s (or a seeded ``(lo, hi)`` range)."""
+        return self.add(WatchLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
+
+    def stale_reads(self, *, versions: int | None = None, seconds: float | None = None,
+                    **when: Any) -> StaleView:
+        """Serve a target's GETs and LISTs as of an older resourceVersion."""
+        return self.add(StaleView(versions=versions, seconds=seconds,  # type: ignore[return-value]
+                                  **_rule_args(when)))
+
+    def hold(self, **when: Any) -> Hold:
+        """Hold a target's watch events until ``release()`` or the ``until`` trigger."""
+        return self.add(Hold(**_rule_args(when)))  # type: ignore[return-value]
+
+    def coalesce(self, window: float = 0.05, **when: Any) -> Coalesce:
+        """Let only the latest version of each object within ``window`` s reach a target."""
+        return self.add(Coalesce(window=window, **_rule_args(when)))  # type: ignore[return-value]
+
+    def drop_watches(self, **when: Any) -> DropWatch:
+        """Close a target's watch streams on matching events."""
+        return self.add(DropWatch(**_rule_args(when)))  # type: ignore[return-value]
+
+    def expire_watches(self, **when: Any) -> ExpireWatch:
+        """Force a target's watches to relist (in-stream 410 Expired on resume)."""
+        return self.add(ExpireWatch(**_rule_args(when)))  # type: ignore[return-value]
+
+    def fault(self, code: int, *, retry_after: int | None = None, message: str = "",
+              delay: float = 0.0, **when: Any) -> Fault:
+        """Answer a target's requests with an API error (409, 422, 429, 500, 503, 504…)."""
+        return self.add(Fault(code=code, retry_after=retry_after,  # type: ignore[return-value]
+                              message=message, delay=delay, **_rule_args(when)))
+
+    def latency(self, delay: Delay, **when: Any) -> RequestLatency:
+        """Add latency to a target's requests."""
+        return self.add(RequestLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
+
+    def trigger(self, entry_type: type[Any], *, nth: int = 1,
+                where: Callable[[Any], bool] | None = None, **match: Any) -> Trigger:
+        """A trigger on the nth matching ledger entry (see ``Trigger.when``)."""
+        return Trigger.when(self.ledger, entry_type, nth=nth, where=where, **match)
+
+    def after_write(self, identity: str | None = None, *, nth: int = 1,
+                    subresource: str | None = None, name: str | None = None,
+                    resource: str | None = None) -> Trigger:
+        """A trigger on a target's nth successful write (``subresource="status"`` for
+        status writes)."""
+        from ..ledger import RequestServed
+
+        def ok(e: Any) -> bool:
+            return (e.verb in _WRITE_VERBS and e.status < 300
+                    and (subresource is None or e.subresource == subresource)
+                    and (name is None or e.name == name)
+                    and (resource is None or e.resource.endswith("/" + resource)))
+
+        who = identity or "anyone"
+        return Trigger.when(self.ledger, RequestServed, nth=nth, where=ok,
+                            description=f"after {who}'s write #{nth}"
+                            + (f" to /{subresource}" if subresource else ""),
+                            **({"identity": identity} if identity else {}))
+
+    # -- Interceptor hooks
+
+    def _matching(self, kinds: type[Rule] | tuple[type[Rule], ...]) -> list[Rule]:
+        with self._lock:
+            return [r for r in self._rules if isinstance(r, kinds)]
+
+    async def on_request(self, request: RequestInfo) -> None:
+        for rule in self._matching((RequestLatency, Fault)):
+            if not rule.target.matches_request(request) or not rule.should_fire():
+                continue
+            if isinstance(rule, RequestLatency):
+                seconds = _draw(rule.delay, self.rng)
+                rule.record(request.identity, f"{request.verb} {request.name} "
+                                              f"+{seconds * 1000:.1f}ms")
+                await asyncio.sleep(seconds)
+            elif isinstance(rule, Fault):
+                rule.record(request.identity,
+                            f"{rule.code} on {request.verb} {request.resource.plural if request.resource else ''}"
+                            f"/{request.name}{'/' + request.subresource if request.subresource else ''}")
+                if rule.delay:
+                    await asyncio.sleep(rule.delay)
+                raise rule.error(request)
+
+    def read_at(self, request: RequestInfo) -> int | None:
+        if request.verb not in ("get", "list"):
+            return None
+        best: int | None = None
+        for rule in self._matching(StaleView):
+            assert isinstance(rule, StaleView)
+            if not rule.target.matches_request(request) or not rule.should_fire():
+                continue
+            at = self._stale_rv(rule, request)
+            if at is None:
+                continue
+            rule.record(request.identity, f"{request.verb} {request.name or '*'} served at "
+                                          f"rv={at} (current {self.store.resource_version})")
+            best = at if best is None else min(best, at)
+        return best
+
+    def _stale_rv(self, rule: StaleView, request: RequestInfo) -> int | None:
+        current = self.store.resource_version
+        if rule.seconds is not None:
+            cutoff = self.ledger.now() - rule.seconds
+            i = bisect.bisect_right(self._times, cutoff)
+            at = self._rvs[i - 1] if i else 0
+        elif rule.versions is not None:
+            assert request.resource is not None
+            rvs = self.store.version_rvs(request.resource, request.namespace, request.name) \
+                if request.verb == "get" else self.store.resource_rvs(request.resource)
+            if len(rvs) <= rule.versions:
+                # Never behind the object's creation: a cache that has not seen the object
+                # at all is a different perturbation (hold), not a stale read.
+                at = rvs[0] if rvs else current
+            else:
+                at = rvs[-1 - rule.versions]
+        else:
+            at = rule._frozen_at if rule._frozen_at is not None else current
+        if at >= current:
+            return None
+        return max(at, self.store.compacted)
+
+    def expire_watch(self, request: RequestInfo) -> bool:
+        for rule in self._matching(ExpireWatch):
+            if rule.target.matches_request(request) and rule.should_fire():
+                rule.record(request.identity, "watch resume answered with 410 Expired")
+                return True
+        return False
+
+    def on_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:
+        batch = [delivery]
+        for rule in self._matching((Hold, DropWatch, Coalesce, WatchLatency)):
+            out: list[Delivery] = []
+            for d in batch:
+                if rule.target.matches_delivery(watcher, d) and rule.should_fire():
+                    out.extend(rule.on_delivery(watcher, d))  # type: ignore[attr-defined]
+                else:
+                    out.append(d)
+            batch = out
+        return batch
+
+
+def _rule_args(when: dict[str, Any]) -> dict[str, Any]:
+    """Split keyword arguments into a ``Target`` and the rule's timing fields."""
+    target_fields = {"identity", "resource", "namespace", "name", "verb", "subresource"}
+    timing = {"nth", "times", "probability", "after", "until", "name_"}
+    unknown = set(when) - target_fields - timing - {"target"}
+    if unknown:
+        raise TypeError(
+            f"unexpected argument(s) {', '.join(sorted(unknown))}; a rule takes "
+            f"{', '.join(sorted(target_fields | timing))}")
+    target = when.pop("target", None) or Target(
+        **{k: when.pop(k) for k in list(when) if k in target_fields})
+    if "name_" in when:
+        when["name"] = when.pop("name_")
+    return {"target": target, **when}
+
+
+def parse_delay(value: Any, what: str) -> Delay:
+    """``0.05`` or ``(0.01, 0.1)`` (a list too) from a marker argument; raises ValueError."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
+        pair = (float(value[0]), float(value[1]))
+        _check_delay(pair, what)
+        return pair
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
+    _check_delay(float(value), what)
+    return float(value)
+
+
+def check_sequence(value: Any, what: str) -> Sequence[Any]:
+    """A list or tuple argument, or a ValueError naming it."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{what} must be a list, got {value!r}")
+    return value
