@@ -315,6 +315,17 @@ class Store:
             token = self._encode_continue(list_rv, last_key)
         return items, list_rv, token, (remaining if token else None)
 
+    def version_rvs(self, rt: ResourceType, namespace: str, name: str) -> list[int]:
+        """The resourceVersions of every version of one object (incl. its deletion)."""
+        ns = namespace if rt.namespaced else ""
+        with self._lock:
+            return [rv for rv, _ in self._versions.get((rt.key, ns, name), ())]
+
+    def resource_rvs(self, rt: ResourceType) -> list[int]:
+        """The resourceVersions of every change to objects of one resource still in history."""
+        with self._lock:
+            return [e.rv for e in self._history if e.resource.key == rt.key]
+
     def _version_at(self, key: str, ns: str, name: str, at: int) -> Version | None:
         if at < self._compacted:
             raise errors.Expired(f"too old resource version: {at} ({self._compacted + 1})")
