@@ -1,0 +1,1104 @@
+"""Fake external delivery endpoints: stand-ins for Slack incoming webhooks and plain webhooks.
+
+A ``Sink`` is a real HTTP (or HTTPS) server on 127.0.0.1 that records every call it
+receives and answers from a script. It is the plugin's view of "what the outside world
+received": the seed's final fix made the *recorded* attempt count right while the webhook
+was still called twice, so the invariants compare the controller's status against these
+records, call by call (DESIGN.md section 2).
+
+Usable from plain Python::
+
+    with Sink("slack") as slack:
+        handle = slack.script(sequence([502, 200]), uid=obj_uid)
+        ...  # run the controller against slack.url
+        slack.wait_for_calls(2, uid=obj_uid)
+        handle.remove()
+
+Each call is attributed to the object and channel it carries. The reference controller
+sends ``X-Notification-Uid``, ``-Namespace``, ``-Name``, ``-Channel`` and ``-Attempt`` with
+every delivery; ``identify=`` overrides that for other controllers.
+
+Replies are scripted with undoable rules (``Sink.script`` returns a ``ScriptHandle``);
+later rules take precedence over earlier ones, and the default reply is Slack's: 200 with
+the ``text/plain`` body ``ok``. The sink answers from its own event loop in a
+``LoopThread``; anything that goes wrong there (a failing listener or ``identify``) is
+re-raised by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeAlias
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDictProxy, MultiMapping
+
+from ._loopthread import LoopThread
+from .tls import CertificateAuthority, KeyPair, self_signed
+
+__all__ = [
+    "HEADER_ATTEMPT",
+    "HEADER_CHANNEL",
+    "HEADER_NAME",
+    "HEADER_NAMESPACE",
+    "HEADER_UID",
+    "Gate",
+    "Identify",
+    "ObjectKey",
+    "Reply",
+    "ReplySequence",
+    "ScriptHandle",
+    "Sink",
+    "SinkCall",
+    "SinkRequest",
+    "TlsMode",
+    "UndoHandle",
+    "abort",
+    "empty",
+    "identify_by_headers",
+    "malformed_json",
+    "reply",
+    "sequence",
+]
+
+#: Attribution headers the reference controller sends with every delivery.
+HEADER_UID = "X-Notification-Uid"
+HEADER_NAMESPACE = "X-Notification-Namespace"
+HEADER_NAME = "X-Notification-Name"
+HEADER_CHANNEL = "X-Notification-Channel"
+HEADER_ATTEMPT = "X-Notification-Attempt"
+
+#: How a sink serves: a valid certificate from its CA, or one of the broken kinds the
+#: seed's TLS suite probed (each must be classified as a permanent failure, BR-NOT-058).
+TlsMode: TypeAlias = Literal["valid", "self-signed", "expired", "wrong-host"]
+_TLS_MODES: tuple[str, ...] = ("valid", "self-signed", "expired", "wrong-host")
+
+_TEXT_PLAIN = "text/plain; charset=utf-8"
+_JSON = "application/json"
+# A JSON document cut short: what a proxy that truncates a reply delivers.
+_MALFORMED_JSON = b'{"ok": true, "channel": "C0'
+# How long stop() lets a reply that is being written finish; paused replies never wait.
+_SHUTDOWN_GRACE = 5.0
+
+
+# --------------------------------------------------------------------------- gates
+
+
+class Gate:
+    """A one-shot barrier that holds scripted replies until ``open()`` is called.
+
+    ``reply(200, hold=gate)`` makes the sink receive (and record) a call but withhold the
+    answer: the controller is "in the middle of a delivery" for exactly as long as the
+    test wants, with no sleeps (DESIGN.md section 5 prefers gates to timing). Opening is
+    thread-safe and wakes every held reply; a gate stays open once opened.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open()`` has been called."""
+        return self._open
+
+    def open(self) -> None:
+        """Release every reply held by this gate, now and in the future."""
+        with self._lock:
+            self._open = True
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> None:
+        """Wait (on any event loop) until the gate is open."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._open:
+                return
+            self._waiters.append((loop, future))
+        try:
+            await future
+        finally:
+            with self._lock:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+
+    def __repr__(self) -> str:
+        return f"Gate({'open' if self._open else 'closed'})"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer. Build it with ``reply()``, ``abort()``, ``empty()`` or
+    ``malformed_json()`` rather than directly.
+
+    ``status`` None means "close the connection without answering"; ``note`` names a
+    deliberately odd reply in reports. ``delay`` (seconds) and then ``hold`` (a ``Gate``)
+    are awaited on the server before answering; the call is recorded on arrival, before
+    either.
+    """
+
+    status: int | None = 200
+    body: bytes = b"ok"
+    content_type: str | None = _TEXT_PLAIN
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
+    hold: Gate | None = field(default=None, compare=False)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status is not None and not 100 <= self.status <= 999:
+            raise ValueError(f"status must be an HTTP status code, got {self.status!r}")
+        if self.delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {self.delay!r}")
+
+    @property
+    def aborts(self) -> bool:
+        """Whether this reply closes the connection instead of answering."""
+        return self.status is None
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``502 (Retry-After: 3) after 0.5s``."""
+        text = "abort" if self.status is None else str(self.status)
+        if self.note:
+            text += f" {self.note}"
+        extras = [f"{k}: {v}" for k, v in self.headers if k.lower() == "retry-after"]
+        if extras:
+            text += f" ({', '.join(extras)})"
+        if self.delay:
+            text += f" after {self.delay:g}s"
+        if self.hold is not None:
+            text += " held"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for reports."""
+        return {
+            "status": self.status,
+            "aborted": self.aborts,
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+            "body": _body_text(self.body),
+            "delay": self.delay,
+            "held": self.hold is not None,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class ReplySequence:
+    """Replies given in turn, one per matching call; the last one repeats."""
+
+    steps: tuple[Reply, ...]
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("a reply sequence needs at least one step")
+
+    def at(self, position: int) -> Reply:
+        """The reply for the ``position``-th matching call (0-based)."""
+        return self.steps[min(position, len(self.steps) - 1)]
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``[502, 200...]``."""
+        return "[" + ", ".join(step.describe() for step in self.steps) + "...]"
+
+
+def reply(
+    status: int = 200,
+    *,
+    body: bytes | str | None = None,
+    json: Any = None,
+    content_type: str | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    retry_after: float | str | None = None,
+    delay: float = 0.0,
+    hold: Gate | None = None,
+) -> Reply:
+    """A reply with ``status``; by default a ``text/plain`` body like Slack's.
+
+    The default body is ``ok`` for a 2xx status and the status phrase otherwise. ``json``
+    (any JSON-serializable value) replaces the body and sets ``application/json``;
+    ``retry_after`` adds a ``Retry-After`` header (seconds, or an HTTP date as a string).
+    """
+    if body is not None and json is not None:
+        raise ValueError("give body or json, not both")
+    pairs = list(headers.items() if isinstance(headers, Mapping) else (headers or ()))
+    if retry_after is not None:
+        if isinstance(retry_after, float) and retry_after.is_integer():
+            retry_after = int(retry_after)
+        pairs.append(("Retry-After", str(retry_after)))
+    if json is not None:
+        data = orjson.dumps(json)
+        kind: str | None = content_type or _JSON
+    elif body is not None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        kind = content_type or _TEXT_PLAIN
+    else:
+        data = b"ok" if 200 <= status < 300 else _phrase(status).encode("ascii")
+        kind = content_type or _TEXT_PLAIN
+    return Reply(
+        status=status, body=data, content_type=kind, headers=tuple(pairs), delay=delay, hold=hold
+    )
+
+
+def malformed_json(status: int = 200, *, delay: float = 0.0, hold: Gate | None = None) -> Reply:
+    """A reply that claims ``application/json`` but carries a truncated document.
+
+    The seed's Slack mock had this failure mode ("malformed-json", status 200).
+    """
+    return Reply(
+        status=status,
+        body=_MALFORMED_JSON,
+        content_type=_JSON,
+        delay=delay,
+        hold=hold,
+        note="malformed-json",
+    )
+
+
+def empty(status: int = 200, *, delay: float = 0.0, hold: Gate | None = None) -> Reply:
+    """A reply with no body and no ``Content-Type`` (the seed mock's "empty-response")."""
+    return Reply(status=status, body=b"", content_type=None, delay=delay, hold=hold, note="empty")
+
+
+def abort(*, delay: float = 0.0, hold: Gate | None = None) -> Reply:
+    """Close the connection without a reply (after ``delay`` / ``hold``, if given).
+
+    Clients see a connection reset or a server disconnect: a retryable transport error.
+    """
+    return Reply(status=None, body=b"", content_type=None, delay=delay, hold=hold)
+
+
+def sequence(steps: Iterable[Reply | int]) -> ReplySequence:
+    """Replies in turn, the last repeating: ``sequence([502, 200])`` is "502 once, then 200"."""
+    return ReplySequence(tuple(_as_reply(step) for step in steps))
+
+
+def _as_reply(value: Reply | int) -> Reply:
+    if isinstance(value, Reply):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a Reply or an HTTP status code, got {value!r}")
+    return reply(value)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"status {status}"
+
+
+def _body_text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """The Kubernetes object a call is about (any part may be unknown)."""
+
+    uid: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = self.name_key
+        uid = f"uid {self.uid}" if self.uid else ""
+        return f"{where} ({uid})" if where and uid else where or uid or "unknown object"
+
+    @property
+    def name_key(self) -> str:
+        """``namespace/name``, or ``name`` without a namespace (client-go's cache key)."""
+        return f"{self.namespace}/{self.name or ''}" if self.namespace else self.name or ""
+
+    def to_dict(self) -> dict[str, str | None]:
+        """A JSON-ready form."""
+        return {"uid": self.uid, "namespace": self.namespace, "name": self.name}
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SinkRequest:
+    """A request as the sink received it; what ``identify`` and ``match`` callables see.
+
+    ``headers`` and ``query`` are read-only multidicts (headers case-insensitive).
+    """
+
+    method: str
+    path: str
+    query: MultiMapping[str]
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    remote: str | None
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return _body_text(self.body)
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON, or None if it is not JSON.
+
+        Parsed afresh on each access, so a caller can never change a record through it.
+        """
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the body is a well-formed JSON document."""
+        try:
+            orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SinkCall(SinkRequest):
+    """One call the sink received: the request, when, about what, and what it answered.
+
+    ``index`` counts calls over the sink's life from 0 (``clear()`` does not reset it);
+    ``monotonic`` is ``time.monotonic()`` and ``wall`` is ``time.time()``, both taken on
+    arrival. ``reply`` is the answer chosen on arrival and ``rule`` names what chose it:
+    ``"default"``, ``"strict_json"``, ``"identify_error"``, ``"too_large"`` or a script's label.
+    Calls compare by identity.
+    """
+
+    sink: str
+    index: int
+    monotonic: float
+    wall: float
+    object_key: ObjectKey | None
+    channel: str
+    attempt: int | None
+    reply: Reply
+    rule: str
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status answered, or None if the connection was closed instead."""
+        return self.reply.status
+
+    @property
+    def uid(self) -> str | None:
+        """The object's uid, if known."""
+        return self.object_key.uid if self.object_key else None
+
+    @property
+    def name(self) -> str | None:
+        """The object's name, if known."""
+        return self.object_key.name if self.object_key else None
+
+    @property
+    def namespace(self) -> str | None:
+        """The object's namespace, if known."""
+        return self.object_key.namespace if self.object_key else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form for reports and the ledger."""
+        # str(): multidict keys are str subclasses (istr), which JSON encoders refuse.
+        headers: dict[str, str] = {}
+        for key, value in self.headers.items():
+            name = str(key)
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        query: dict[str, list[str]] = {}
+        for key, value in self.query.items():
+            query.setdefault(str(key), []).append(value)
+        return {
+            "sink": self.sink,
+            "index": self.index,
+            "monotonic": self.monotonic,
+            "wall": self.wall,
+            "method": self.method,
+            "path": self.path,
+            "query": query,
+            "headers": headers,
+            "remote": self.remote,
+            "body": _body_text(self.body),
+            "json": self.json,
+            "object_key": self.object_key.to_dict() if self.object_key else None,
+            "channel": self.channel,
+            "attempt": self.attempt,
+            "reply": self.reply.to_dict(),
+            "rule": self.rule,
+        }
+
+    def __repr__(self) -> str:
+        about = f" {self.object_key}" if self.object_key else ""
+        attempt = f" attempt {self.attempt}" if self.attempt is not None else ""
+        return (
+            f"<SinkCall {self.sink}#{self.index} {self.method} {self.path}{about}"
+            f" [{self.channel}{attempt}] -> {self.reply.describe()} by {self.rule}>"
+        )
+
+
+#: ``identify(request) -> (object or None, channel or None)``; a None channel means the
+#: sink's name.
+Identify: TypeAlias = Callable[[SinkRequest], tuple[ObjectKey | None, str | None]]
+
+
+def identify_by_headers(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
+    """The default attribution: the reference controller's ``X-Notification-*`` headers."""
+    uid = request.headers.get(HEADER_UID)
+    namespace = request.headers.get(HEADER_NAMESPACE)
+    name = request.headers.get(HEADER_NAME)
+    ref = ObjectKey(uid, namespace, name) if uid or namespace or name else None
+    return ref, request.headers.get(HEADER_CHANNEL)
+
+
+def _attempt(request: SinkRequest) -> int | None:
+    value = request.headers.get(HEADER_ATTEMPT)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- handles
+
+
+class UndoHandle:
+    """Undoes one registration (``Sink.on_call``): ``remove()`` is idempotent, and the
+    handle is a context manager that removes on exit (``_pytest/monkeypatch.py`` style).
+    """
+
+    def __init__(self, remove: Callable[[], None]) -> None:
+        self._remove: Callable[[], None] | None = remove
+
+    def remove(self) -> None:
+        """Undo the registration; later calls do nothing."""
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
+
+    @property
+    def removed(self) -> bool:
+        """Whether ``remove()`` was called."""
+        return self._remove is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+
+@dataclass(frozen=True)
+class _Filter:
+    uid: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    channel: str | None = None
+    attempt: int | None = None
+
+    def __str__(self) -> str:
+        given = [f"{k}={v!r}" for k, v in vars(self).items() if v is not None]
+        return ", ".join(given) if given else "anything"
+
+    def accepts(self, ref: ObjectKey | None, channel: str, attempt: int | None) -> bool:
+        if self.channel is not None and channel != self.channel:
+            return False
+        if self.attempt is not None and attempt != self.attempt:
+            return False
+        if self.uid is None and self.namespace is None and self.name is None:
+            return True
+        if ref is None:
+            return False
+        return (
+            (self.uid is None or ref.uid == self.uid)
+            and (self.namespace is None or ref.namespace == self.namespace)
+            and (self.name is None or ref.name == self.name)
+        )
+
+
+class ScriptHandle(UndoHandle):
+    """Undo handle of ``Sink.script``: ``remove()`` withdraws the rule; ``hits`` counts
+    the calls it answered. Also a context manager that removes the rule on exit.
+    """
+
+    def __init__(
+        self,
+        remove: Callable[[], None],
+        *,
+        label: str,
+        replies: ReplySequence,
+        where: _Filter,
+        match: Callable[[SinkRequest], bool] | None,
+        times: int | None,
+        per_object: bool,
+    ) -> None:
+        super().__init__(remove)
+        self.label = label
+        """The name recorded as ``SinkCall.rule`` for the calls this rule answered."""
+        self._replies = replies
+        self._where = where
+        self._match = match
+        self._times = times
+        self._per_object = per_object
+        self._hits = 0
+        self._hits_by_key: dict[tuple[ObjectKey | None, str], int] = {}
+
+    @property
+    def hits(self) -> int:
+        """How many calls this rule has answered."""
+        return self._hits
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether ``times`` is used up (never, for a ``per_object`` rule)."""
+        return not self._per_object and self._times is not None and self._hits >= self._times
+
+    def _take(self, request: SinkRequest, ref: ObjectKey | None, channel: str) -> Reply | None:
+        # Runs under the sink's lock, on the server thread.
+        if not self._where.accepts(ref, channel, _attempt(request)):
+            return None
+        key = (ref, channel)
+        used = self._hits_by_key.get(key, 0) if self._per_object else self._hits
+        if self._times is not None and used >= self._times:
+            return None
+        if self._match is not None and not self._match(request):
+            return None
+        self._hits += 1
+        if self._per_object:
+            self._hits_by_key[key] = used + 1
+        return self._replies.at(used)
+
+    def __repr__(self) -> str:
+        state = "removed" if self.removed else f"{self._hits} hit(s)"
+        return f"<ScriptHandle {self.label}: {state}>"
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class Sink:
+    """A fake delivery endpoint on 127.0.0.1 with recorded calls and scripted replies.
+
+    ``name`` is the default channel of calls without ``X-Notification-Channel``.
+    ``tls`` serves HTTPS with a certificate from ``ca`` (a fresh CA by default): "valid",
+    or "self-signed", "expired" or "wrong-host" to make clients fail verification, or a
+    ``KeyPair`` of your own. ``ca_path`` / ``ca_pem`` are the bundle clients should trust
+    in every TLS mode, so the same client configuration meets each broken certificate.
+    ``strict_json`` (default: on for a sink named "slack") answers 400
+    ``invalid_payload`` to bodies that are not JSON, as Slack does. ``default`` replaces the
+    200 ``ok`` reply given when no script matches.
+
+    Start and stop are idempotent; as a context manager the sink starts on entry and
+    stops on exit. ``stop()`` raises ``BackgroundError`` for errors on the server thread.
+    """
+
+    host = "127.0.0.1"
+    """Where every sink listens: loopback only, never a public interface."""
+
+    def __init__(
+        self,
+        name: str = "slack",
+        *,
+        tls: TlsMode | KeyPair | None = None,
+        ca: CertificateAuthority | None = None,
+        strict_json: bool | None = None,
+        identify: Identify | None = None,
+        default: Reply | int = 200,
+    ) -> None:
+        self.name = name
+        """The sink's name, and the channel of calls that do not name one."""
+        self.strict_json = name == "slack" if strict_json is None else strict_json
+        """Whether bodies that are not JSON are answered 400 ``invalid_payload``."""
+        self._identify = identify or identify_by_headers
+        self._default = _as_reply(default)
+        self._ca, self._keypair, tls_mode = _tls_setup(name, tls, ca)
+        self.tls: str | None = tls_mode
+        """The TLS mode ("valid", "self-signed", ..., "custom" for a KeyPair) or None."""
+
+        # Reentrant: a match= callable runs under the lock and may query the sink.
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._calls: list[SinkCall] = []
+        self._next_index = 0
+        self._rules: list[ScriptHandle] = []
+        self._labels = itertools.count(1)
+        self._listeners: list[Callable[[SinkCall], None]] = []
+
+        self._thread: LoopThread | None = None
+        self._stopped = False
+        self._port: int | None = None
+        self._runner: web.ServerRunner | None = None
+        self._closing: asyncio.Event | None = None
+        self._workdir: Path | None = None
+        self._cleanup_workdir: weakref.finalize[Any, Any] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start serving (idempotent); returns the sink. A stopped sink cannot restart."""
+        if self._thread is not None:
+            if self._stopped:
+                raise RuntimeError(f"sink {self.name!r} was stopped; create a new Sink")
+            return self
+        self._thread = LoopThread(f"ntinvariants-sink-{self.name}", self._serve, self._shutdown)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent) and raise ``BackgroundError`` for background errors.
+
+        Replies still paused (``delay`` or ``hold``) are dropped: their clients see the
+        connection close.
+        """
+        with self._lock:
+            already, self._stopped = self._stopped, True
+            self._changed.notify_all()  # wake wait_for_calls() so it can give up now
+        try:
+            if not already and self._thread is not None:
+                self._thread.stop()
+        finally:
+            if self._cleanup_workdir is not None:
+                self._cleanup_workdir()
+
+    @property
+    def running(self) -> bool:
+        """Whether the sink is serving."""
+        return self._thread is not None and self._thread.running and not self._stopped
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not started"
+        return f"<Sink {self.name!r} {where} calls={len(self._calls)}>"
+
+    # -- addresses and trust ----------------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serving TLS, else ``http``."""
+        return "https" if self._keypair is not None else "http"
+
+    @property
+    def port(self) -> int:
+        """The port the sink listens on (chosen by the OS at start)."""
+        if self._port is None:
+            raise RuntimeError(f"sink {self.name!r} is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:PORT/``; every path on it is served."""
+        return f"{self.scheme}://{self.host}:{self.port}/"
+
+    def url_for(self, path: str) -> str:
+        """The URL of ``path`` on this sink, e.g. ``url_for("services/T0/B0/X")``."""
+        return self.url + path.lstrip("/")
+
+    @property
+    def ca(self) -> CertificateAuthority | None:
+        """The CA behind the sink's certificate (None for plain HTTP or a given KeyPair)."""
+        return self._ca
+
+    @property
+    def keypair(self) -> KeyPair | None:
+        """The certificate the sink serves (None for plain HTTP)."""
+        return self._keypair
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA bundle clients should trust (PEM), or None for plain HTTP."""
+        if self._keypair is None:
+            return None
+        if self._ca is not None:
+            return self._ca.cert_pem
+        return self._keypair.chain_pem or None
+
+    @property
+    def ca_path(self) -> Path | None:
+        """``ca_pem`` written to a file (removed at ``stop()``), or None for plain HTTP."""
+        pem = self.ca_pem
+        if pem is None:
+            return None
+        if self._stopped:
+            raise RuntimeError(f"sink {self.name!r} is stopped; its CA file was removed")
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"ntinv-sink-{self.name}-"))
+            # Also removed if the sink is never stopped (at collection or interpreter exit).
+            self._cleanup_workdir = weakref.finalize(
+                self, shutil.rmtree, str(self._workdir), ignore_errors=True
+            )
+        path = self._workdir / "ca.crt"
+        if not path.exists():
+            path.write_bytes(pem)
+        return path
+
+    # -- scripting ----------------------------------------------------------------------
+
+    def script(
+        self,
+        replies: Reply | ReplySequence | int,
+        *,
+        times: int | None = None,
+        uid: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        channel: str | None = None,
+        attempt: int | None = None,
+        match: Callable[[SinkRequest], bool] | None = None,
+        per_object: bool = False,
+        label: str | None = None,
+    ) -> ScriptHandle:
+        """Answer matching calls with ``replies``; return a handle that undoes it.
+
+        Rules are tried newest first; the first that matches and is not used up answers.
+        A call matches when it carries the given ``uid`` / ``namespace`` / ``name`` /
+        ``channel`` / ``attempt`` and ``match(request)`` (if given) is true. ``times``
+        limits the rule to that many calls, counted per (object, channel) when
+        ``per_object`` is set, as are a sequence's positions: ``script(sequence([502,
+        200]), per_object=True)`` fails every object's first delivery once.
+        """
+        if times is not None and times < 1:
+            raise ValueError(f"times must be >= 1, got {times!r}")
+        steps = replies if isinstance(replies, ReplySequence) else sequence([replies])
+        shown = steps.describe() if len(steps.steps) > 1 else steps.steps[0].describe()
+        handle = ScriptHandle(
+            lambda: self._unscript(handle),
+            label=label or f"script#{next(self._labels)} {shown}",
+            replies=steps,
+            where=_Filter(uid, namespace, name, channel, attempt),
+            match=match,
+            times=times,
+            per_object=per_object,
+        )
+        with self._lock:
+            self._rules.append(handle)
+        return handle
+
+    def _unscript(self, handle: ScriptHandle) -> None:
+        with self._lock:
+            if handle in self._rules:
+                self._rules.remove(handle)
+
+    @property
+    def scripts(self) -> list[ScriptHandle]:
+        """The active rules, oldest first."""
+        with self._lock:
+            return list(self._rules)
+
+    def reset(self) -> None:
+        """Remove every script and clear the recorded calls."""
+        for handle in self.scripts:
+            handle.remove()
+        self.clear()
+
+    # -- listeners -----------------------------------------------------------------------
+
+    def on_call(self, callback: Callable[[SinkCall], None]) -> UndoHandle:
+        """Call ``callback(call)`` for each call from now on, in order; undo with the handle.
+
+        Runs on the sink's server thread after the call is recorded and before it is
+        answered, so it must not block; an exception it raises is re-raised by ``stop()``.
+        """
+        with self._lock:
+            self._listeners.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return UndoHandle(remove)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[SinkCall]:
+        """A copy of the recorded calls, in arrival order."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_for(
+        self,
+        *,
+        uid: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        channel: str | None = None,
+        attempt: int | None = None,
+    ) -> list[SinkCall]:
+        """The recorded calls about the given object / channel / attempt, in order."""
+        where = _Filter(uid, namespace, name, channel, attempt)
+        with self._lock:
+            return [c for c in self._calls if where.accepts(c.object_key, c.channel, c.attempt)]
+
+    def count(
+        self,
+        *,
+        uid: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        channel: str | None = None,
+        attempt: int | None = None,
+    ) -> int:
+        """How many recorded calls match (see ``calls_for``)."""
+        return len(
+            self.calls_for(
+                uid=uid, namespace=namespace, name=name, channel=channel, attempt=attempt
+            )
+        )
+
+    def clear(self) -> None:
+        """Forget the recorded calls (indexes keep counting; scripts stay)."""
+        with self._lock:
+            self._calls.clear()
+
+    def wait_for_calls(
+        self,
+        n: int = 1,
+        timeout: float = 5.0,
+        *,
+        uid: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        channel: str | None = None,
+        attempt: int | None = None,
+    ) -> list[SinkCall]:
+        """Block until at least ``n`` matching calls are recorded; return them.
+
+        Raises ``TimeoutError`` (naming what did arrive) after ``timeout`` seconds, or at
+        once if the sink stops first.
+        """
+        __tracebackhide__ = True
+        where = _Filter(uid, namespace, name, channel, attempt)
+
+        def matching() -> list[SinkCall]:
+            return [c for c in self._calls if where.accepts(c.object_key, c.channel, c.attempt)]
+
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = matching()
+                if len(found) >= n:
+                    return found
+                remaining = deadline - time.monotonic()
+                if self._stopped or remaining <= 0:
+                    seen = "\n".join(f"  {c!r}" for c in self._calls[-20:]) or "  (none)"
+                    why = "the sink stopped" if self._stopped else f"{timeout}s passed"
+                    raise TimeoutError(
+                        f"sink {self.name!r}: expected {n} call(s) matching ({where}), "
+                        f"got {len(found)} before {why}; last calls:\n{seen}"
+                    )
+                self._changed.wait(remaining)
+
+    # -- the server (runs on the LoopThread) ------------------------------------------------
+
+    async def _serve(self) -> None:
+        ssl_context = self._keypair.server_ssl_context() if self._keypair else None
+        self._closing = asyncio.Event()
+        # access_log=None: no log record per request (it costs more than the handler).
+        server = web.Server(self._handle, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_GRACE)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, 0, ssl_context=ssl_context)
+            await site.start()
+        except BaseException:
+            # LoopThread runs no teardown after a failed setup: clean up here.
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def _shutdown(self) -> None:
+        if self._closing is not None:
+            self._closing.set()  # paused replies give up rather than hold up the stop
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        arrived, wall = time.monotonic(), time.time()
+        try:
+            try:
+                body = await request.read()
+                too_large = False
+            except web.HTTPRequestEntityTooLarge:  # over aiohttp's 1 MiB; Slack allows less
+                body, too_large = b"", True
+            info = SinkRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                headers=request.headers,
+                body=body,
+                remote=request.remote,
+            )
+            call, listeners = self._record(info, arrived, wall, too_large)
+        except Exception as error:  # a bug here must fail the test, not only log a 500
+            self._report(error)
+            return web.Response(status=500, text="sink error", content_type="text/plain")
+        for listener in listeners:
+            try:
+                listener(call)
+            except Exception as error:
+                self._report(error)
+        return await self._answer(request, call.reply)
+
+    def _record(
+        self, info: SinkRequest, arrived: float, wall: float, too_large: bool
+    ) -> tuple[SinkCall, tuple[Callable[[SinkCall], None], ...]]:
+        failed = False
+        try:
+            ref, channel = self._identify(info)
+        except Exception as error:
+            self._report(error)
+            ref, channel, failed = None, None, True
+        channel = channel or self.name
+        with self._lock:
+            if failed:
+                answer, rule = reply(500, body="identify failed"), "identify_error"
+            elif too_large:
+                answer, rule = reply(413), "too_large"
+            elif self.strict_json and not info.is_json:
+                answer, rule = reply(400, body="invalid_payload"), "strict_json"
+            else:
+                answer, rule = self._choose(info, ref, channel)
+            call = SinkCall(
+                method=info.method,
+                path=info.path,
+                query=info.query,
+                headers=info.headers,
+                body=info.body,
+                remote=info.remote,
+                sink=self.name,
+                index=self._next_index,
+                monotonic=arrived,
+                wall=wall,
+                object_key=ref,
+                channel=channel,
+                attempt=_attempt(info),
+                reply=answer,
+                rule=rule,
+            )
+            self._next_index += 1
+            self._calls.append(call)
+            self._changed.notify_all()
+            return call, tuple(self._listeners)
+
+    def _choose(self, info: SinkRequest, ref: ObjectKey | None, channel: str) -> tuple[Reply, str]:
+        for rule in reversed(self._rules):
+            try:
+                answer = rule._take(info, ref, channel)
+            except Exception as error:  # a broken match= callable: report, skip the rule
+                self._report(error)
+                continue
+            if answer is not None:
+                return answer, rule.label
+        return self._default, "default"
+
+    async def _answer(self, request: web.BaseRequest, answer: Reply) -> web.StreamResponse:
+        if (answer.delay or answer.hold is not None) and not await self._pause(answer):
+            return _drop(request)  # the sink is stopping
+        if answer.status is None:
+            return _drop(request)
+        response = web.Response(status=answer.status, body=answer.body)
+        for key, value in answer.headers:
+            response.headers.add(key, value)
+        if answer.content_type is not None:
+            response.headers["Content-Type"] = answer.content_type
+        return response
+
+    async def _pause(self, answer: Reply) -> bool:
+        """Wait out the reply's delay and gate; False if the sink began stopping first."""
+        assert self._closing is not None
+
+        async def pause() -> None:
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+            if answer.hold is not None:
+                await answer.hold.wait()
+
+        paused = asyncio.ensure_future(pause())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((paused, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (paused, closing):
+                task.cancel()
+            await asyncio.gather(paused, closing, return_exceptions=True)
+        return paused.done() and not paused.cancelled() and not self._closing.is_set()
+
+    def _report(self, error: BaseException) -> None:
+        if self._thread is not None:
+            self._thread.report(error)
+
+
+def _drop(request: web.BaseRequest) -> web.StreamResponse:
+    # Abort rather than close: buffered output is discarded and the socket shut at once,
+    # so the client sees the connection end with no reply, as when an endpoint crashes
+    # mid-request. aiohttp finds the transport gone and sends nothing of this response.
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=500)
+
+
+def _tls_setup(
+    name: str, tls: TlsMode | KeyPair | None, ca: CertificateAuthority | None
+) -> tuple[CertificateAuthority | None, KeyPair | None, str | None]:
+    if tls is None:
+        return ca, None, None
+    if isinstance(tls, KeyPair):
+        return ca, tls, "custom"
+    if tls not in _TLS_MODES:
+        raise ValueError(f"tls must be one of {', '.join(_TLS_MODES)} or a KeyPair, got {tls!r}")
+    authority = ca or CertificateAuthority.generate(f"pytest-ntinvariants {name} sink CA")
+    if tls == "valid":
+        pair = authority.issue()
+    elif tls == "self-signed":
+        pair = self_signed()
+    elif tls == "expired":
+        pair = authority.issue_expired()
+    else:
+        pair = authority.issue_wrong_host()
+    return authority, pair, tls
