@@ -160,16 +160,23 @@ class FakeApiServer:
     async def _setup(self) -> None:
         app = web.Application(client_max_size=0, handler_args={"max_field_size": 65536})
         app.router.add_route("*", "/{tail:.*}", self.handler.handle)
-        # No access log: it costs more than serving the request does.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # No access log: it costs more than serving the request does. The shutdown timeout
+        # belongs on the runner (aiohttp >= 3.9 deprecates it on the site).
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.25
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self.handler.server_address = f"{self.host}:{self.port}"
-        site = web.SockSite(self._runner, sock, ssl_context=self._ssl, shutdown_timeout=0.25)
-        await site.start()
+        try:
+            site = web.SockSite(self._runner, sock, ssl_context=self._ssl)
+            await site.start()
+        except BaseException:
+            sock.close()  # a failed start must not leak the bound socket
+            raise
 
     async def _teardown(self) -> None:
         self.handler.closing = True
