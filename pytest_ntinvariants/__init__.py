@@ -1,28 +1,71 @@
 """pytest-ntinvariants: find concurrency and stale-read bugs in Kubernetes controllers.
 
-The public API fits on a screen; everything else is private.
+The public API fits on a screen; everything else is private. Names are loaded on
+first use, so that having the plugin installed does not import the server (aiohttp),
+kopf or the kubernetes client into test runs that do not use them.
 """
 
 from __future__ import annotations
 
-from .apiserver import (
-    ApiError,
-    Delivery,
-    Event,
-    FakeApiServer,
-    Interceptor,
-    RequestInfo,
-    Store,
-    Watcher,
-)
+import importlib
+from typing import Any
 
 __all__ = [
     "ApiError",
-    "Delivery",
-    "Event",
+    "CertificateAuthority",
+    "CheckContext",
     "FakeApiServer",
+    "Harness",
     "Interceptor",
+    "Invariant",
+    "InvariantRegistry",
+    "Ledger",
+    "Perturber",
+    "Replicas",
     "RequestInfo",
+    "Schedule",
+    "Sink",
+    "Space",
     "Store",
-    "Watcher",
+    "Target",
+    "Trigger",
+    "Violation",
+    "assert_attempts",
+    "assert_deliveries",
 ]
+
+_WHERE = {
+    "ApiError": ".apiserver",
+    "CertificateAuthority": ".tls",
+    "CheckContext": ".invariants",
+    "FakeApiServer": ".apiserver",
+    "Harness": ".harness",
+    "Interceptor": ".apiserver",
+    "Invariant": ".invariants",
+    "InvariantRegistry": ".invariants",
+    "Ledger": ".ledger",
+    "Perturber": ".perturb",
+    "Replicas": ".operators",
+    "RequestInfo": ".apiserver",
+    "Schedule": ".perturb",
+    "Sink": ".sinks",
+    "Space": ".perturb",
+    "Store": ".apiserver",
+    "Target": ".perturb",
+    "Trigger": ".perturb",
+    "Violation": ".invariants",
+    "assert_attempts": ".invariants.assertions",
+    "assert_deliveries": ".invariants.assertions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -112,17 +112,16 @@ def record_sink(ledger: Ledger, sink: Any) -> Callable[[], None]:
     """
 
     def on_call(call: Any) -> None:
-        obj = call.object_key
-        ns, _, name = (obj.name_key if hasattr(obj, "name_key") else "").partition("/")
         ledger.record(
             SideEffect,
-            endpoint=sink.name,
+            endpoint=str(call.sink),
             channel=str(call.channel or ""),
-            uid=str(getattr(obj, "uid", "") or ""),
-            namespace=ns,
-            name=name,
-            attempt=str(call.headers.get("X-Notification-Attempt", "")),
-            status=int(getattr(call, "status", 0) or 0),
+            uid=str(call.uid or ""),
+            namespace=str(call.namespace or ""),
+            name=str(call.name or ""),
+            attempt="" if call.attempt is None else str(call.attempt),
+            status=int(call.status or 0),  # 0: the endpoint closed the connection
+            detail=call.rule,
         )
 
     handle = sink.on_call(on_call)

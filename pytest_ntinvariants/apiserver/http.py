@@ -531,11 +531,13 @@ class ApiHandler:
                     d = pending.popleft()
                     chunks.append(self._line(d, rt, table))
                     written.append(d)
-                await response.write(b"".join(chunks))
+                # Recorded before the write, so that whoever reads the line can already
+                # find its delivery in the record.
                 for d in written:
                     watcher.seen_rv = max(watcher.seen_rv, d.version.rv)
                     for interceptor in self.interceptors:
                         interceptor.on_delivered(watcher, d)
+                await response.write(b"".join(chunks))
                 continue
             if now >= deadline:
                 return

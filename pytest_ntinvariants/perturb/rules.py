@@ -18,7 +18,7 @@ import asyncio
 import bisect
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..apiserver.hooks import Interceptor, RequestInfo
 from ..apiserver.store import Store
 from ..apiserver.watch import Delivery, Watcher, WatchHub
 from ..ledger import Ledger, ObjectVersion, PerturbationFired
+from ._values import Delay, _check_delay, _draw
 from .triggers import Trigger
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "WatchLatency",
 ]
 
-Delay = float | tuple[float, float]
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
@@ -171,21 +171,6 @@ class Rule:
             self.perturber.ledger.record(
                 PerturbationFired, rule=self.name, action=self.action, identity=identity,
                 detail=detail)
-
-
-def _draw(delay: Delay, rng: random.Random) -> float:
-    if isinstance(delay, tuple):
-        lo, hi = delay
-        return rng.uniform(lo, hi)
-    return delay
-
-
-def _check_delay(delay: Delay, what: str) -> None:
-    values = delay if isinstance(delay, tuple) else (delay,)
-    if isinstance(delay, tuple) and (len(delay) != 2 or delay[0] > delay[1]):
-        raise ValueError(f"{what} range must be (low, high) with low <= high, got {delay!r}")
-    if any(not isinstance(v, (int, float)) or v < 0 for v in values):
-        raise ValueError(f"{what} must be a number of seconds >= 0, got {delay!r}")
 
 
 # --------------------------------------------------------------------- watch rules
@@ -620,24 +605,3 @@ def _rule_args(when: dict[str, Any]) -> dict[str, Any]:
     if "name_" in when:
         when["name"] = when.pop("name_")
     return {"target": target, **when}
-
-
-def parse_delay(value: Any, what: str) -> Delay:
-    """``0.05`` or ``(0.01, 0.1)`` (a list too) from a marker argument; raises ValueError."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
-        pair = (float(value[0]), float(value[1]))
-        _check_delay(pair, what)
-        return pair
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
-    _check_delay(float(value), what)
-    return float(value)
-
-
-def check_sequence(value: Any, what: str) -> Sequence[Any]:
-    """A list or tuple argument, or a ValueError naming it."""
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{what} must be a list, got {value!r}")
-    return value

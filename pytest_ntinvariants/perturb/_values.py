@@ -1,0 +1,43 @@
+"""Values that perturbation rules and markers share, importable without the server."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+__all__ = ["FAULT_CODES", "Delay", "parse_delay"]
+
+Delay = float | tuple[float, float]
+
+
+def _draw(delay: Delay, rng: random.Random) -> float:
+    if isinstance(delay, tuple):
+        lo, hi = delay
+        return rng.uniform(lo, hi)
+    return delay
+
+
+def _check_delay(delay: Delay, what: str) -> None:
+    values = delay if isinstance(delay, tuple) else (delay,)
+    if isinstance(delay, tuple) and (len(delay) != 2 or delay[0] > delay[1]):
+        raise ValueError(f"{what} range must be (low, high) with low <= high, got {delay!r}")
+    if any(not isinstance(v, (int, float)) or v < 0 for v in values):
+        raise ValueError(f"{what} must be a number of seconds >= 0, got {delay!r}")
+
+
+def parse_delay(value: Any, what: str) -> Delay:
+    """``0.05`` or ``(0.01, 0.1)`` (a list too) from a marker argument; raises ValueError."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
+        pair = (float(value[0]), float(value[1]))
+        _check_delay(pair, what)
+        return pair
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
+    _check_delay(float(value), what)
+    return float(value)
+
+
+# The API errors a fault can inject (each maps to kube's reason in ``rules.Fault``).
+FAULT_CODES = frozenset({400, 401, 403, 404, 409, 410, 422, 429, 500, 503, 504})

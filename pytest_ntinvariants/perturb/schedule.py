@@ -1,0 +1,169 @@
+"""Seeded schedules: a reproducible choice of perturbations drawn from a declared space.
+
+An exploration turns one test into K items, each running one schedule; the schedule
+is a pure function of its seed and the replica identities, so the seed printed in a
+failure replays the same perturbations exactly (``--ntinv-replay=SEED``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._values import parse_delay
+
+if TYPE_CHECKING:
+    from .rules import Perturber, Rule
+
+__all__ = ["Schedule", "Space", "Step", "derive_seed"]
+
+_FAULT_CODES = (409, 422, 429, 500, 503, 504)
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from any parts (session seed, node id, index).
+
+    Stable across processes and Python runs (unlike ``hash()``), so xdist workers
+    and a later replay derive the same seeds.
+    """
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Space:
+    """What a schedule may draw from; every field can be narrowed or switched off.
+
+    - ``watch_latency``: ``(low, high)`` seconds of watch delay per replica, or None.
+    - ``stale_reads``: at most this many versions behind, per replica (0: never).
+    - ``coalesce``: probability that a replica sees only the latest of close events.
+    - ``hold``: probability that one replica's events are held until another
+      replica's first status write (the seed's self-triggered stale reconcile).
+    - ``faults``: HTTP code -> probability that a replica's write gets that error.
+    - ``crash``: probability that one replica crashes after its nth write (n in 1..3).
+    """
+
+    watch_latency: tuple[float, float] | None = (0.0, 0.03)
+    stale_reads: int = 2
+    coalesce: float = 0.3
+    hold: float = 0.3
+    faults: Mapping[int, float] = field(default_factory=dict)
+    crash: float = 0.0
+
+    @classmethod
+    def from_marker(cls, value: Any) -> Space:
+        """A ``Space`` from a marker argument (a ``Space`` or a dict); ValueError naming
+        the offending key."""
+        if value is None:
+            return cls()
+        if isinstance(value, Space):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"space must be a Space or a dict, got {type(value).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"space has unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        kwargs = dict(value)
+        if kwargs.get("watch_latency") is not None:
+            lat = parse_delay(kwargs["watch_latency"], "space.watch_latency")
+            kwargs["watch_latency"] = lat if isinstance(lat, tuple) else (0.0, lat)
+        for prob in ("coalesce", "hold", "crash"):
+            if prob in kwargs and not 0.0 <= float(kwargs[prob]) <= 1.0:
+                raise ValueError(f"space.{prob} must be a probability in [0, 1]")
+        if "stale_reads" in kwargs and (not isinstance(kwargs["stale_reads"], int)
+                                        or kwargs["stale_reads"] < 0):
+            raise ValueError("space.stale_reads must be an int >= 0")
+        for code, p in dict(kwargs.get("faults") or {}).items():
+            if int(code) not in _FAULT_CODES:
+                raise ValueError(f"space.faults code {code} not one of {_FAULT_CODES}")
+            if not 0.0 <= float(p) <= 1.0:
+                raise ValueError(f"space.faults[{code}] must be a probability in [0, 1]")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One drawn perturbation: a kind, its target identity, and its parameters."""
+
+    kind: str
+    identity: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def describe(self) -> str:
+        """``watch-latency replica-0 delay=0.012`` for reports."""
+        args = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in self.params)
+        return f"{self.kind} {self.identity} {args}".strip()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A seeded set of perturbation steps for a set of replica identities."""
+
+    seed: int
+    steps: tuple[Step, ...]
+
+    @classmethod
+    def draw(cls, space: Space, seed: int, identities: Sequence[str]) -> Schedule:
+        """Draw a schedule; the same inputs always give the same schedule."""
+        rng = random.Random(seed)
+        steps: list[Step] = []
+        for ident in identities:
+            if space.watch_latency is not None and rng.random() < 0.7:
+                lo, hi = space.watch_latency
+                steps.append(Step("watch-latency", ident, (("delay", rng.uniform(lo, hi)),)))
+            if space.stale_reads and rng.random() < 0.5:
+                steps.append(Step("stale-reads", ident,
+                                  (("versions", rng.randint(1, space.stale_reads)),)))
+            if space.coalesce and rng.random() < space.coalesce:
+                steps.append(Step("coalesce", ident, (("window", rng.uniform(0.005, 0.03)),)))
+            for code, p in sorted(space.faults.items()):
+                if p and rng.random() < 0.5:
+                    steps.append(Step("fault", ident, (("code", int(code)), ("probability", p))))
+        if len(identities) >= 2 and space.hold and rng.random() < space.hold:
+            victim, writer = rng.sample(list(identities), 2)
+            steps.append(Step("hold", victim, (("until_status_write_of", writer),)))
+        if identities and space.crash and rng.random() < space.crash:
+            steps.append(Step("crash", rng.choice(list(identities)),
+                              (("after_writes", rng.randint(1, 3)),)))
+        return cls(seed, tuple(steps))
+
+    def describe(self) -> str:
+        """One line per step, for the report header of a failing schedule."""
+        if not self.steps:
+            return f"seed {self.seed}: no perturbations"
+        return f"seed {self.seed}:\n" + "\n".join(f"  - {s.describe()}" for s in self.steps)
+
+    def apply(self, perturber: Perturber) -> tuple[list[Rule], list[Step]]:
+        """Add the schedule's rules; returns them and the crash steps (which need the
+        replicas, so the caller applies those)."""
+        from .rules import Target
+
+        rules: list[Rule] = []
+        crashes: list[Step] = []
+        # A draw of its own, so rule probabilities replay independently of the drawing.
+        perturber.rng.seed(self.seed)
+        for step in self.steps:
+            p = dict(step.params)
+            target = Target(identity=step.identity)
+            if step.kind == "watch-latency":
+                rules.append(perturber.watch_latency(p["delay"], target=target))
+            elif step.kind == "stale-reads":
+                rules.append(perturber.stale_reads(versions=p["versions"], target=target))
+            elif step.kind == "coalesce":
+                rules.append(perturber.coalesce(p["window"], target=target))
+            elif step.kind == "fault":
+                rules.append(perturber.fault(p["code"], probability=p["probability"],
+                                             target=Target(identity=step.identity,
+                                                           verb="write")))
+            elif step.kind == "hold":
+                trigger = perturber.after_write(p["until_status_write_of"],
+                                                subresource="status")
+                rules.append(perturber.hold(target=target, until=trigger))
+            elif step.kind == "crash":
+                crashes.append(step)
+        return rules, crashes

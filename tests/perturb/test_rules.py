@@ -1,0 +1,320 @@
+"""Perturbation rules against a real FakeApiServer over HTTP: each acts on its target only,
+is recorded in the ledger, and undoes cleanly."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_ntinvariants.apiserver import FakeApiServer
+from pytest_ntinvariants.harness import attach_recorder
+from pytest_ntinvariants.ledger import Ledger, PerturbationFired, RequestServed, WatchDelivered
+from pytest_ntinvariants.perturb import Perturber, Target
+
+CM = "/api/v1/namespaces/default/configmaps"
+
+
+class Client:
+    """A tiny synchronous client with its own identity (bearer token)."""
+
+    def __init__(self, server: FakeApiServer, identity: str) -> None:
+        self.server = server
+        self.token = server.token_for(identity)
+
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json") -> tuple[int, dict[str, Any], Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server.url + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, dict(e.headers), json.loads(e.read())
+
+    def patch(self, name: str, data: dict[str, str]) -> tuple[int, dict[str, Any], Any]:
+        return self.request("PATCH", f"{CM}/{name}", {"data": data},
+                            "application/merge-patch+json")
+
+    def watch(self, query: str = "") -> Iterator[dict[str, Any]]:
+        """Open a watch now (so it is registered before the caller writes) and iterate
+        its events; the stream is closed when the iterator is exhausted or collected."""
+        req = urllib.request.Request(f"{self.server.url}{CM}?watch=true&{query}",
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        resp = urllib.request.urlopen(req, timeout=10)
+
+        def events() -> Iterator[dict[str, Any]]:
+            with resp:
+                while line := resp.readline():
+                    yield json.loads(line)
+
+        return events()
+
+
+@pytest.fixture
+def env() -> Iterator[tuple[FakeApiServer, Ledger, Perturber]]:
+    with FakeApiServer() as server:
+        ledger = Ledger()
+        recorder = attach_recorder(server, ledger)
+        perturber = Perturber(server.store, server.handler.hub, ledger, seed=7)
+        handle = server.add_interceptor(perturber)
+        yield server, ledger, perturber
+        perturber.undo()
+        handle.remove()
+        recorder.detach()
+
+
+def _seed_cm(client: Client, name: str = "x", versions: int = 3) -> list[str]:
+    status, _, obj = client.request("POST", CM, {"metadata": {"name": name}, "data": {"n": "0"}})
+    assert status == 201
+    rvs = [obj["metadata"]["resourceVersion"]]
+    for i in range(1, versions):
+        status, _, obj = client.patch(name, {"n": str(i)})
+        assert status == 200
+        rvs.append(obj["metadata"]["resourceVersion"])
+    return rvs
+
+
+def test_stale_reads_serve_the_target_an_older_version(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rvs = _seed_cm(a)
+    perturber.stale_reads(versions=1, identity="b")
+    assert a.request("GET", f"{CM}/x")[2]["data"] == {"n": "2"}
+    assert b.request("GET", f"{CM}/x")[2]["data"] == {"n": "1"}
+    listed = b.request("GET", CM)[2]
+    assert [i["data"] for i in listed["items"]] == [{"n": "1"}]
+    served = [r for r in ledger.requests(identity="b") if r.verb == "get"]
+    assert served[0].served_at == int(rvs[1])
+    assert ledger.perturbations(identity="b")[0].action == "stale-read"
+
+
+def test_stale_reads_never_predate_the_object(env: Any) -> None:
+    server, _, perturber = env
+    a = Client(server, "a")
+    _seed_cm(a, versions=1)
+    perturber.stale_reads(versions=5, identity="a")
+    status, _, obj = a.request("GET", f"{CM}/x")
+    assert status == 200 and obj["data"] == {"n": "0"}
+
+
+def test_frozen_view_until_a_trigger(env: Any) -> None:
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    _seed_cm(a, versions=1)
+    thaw = perturber.after_write("a", nth=2)
+    perturber.stale_reads(identity="b", until=thaw)
+    a.patch("x", {"n": "1"})
+    assert b.request("GET", f"{CM}/x")[2]["data"] == {"n": "0"}
+    a.patch("x", {"n": "2"})
+    assert thaw.fired
+    assert b.request("GET", f"{CM}/x")[2]["data"] == {"n": "2"}
+
+
+def test_faults_hit_the_nth_matching_request_only(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    _seed_cm(a, versions=1)
+    perturber.fault(409, identity="b", verb="patch", nth=2)
+    assert b.patch("x", {"n": "1"})[0] == 200
+    status, _, body = b.patch("x", {"n": "2"})
+    assert status == 409 and body["reason"] == "Conflict" and body["kind"] == "Status"
+    assert b.patch("x", {"n": "3"})[0] == 200
+    assert a.patch("x", {"n": "4"})[0] == 200
+    failed = [r for r in ledger.requests() if r.status == 409]
+    assert [(r.identity, r.reason) for r in failed] == [("b", "Conflict")]
+
+
+def test_429_carries_retry_after(env: Any) -> None:
+    server, _, perturber = env
+    a = Client(server, "a")
+    perturber.fault(429, retry_after=3, identity="a", verb="write", times=1)
+    status, headers, body = a.request("POST", CM, {"metadata": {"name": "y"}})
+    assert status == 429 and headers["Retry-After"] == "3"
+    assert body["details"]["retryAfterSeconds"] == 3
+    assert a.request("POST", CM, {"metadata": {"name": "y"}})[0] == 201
+
+
+def test_seeded_probability_replays(env: Any) -> None:
+    server, _, _ = env
+
+    def outcomes(seed: int) -> list[int]:
+        ledger = Ledger()
+        p = Perturber(server.store, server.handler.hub, ledger, seed=seed)
+        handle = server.add_interceptor(p)
+        try:
+            p.fault(503, identity="c", verb="get", probability=0.5)
+            c = Client(server, "c")
+            return [c.request("GET", f"{CM}/nope")[0] for _ in range(20)]
+        finally:
+            p.undo()
+            handle.remove()
+
+    first, again, other = outcomes(1), outcomes(1), outcomes(2)
+    assert first == again
+    assert set(first) == {503, 404}
+    assert first != other
+
+
+def test_watch_latency_delays_only_the_target(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.watch_latency(0.15, identity="b")
+    fast, slow = a.watch(f"resourceVersion={rv}"), b.watch(f"resourceVersion={rv}")
+    t0 = time.monotonic()
+    status, _, obj = a.patch("x", {"n": "1"})
+    write_took = time.monotonic() - t0
+    assert next(fast)["object"]["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    fast_at = time.monotonic() - t0
+    event = next(slow)
+    slow_at = time.monotonic() - t0
+    assert event["type"] == "MODIFIED"
+    assert slow_at >= 0.15 > fast_at and write_took < 0.15
+    delays = {d.identity: d.delay for d in ledger.deliveries(type="MODIFIED")}
+    assert delays["b"] >= 0.15 > delays["a"]
+
+
+def test_watch_latency_keeps_order(env: Any) -> None:
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.watch_latency((0.0, 0.05), identity="b")
+    stream = b.watch(f"resourceVersion={rv}")
+    for i in range(1, 8):
+        a.patch("x", {"n": str(i)})
+    got = [int(next(stream)["object"]["metadata"]["resourceVersion"]) for _ in range(7)]
+    assert got == sorted(got) and len(set(got)) == 7
+
+
+def test_hold_until_another_identity_writes_status(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    release = perturber.after_write("a", nth=2)
+    perturber.hold(identity="b", until=release)
+    stream = b.watch(f"resourceVersion={rv}")
+    a.patch("x", {"n": "1"})
+    assert not release.fired
+    a.patch("x", {"n": "2"})
+    assert release.fired
+    first, second = next(stream), next(stream)
+    assert [first["object"]["data"]["n"], second["object"]["data"]["n"]] == ["1", "2"]
+    actions = [p.action for p in ledger.perturbations(identity="b")]
+    assert actions.count("hold") == 2
+
+
+def test_coalesce_hides_intermediate_states(env: Any) -> None:
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.coalesce(window=0.2, identity="b")
+    stream = b.watch(f"resourceVersion={rv}")
+    for i in range(1, 4):
+        a.patch("x", {"n": str(i)})
+    marker = a.request("POST", CM, {"metadata": {"name": "after"}})[2]
+    seen = []
+    for event in stream:
+        seen.append((event["type"], event["object"]["metadata"]["name"],
+                     event["object"].get("data")))
+        if event["object"]["metadata"]["name"] == "after":
+            break
+    assert seen == [("MODIFIED", "x", {"n": "3"}), ("ADDED", "after", None)]
+    assert marker["metadata"]["name"] == "after"
+
+
+def test_drop_watch_closes_the_stream(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.drop_watches(identity="b", times=1)
+    stream = b.watch(f"resourceVersion={rv}")
+    a.patch("x", {"n": "1"})
+    assert list(stream) == []  # closed without the event
+    # Resuming from the last rv it saw gets the event from history.
+    resumed = b.watch(f"resourceVersion={rv}")
+    assert next(resumed)["object"]["data"] == {"n": "1"}
+    assert ledger.perturbations(action="drop-watch")
+
+
+def test_expire_watch_answers_in_stream_410(env: Any) -> None:
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.expire_watches(identity="b", times=1)
+    events = list(b.watch(f"resourceVersion={rv}"))
+    assert len(events) == 1 and events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+    assert next(a.watch(f"resourceVersion={rv}&timeoutSeconds=0.1"), None) is None
+
+
+def test_request_latency(env: Any) -> None:
+    server, _, perturber = env
+    a = Client(server, "a")
+    perturber.latency(0.1, identity="a", verb="get", times=1)
+    t0 = time.monotonic()
+    a.request("GET", f"{CM}/nope")
+    slow = time.monotonic() - t0
+    t0 = time.monotonic()
+    a.request("GET", f"{CM}/nope")
+    assert slow >= 0.1 > time.monotonic() - t0
+
+
+def test_rules_undo_and_name_their_target(env: Any) -> None:
+    server, ledger, perturber = env
+    a = Client(server, "a")
+    _seed_cm(a, versions=1)
+    rule = perturber.fault(500, target=Target(identity="a", verb="write"))
+    assert "identity=a" in rule.name and "verb=write" in rule.name
+    assert a.patch("x", {"n": "1"})[0] == 500
+    assert a.request("GET", f"{CM}/x")[0] == 200  # reads are not writes
+    rule.remove()
+    rule.remove()  # idempotent
+    assert a.patch("x", {"n": "1"})[0] == 200
+    assert perturber.rules() == []
+    fired = ledger.entries(PerturbationFired)
+    assert len(fired) == 1 and fired[0].detail.startswith("500 on patch configmaps/x")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"delay": -1}, "delay must be a number of seconds >= 0"),
+        ({"delay": (0.2, 0.1)}, "low <= high"),
+        ({"delay": 0.1, "nth": 0}, "nth must be >= 1"),
+        ({"delay": 0.1, "probability": 2}, "probability must be within [0, 1]"),
+        ({"delay": 0.1, "colour": "red"}, "unexpected argument(s) colour"),
+    ],
+)
+def test_bad_rule_arguments_are_named(env: Any, kwargs: dict[str, Any], message: str) -> None:
+    _, _, perturber = env
+    with pytest.raises((ValueError, TypeError), match=None) as info:
+        perturber.watch_latency(**kwargs)
+    assert message in str(info.value)
+
+
+def test_triggers_fire_once_on_the_nth_match(env: Any) -> None:
+    server, ledger, perturber = env
+    a = Client(server, "a")
+    trigger = perturber.trigger(RequestServed, nth=2, identity="a", verb="create")
+    calls: list[int] = []
+    trigger.on_fire(lambda: calls.append(1))
+    a.request("POST", CM, {"metadata": {"name": "one"}})
+    assert not trigger.fired
+    a.request("POST", CM, {"metadata": {"name": "two"}})
+    a.request("POST", CM, {"metadata": {"name": "three"}})
+    assert trigger.fired and calls == [1]
+    assert trigger.wait(0)
+    late: list[int] = []
+    trigger.on_fire(lambda: late.append(1))
+    assert late == [1]
+    assert ledger.deliveries() == [] or all(isinstance(d, WatchDelivered)
+                                            for d in ledger.deliveries())
