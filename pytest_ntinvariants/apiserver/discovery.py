@@ -199,9 +199,17 @@ def openapi_group_version(registry: Registry, group: str, version: str) -> JSON 
         gvk = {"group": t.group, "version": t.version, "kind": t.kind}
         name = _schema_name(t)
         ref = {"$ref": f"#/components/schemas/{name}"}
+        # No strategic-merge-patch+json here, though built-ins accept it: when the PATCH
+        # operation lists it, kubectl apply builds its patch from this document's schemas
+        # (kubectl/pkg/cmd/apply/patcher.go, gvkSupportsPatchOpenAPIV3), which would need
+        # every built-in's real schema, ObjectMeta included; against the schemaless
+        # stand-ins it warns 'error calculating patch from openapi v3 spec: unable to
+        # find api field "metadata"'. Unlisted, kubectl uses its compiled-in types for
+        # built-ins (the same strategic patch) and a JSON merge patch for custom
+        # resources, which is what a real server's CRD document leads it to.
         body = {"content": {m: {"schema": ref} for m in (
             "application/json-patch+json", "application/merge-patch+json",
-            "application/strategic-merge-patch+json", "application/apply-patch+yaml")}}
+            "application/apply-patch+yaml")}}
         item = f"/{_gv_path(group, version)}/" + (
             f"namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced else f"{t.plural}/{{name}}"
         )
