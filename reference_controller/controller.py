@@ -41,7 +41,7 @@ from .channels import Channel, DeliveryRequest
 from .classify import ErrorKind, Outcome, classify_exception
 from .config import ControllerConfig
 from .events import EventSink, phase_event
-from .kubeapi import ConflictError, KubeApi, NotFoundError
+from .kubeapi import ConflictError, NotFoundError, NotificationApi
 from .models import (
     AttemptStatus,
     ChannelName,
@@ -123,7 +123,7 @@ class _Transition:
 class _PassIO:
     """``StatusIO`` for one pass over one object."""
 
-    def __init__(self, api: KubeApi, ref: ObjectRef, cached: Mapping[str, Any]) -> None:
+    def __init__(self, api: NotificationApi, ref: ObjectRef, cached: Mapping[str, Any]) -> None:
         self._api = api
         self._ref = ref
         self._cached = cached
@@ -182,7 +182,7 @@ class NotificationController:
         self,
         config: ControllerConfig,
         *,
-        api: KubeApi,
+        api: NotificationApi,
         strategy: RecordingStrategy,
         channels: Mapping[ChannelName, Channel],
         audit_sink: AuditSink,

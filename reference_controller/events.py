@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from .models import Phase
 
 if TYPE_CHECKING:
-    from .kubeapi import KubeApi
+    from .kubeapi import NotificationApi
 
 __all__ = [
     "COMPONENT",
@@ -92,7 +92,7 @@ class MemoryEventSink:
 class ApiEventSink:
     """Posts ``core/v1`` Events through the replica's API client."""
 
-    def __init__(self, api: KubeApi, *, instance: str) -> None:
+    def __init__(self, api: NotificationApi, *, instance: str) -> None:
         self._api = api
         self._instance = instance
 

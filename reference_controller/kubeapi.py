@@ -20,7 +20,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import aiohttp
@@ -34,6 +34,7 @@ __all__ = [
     "ConnectionProvider",
     "KubeApi",
     "NotFoundError",
+    "NotificationApi",
     "connection_from_kubeconfig",
     "default_connection_provider",
     "kubeconfig_provider",
@@ -146,6 +147,26 @@ def default_connection_provider(
         return info
 
     return provide
+
+
+@runtime_checkable
+class NotificationApi(Protocol):
+    """The API calls the controller makes (``KubeApi`` is the real one; tests may fake it)."""
+
+    async def connection(self, *, refresh: bool = False) -> kopf.ConnectionInfo:
+        """Credentials (also returned to kopf's login handler)."""
+
+    async def get_notification(self, namespace: str, name: str) -> dict[str, Any]:
+        """GET one object from the API server; ``NotFoundError`` if absent."""
+
+    async def replace_notification_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT ``/status`` with ``obj``'s resourceVersion as precondition; ``ConflictError``."""
+
+    async def create_event(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a ``core/v1`` Event."""
+
+    async def close(self) -> None:
+        """Release connections."""
 
 
 class KubeApi:

@@ -34,6 +34,7 @@ from .events import COMPONENT, ApiEventSink, EventSink
 from .kubeapi import (
     ConnectionProvider,
     KubeApi,
+    NotificationApi,
     default_connection_provider,
     kubeconfig_provider,
     static_provider,
@@ -84,16 +85,21 @@ def build_controller(
     clock: Callable[[], datetime] = utc_now,
     rng: random.Random | None = None,
     redactor: Redactor | None = None,
+    api: NotificationApi | None = None,
 ) -> NotificationController:
     """One replica's controller.
 
     ``config`` defaults to ``ControllerConfig.from_env()``; ``identity`` overrides
     ``config.identity``; ``channels`` replaces entries of the default channel table.
+    ``api`` replaces the API client built from ``connection`` (give one or the other).
     """
     config = config if config is not None else ControllerConfig.from_env()
     if identity is not None:
         config = config.replace(identity=identity)
-    api = KubeApi(_provider(connection))
+    if api is not None and connection is not None:
+        raise TypeError("pass either api= or connection=, not both")
+    if api is None:
+        api = KubeApi(_provider(connection))
     poster = HttpPoster(timeout=config.http_timeout, ca_bundle=config.ca_bundle)
     table: dict[ChannelName, Channel] = dict(build_channels(config, poster))
     table.update(channels or {})
