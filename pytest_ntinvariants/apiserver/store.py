@@ -134,6 +134,22 @@ def _meta(obj: JSON) -> JSON:
     return meta
 
 
+def _default_builtin(rt: ResourceType, obj: JSON) -> None:
+    """The defaulting of built-in kinds that clients can observe in what they read back."""
+    if rt.key == "/secrets":
+        # stringData is write-only: kube folds it into base64 data (overriding equal keys)
+        # and defaults an empty type to Opaque (SetDefaults_Secret, v1 conversion).
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict) and string_data:
+            data = obj.get("data")
+            data = dict(data) if isinstance(data, dict) else {}
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+            obj["data"] = data
+        if not obj.get("type"):
+            obj["type"] = "Opaque"
+
+
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
     skip = {"metadata", "status"} if rt.has_status else {"metadata"}
@@ -401,6 +417,7 @@ class Store:
             if rt.key == NAMESPACE_KEY:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
+            _default_builtin(rt, obj)
             self._validate(rt, obj, None, ctx)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
@@ -467,6 +484,9 @@ class Store:
                 f'the body of the request was in an unknown format - accepted media types '
                 f'include: {JSON_PATCH}, {MERGE_PATCH}'
                 + (f", {STRATEGIC_PATCH}" if rt.builtin else "")
+                # kube lists server-side apply too (kubectl and lightkube print this verbatim),
+                # though this fake answers it with its own 415.
+                + f", {APPLY_PATCH}"
             )
         return self._update(rt, namespace, name, compute, ctx, subresource)
 
@@ -541,6 +561,7 @@ class Store:
                         f"deleted, found new finalizers {sorted(added)!r}",
                         "FieldValueForbidden",
                     )])
+            _default_builtin(rt, new)
             self._validate(rt, new, cur.obj, ctx)
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
