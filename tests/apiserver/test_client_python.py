@@ -1,0 +1,540 @@
+"""The official ``kubernetes`` python client, sync and ``kubernetes.aio``, against the fake.
+
+Each test builds its own ``ApiClient`` from the server's kubeconfig (``persist_config=False``,
+no global configuration touched) and closes it, so no socket outlives the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from crds import GIZMO_GROUP, GIZMO_PLURAL, GIZMO_VERSION, gizmo
+from kubernetes import client, config, watch
+from kubernetes.aio import client as aclient
+from kubernetes.aio import config as aconfig
+from kubernetes.aio import watch as awatch
+from kubernetes.client.exceptions import ApiException
+
+from pytest_ntinvariants.apiserver import FakeApiServer, Interceptor, RequestInfo
+
+JSON = dict[str, Any]
+GV = {"group": GIZMO_GROUP, "version": GIZMO_VERSION, "plural": GIZMO_PLURAL}
+
+
+@pytest.fixture
+def api_client(gizmo_server: FakeApiServer) -> Iterator[client.ApiClient]:
+    """A sync ``ApiClient`` configured from the server's kubeconfig (identity ``python``)."""
+    path = gizmo_server.kubeconfig("python")
+    with config.new_client_from_config(config_file=str(path), persist_config=False) as api:
+        yield api
+
+
+def client_for(server: FakeApiServer) -> client.ApiClient:
+    """A sync client of ``server``; the caller closes it."""
+    path = server.kubeconfig("python")
+    return config.new_client_from_config(config_file=str(path), persist_config=False)
+
+
+class WatchRequests(Interceptor):
+    """Records the query of every watch request on one resource."""
+
+    def __init__(self, plural: str) -> None:
+        self.plural = plural
+        self.queries: list[dict[str, str]] = []
+
+    async def on_request(self, request: RequestInfo) -> None:
+        if request.verb == "watch" and request.resource and request.resource.plural == self.plural:
+            self.queries.append(dict(request.query))
+
+
+@contextlib.contextmanager
+def streaming(w: watch.Watch, func: Callable[..., Any], **kwargs: Any) -> Iterator[Iterator[JSON]]:
+    """``w.stream(func, **kwargs)``, closed on exit so its HTTP response is released."""
+    events = w.stream(func, **kwargs)
+    try:
+        yield events
+    finally:
+        events.close()
+        w._api_client.close()  # Watch() makes a private ApiClient it never closes
+
+
+def objects_of(events: Iterator[JSON], n: int) -> list[tuple[str, JSON]]:
+    """The next ``n`` non-BOOKMARK events as ``(type, raw object)``."""
+    out = []
+    for event in events:
+        if event["type"] != "BOOKMARK":
+            out.append((event["type"], event["raw_object"]))
+        if len(out) == n:
+            break
+    return out
+
+
+# ------------------------------------------------------------------------------ sync: core v1
+
+
+def test_namespaces_configmaps_secrets(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-a")))
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    assert {"default", "kube-system", "team-a"} <= names
+    assert core.read_namespace("team-a").status.phase == "Active"
+
+    cm = core.create_namespaced_config_map(
+        "team-a",
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="settings", labels={"app": "demo"}),
+            data={"mode": "fast"},
+        ),
+    )
+    assert isinstance(cm.metadata.resource_version, str)
+    # A dict body on a core kind goes out as a strategic merge patch (client-wire-facts
+    # appendix); the fake must apply it, not answer 415.
+    patched = core.patch_namespaced_config_map("settings", "team-a", {"data": {"level": "3"}})
+    assert patched.data == {"mode": "fast", "level": "3"}
+    assert int(patched.metadata.resource_version) > int(cm.metadata.resource_version)
+    replaced = core.replace_namespaced_config_map(
+        "settings",
+        "team-a",
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name="settings", resource_version=patched.metadata.resource_version
+            ),
+            data={"mode": "slow"},
+        ),
+    )
+    assert replaced.data == {"mode": "slow"}
+    listed = core.list_namespaced_config_map("team-a", label_selector="app=demo")
+    assert [c.metadata.name for c in listed.items] == []  # the replace dropped the label
+    assert [c.metadata.name for c in core.list_namespaced_config_map("team-a").items] == [
+        "settings"
+    ]
+
+    secret = core.create_namespaced_secret(
+        "team-a",
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="creds"),
+            type="Opaque",
+            data={"password": base64.b64encode(b"s3cr3t").decode()},
+        ),
+    )
+    assert base64.b64decode(core.read_namespaced_secret("creds", "team-a").data["password"]) == (
+        b"s3cr3t"
+    )
+    assert secret.type == "Opaque"
+
+    core.delete_namespaced_config_map("settings", "team-a")
+    with pytest.raises(ApiException) as info:
+        core.read_namespaced_config_map("settings", "team-a")
+    assert info.value.status == 404
+
+
+def test_secret_string_data_is_encoded(api_client: client.ApiClient) -> None:
+    """kube-apiserver folds ``stringData`` into base64 ``data``; clients read ``data`` only."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_secret(
+        "default",
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="tokens"),
+            data={"a": base64.b64encode(b"1").decode()},
+            string_data={"b": "two"},
+        ),
+    )
+    read = core.read_namespaced_secret("tokens", "default")
+    assert read.string_data is None
+    assert {k: base64.b64decode(v) for k, v in read.data.items()} == {"a": b"1", "b": b"two"}
+
+
+def test_events(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    cm = core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="subject"))
+    )
+    for name, reason in (("ev-1", "Started"), ("ev-2", "Finished")):
+        core.create_namespaced_event(
+            "default",
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name=name),
+                involved_object=client.V1ObjectReference(
+                    kind="ConfigMap", name="subject", namespace="default", uid=cm.metadata.uid
+                ),
+                reason=reason,
+                message=f"{reason} it",
+                type="Normal",
+            ),
+        )
+    # An event about another object must not match the field selector.
+    core.create_namespaced_event(
+        "default",
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name="other-"),
+            involved_object=client.V1ObjectReference(kind="ConfigMap", name="other"),
+            reason="Noise",
+        ),
+    )
+    found = core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=subject,involvedObject.kind=ConfigMap"
+    )
+    assert sorted(e.reason for e in found.items) == ["Finished", "Started"]
+    assert all(e.involved_object.uid == cm.metadata.uid for e in found.items)
+
+
+# ------------------------------------------------------------------------- sync: custom objects
+
+
+def test_custom_objects_lifecycle(api_client: client.ApiClient) -> None:
+    co = client.CustomObjectsApi(api_client)
+    body = gizmo("g1", size=2)
+    body["status"] = {"phase": "Ignored"}
+    created = co.create_namespaced_custom_object(body=body, namespace="default", **GV)
+    assert "status" not in created  # the status subresource drops it on create
+    assert created["spec"] == {"size": 2, "color": "red"}  # schema default applied
+    assert created["metadata"]["generation"] == 1
+    rv1 = created["metadata"]["resourceVersion"]
+    assert isinstance(rv1, str)
+
+    got = co.get_namespaced_custom_object(name="g1", namespace="default", **GV)
+    assert got == created
+    listed = co.list_namespaced_custom_object(namespace="default", **GV)
+    assert listed["kind"] == "GizmoList"
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["g1"]
+    assert isinstance(listed["metadata"]["resourceVersion"], str)
+
+    # The client's default for custom objects is a JSON merge patch.
+    patched = co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body={"spec": {"size": 3}}, **GV
+    )
+    assert patched["spec"]["size"] == 3
+    assert patched["metadata"]["generation"] == 2
+
+    with_status = co.patch_namespaced_custom_object_status(
+        name="g1", namespace="default", body={"status": {"phase": "Ready"}}, **GV
+    )
+    assert with_status["status"] == {"phase": "Ready"}
+    assert with_status["metadata"]["generation"] == 2  # status writes never bump generation
+
+    stale = dict(created, spec={"size": 5})
+    with pytest.raises(ApiException) as conflict:
+        co.replace_namespaced_custom_object(name="g1", namespace="default", body=stale, **GV)
+    assert conflict.value.status == 409
+    assert "the object has been modified" in conflict.value.body
+
+    fresh = dict(with_status, spec={"size": 5})
+    replaced = co.replace_namespaced_custom_object(name="g1", namespace="default", body=fresh, **GV)
+    assert replaced["spec"] == {"size": 5, "color": "red"}
+    assert replaced["status"] == {"phase": "Ready"}  # main-resource writes keep status
+
+    with pytest.raises(ApiException) as invalid:
+        co.patch_namespaced_custom_object(
+            name="g1", namespace="default", body={"spec": {"size": 0}}, **GV
+        )
+    assert invalid.value.status == 422
+    assert "spec.size" in invalid.value.body
+
+    co.delete_namespaced_custom_object(name="g1", namespace="default", **GV)
+    with pytest.raises(ApiException) as gone:
+        co.get_namespaced_custom_object(name="g1", namespace="default", **GV)
+    assert gone.value.status == 404
+
+
+def test_json_patch_with_resource_version_test(api_client: client.ApiClient) -> None:
+    """A list body goes out as a JSON patch; a failed ``test`` op is a 422 (kopf relies on it)."""
+    co = client.CustomObjectsApi(api_client)
+    created = co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    rv = created["metadata"]["resourceVersion"]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "replace", "path": "/spec/size", "value": 4},
+    ]
+    json_patch = "application/json-patch+json"
+    patched = co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body=ops, _content_type=json_patch, **GV
+    )
+    assert patched["spec"]["size"] == 4
+    with pytest.raises(ApiException) as failed:
+        co.patch_namespaced_custom_object(
+            name="g1", namespace="default", body=ops, _content_type=json_patch, **GV
+        )
+    assert failed.value.status == 422
+
+
+# --------------------------------------------------------------------------------- sync: watch
+
+
+def test_watch_reports_each_write_with_its_resource_version(
+    api_client: client.ApiClient, gizmo_server: FakeApiServer
+) -> None:
+    co = client.CustomObjectsApi(api_client)
+    start = co.list_namespaced_custom_object(namespace="default", **GV)["metadata"][
+        "resourceVersion"
+    ]
+    created = co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    patched = co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body={"spec": {"size": 2}}, **GV
+    )
+    deleted = co.delete_namespaced_custom_object(name="g1", namespace="default", **GV)
+    w = watch.Watch()
+    with streaming(
+        w, co.list_namespaced_custom_object, namespace="default", resource_version=start, **GV
+    ) as events:
+        seen = objects_of(events, 3)
+    assert [(t, o["metadata"]["resourceVersion"]) for t, o in seen] == [
+        ("ADDED", created["metadata"]["resourceVersion"]),
+        ("MODIFIED", patched["metadata"]["resourceVersion"]),
+        ("DELETED", deleted["metadata"]["resourceVersion"]),
+    ]
+
+
+def test_watch_typed_objects_without_resource_version(api_client: client.ApiClient) -> None:
+    """Without ``resource_version`` the stream starts with ADDED for what exists."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="a"))
+    )
+    w = watch.Watch()
+    with streaming(w, core.list_namespaced_config_map, namespace="default") as events:
+        first = next(events)
+        assert first["type"] == "ADDED"
+        assert isinstance(first["object"], client.V1ConfigMap)
+        assert first["object"].metadata.name == "a"
+        core.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="b"))
+        )
+        second = next(events)
+        assert (second["type"], second["object"].metadata.name) == ("ADDED", "b")
+
+
+def test_watch_resumes_after_server_timeout(
+    make_gizmo_server: Callable[..., FakeApiServer],
+) -> None:
+    """When the server ends the stream, the client reopens from the last resourceVersion.
+
+    The object created while no stream is open must still arrive: it is replayed from
+    history. It is created from the interceptor that sees the second watch request,
+    i.e. exactly between the two streams, with no timing involved.
+    """
+    server = make_gizmo_server(watch_timeout=0.2)
+    calls = WatchRequests("configmaps")
+
+    class CreateOnReopen(Interceptor):
+        async def on_request(self, request: RequestInfo) -> None:
+            if request.verb == "watch" and len(calls.queries) == 2:
+                server.apply(
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "between"}}
+                )
+
+    server.add_interceptor(calls)
+    server.add_interceptor(CreateOnReopen())
+    server.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "before"}})
+    with client_for(server) as api:
+        core = client.CoreV1Api(api)
+        w = watch.Watch()
+        with streaming(w, core.list_namespaced_config_map, namespace="default") as events:
+            seen = objects_of(events, 2)
+    assert [(t, o["metadata"]["name"]) for t, o in seen] == [
+        ("ADDED", "before"),
+        ("ADDED", "between"),
+    ]
+    before_rv = seen[0][1]["metadata"]["resourceVersion"]
+    assert "resourceVersion" not in calls.queries[0]
+    assert calls.queries[1]["resourceVersion"] == before_rv
+
+
+def test_watch_bookmarks(make_gizmo_server: Callable[..., FakeApiServer]) -> None:
+    """``allow_watch_bookmarks`` BOOKMARKs reach the caller as raw dicts and advance the rv."""
+    server = make_gizmo_server(bookmark_interval=0.05)
+    server.apply(gizmo("g1"))
+    with client_for(server) as api:
+        co = client.CustomObjectsApi(api)
+        w = watch.Watch()
+        with streaming(
+            w,
+            co.list_namespaced_custom_object,
+            namespace="default",
+            allow_watch_bookmarks=True,
+            **GV,
+        ) as events:
+            assert next(events)["type"] == "ADDED"
+            # A write to another resource moves the global rv; the bookmark may carry it only
+            # as far as this watcher has seen, which is the Gizmo's own rv.
+            bookmark = next(events)
+    assert bookmark["type"] == "BOOKMARK"
+    obj = bookmark["object"]
+    assert isinstance(obj, dict)
+    assert obj["kind"] == "Gizmo"
+    assert obj["apiVersion"] == f"{GIZMO_GROUP}/{GIZMO_VERSION}"
+    assert w.resource_version == obj["metadata"]["resourceVersion"]
+
+
+def test_watch_expired_reopens_once_then_raises_410(
+    api_client: client.ApiClient, gizmo_server: FakeApiServer
+) -> None:
+    co = client.CustomObjectsApi(api_client)
+    old = co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body={"spec": {"size": 2}}, **GV
+    )
+    gizmo_server.store.compact()
+    calls = gizmo_server.add_interceptor(WatchRequests(GIZMO_PLURAL)).interceptor
+    assert isinstance(calls, WatchRequests)
+    rv = old["metadata"]["resourceVersion"]
+    w = watch.Watch()
+    with (
+        streaming(
+            w, co.list_namespaced_custom_object, namespace="default", resource_version=rv, **GV
+        ) as events,
+        pytest.raises(ApiException) as info,
+    ):
+        next(events)
+    assert info.value.status == 410
+    assert info.value.reason.startswith("Expired: too old resource version")
+    # Reopened exactly once, from the same (still too old) resourceVersion.
+    assert [q["resourceVersion"] for q in calls.queries] == [rv, rv]
+
+
+# -------------------------------------------------------------------------------- sync: leases
+
+
+def test_lease_acquire_renew_and_conflict(api_client: client.ApiClient) -> None:
+    """The leader-election pattern: create, renew by replace, a stale replace loses (409)."""
+    coord = client.CoordinationV1Api(api_client)
+    lease = coord.create_namespaced_lease(
+        "default",
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(name="leader"),
+            spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+        ),
+    )
+    assert lease.spec.holder_identity == "a"
+    renewed_spec = client.V1LeaseSpec(
+        holder_identity="a", lease_duration_seconds=15, lease_transitions=1
+    )
+    renewed = coord.replace_namespaced_lease(
+        "leader",
+        "default",
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(
+                name="leader", resource_version=lease.metadata.resource_version
+            ),
+            spec=renewed_spec,
+        ),
+    )
+    assert renewed.spec.lease_transitions == 1
+    usurper = client.V1Lease(
+        metadata=client.V1ObjectMeta(
+            name="leader", resource_version=lease.metadata.resource_version
+        ),
+        spec=client.V1LeaseSpec(holder_identity="b", lease_duration_seconds=15),
+    )
+    with pytest.raises(ApiException) as info:
+        coord.replace_namespaced_lease("leader", "default", usurper)
+    assert info.value.status == 409
+    assert coord.read_namespaced_lease("leader", "default").spec.holder_identity == "a"
+    assert [x.metadata.name for x in coord.list_namespaced_lease("default").items] == ["leader"]
+    coord.delete_namespaced_lease("leader", "default")
+    assert coord.list_namespaced_lease("default").items == []
+
+
+# -------------------------------------------------------------------------- kubernetes.aio
+
+
+@pytest_asyncio.fixture
+async def aio_client(gizmo_server: FakeApiServer) -> AsyncIterator[aclient.ApiClient]:
+    """An async ``ApiClient`` configured from the server's kubeconfig (identity ``python-aio``)."""
+    path = gizmo_server.kubeconfig("python-aio")
+    api = await aconfig.new_client_from_config(config_file=str(path), persist_config=False)
+    async with api:
+        yield api
+
+
+@pytest.mark.asyncio
+async def test_aio_core_and_custom_objects(aio_client: aclient.ApiClient) -> None:
+    core = aclient.CoreV1Api(aio_client)
+    await core.create_namespaced_config_map(
+        "default",
+        aclient.V1ConfigMap(metadata=aclient.V1ObjectMeta(name="cfg"), data={"k": "v"}),
+    )
+    patched = await core.patch_namespaced_config_map("cfg", "default", {"data": {"k": "w"}})
+    assert patched.data == {"k": "w"}
+
+    co = aclient.CustomObjectsApi(aio_client)
+    created = await co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    await co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body={"spec": {"size": 6}}, **GV
+    )
+    status = await co.patch_namespaced_custom_object_status(
+        name="g1", namespace="default", body={"status": {"phase": "Done"}}, **GV
+    )
+    assert status["spec"]["size"] == 6 and status["status"] == {"phase": "Done"}
+    with pytest.raises(aclient.ApiException) as conflict:
+        await co.replace_namespaced_custom_object(
+            name="g1", namespace="default", body=created, **GV
+        )
+    assert conflict.value.status == 409
+    await co.delete_namespaced_custom_object(name="g1", namespace="default", **GV)
+    listed = await co.list_namespaced_custom_object(namespace="default", **GV)
+    assert listed["items"] == []
+
+    coord = aclient.CoordinationV1Api(aio_client)
+    await coord.create_namespaced_lease(
+        "default",
+        aclient.V1Lease(
+            metadata=aclient.V1ObjectMeta(name="l"),
+            spec=aclient.V1LeaseSpec(holder_identity="me"),
+        ),
+    )
+    assert (await coord.read_namespaced_lease("l", "default")).spec.holder_identity == "me"
+
+
+@pytest.mark.asyncio
+async def test_aio_watch_events(aio_client: aclient.ApiClient) -> None:
+    co = aclient.CustomObjectsApi(aio_client)
+    start = (await co.list_namespaced_custom_object(namespace="default", **GV))["metadata"][
+        "resourceVersion"
+    ]
+    async with awatch.Watch() as w:
+        stream = w.stream(
+            co.list_namespaced_custom_object,
+            namespace="default",
+            resource_version=start,
+            allow_watch_bookmarks=True,
+            **GV,
+        )
+        created = await co.create_namespaced_custom_object(
+            body=gizmo("g1"), namespace="default", **GV
+        )
+        event = await anext(stream)
+        assert event["type"] == "ADDED"
+        assert (
+            event["object"]["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        )
+        await co.delete_namespaced_custom_object(name="g1", namespace="default", **GV)
+        event = await anext(stream)
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "g1")
+
+
+@pytest.mark.asyncio
+async def test_aio_watch_expired_reopens_once_then_raises_410(
+    aio_client: aclient.ApiClient, gizmo_server: FakeApiServer
+) -> None:
+    co = aclient.CustomObjectsApi(aio_client)
+    old = await co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    await co.patch_namespaced_custom_object(
+        name="g1", namespace="default", body={"spec": {"size": 2}}, **GV
+    )
+    gizmo_server.store.compact()
+    calls = WatchRequests(GIZMO_PLURAL)
+    gizmo_server.add_interceptor(calls)
+    rv = old["metadata"]["resourceVersion"]
+    async with awatch.Watch() as w:
+        stream = w.stream(
+            co.list_namespaced_custom_object, namespace="default", resource_version=rv, **GV
+        )
+        with pytest.raises(aclient.ApiException) as info:
+            await anext(stream)
+    assert info.value.status == 410
+    assert [q["resourceVersion"] for q in calls.queries] == [rv, rv]
