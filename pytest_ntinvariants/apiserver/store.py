@@ -150,6 +150,17 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
             obj["type"] = "Opaque"
 
 
+def _drop_empty_meta(meta: JSON) -> None:
+    """Omit empty metadata collections, as kube's typed ObjectMeta (omitempty) does.
+
+    Custom resources too: apiextensions coerces their metadata through ObjectMeta. So a
+    patch removing the last annotation leaves no ``annotations: {}`` behind.
+    """
+    for key in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
+        if key in meta and meta[key] in (None, {}, []):
+            del meta[key]
+
+
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
     skip = {"metadata", "status"} if rt.has_status else {"metadata"}
@@ -418,6 +429,7 @@ class Store:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
+            _drop_empty_meta(meta)
             self._validate(rt, obj, None, ctx)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
@@ -565,8 +577,7 @@ class Store:
             self._validate(rt, new, cur.obj, ctx)
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
-            if not meta.get("finalizers"):
-                meta.pop("finalizers", None)
+            _drop_empty_meta(meta)
             if new == cur.obj:
                 return cur  # a no-op write: no new resourceVersion, no event (like etcd)
             if rt.key == CRD_KEY:
