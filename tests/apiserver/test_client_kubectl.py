@@ -232,6 +232,22 @@ def test_apply_configures_existing_objects_without_openapi_warning(kubectl: Kube
     }
 
 
+def test_diff_shows_the_server_side_dry_run(kubectl: Kubectl) -> None:
+    """``kubectl diff`` patches with ``dryRun=All`` and compares; nothing is stored."""
+    before = kubectl.server.apply(gizmo("g1", size=2))[0]
+    result = kubectl("diff", "-f", "-", stdin=yaml.safe_dump(gizmo("g1", size=5)))
+    assert result.rc == 1, result  # 1: differences found
+    changed = [
+        line
+        for line in result.stdout.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert changed == ["-  generation: 1", "+  generation: 2", "-  size: 2", "+  size: 5"]
+    assert kubectl.server.get(GIZMO_API_VERSION, "Gizmo", "g1") == before
+    same = kubectl("diff", "-f", "-", stdin=yaml.safe_dump(gizmo("g1", size=2)))
+    assert (same.rc, same.stdout) == (0, "")
+
+
 def test_create_get_table_yaml_json(kubectl: Kubectl) -> None:
     manifest = yaml.safe_dump_all([gizmo("g1", size=2), gizmo("g2", size=7, color="green")])
     out = kubectl("create", "-f", "-", stdin=manifest).ok()

@@ -241,6 +241,23 @@ def test_custom_objects_lifecycle(api_client: client.ApiClient) -> None:
     assert gone.value.status == 404
 
 
+def test_emptied_metadata_maps_are_omitted(api_client: client.ApiClient) -> None:
+    """Removing the last label or annotation leaves no empty map, as ObjectMeta omits it."""
+    co = client.CustomObjectsApi(api_client)
+    body = gizmo("g1")
+    body["metadata"].update(labels={"a": "1"}, annotations={"b": "2"}, finalizers=[])
+    created = co.create_namespaced_custom_object(body=body, namespace="default", **GV)
+    assert "finalizers" not in created["metadata"]
+    patched = co.patch_namespaced_custom_object(
+        name="g1",
+        namespace="default",
+        body={"metadata": {"labels": {"a": None}, "annotations": {"b": None}}},
+        **GV,
+    )
+    assert "labels" not in patched["metadata"]
+    assert "annotations" not in patched["metadata"]
+
+
 def test_json_patch_with_resource_version_test(api_client: client.ApiClient) -> None:
     """A list body goes out as a JSON patch; a failed ``test`` op is a 422 (kopf relies on it)."""
     co = client.CustomObjectsApi(api_client)
