@@ -2,7 +2,8 @@
 
 The public door of the invariants package (DESIGN.md section 6): the ``Invariant``
 protocol and ``InvariantRegistry`` the plugin and third-party hooks use, the built-in
-rules (``resource-version-monotonic`` and the NotificationRequest pack), and the builder used to test all of them on exact histories.
+rules (``resource-version-monotonic`` and the NotificationRequest pack), the assertion
+helpers for tests, and the builder used to test all of them on exact histories.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ._core import (
     Violation,
 )
 from ._index import LedgerIndex, ObjectHistory, index_of, parse_time
+from .assertions import assert_attempts, assert_deliveries
 from .builder import LedgerBuilder, NotificationBuilder
 from .builtin import BUILTIN_INVARIANTS, ResourceVersionMonotonic, default_registry
 from .notification import (
@@ -64,6 +66,8 @@ __all__ = [
     "RetrySpacing",
     "ValidPhaseTransitions",
     "Violation",
+    "assert_attempts",
+    "assert_deliveries",
     "default_registry",
     "index_of",
     "nr_state",

@@ -718,6 +718,8 @@ class RetrySpacing(_NRInvariant):
                 a, b = ra.attempt, rb.attempt
                 if a.status != "failed" or a.permanent:
                     continue  # nr-attempt-limits judges attempts after a success/permanent
+                if a.number is not None and b.number == a.number:
+                    continue  # the same attempt twice: nr-no-duplicate-attempt's business
                 n = a.number if a.number is not None else pos + 1
                 base = policy.backoff(n)
                 required = base * ctx.time_scale * (1.0 - JITTER)

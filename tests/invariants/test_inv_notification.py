@@ -510,6 +510,16 @@ def test_spacing_ignores_other_channels_and_attempts_after_success() -> None:
     assert check(b, "nr-retry-spacing") == []
 
 
+def test_a_repeated_attempt_number_is_left_to_the_duplicate_rule() -> None:
+    b = LedgerBuilder(step=0)
+    nr = b.notification("nr-1", retry_policy=POLICY)
+    nr.write("replica-a", phase="Sending", append=[nr.attempt("slack", 1, "failed")])
+    b.advance(0.1)
+    nr.write("replica-b", append=[nr.attempt("slack", 1, "failed")])
+    assert check(b, "nr-retry-spacing") == []
+    assert len(check(b, "nr-no-duplicate-attempt")) == 1
+
+
 def test_a_retry_later_lost_from_the_list_is_still_judged() -> None:
     b = LedgerBuilder(step=0)
     nr = _retry(b, 0.1)

@@ -1,0 +1,770 @@
+"""Failure reports: what broke, the proof, and the race that led there.
+
+A report reads like pytest's own ``approx`` failures and hypothesis's falsifying
+examples (STYLE.md items 8 and 9): one summary line first, then aligned tables (the
+attempts, the endpoint calls), then the timeline of the race (who read which version,
+who wrote what, which watch event reached whom and how late, which perturbation fired,
+which endpoint was called), then the seed and the command that replays it.
+
+``format_violations`` and ``timeline`` give text, ``to_json`` the same as data,
+``render_svg`` a drawing with one lane per replica, per endpoint and for the API server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from .invariants._core import CheckContext, ObjectRef, Violation
+from .invariants._index import LedgerIndex, ObjectHistory, index_of
+from .invariants.notification import KIND, nr_state, recorded_attempts
+from .ledger import (
+    Ledger,
+    ObjectVersion,
+    PerturbationFired,
+    ReplicaEvent,
+    RequestServed,
+    SideEffect,
+    WatchDelivered,
+)
+
+__all__ = [
+    "TimelineRow",
+    "attempts_table",
+    "calls_table",
+    "format_table",
+    "format_violations",
+    "object_details",
+    "object_header",
+    "render_svg",
+    "replay_lines",
+    "timeline",
+    "timeline_rows",
+    "to_json",
+]
+
+JSON = dict[str, Any]
+
+#: Verbs that only read; everything else writes (and is drawn from its ObjectVersion).
+_READS = frozenset({"get", "list", "watch"})
+
+
+# =================================================================== tables
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], indent: str = "  ") -> list[str]:
+    """Rows of dicts (same keys, in column order) as aligned text lines with a header."""
+    if not rows:
+        return []
+    headers = list(rows[0])
+    cells = [[_cell(r.get(h, "")) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return (indent + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))
+                ).rstrip()
+
+    return [line(headers), *(line(c) for c in cells)]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _clock(timestamp: str) -> str:
+    # "2025-12-26T10:00:00.123456Z" -> "10:00:00.123456": the date is noise in a race.
+    if "T" in timestamp:
+        return timestamp.split("T", 1)[1].rstrip("Zz")
+    return timestamp or "-"
+
+
+def attempts_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
+    """Every attempt ever recorded for a NotificationRequest, with who recorded it first.
+
+    Columns: position in the latest list, channel, attempt, outcome, writer identity,
+    resourceVersion that first recorded it, ledger time of that version, the attempt's
+    own timestamp, and the error. An attempt that is no longer in the latest version is
+    marked ``LOST``.
+    """
+    rows = []
+    for r in recorded_attempts(history):
+        a, v = r.attempt, r.version
+        rows.append({
+            "#": a.index + 1 if r.in_latest else "LOST",
+            "channel": a.channel,
+            "attempt": a.number if a.number is not None else "?",
+            "outcome": a.outcome,
+            "writer": v.identity or "?",
+            "rv": v.rv,
+            "recorded ms": f"{v.t * 1000:.1f}",
+            "timestamp": _clock(a.timestamp),
+            "error": a.error or "",
+        })
+    return format_table(rows, indent)
+
+
+def calls_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
+    """The calls fake endpoints received about this object (time, endpoint, status)."""
+    rows = [
+        {"t ms": f"{c.t * 1000:.1f}", "endpoint": c.endpoint, "channel": c.channel,
+         "attempt": c.attempt or "-", "status": c.status or "closed", "detail": c.detail}
+        for c in history.side_effects()
+    ]
+    return format_table(rows, indent)
+
+
+# =================================================================== timeline
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One ledger entry, described for a person: when, which lane, what happened."""
+
+    seq: int
+    t: float
+    lane: str  # a replica identity, an endpoint name, or "apiserver"
+    kind: str  # write, read, error, watch, perturbation, replica, call
+    text: str
+    rv: int | None = None
+    stale: bool = False
+    delay: float = 0.0
+    commit_seq: int | None = None  # for watch events: the version they carry
+
+    def to_dict(self) -> JSON:
+        """A JSON-able dict."""
+        return {
+            "seq": self.seq, "t_ms": round(self.t * 1000, 3), "lane": self.lane,
+            "kind": self.kind, "text": self.text, "rv": self.rv, "stale": self.stale,
+        }
+
+
+def _lane(identity: str) -> str:
+    return identity or "(anonymous)"
+
+
+def _path(ns: str, name: str) -> str:
+    return f"{ns}/{name}" if ns else name
+
+
+def timeline_rows(ledger: Ledger, uid: str | None = None) -> list[TimelineRow]:
+    """The entries of the race, as rows; only those about object ``uid`` when given.
+
+    About an object: its versions; reads and failed writes that name it (while it
+    existed); lists and watches of its resource in its namespace; watch events carrying
+    its versions; endpoint calls attributed to it; and every perturbation and replica
+    event within its lifetime. Successful writes appear once, as the version they made.
+    """
+    index = index_of(ledger)
+    history = index.objects.get(uid) if uid is not None else None
+    if uid is not None and history is None:
+        return []
+    rows: list[TimelineRow] = []
+    prev_obj: dict[str, ObjectVersion] = {}
+    multi = history is None
+    rvs = {v.rv for v in history.versions} if history is not None else set()
+    start = history.first.t if history is not None else -math.inf
+    end = history.last.t if history is not None and history.deleted else math.inf
+    for e in index.entries:
+        row: TimelineRow | None = None
+        if isinstance(e, ObjectVersion):
+            if history is None or e.uid == history.ref.uid:
+                row = _version_row(e, prev_obj.get(e.uid), multi)
+            prev_obj[e.uid] = e
+        elif isinstance(e, RequestServed):
+            if history is None or _about(e, history, start, end):
+                row = _request_row(e, index, multi)
+        elif isinstance(e, WatchDelivered):
+            if history is None or e.rv in rvs:
+                row = _watch_row(e, index, multi)
+        elif isinstance(e, SideEffect):
+            if history is None or index.uid_of_call(e) == history.ref.uid:
+                where = f" for {_path(e.namespace, e.name)}" if multi and e.name else ""
+                status = str(e.status) if e.status else "closed"
+                row = TimelineRow(e.seq, e.t, e.endpoint or e.channel, "call",
+                                  f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
+                                  f"{status}" + (f" ({e.detail})" if e.detail else ""))
+        elif isinstance(e, PerturbationFired):
+            if start <= e.t <= end:
+                detail = f": {e.detail}" if e.detail else ""
+                row = TimelineRow(e.seq, e.t, _lane(e.identity), "perturbation",
+                                  f"perturbation {e.rule} ({e.action}){detail}")
+        elif isinstance(e, ReplicaEvent) and start <= e.t <= end:
+            word = e.action.upper() if e.action == "crashed" else e.action
+            row = TimelineRow(e.seq, e.t, _lane(e.identity), "replica",
+                              f"replica {word}" + (f": {e.detail}" if e.detail else ""))
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _about(r: RequestServed, h: ObjectHistory, start: float, end: float) -> bool:
+    if not (start <= r.t <= end) or r.resource != h.resource:
+        return False
+    if r.name:
+        return r.name == h.ref.name and r.namespace == h.ref.namespace
+    return r.verb in ("list", "watch") and r.namespace in ("", h.ref.namespace)
+
+
+def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> TimelineRow:
+    where = f" {v.kind_} {_path(v.namespace, v.name)}" if multi else ""
+    verb = f"{v.verb}/{v.subresource}" if v.subresource else v.verb
+    if v.type == "ADDED":
+        text = f"created{where} rv {v.rv}"
+    elif v.type == "DELETED":
+        text = f"deleted{where} rv {v.rv}"
+    else:
+        text = f"wrote{where} rv {v.rv} ({verb})"
+    change = _change(v, prev)
+    if change:
+        text += f": {change}"
+    return TimelineRow(v.seq, v.t, _lane(v.identity), "write", text, rv=v.rv)
+
+
+def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
+    if v.kind_ == KIND:
+        cur = nr_state(v)
+        if prev is None and not cur.phase and not cur.attempts:
+            return (f"channels {', '.join(cur.channels) or '<none>'}, maxAttempts "
+                    f"{cur.policy.max_attempts}, backoff {cur.policy.initial_backoff_seconds:g} s"
+                    f" x{cur.policy.backoff_multiplier:g} <= {cur.policy.max_backoff_seconds:g} s")
+        old = nr_state(prev) if prev is not None else None
+        parts = []
+        if old is None or cur.phase != old.phase:
+            before = f"{old.phase or '<none>'} -> " if old is not None else ""
+            parts.append(f"phase {before}{cur.phase or '<none>'}")
+        n_old = len(old.attempts) if old is not None else 0
+        if old is not None and old.raw_attempts[:n_old] != cur.raw_attempts[:n_old]:
+            parts.append(f"attempts rewritten ({n_old} -> {len(cur.attempts)})")
+        elif len(cur.attempts) > n_old:
+            added = ", ".join(f"{a.label} {a.outcome}" for a in cur.attempts[n_old:])
+            parts.append(f"+{added}")
+        if old is not None and cur.completion_time != old.completion_time:
+            parts.append(f"completionTime {_clock(cur.completion_time) or 'removed'}")
+        counters = (cur.total, cur.successful, cur.failed)
+        if counters != ((old.total, old.successful, old.failed) if old else (0, 0, 0)):
+            parts.append(f"total {cur.total} ok {cur.successful} failed {cur.failed}")
+        return "; ".join(parts) or ("no change" if v.type == "MODIFIED" else "")
+    if prev is None:
+        return ""
+    changed = [k for k in ("spec", "status", "metadata", "data")
+               if v.obj.get(k) != prev.obj.get(k)]
+    if not changed and v.type == "MODIFIED":
+        return "no change"
+    return ", ".join(f"{k} changed" for k in changed)
+
+
+def _latest_before(index: LedgerIndex, h: ObjectHistory, seq: int) -> ObjectVersion | None:
+    seqs = index.memo(("seqs", h.ref.uid), lambda: [v.seq for v in h.versions])
+    i = bisect.bisect_left(seqs, seq)
+    return h.versions[i - 1] if i else None
+
+
+def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineRow | None:
+    what = _path(r.namespace, r.name) if r.name else (
+        f"{r.resource.split('/')[-1]}" + (f" in {r.namespace}" if r.namespace else ""))
+    sub = f"/{r.subresource}" if r.subresource else ""
+    verb = r.verb.upper()
+    if r.status >= 400:
+        reason = f" {r.reason}" if r.reason else ""
+        return TimelineRow(r.seq, r.t, _lane(r.identity), "error",
+                           f"{verb} {what}{sub} -> {r.status}{reason}")
+    if r.verb not in _READS:
+        return None  # drawn from the version it committed
+    rv = int(r.rv) if r.rv.isdigit() else None
+    stale = r.served_at is not None
+    note = ""
+    if r.served_at is not None:
+        note = f" STALE (served at rv {r.served_at})"
+    if r.name and rv is not None:
+        uids = index.by_name.get((r.namespace, r.name), [])
+        h = next((index.objects[u] for u in reversed(uids)
+                  if index.objects[u].resource == r.resource and index.objects[u].first.seq
+                  < r.seq), None)
+        latest = _latest_before(index, h, r.seq) if h is not None else None
+        if latest is not None and latest.rv > rv:
+            stale = True
+            note = (f" STALE (latest rv {latest.rv})" if r.served_at is None
+                    else f" STALE (served at rv {r.served_at}; latest rv {latest.rv})")
+    text = f"{verb} {what}{sub} -> rv {r.rv or '?'}{note}"
+    return TimelineRow(r.seq, r.t, _lane(r.identity), "read", text, rv=rv, stale=stale)
+
+
+def _watch_row(d: WatchDelivered, index: LedgerIndex, multi: bool) -> TimelineRow:
+    where = f" {_path(d.namespace, d.name)}" if multi else ""
+    commit = index.by_rv.get(d.rv)
+    late = f" (+{d.delay * 1000:.1f} ms)" if d.delay >= 0.0005 else ""
+    return TimelineRow(d.seq, d.t, _lane(d.identity), "watch",
+                       f"watch #{d.watcher} got {d.type}{where} rv {d.rv}{late}", rv=d.rv,
+                       delay=d.delay, commit_seq=commit.seq if commit is not None else None)
+
+
+def _elide(rows: list[TimelineRow], limit: int, keep: set[int]) -> list[TimelineRow | int]:
+    """At most ``limit`` rows: the highlighted ones, then the head and the tail.
+
+    Gaps are ints (how many rows were left out there).
+    """
+    if len(rows) <= limit:
+        return list(rows)
+    budget = max(limit - sum(1 for r in rows if r.seq in keep), 2)
+    head = budget // 2
+    tail = budget - head
+    chosen = {i for i, r in enumerate(rows) if r.seq in keep}
+    chosen.update(range(min(head, len(rows))))
+    chosen.update(range(max(len(rows) - tail, 0), len(rows)))
+    out: list[TimelineRow | int] = []
+    gap = 0
+    for i, r in enumerate(rows):
+        if i in chosen:
+            if gap:
+                out.append(gap)
+                gap = 0
+            out.append(r)
+        else:
+            gap += 1
+    if gap:
+        out.append(gap)
+    return out
+
+
+_GLYPH = {"write": "W", "read": "R", "error": "!", "watch": "E", "perturbation": "P",
+          "replica": "X", "call": "C"}
+
+
+def timeline(
+    ledger: Ledger,
+    uid: str | None = None,
+    limit: int = 200,
+    *,
+    highlight: Iterable[int] = (),
+    indent: str = "  ",
+) -> str:
+    """The race as aligned text: one line per entry, times in ms, one lane per identity.
+
+    Each line shows the time, a lane strip (one column per identity or endpoint: the
+    entry's glyph in its own lane, ``|`` elsewhere; W write, R read, ! failed request,
+    E watch event, P perturbation, X replica event, C endpoint call), the lane's name and
+    what happened. Lines whose ledger ``seq`` is in ``highlight`` start with ``>``.
+    More than ``limit`` entries are elided in the middle (highlighted lines are kept).
+    """
+    rows = timeline_rows(ledger, uid)
+    if not rows:
+        return f"{indent}(no ledger entries" + (f" about uid {uid})" if uid else ")")
+    keep = set(highlight)
+    lanes = list(dict.fromkeys(r.lane for r in rows))
+    col = {lane: i for i, lane in enumerate(lanes)}
+    width = max(len(lane) for lane in lanes)
+    tw = max(len(f"{r.t * 1000:.3f}") for r in rows)
+    legend = "  ".join(f"{i + 1}={lane}" for i, lane in enumerate(lanes))
+    strip_head = " ".join(str((i + 1) % 10) for i in range(len(lanes)))
+    lines = [f"{indent}lanes: {legend}",
+             f"{indent}  {'t ms'.rjust(tw)}  {strip_head}  {'who'.ljust(width)}  what"]
+    for item in _elide(rows, limit, keep):
+        if isinstance(item, int):
+            lines.append(f"{indent}  {'...'.rjust(tw)}  ({item} more entries)")
+            continue
+        strip = ["|"] * len(lanes)
+        strip[col[item.lane]] = _GLYPH.get(item.kind, "*")
+        mark = ">" if item.seq in keep else " "
+        lines.append(f"{indent}{mark} {f'{item.t * 1000:.3f}'.rjust(tw)}  {' '.join(strip)}  "
+                     f"{item.lane.ljust(width)}  {item.text}")
+    return "\n".join(lines)
+
+
+# =================================================================== violations
+
+
+def replay_lines(ctx: CheckContext | None) -> list[str]:
+    """``seed: N`` and ``replay: <command>`` lines, when the context has them."""
+    if ctx is None:
+        return []
+    out = []
+    if ctx.seed is not None:
+        out.append(f"seed: {ctx.seed}")
+    if ctx.replay:
+        out.append(f"replay: {ctx.replay}")
+    return out
+
+
+def object_header(h: ObjectHistory) -> str:
+    """``NotificationRequest default/nr-1 (uid ...): 5 versions, latest rv 17 (Failed)``."""
+    last = h.last
+    phase = ""
+    if h.ref.kind == KIND:
+        phase = f" ({nr_state(last, h.index).phase or 'no phase'})"
+    gone = ", deleted" if last.type == "DELETED" else ""
+    return (f"{h.ref} (uid {h.ref.uid}): {len(h.versions)} versions, latest rv {last.rv}"
+            f"{phase}{gone}")
+
+
+def object_details(
+    h: ObjectHistory, ledger: Ledger, highlight: Iterable[int] = (), limit: int = 120
+) -> list[str]:
+    """The attempts and endpoint-calls tables and the timeline of one object."""
+    lines: list[str] = []
+    if h.ref.kind == KIND:
+        table = attempts_table(h, indent="    ")
+        lines.append(f"  attempts of {h.ref.path} (every one ever recorded; # is the position "
+                     f"in rv {h.last.rv}):")
+        lines.extend(table or ["    (none recorded)"])
+    calls = calls_table(h, indent="    ")
+    if calls or h.ref.kind == KIND:
+        lines.append(f"  endpoint calls about {h.ref.path}:")
+        lines.extend(calls or ["    (none)"])
+    lines.append(f"  timeline of {h.ref.path} (ms since the ledger began; > marks the "
+                 "entries in question):")
+    lines.append(timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    "))
+    return lines
+
+
+def format_violations(
+    violations: Sequence[Violation], ledger: Ledger, ctx: CheckContext | None = None
+) -> str:
+    """The full failure report: a summary, then per object its violations with their
+    evidence, its attempts and endpoint calls, and its timeline; then seed and replay.
+    """
+    if not violations:
+        return "no invariant violations"
+    index = index_of(ledger)
+    by_inv: dict[str, list[Violation]] = {}
+    by_obj: dict[ObjectRef | None, list[Violation]] = {}
+    for v in violations:
+        by_inv.setdefault(v.invariant, []).append(v)
+        by_obj.setdefault(v.object, []).append(v)
+    n_obj = sum(1 for o in by_obj if o is not None)
+    lines = [
+        f"{_n(len(violations), 'invariant violation')} "
+        f"({_n(len(by_inv), 'invariant')}, {_n(n_obj, 'object')})"
+        + (f", seed {ctx.seed}" if ctx is not None and ctx.seed is not None else ""),
+    ]
+    name_w = max(len(name) for name in by_inv)
+    for name, vs in by_inv.items():
+        objs = list(dict.fromkeys(v.object.path for v in vs if v.object is not None))
+        shown = ", ".join(objs[:4]) + (f", +{len(objs) - 4} more" if len(objs) > 4 else "")
+        lines.append(f"  {name.ljust(name_w)}  {len(vs):>3}  {shown}")
+    for ref, vs in by_obj.items():
+        lines.append("")
+        h = index.objects.get(ref.uid) if ref is not None and ref.uid else None
+        lines.append(object_header(h) if h is not None else (str(ref) if ref else "ledger"))
+        highlight: set[int] = set()
+        for v in vs:
+            lines.append(f"  {v.invariant}: {v.message}")
+            lines.extend(format_table(v.evidence, indent="      "))
+            highlight.update(v.seqs)
+        if h is not None:
+            lines.extend(object_details(h, ledger, highlight))
+    tail = replay_lines(ctx)
+    if tail:
+        lines.append("")
+        lines.extend(tail)
+    return "\n".join(lines)
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def to_json(
+    violations: Sequence[Violation], ledger: Ledger, ctx: CheckContext | None = None
+) -> JSON:
+    """The report as data: the violations, the context, and per violated object its
+    attempts, endpoint calls and timeline rows."""
+    index = index_of(ledger)
+    counts: dict[str, int] = {}
+    for v in violations:
+        counts[v.invariant] = counts.get(v.invariant, 0) + 1
+    objects: dict[str, JSON] = {}
+    for v in violations:
+        if v.object is None or not v.object.uid or v.object.uid in objects:
+            continue
+        h = index.objects.get(v.object.uid)
+        if h is None:
+            continue
+        objects[h.ref.uid] = {
+            **h.ref.to_dict(),
+            "versions": [{"rv": x.rv, "type": x.type, "writer": x.identity, "t_ms":
+                          round(x.t * 1000, 3)} for x in h.versions],
+            "attempts": [
+                {"channel": r.attempt.channel, "attempt": r.attempt.number,
+                 "status": r.attempt.status, "permanent": r.attempt.permanent,
+                 "timestamp": r.attempt.timestamp, "error": r.attempt.error,
+                 "writer": r.version.identity, "rv": r.version.rv,
+                 "recorded_ms": round(r.version.t * 1000, 3), "inLatest": r.in_latest}
+                for r in recorded_attempts(h)
+            ] if h.ref.kind == KIND else [],
+            "calls": [c.to_dict() for c in h.side_effects()],
+            "timeline": [r.to_dict() for r in timeline_rows(ledger, h.ref.uid)],
+        }
+    return {
+        "ok": not violations,
+        "summary": counts,
+        "violations": [v.to_dict() for v in violations],
+        "context": ctx.to_dict() if ctx is not None else None,
+        "objects": objects,
+    }
+
+
+# =================================================================== SVG
+
+_LANE_H = 64
+_LEFT = 150
+_TOP = 56
+_RIGHT = 90
+_MIN_STEP = 36.0
+_MAX_STEP = 130.0
+_PX_PER_MS = 3.0
+
+_COLORS = {
+    "write": "#1f5fbf", "read": "#2e8b57", "stale": "#d62728", "error": "#d62728",
+    "watch": "#7b3fa0", "perturbation": "#e67e00", "crashed": "#d62728",
+    "replica": "#555555", "call-ok": "#2e8b57", "call-bad": "#d62728", "lane": "#f4f6f8",
+    "highlight": "#ffe066",
+}
+
+
+def render_svg(
+    ledger: Ledger,
+    path: str | Path,
+    *,
+    title: str = "",
+    uid: str | None = None,
+    highlight: Iterable[int] = (),
+    limit: int = 400,
+) -> Path:
+    """Draw the race as a self-contained SVG file and return its path.
+
+    One horizontal lane for the API server, one per replica identity, one per endpoint;
+    time runs left to right (a gap longer than a few tens of ms is shortened and marked
+    with its real length, so bursts stay readable). Writes are dots labelled with their
+    resourceVersion on the API server lane, joined to the writer; reads are arrows from
+    the API server to the reader labelled with the rv served (stale ones in red); watch
+    events are arrows from the commit to the watcher labelled with their delay;
+    perturbations are orange diamonds, crashes red crosses, endpoint calls squares on
+    the endpoint lanes. Entries whose ``seq`` is in ``highlight`` get a yellow halo.
+    Every mark carries ``class`` and ``data-*`` attributes and a ``<title>`` tooltip.
+    """
+    rows = timeline_rows(ledger, uid)
+    keep = set(highlight)
+    items = _elide(rows, limit, keep)
+    drawn = [r for r in items if isinstance(r, TimelineRow)]
+    endpoints = list(dict.fromkeys(r.lane for r in drawn if r.kind == "call"))
+    replicas = [lane for lane in dict.fromkeys(r.lane for r in drawn) if lane not in endpoints]
+    lanes = ["apiserver", *replicas, *endpoints]
+    y = {lane: _TOP + 30 + i * _LANE_H for i, lane in enumerate(lanes)}
+    xs: list[float] = []
+    breaks: list[tuple[float, float]] = []
+    x = 0.0
+    prev_t: float | None = None
+    for item in items:
+        if isinstance(item, int):
+            x += _MAX_STEP
+            breaks.append((x - _MAX_STEP / 2, math.nan))
+            prev_t = None
+            continue
+        if prev_t is not None:
+            step = (item.t - prev_t) * 1000 * _PX_PER_MS
+            if step > _MAX_STEP:
+                breaks.append((x + _MAX_STEP / 2, item.t - prev_t))
+            x += min(max(step, _MIN_STEP), _MAX_STEP)
+        xs.append(x)
+        prev_t = item.t
+    x_of = {r.seq: _LEFT + xi for r, xi in zip(drawn, xs, strict=True)}
+    width = max(int(_LEFT + (xs[-1] if xs else 0) + _RIGHT + 60), _LEFT + 3 * 230 + 40)
+    lanes_bottom = _TOP + 30 + (len(lanes) - 1) * _LANE_H + 30
+    height = lanes_bottom + 180
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">',
+        _defs(),
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text class="title" x="12" y="24" font-size="15" font-weight="bold">'
+        f'{escape(title or "ledger timeline")}</text>',
+    ]
+    # lanes
+    for lane in lanes:
+        kind = "apiserver" if lane == "apiserver" else ("endpoint" if lane in endpoints
+                                                        else "replica")
+        ly = y[lane]
+        label = "API server" if lane == "apiserver" else lane
+        out.append(
+            f'<g class="lane" data-lane={quoteattr(lane)} data-kind="{kind}">'
+            f'<rect x="{_LEFT - 10}" y="{ly - _LANE_H / 2 + 4}" width="{width - _LEFT}" '
+            f'height="{_LANE_H - 8}" fill="{_COLORS["lane"]}" rx="4"/>'
+            f'<line x1="{_LEFT - 10}" y1="{ly}" x2="{width - 20}" y2="{ly}" '
+            'stroke="#b0b8c0" stroke-width="1"/>'
+            f'<text x="{_LEFT - 16}" y="{ly + 4}" text-anchor="end" font-weight="bold">'
+            f'{escape(label)}</text>'
+            f'<text x="{_LEFT - 16}" y="{ly + 17}" text-anchor="end" fill="#777" '
+            f'font-size="9">{kind}</text></g>'
+        )
+    # time axis
+    axis_y = lanes_bottom
+    out.append(f'<line class="axis" x1="{_LEFT}" y1="{axis_y}" x2="{width - 20}" '
+               f'y2="{axis_y}" stroke="#333"/>')
+    last_tick = -1e9
+    for r in drawn:
+        rx = x_of[r.seq]
+        if rx - last_tick >= 70:
+            out.append(f'<g class="tick"><line x1="{rx:.1f}" y1="{axis_y}" x2="{rx:.1f}" '
+                       f'y2="{axis_y + 5}" stroke="#333"/><text x="{rx:.1f}" '
+                       f'y="{axis_y + 17}" text-anchor="middle" font-size="9">'
+                       f'{r.t * 1000:.1f} ms</text></g>')
+            last_tick = rx
+    for bx, gap in breaks:
+        label = "entries elided" if math.isnan(gap) else f"+{_dur(gap)}"
+        out.append(f'<g class="break"><text x="{_LEFT + bx:.1f}" y="{axis_y + 4}" '
+                   f'text-anchor="middle" font-size="14" fill="#999">//</text>'
+                   f'<text x="{_LEFT + bx:.1f}" y="{axis_y + 30}" text-anchor="middle" '
+                   f'font-size="9" fill="#999">{escape(label)}</text></g>')
+    out.append(f'<text x="{_LEFT}" y="{axis_y + 44}" font-size="9" fill="#777">time (ms since '
+               'the ledger began; // marks a shortened gap)</text>')
+    api_y = y["apiserver"]
+    for r in drawn:
+        out.append(_mark(r, x_of[r.seq], y[r.lane], api_y, x_of, r.seq in keep))
+    out.append(_legend(lanes_bottom + 92))
+    out.append("</svg>")
+    target = Path(path)
+    target.write_text("\n".join(out), encoding="utf-8")
+    return target
+
+
+def _dur(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _defs() -> str:
+    markers = "".join(
+        f'<marker id="arrow-{name}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" '
+        'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" '
+        f'fill="{color}"/></marker>'
+        for name, color in (("read", _COLORS["read"]), ("stale", _COLORS["stale"]),
+                            ("watch", _COLORS["watch"]), ("error", _COLORS["error"]),
+                            ("write", _COLORS["write"]))
+    )
+    return f"<defs>{markers}</defs>"
+
+
+def _label(x: float, y: float, text: str, color: str, cls: str = "label") -> str:
+    # Rotated labels: neighbours 20 px apart never overlap, whatever their length.
+    return (f'<text class="{cls}" x="{x + 3:.1f}" y="{y - 8:.1f}" fill="{color}" '
+            f'font-size="10" transform="rotate(-35 {x + 3:.1f} {y - 8:.1f})">'
+            f'{escape(text)}</text>')
+
+
+def _mark(
+    r: TimelineRow, x: float, y: float, api_y: float, x_of: Mapping[int, float], halo: bool
+) -> str:
+    tip = f"<title>{escape(f'{r.t * 1000:.3f} ms  {r.lane}: {r.text}')}</title>"
+    data = f'data-seq="{r.seq}" data-t-ms="{r.t * 1000:.3f}" data-lane={quoteattr(r.lane)}'
+    if r.rv is not None:
+        data += f' data-rv="{r.rv}"'
+    parts: list[str] = []
+    if halo:
+        parts.append(f'<circle class="halo" cx="{x:.1f}" cy="{y:.1f}" r="11" '
+                     f'fill="{_COLORS["highlight"]}"/>')
+    kind = r.kind
+    if kind == "write":
+        c = _COLORS["write"]
+        if y != api_y:
+            parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{api_y:.1f}" '
+                         f'stroke="{c}" stroke-width="1.2" stroke-dasharray="3 2"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{c}"/>')
+        parts.append(f'<circle cx="{x:.1f}" cy="{api_y:.1f}" r="5.5" fill="{c}"/>')
+        parts.append(_label(x, api_y, f"rv {r.rv}", c))
+        cls = "mark write"
+    elif kind in ("read", "error"):
+        stale = r.stale or kind == "error"
+        name = "error" if kind == "error" else ("stale" if r.stale else "read")
+        c = _COLORS[name]
+        dash = ' stroke-dasharray="4 2"' if kind == "error" else ""
+        parts.append(f'<line x1="{x:.1f}" y1="{api_y + 6:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
+                     f'stroke="{c}" stroke-width="{2.2 if stale else 1.4}"{dash} '
+                     f'marker-end="url(#arrow-{name})"/>')
+        if kind == "error":
+            text = r.text.split("->")[-1].strip()
+        else:
+            text = f"rv {r.rv if r.rv is not None else '?'}" + (" stale" if r.stale else "")
+        parts.append(_label(x, y, text, c))
+        cls = f"mark {kind}" + (" stale" if r.stale else "")
+    elif kind == "watch":
+        c = _COLORS["watch"]
+        x0 = x_of.get(r.commit_seq, x - _MIN_STEP) if r.commit_seq is not None else x - _MIN_STEP
+        parts.append(f'<line x1="{x0:.1f}" y1="{api_y + 4:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
+                     f'stroke="{c}" stroke-width="1.3" marker-end="url(#arrow-watch)" '
+                     'opacity="0.85"/>')
+        delay = f"+{r.delay * 1000:.0f} ms" if r.delay >= 0.0005 else "+0 ms"
+        parts.append(_label(x, y, f"rv {r.rv} {delay}", c))
+        cls = "mark watch"
+    elif kind == "perturbation":
+        c = _COLORS["perturbation"]
+        parts.append(f'<path d="M {x:.1f} {y - 7:.1f} L {x + 7:.1f} {y:.1f} L {x:.1f} '
+                     f'{y + 7:.1f} L {x - 7:.1f} {y:.1f} z" fill="{c}"/>')
+        parts.append(_label(x, y, r.text.removeprefix("perturbation ").split(":")[0], c))
+        cls = "mark perturbation"
+    elif kind == "replica":
+        crashed = "CRASHED" in r.text
+        c = _COLORS["crashed" if crashed else "replica"]
+        if crashed:
+            parts.append(f'<path d="M {x - 6:.1f} {y - 6:.1f} L {x + 6:.1f} {y + 6:.1f} M '
+                         f'{x + 6:.1f} {y - 6:.1f} L {x - 6:.1f} {y + 6:.1f}" stroke="{c}" '
+                         'stroke-width="3"/>')
+        else:
+            parts.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" '
+                         f'fill="none" stroke="{c}" stroke-width="2"/>')
+        parts.append(_label(x, y, r.text.removeprefix("replica ").split(":")[0], c))
+        cls = "mark replica" + (" crashed" if crashed else "")
+    else:  # call
+        ok = "-> 2" in r.text
+        c = _COLORS["call-ok" if ok else "call-bad"]
+        parts.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
+                     f'fill="{c}"/>')
+        short = r.text.removeprefix("call ").replace(" attempt ", " #")
+        parts.append(_label(x, y, short.split(" (")[0], c))
+        cls = "mark call"
+    if halo:
+        cls += " highlighted"
+    return f'<g class="{cls}" {data}>{tip}{"".join(parts)}</g>'
+
+
+def _legend(top: float) -> str:
+    entries = [
+        ("write", f'<circle cx="8" cy="0" r="5" fill="{_COLORS["write"]}"/>',
+         "write (rv committed)"),
+        ("read", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["read"]}" '
+         'stroke-width="1.5" marker-end="url(#arrow-read)"/>', "read (rv served)"),
+        ("stale", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["stale"]}" '
+         'stroke-width="2.2" marker-end="url(#arrow-stale)"/>', "stale read"),
+        ("error", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["error"]}" '
+         'stroke-dasharray="4 2" marker-end="url(#arrow-error)"/>', "failed request"),
+        ("watch", f'<line x1="0" y1="-8" x2="14" y2="6" stroke="{_COLORS["watch"]}" '
+         'marker-end="url(#arrow-watch)"/>', "watch event (+delay)"),
+        ("perturbation", f'<path d="M 8 -7 L 15 0 L 8 7 L 1 0 z" '
+         f'fill="{_COLORS["perturbation"]}"/>', "perturbation"),
+        ("crash", f'<path d="M 2 -6 L 14 6 M 14 -6 L 2 6" stroke="{_COLORS["crashed"]}" '
+         'stroke-width="3"/>', "replica crash"),
+        ("call", f'<rect x="3" y="-5" width="10" height="10" fill="{_COLORS["call-ok"]}"/>'
+         f'<rect x="15" y="-5" width="10" height="10" fill="{_COLORS["call-bad"]}"/>',
+         "endpoint call (ok / error)"),
+        ("highlight", f'<circle cx="8" cy="0" r="8" fill="{_COLORS["highlight"]}"/>',
+         "entry in question"),
+    ]
+    parts = [f'<g class="legend" transform="translate({_LEFT} {top})">'
+             '<text x="0" y="-16" font-weight="bold">legend</text>']
+    for i, (name, glyph, text) in enumerate(entries):
+        gx = (i % 3) * 230
+        gy = (i // 3) * 26
+        parts.append(f'<g class="legend-item" data-item="{name}" transform="translate({gx} '
+                     f'{gy})">{glyph}<text x="32" y="4">{escape(text)}</text></g>')
+    parts.append("</g>")
+    return "".join(parts)
