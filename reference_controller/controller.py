@@ -539,12 +539,19 @@ class NotificationController:
             plan = self.planner.plan(obj)
         except ValidationError:
             return
+        soon = self.config.error_backoff * self.config.time_scale
         if plan.requests:
             # Due now but not claimed in this pass (the step budget ran out): come back soon.
-            self._schedule(ref, self.config.error_backoff * self.config.time_scale)
-        elif plan.wake_at is not None:
-            delay = (plan.wake_at - self.clock()).total_seconds()
-            self._schedule(ref, max(delay, 0.0))
+            self._schedule(ref, soon)
+            return
+        if plan.wake_at is not None:
+            delay = max((plan.wake_at - self.clock()).total_seconds(), 0.0)
+            if any(claim.holder == self.identity for claim in status.claims):
+                # A claim of ours that no pass of ours holds: either this view is stale (a
+                # lagging read; our record is already written) or we restarted after a
+                # crash. Look again soon instead of waiting for the claim to expire.
+                delay = min(delay, soon)
+            self._schedule(ref, delay)
 
     def _schedule(self, ref: ObjectRef, delay: float) -> None:
         """Requeue ``ref`` after ``delay`` seconds unless an earlier requeue is pending."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 # Helper modules of this directory (memapi, variants) are imported by plain name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -88,9 +89,13 @@ def memapi() -> MemoryApi:
     return MemoryApi()
 
 
-@pytest.fixture
-def make_controller(memapi: MemoryApi) -> ControllerFactory:
-    """Build controllers (replicas) on the shared in-memory API; time scale 0.001."""
+@pytest_asyncio.fixture
+async def make_controller(memapi: MemoryApi) -> AsyncIterator[ControllerFactory]:
+    """Build controllers (replicas) on the shared in-memory API; time scale 0.001.
+
+    Every controller built is closed (its requeue timers cancelled) after the test.
+    """
+    built: list[NotificationController] = []
 
     def make(
         identity: str = "replica-a",
@@ -102,12 +107,16 @@ def make_controller(memapi: MemoryApi) -> ControllerFactory:
         **config: Any,
     ) -> NotificationController:
         settings = {"time_scale": 0.001, "seed": 7, "claim_timeout": 30.0, **config}
-        return build_controller(
+        controller = build_controller(
             ControllerConfig(identity=identity, **settings),
             api=api if api is not None else memapi,
             strategy=strategy,
             channels=channels,
             audit_sink=audit if audit is not None else MemoryAuditSink(),
         )
+        built.append(controller)
+        return controller
 
-    return make
+    yield make
+    for controller in built:
+        await controller.close()
