@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import kopf
@@ -38,16 +38,6 @@ MERGE = "application/merge-patch+json"
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 LAST_HANDLED = "kopf.zalando.org/last-handled-configuration"
 IDENTITY = "kopf"
-
-
-@dataclass
-class Operator:
-    """A running in-process operator and what its handlers saw."""
-
-    registry: kopf.OperatorRegistry
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (handler, object name)
-    thread: threading.Thread | None = None
-    error: BaseException | None = None
 
 
 @contextlib.contextmanager
@@ -89,18 +79,39 @@ def running(
             errors.append(e)
             ready.set()
 
+    # kopf reports what it disliked about the server (inconsistent patch results, failed
+    # requests, retries) as log warnings and carries on: any of them fails the test.
+    complaints = Complaints()
+    kopf_logger = logging.getLogger("kopf")
+    kopf_logger.addHandler(complaints)
     thread = threading.Thread(target=main, name="kopf-operator", daemon=True)
     thread.start()
     try:
         assert ready.wait(10), "kopf did not start within 10 s"
         assert not errors, f"kopf failed to start: {errors!r}"
         yield
+        assert not complaints.records, "kopf complained:\n" + "\n".join(
+            f"{r.levelname} {r.name}: {r.getMessage()}" for r in complaints.records
+        )
     finally:
+        kopf_logger.removeHandler(complaints)  # shutdown noise is not the server's doing
         stop.set()
         thread.join(15)
         assert not thread.is_alive(), "kopf did not stop within 15 s"
     if errors:
         raise errors[0]
+
+
+class Complaints(logging.Handler):
+    """Collects kopf's warnings and errors, except the expected one about threads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "running not in the main thread" not in record.getMessage():
+            self.records.append(record)
 
 
 def handlers(registry: kopf.OperatorRegistry, calls: list[tuple[str, str]]) -> None:
@@ -165,14 +176,17 @@ def kopf_events(server: FakeApiServer, name: str) -> list[JSON]:
 
 
 class Requests(Interceptor):
-    """Records kopf's requests as ``(verb, plural, query)``."""
+    """Records kopf's requests as ``(verb, plural, query)``, and its PATCH targets."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.patched: list[tuple[str, str]] = []  # (object name, subresource)
 
     async def on_request(self, request: RequestInfo) -> None:
         if request.identity == IDENTITY and request.resource is not None:
             self.seen.append((request.verb, request.resource.plural, dict(request.query)))
+            if request.verb == "patch":
+                self.patched.append((request.name, request.subresource))
 
 
 # --------------------------------------------------------------------------------------- tests
@@ -226,11 +240,10 @@ def test_full_cycle_without_consistency_stall(
         ("delete", "g1"),
     ]
     assert elapsed < 3.0, f"the cycle took {elapsed:.2f}s: kopf waited for a consistency timeout"
-    # The status went through the /status subresource (discovery lists gizmos/status).
-    patches = [(v, p) for v, p, _ in requests.seen if v == "patch"]
-    assert patches, requests.seen
-    # kopf in --namespace mode first learns namespaces from discovery, then watches gizmos.
-    assert ("watch", GIZMO_PLURAL) in [(v, p) for v, p, _ in requests.seen]
+    # Status went through the /status subresource, because discovery lists gizmos/status;
+    # without that entry kopf folds it into the main patch, where it is silently dropped.
+    assert ("g1", "status") in requests.patched
+    assert ("g1", "") in requests.patched  # finalizer and annotations
 
 
 def test_kopf_info_posts_a_core_event(

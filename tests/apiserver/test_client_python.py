@@ -375,16 +375,17 @@ def test_watch_bookmarks(make_gizmo_server: Callable[..., FakeApiServer]) -> Non
             allow_watch_bookmarks=True,
             **GV,
         ) as events:
-            assert next(events)["type"] == "ADDED"
-            # A write to another resource moves the global rv; the bookmark may carry it only
-            # as far as this watcher has seen, which is the Gizmo's own rv.
+            added = next(events)
+            assert added["type"] == "ADDED"
             bookmark = next(events)
     assert bookmark["type"] == "BOOKMARK"
     obj = bookmark["object"]
     assert isinstance(obj, dict)
     assert obj["kind"] == "Gizmo"
     assert obj["apiVersion"] == f"{GIZMO_GROUP}/{GIZMO_VERSION}"
+    # The client resumes from the bookmark's rv, which covers what it has already seen.
     assert w.resource_version == obj["metadata"]["resourceVersion"]
+    assert int(w.resource_version) >= int(added["raw_object"]["metadata"]["resourceVersion"])
 
 
 def test_watch_expired_reopens_once_then_raises_410(
