@@ -384,12 +384,16 @@ def timeline(
 
 
 def replay_lines(ctx: CheckContext | None) -> list[str]:
-    """``seed: N`` and ``replay: <command>`` lines, when the context has them."""
+    """``seed: N``, ``schedule:`` (indented steps) and ``replay: <command>`` lines, when the
+    context has them."""
     if ctx is None:
         return []
     out = []
     if ctx.seed is not None:
         out.append(f"seed: {ctx.seed}")
+    if ctx.schedule:
+        out.append("schedule:")
+        out.extend(f"  {line}" for line in ctx.schedule.splitlines() if line.strip())
     if ctx.replay:
         out.append(f"replay: {ctx.replay}")
     return out

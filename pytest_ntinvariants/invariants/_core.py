@@ -78,6 +78,10 @@ class Violation:
     evidence: tuple[Mapping[str, Any], ...] = ()
     seqs: tuple[int, ...] = ()
 
+    def __hash__(self) -> int:
+        # Evidence rows are dicts (unhashable); the rest identifies a violation.
+        return hash((self.invariant, self.object, self.message, self.rvs))
+
     def summary(self) -> str:
         """One line: ``invariant: namespace/name: message``."""
         where = f"{self.object.path}: " if self.object is not None else ""
@@ -105,14 +109,16 @@ class CheckContext:
     ``crashes_by_object`` count injected replica crashes (each may leave one delivery
     unrecorded); ``crashes_by_object`` ``None`` means "derive from the ledger".
     ``sink_channels`` names the channels whose deliveries a fake endpoint observes
-    (``None``: every channel some endpoint call was attributed to). ``seed`` and
-    ``replay`` are printed at the end of every failure report.
+    (``None``: every channel some endpoint call was attributed to). ``seed``, the
+    ``schedule`` of perturbations (its description, one step a line) and ``replay`` are
+    printed at the end of every failure report.
     """
 
     time_scale: float = 1.0
     quiet: bool = False
     seed: int | str | None = None
     replay: str | None = None
+    schedule: str | None = None
     crashes_by_identity: Mapping[str, int] = field(default_factory=dict)
     crashes_by_object: Mapping[str, int] | None = None
     sink_channels: frozenset[str] | None = None
@@ -130,6 +136,7 @@ class CheckContext:
         quiet: bool = False,
         seed: int | str | None = None,
         replay: str | None = None,
+        schedule: str | None = None,
         sink_channels: Iterable[str] | None = None,
     ) -> CheckContext:
         """A context whose crash counts are read from the ledger's ``ReplicaEvent``s."""
@@ -143,6 +150,7 @@ class CheckContext:
             quiet=quiet,
             seed=seed,
             replay=replay,
+            schedule=schedule,
             crashes_by_identity=by_identity,
             crashes_by_object=index_of(ledger).crashes_by_object(),
             sink_channels=frozenset(sink_channels) if sink_channels is not None else None,
@@ -163,6 +171,7 @@ class CheckContext:
             "quiet": self.quiet,
             "seed": self.seed,
             "replay": self.replay,
+            "schedule": self.schedule,
             "crashesByIdentity": dict(self.crashes_by_identity),
             "crashesByObject": (
                 dict(self.crashes_by_object) if self.crashes_by_object is not None else None

@@ -810,16 +810,24 @@ class DeliveriesMatchRecords(_NRInvariant):
                        f"{history.last.rv} but the endpoint received {_plural(sent, 'call')}: "
                        "an attempt is counted that was never made")
             mine = [c for c in calls if c.channel == channel]
+            numbers = [a.number for a in final.attempts if a.channel == channel]
             out.append(Violation(
                 self.name,
                 history.ref,
                 msg,
                 (history.last.rv,),
                 ({"channel": channel, "recorded attempts": rec, "endpoint calls": sent,
-                  "allowed extra": allowance},),
+                  "allowed extra": allowance,
+                  # The attempt numbers on both sides show which attempt was repeated.
+                  "recorded numbers": _numbers(numbers),
+                  "endpoint numbers": _numbers(c.attempt or None for c in mine)},),
                 (history.last.seq, *(c.seq for c in mine)),
             ))
         return out
+
+
+def _numbers(values: Iterable[object]) -> str:
+    return ", ".join("?" if v is None else str(v) for v in values) or "-"
 
 
 class EventuallyTerminal(_NRInvariant):

@@ -120,6 +120,13 @@ def test_assert_deliveries_failure() -> None:
     assert lines[0] == ("expected 1 slack delivery to default/nr-1, endpoints received 2 "
                         "(recorded attempts: 2)")
     assert lines[-1] == "seed: 99"
+    schedule = "stale-read replica-b at=3\nwatch-latency replica-b delay=0.250"
+    with pytest.raises(AssertionError) as excinfo:
+        assert_deliveries(b.ledger, "nr-1", count=1,
+                          ctx=CheckContext(seed=99, schedule=schedule, replay="pytest x"))
+    assert failure(excinfo)[-5:] == ["seed: 99", "schedule:", "  stale-read replica-b at=3",
+                                     "  watch-latency replica-b delay=0.250",
+                                     "replay: pytest x"]
     with pytest.raises(AssertionError) as excinfo:
         assert_deliveries(b.ledger, "nr-1", count=3)
     assert failure(excinfo)[0] == ("expected 3 deliveries to default/nr-1, endpoints received 2 "

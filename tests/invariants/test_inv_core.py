@@ -158,7 +158,8 @@ def test_violation_and_context_serialise() -> None:
     assert Violation("x", None, "m").summary() == "x: m"
     ctx = CheckContext(time_scale=0.01, quiet=True, seed=42, replay="pytest -k x")
     assert ctx.to_dict() == {"timeScale": 0.01, "quiet": True, "seed": 42,
-                             "replay": "pytest -k x", "crashesByIdentity": {},
+                             "replay": "pytest -k x", "schedule": None,
+                             "crashesByIdentity": {},
                              "crashesByObject": None, "sinkChannels": None}
     with pytest.raises(ValueError, match="time_scale must be > 0"):
         CheckContext(time_scale=0)

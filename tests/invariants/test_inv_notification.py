@@ -558,7 +558,8 @@ def test_the_seeds_hidden_duplicate_delivery() -> None:
     assert v.message == (f"slack endpoint received 2 calls but 1 attempt recorded in rv {nr.rv} "
                          "(allowed extra: 0): a delivery is hidden")
     assert [dict(r) for r in v.evidence] == [
-        {"channel": "slack", "recorded attempts": 1, "endpoint calls": 2, "allowed extra": 0}]
+        {"channel": "slack", "recorded attempts": 1, "endpoint calls": 2, "allowed extra": 0,
+         "recorded numbers": "1", "endpoint numbers": "1, 1"}]
     calls = [e.seq for e in b.ledger.side_effects()]
     assert set(calls) <= set(v.seqs)
 

@@ -67,6 +67,12 @@ def test_format_table_aligns_columns_and_trims() -> None:
     assert format_table([]) == []
 
 
+def test_violations_are_hashable_despite_their_evidence_dicts() -> None:
+    v = Violation("x", None, "m", (1,), ({"a": 1},))
+    assert {v, Violation("x", None, "m", (1,), ({"a": 1},))} == {v}
+    assert len({v, Violation("x", None, "m", (1,), ({"a": 2},))}) == 2
+
+
 def test_no_violations() -> None:
     b = LedgerBuilder()
     assert format_violations([], b.ledger) == "no invariant violations"
@@ -93,8 +99,9 @@ def test_format_violations_reads_top_down() -> None:
                         f"1 attempt recorded in rv {nr.rv} (allowed extra: 0): a delivery is "
                         "hidden")
     assert lines[5].split() == ["channel", "recorded", "attempts", "endpoint", "calls",
-                                "allowed", "extra"]
-    assert lines[6].split() == ["slack", "1", "2", "0"]
+                                "allowed", "extra", "recorded", "numbers", "endpoint",
+                                "numbers"]
+    assert lines[6].split() == ["slack", "1", "2", "0", "1", "1,", "1"]
     assert lines[7] == (f"  attempts of default/nr-1 (every one ever recorded; # is the "
                         f"position in rv {nr.rv}):")
     assert lines[8].split()[:6] == ["#", "channel", "attempt", "outcome", "writer", "rv"]
