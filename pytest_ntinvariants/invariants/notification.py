@@ -787,7 +787,8 @@ class DeliveriesMatchRecords(_NRInvariant):
             counts = index.crashes_by_object()
         crashes = counts.get(history.ref.uid, 0)
         out = []
-        for channel in sorted((set(recorded) | set(by_channel)) & sinks):
+        # A call no channel was attributed to ("") cannot be matched to an attempt.
+        for channel in sorted((set(recorded) | set(by_channel)) & sinks - {""}):
             sent, rec = by_channel.get(channel, 0), recorded.get(channel, 0)
             # Deleted before settling: one delivery per channel may have been made and
             # then found the object gone (specs 19 and 30 delete mid-flight).

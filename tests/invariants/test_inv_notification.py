@@ -19,6 +19,7 @@ from pytest_ntinvariants.invariants import (
     Violation,
     default_registry,
 )
+from pytest_ntinvariants.ledger import SideEffect
 
 # Short backoffs keep the hand-built clocks readable: backoff(n) = 1 s x 2^(n-1), max 60 s.
 POLICY = {"maxAttempts": 3, "initialBackoffSeconds": 1, "backoffMultiplier": 2,
@@ -628,6 +629,18 @@ def test_channels_without_an_endpoint_are_not_compared() -> None:
     ctx = CheckContext(sink_channels=frozenset({"slack", "console"}))
     [v] = default_registry().check(b.ledger, ctx, include=["nr-deliveries-match-records"])
     assert v.message.startswith("1 attempt on console recorded")
+
+
+def test_calls_without_a_channel_are_not_compared() -> None:
+    b = LedgerBuilder()
+    nr = b.notification("nr-1", retry_policy=POLICY)
+    nr.write("replica-a", phase="Sending")
+    b.call("slack", nr, attempt=1)
+    # A call the endpoint could not attribute to a channel: nothing to compare it with.
+    b.ledger.record(SideEffect, t=0.5, endpoint="slack", channel="", uid=nr.uid,
+                    namespace="default", name="nr-1", attempt="", status=200)
+    nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 1, "success")])
+    assert check(b, "nr-deliveries-match-records") == []
 
 
 def test_calls_without_uid_are_attributed_by_name_and_time() -> None:
