@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -283,6 +284,33 @@ def human_age(created: str | None, now: datetime | None = None) -> str:
     return f"{hours // 24}d"
 
 
+def _count(*fields: str) -> Callable[[JSON], int]:
+    def count(obj: JSON) -> int:
+        return sum(len(obj.get(f) or ()) for f in fields)
+
+    return count
+
+
+def _path(path: str) -> Callable[[JSON], Any]:
+    return lambda obj: _jsonpath(obj, path)
+
+
+# The server-side columns of the built-ins users most often ``kubectl get`` (kube's
+# pkg/printers/internalversion); other built-ins print NAME and AGE.
+_BUILTIN_COLUMNS: dict[str, tuple[tuple[str, str, Callable[[JSON], Any]], ...]] = {
+    "/namespaces": (("Status", "string", _path(".status.phase")),),
+    "/configmaps": (("Data", "integer", _count("data", "binaryData")),),
+    "/secrets": (("Type", "string", _path(".type")), ("Data", "integer", _count("data"))),
+    "/serviceaccounts": (("Secrets", "integer", _count("secrets")),),
+    "coordination.k8s.io/leases": (("Holder", "string", _path(".spec.holderIdentity")),),
+    # CRDs print their creation time as is, and no Age (apiextensions' table convertor).
+    "apiextensions.k8s.io/customresourcedefinitions": (
+        ("Created At", "date", _path(".metadata.creationTimestamp")),
+    ),
+}
+_NO_AGE = frozenset({"apiextensions.k8s.io/customresourcedefinitions"})
+
+
 def table(
     t: ResourceType, objs: list[JSON], *, list_meta: JSON | None, include_object: str = "Metadata"
 ) -> JSON:
@@ -293,7 +321,12 @@ def table(
     for c in t.printer_columns:
         columns.append({"name": c.name, "type": c.type, "format": c.format,
                         "description": c.description, "priority": c.priority})
-    has_age = any(c.name == "Age" for c in t.printer_columns)
+    builtin = _BUILTIN_COLUMNS.get(t.key, ()) if t.builtin else ()
+    for name, kind, _ in builtin:
+        columns.append({"name": name, "type": kind, "format": "", "description": "",
+                        "priority": 0})
+    has_age = any(c.name == "Age" for c in t.printer_columns) or (
+        t.builtin and t.key in _NO_AGE)
     if not has_age:
         columns.append({"name": "Age", "type": "date", "format": "",
                         "description": "CreationTimestamp is a timestamp.", "priority": 0})
@@ -307,6 +340,7 @@ def table(
             if c.type == "date" and isinstance(value, str):
                 value = human_age(value, now)
             cells.append(value)
+        cells.extend(cell(obj) for _, _, cell in builtin)
         if not has_age:
             cells.append(human_age(meta.get("creationTimestamp"), now))
         if include_object == "Object":

@@ -283,6 +283,46 @@ def test_create_get_table_yaml_json(kubectl: Kubectl) -> None:
     )
 
 
+def test_builtin_tables_have_kube_columns(kubectl: Kubectl) -> None:
+    manifests: list[JSON] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s1"},
+            "stringData": {"p": "x", "q": "y"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm1"},
+            "data": {"a": "1"},
+            "binaryData": {"b": "AA=="},
+        },
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "l1"},
+            "spec": {"holderIdentity": "me"},
+        },
+    ]
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests)).ok()
+    tables = [
+        [columns(line)[:-1] for line in block.splitlines()]  # without the AGE cells
+        for block in kubectl("get", "cm,secret,lease").ok().split("\n\n")
+    ]
+    assert tables == [
+        [["NAME", "DATA"], ["configmap/cm1", "2"]],
+        [["NAME", "TYPE", "DATA"], ["secret/s1", "Opaque", "2"]],
+        [["NAME", "HOLDER"], ["lease.coordination.k8s.io/l1", "me"]],
+    ]
+    namespaces = [columns(line) for line in kubectl("get", "ns").ok().splitlines()]
+    assert namespaces[0] == ["NAME", "STATUS", "AGE"]
+    assert ["default", "Active"] in [row[:2] for row in namespaces[1:]]
+    crds = kubectl("get", "crd").ok().splitlines()
+    assert columns(crds[0]) == ["NAME", "CREATED", "AT"]
+    assert columns(crds[1])[0] == GIZMO_RESOURCE
+
+
 def test_patch_merge_json_and_default_strategic(kubectl: Kubectl) -> None:
     kubectl.server.apply(gizmo("g1", size=1))
     out = kubectl("patch", "gizmo", "g1", "--type", "merge", "-p", '{"spec":{"size":5}}').ok()
