@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -21,6 +21,9 @@ from kubernetes.aio import watch as awatch
 from kubernetes.client.exceptions import ApiException
 
 from pytest_ntinvariants.apiserver import FakeApiServer, Interceptor, RequestInfo
+
+if TYPE_CHECKING:
+    from conftest import StoreWaiter
 
 JSON = dict[str, Any]
 GV = {"group": GIZMO_GROUP, "version": GIZMO_VERSION, "plural": GIZMO_PLURAL}
@@ -131,6 +134,32 @@ def test_namespaces_configmaps_secrets(api_client: client.ApiClient) -> None:
     with pytest.raises(ApiException) as info:
         core.read_namespaced_config_map("settings", "team-a")
     assert info.value.status == 404
+
+
+def test_namespace_deletion_terminates_then_removes(
+    api_client: client.ApiClient, store_waiter: StoreWaiter
+) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
+    core.create_namespaced_config_map(
+        "doomed", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="inside"))
+    )
+    # DELETE answers 200 with the namespace as it starts terminating; the client declares
+    # a V1Status response and hands back the Namespace as a plain dict.
+    deleting = core.delete_namespace("doomed")
+    assert deleting["kind"] == "Namespace"
+    assert deleting["status"]["phase"] == "Terminating"
+    assert "deletionTimestamp" in deleting["metadata"]
+
+    def gone() -> bool:
+        try:
+            core.read_namespace("doomed")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    store_waiter.until(gone, what="the namespace controller to finish")
+    assert core.list_namespaced_config_map("doomed").items == []
 
 
 def test_secret_string_data_is_encoded(api_client: client.ApiClient) -> None:
