@@ -89,6 +89,14 @@ def test_generic_resource_lifecycle(lk: Client) -> None:
     assert missing.value.status.reason == "NotFound"
 
 
+def test_server_side_apply_is_refused_clearly(lk: Client) -> None:
+    """lightkube's ``apply`` is server-side apply, which this fake does not implement."""
+    with pytest.raises(ApiError) as info:
+        lk.apply(Gizmo(gizmo("g1")), field_manager="test")
+    assert info.value.status.code == 415
+    assert "server-side apply" in info.value.status.message
+
+
 def test_generic_resource_watch(lk: Client, gizmo_server: FakeApiServer) -> None:
     lk.create(Gizmo(gizmo("g1")))
     stream = lk.watch(Gizmo, namespace="default")
