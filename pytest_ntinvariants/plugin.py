@@ -1,41 +1,102 @@
-"""The pytest entry point (``pytest11``): options, ini settings and fixtures.
+"""The pytest entry point (``pytest11``): options, ini settings, markers, hooks, fixtures.
 
-Thin on purpose: the machinery lives in ``apiserver/`` and friends, imported lazily
-inside fixtures so that merely having the plugin installed costs a test run nothing.
+Thin on purpose: session behaviour lives in ``session.NtinvSession``, registered at
+configure time; the machinery lives in ``apiserver/``, ``perturb/``, ``operators``
+and ``invariants/``, imported lazily inside fixtures so that having the plugin
+installed costs a test run that does not use it nothing.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .markers import MARKERS, MarkerError, parse_item_markers
+from .session import HARNESS_KEY, LEDGER_KEY, MARKERS_KEY, RUN_KEY, NtinvSession
+
 if TYPE_CHECKING:
     from .apiserver import FakeApiServer
+    from .harness import Harness
+    from .ledger import Ledger
+
+_SESSION = "ntinvariants-session"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the ``pytest_ntinvariants_*`` hookspecs."""
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"--ntinv-seed/--ntinv-replay takes an integer, got {value!r}")
+    if seed < 0:
+        raise pytest.UsageError(f"seeds are >= 0, got {seed}")
+    return seed
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"--ntinv-schedules takes an integer, got {value!r}")
+    if n < 1:
+        raise pytest.UsageError(f"--ntinv-schedules must be >= 1, got {n}")
+    return n
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the plugin's options and ini settings."""
     group = parser.getgroup("ntinvariants", "Kubernetes controller invariants (pytest-ntinvariants)")
-    group.addoption(
-        "--ntinv-apiserver-tls",
-        action="store_true",
-        default=None,
-        help="serve the fake API server over https with a generated CA.",
-    )
-    parser.addini(
-        "ntinv_apiserver_tls",
-        type="bool",
-        default=False,
-        help="serve the fake API server over https with a generated CA (default: false).",
-    )
-    parser.addini(
-        "ntinv_bookmark_interval",
-        default="5.0",
-        help="seconds between watch BOOKMARK events the fake API server sends (default: 5.0).",
-    )
+    group.addoption("--ntinv-seed", dest="ntinv_seed", type=_seed, default=None,
+                    metavar="N", help="session seed for schedules and perturbations "
+                    "(default: random, printed in the header).")
+    group.addoption("--ntinv-replay", dest="ntinv_replay", type=_seed, default=None,
+                    metavar="SEED", help="run exploration tests with only this schedule seed.")
+    group.addoption("--ntinv-schedules", dest="ntinv_schedules", type=_positive, default=None,
+                    metavar="K", help="schedules per exploration test (overrides the marker).")
+    group.addoption("--ntinv-json", dest="ntinv_json", default=None, metavar="PATH",
+                    help="write a JSON report of invariants, violations and schedules.")
+    group.addoption("--ntinv-report-dir", dest="ntinv_report_dir", default=None,
+                    metavar="DIR", help="where race drawings (SVG) of failures are written "
+                    "(default: under pytest's basetemp).")
+    group.addoption("--ntinv-apiserver-tls", dest="ntinv_apiserver_tls", action="store_true",
+                    default=None, help="serve the fake API server over https.")
+    parser.addini("ntinv_apiserver_tls", type="bool", default=False,
+                  help="serve the fake API server over https with a generated CA.")
+    parser.addini("ntinv_bookmark_interval", default="5.0",
+                  help="seconds between watch BOOKMARK events (default 5.0).")
+    parser.addini("ntinv_json", default="", help="path of the JSON report (like --ntinv-json).")
+    parser.addini("ntinv_report_dir", default="", help="directory for race drawings.")
+    parser.addini("ntinv_quiet_period", default="0.1",
+                  help="seconds without any API activity that count as quiet before invariants "
+                  "are checked (default 0.1).")
+    parser.addini("ntinv_quiet_timeout", default="5.0",
+                  help="longest wait for quiet before invariants are checked (default 5.0).")
+    parser.addini("ntinv_time_scale", default="1.0",
+                  help="the controller's backoff time scale, for retry-spacing invariants.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers and the session plugin."""
+    for text in MARKERS.values():
+        config.addinivalue_line("markers", text)
+    if not config.pluginmanager.has_plugin(_SESSION):
+        config.pluginmanager.register(NtinvSession(config), _SESSION)
+
+
+def _session(config: pytest.Config) -> NtinvSession:
+    plugin = config.pluginmanager.get_plugin(_SESSION)
+    assert isinstance(plugin, NtinvSession)
+    return plugin
 
 
 def _float_ini(config: pytest.Config, name: str) -> float:
@@ -46,6 +107,9 @@ def _float_ini(config: pytest.Config, name: str) -> float:
         raise pytest.UsageError(f"ini option {name} must be a number, got {raw!r}") from None
 
 
+# ------------------------------------------------------------------------ fixtures
+
+
 @pytest.fixture
 def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     """A fake Kubernetes API server for this test, on 127.0.0.1 over real HTTP.
@@ -54,23 +118,43 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     thread fails the test at teardown. It serves discovery, CRDs, built-in kinds and
     watches like kube-apiserver. Use ``.kubeconfig(identity)`` for a client config with
     its own token, ``.apply(manifest)`` to seed objects, ``.get(...)`` to read them.
+    Everything it does is recorded in the test's ledger (``ntinv_ledger``), and the
+    invariants are checked over that record when the test body ends.
     """
     from .apiserver import FakeApiServer
+    from .harness import RunInfo, attach_recorder
+    from .ledger import Ledger
 
     config = request.config
-    tls = config.getoption("--ntinv-apiserver-tls")
+    tls = config.getoption("ntinv_apiserver_tls")
     if tls is None:
         tls = bool(config.getini("ntinv_apiserver_tls"))
-    server = FakeApiServer(tls=tls, bookmark_interval=_float_ini(config, "ntinv_bookmark_interval"))
+    server = FakeApiServer(tls=tls, bookmark_interval=_float_ini(config, "ntinv_bookmark_interval"),
+                           seed=_session(config).item_seed(request.node.nodeid))
+    ledger = Ledger()
+    recorder = attach_recorder(server, ledger)
+    request.node.stash[LEDGER_KEY] = ledger
+    session = _session(config)
+    request.node.stash[RUN_KEY] = RunInfo(
+        request.node.nodeid, session.item_seed(request.node.nodeid),
+        session.replay_command(request.node, None))
     server.start()
     try:
         yield server
     finally:
+        recorder.detach()
         server.stop()
 
 
 @pytest.fixture
-def ntinv_kubeconfig_factory(ntinv_apiserver: FakeApiServer) -> Callable[[str], Path]:
+def ntinv_ledger(ntinv_apiserver: FakeApiServer, request: pytest.FixtureRequest) -> Ledger:
+    """The ledger of this test: every request, object version, watch delivery,
+    perturbation, endpoint call and replica event, in order (``pytest_ntinvariants.Ledger``)."""
+    return request.node.stash[LEDGER_KEY]
+
+
+@pytest.fixture
+def ntinv_kubeconfig_factory(ntinv_apiserver: FakeApiServer) -> Callable[..., Path]:
     """Make a kubeconfig for a named client identity: ``factory("replica-a") -> Path``.
 
     Each identity gets its own bearer token, so the server attributes every request
@@ -80,15 +164,99 @@ def ntinv_kubeconfig_factory(ntinv_apiserver: FakeApiServer) -> Callable[[str], 
 
 
 @pytest.fixture
-def ntinv_kubeconfig(
-    ntinv_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def ntinv_kubeconfig(ntinv_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The path of a kubeconfig for identity ``test``; ``KUBECONFIG`` points at it.
 
-    The environment variable is restored after the test. Note that
-    ``kubernetes.config`` reads ``KUBECONFIG`` when *loading* a config, not at import,
-    so ``config.load_kube_config()`` inside the test picks this one up.
+    The environment variable is restored after the test. ``kubernetes.config`` reads
+    ``KUBECONFIG`` when it *loads* a config, so ``config.load_kube_config()`` inside the
+    test picks this one up.
     """
     path = ntinv_apiserver.kubeconfig("test")
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
+
+
+@pytest.fixture
+def ntinv_schedule_seed(request: pytest.FixtureRequest) -> int | None:
+    """The seed of this item's perturbation schedule (``ntinv_explore`` items), else None."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture
+def ntinv_operator() -> Any:
+    """The controller that ``@pytest.mark.ntinv_replicas`` runs when the marker names none.
+
+    Override it in your ``conftest.py`` to return a kopf registry factory
+    (``Callable[[str], kopf.OperatorRegistry]``, called with each replica's identity) or
+    ``"module:factory"``.
+    """
+    raise pytest.UsageError(
+        "@pytest.mark.ntinv_replicas needs a controller: pass operator='module:factory' "
+        "to the marker, or define an ntinv_operator fixture returning a kopf registry factory")
+
+
+@pytest.fixture
+def ntinv(
+    ntinv_apiserver: FakeApiServer,
+    ntinv_schedule_seed: int | None,
+    request: pytest.FixtureRequest,
+) -> Iterator[Harness]:
+    """One test's fake cluster: ``server``, ``ledger``, ``perturb``, ``replicas``, ``sink()``.
+
+    Applies the test's markers: ``ntinv_replicas`` starts the controller as N replicas
+    (each its own identity and token), ``ntinv_watch_latency``/``ntinv_stale_reads``/
+    ``ntinv_faults`` perturb what they see, and an ``ntinv_explore`` item gets its seeded
+    schedule. ``wait_for(...)`` blocks on an object's condition without polling;
+    ``assert_attempts``/``assert_deliveries`` explain failures with the race timeline.
+    When the test body ends, perturbations are removed, the system is let settle, and
+    every registered invariant is checked over every version of every object.
+    """
+    from .harness import Harness, RunInfo
+    from .perturb.schedule import Schedule
+
+    item = request.node
+    session = _session(request.config)
+    try:
+        markers = parse_item_markers(item)
+    except MarkerError as e:
+        pytest.fail(str(e), pytrace=False)
+    item.stash[MARKERS_KEY] = markers
+    seed = ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(
+        item.nodeid)
+    scale = markers.invariants.time_scale or _float_ini(request.config, "ntinv_time_scale")
+    run = RunInfo(item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed),
+                  time_scale=scale)
+    item.stash[RUN_KEY] = run
+    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run)
+    item.stash[HARNESS_KEY] = harness
+    try:
+        spec = markers.replicas
+        identities = spec.identities() if spec is not None else []
+        try:
+            harness.apply_markers(markers, identities)
+        except (IndexError, ValueError) as e:
+            pytest.fail(f"ntinvariants markers of {item.nodeid}: {e}", pytrace=False)
+        if ntinv_schedule_seed is not None and markers.explore is not None:
+            schedule = request.config.hook.pytest_ntinvariants_draw_schedule(
+                space=markers.explore.space, seed=seed, identities=identities, item=item)
+            harness.apply_schedule(schedule or Schedule.draw(markers.explore.space, seed,
+                                                             identities))
+        if spec is not None:
+            operator = spec.operator
+            if operator is None:
+                operator = request.getfixturevalue("ntinv_operator")
+            harness.start_replicas(_resolve(operator), spec.count, prefix=spec.prefix,
+                                   namespaces=spec.namespaces)
+        yield harness
+    finally:
+        harness.close()
+
+
+def _resolve(operator: Any) -> Any:
+    if isinstance(operator, str):
+        module, _, attr = operator.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise pytest.UsageError(f"ntinv_replicas: cannot load operator {operator!r}: {e}")
+    return operator

@@ -1,0 +1,297 @@
+"""``Harness``: one test's fake cluster, as the ``ntinv`` fixture hands it to the test.
+
+It owns the API server's ledger recorder, the perturber, the fake endpoints and the
+controller replicas of one test, applies what the markers and the schedule say, and
+at the end of the test waits for the system to go quiet and checks the invariants
+over everything the ledger saw. Nothing here imports kopf: replicas are started
+through ``operators`` only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .apiserver import FakeApiServer
+from .apiserver.errors import NotFound
+from .apiserver.store import Event
+from .ledger import Ledger
+from .observe import LedgerRecorder, record_sink
+from .perturb import Perturber, Target
+from .perturb.schedule import Schedule
+
+if TYPE_CHECKING:
+    from .markers import ItemMarkers
+    from .sinks import Sink
+
+__all__ = ["Harness", "RunInfo"]
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class RunInfo:
+    """What identifies one run of a test: for reports and replays."""
+
+    nodeid: str
+    seed: int
+    replay: str  # the shell command that replays this run
+    schedule: Schedule | None = None
+    time_scale: float = 1.0
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+class Harness:
+    """One test's fake cluster: server, ledger, perturbations, endpoints, replicas.
+
+    Attributes: ``server`` (the ``FakeApiServer``), ``ledger`` (everything recorded),
+    ``perturb`` (add perturbation rules and triggers), ``replicas`` (the controller
+    replicas, once started), ``seed`` and ``run`` (replay information).
+    """
+
+    def __init__(self, server: FakeApiServer, ledger: Ledger, run: RunInfo) -> None:
+        self.server = server
+        self.ledger = ledger
+        self.run = run
+        self.seed = run.seed
+        self.perturb = Perturber(server.store, server.handler.hub, ledger, seed=run.seed)
+        self._perturb_handle = server.add_interceptor(self.perturb)
+        self.replicas: Any = None
+        self._sinks: list[Sink] = []
+        self._undo: list[Callable[[], None]] = []
+        self._finished = False
+
+    # ------------------------------------------------------------- endpoints
+
+    def sink(self, name: str = "slack", **options: Any) -> Sink:
+        """A started fake endpoint (``pytest_ntinvariants.sinks.Sink``) whose calls are
+        recorded in the ledger as side effects; stopped at the end of the test."""
+        from .sinks import Sink
+
+        sink = Sink(name, **options)
+        sink.start()
+        self._sinks.append(sink)
+        self._undo.append(record_sink(self.ledger, sink))
+        return sink
+
+    # --------------------------------------------------------------- replicas
+
+    def start_replicas(
+        self,
+        operator: Any,
+        count: int = 2,
+        *,
+        prefix: str = "replica",
+        namespaces: tuple[str, ...] | list[str] | None = None,
+    ) -> Any:
+        """Start ``count`` replicas of a kopf operator (a registry factory, or
+        ``"module:factory"``), each with its own identity and token; stopped at the end."""
+        from .operators import Replicas
+
+        if self.replicas is not None:
+            raise RuntimeError("replicas are already running in this test")
+        self.replicas = Replicas.kopf(
+            self.server, operator, count=count, prefix=prefix,
+            namespaces=list(namespaces) if namespaces is not None else None,
+            ledger=self.ledger,
+        )
+        self.replicas.start()
+        return self.replicas
+
+    def apply_markers(self, markers: ItemMarkers, identities: list[str]) -> None:
+        """Turn the item's perturbation markers into rules for the replica identities."""
+        def chosen(selection: tuple[int | str, ...] | None) -> list[str | None]:
+            if selection is None:
+                # Without replicas, a marker perturbs every client of the server.
+                return list(identities) or [None]
+            out: list[str | None] = []
+            for s in selection:
+                if isinstance(s, int):
+                    if not 0 <= s < len(identities):
+                        raise IndexError(f"replica index {s} out of range "
+                                         f"(there are {len(identities)} replicas)")
+                    out.append(identities[s])
+                else:
+                    out.append(s)
+            return out
+
+        if markers.latency is not None:
+            for ident in chosen(markers.latency.replicas):
+                self.perturb.watch_latency(markers.latency.delay, identity=ident)
+        if markers.stale is not None:
+            for ident in chosen(markers.stale.replicas):
+                self.perturb.stale_reads(versions=markers.stale.versions,
+                                         seconds=markers.stale.seconds, identity=ident)
+        for f in markers.faults:
+            for ident in chosen(f.replicas):
+                self.perturb.fault(
+                    f.code, retry_after=f.retry_after, probability=f.probability,
+                    times=f.times, nth=f.nth,
+                    target=Target(identity=ident, verb=f.verb, resource=f.resource,
+                                  subresource=f.subresource))
+
+    def apply_schedule(self, schedule: Schedule) -> None:
+        """Add a drawn schedule's rules; crashes are armed on the replicas' writes."""
+        self.run.schedule = schedule
+        _, crashes = schedule.apply(self.perturb)
+        for step in crashes:
+            params = dict(step.params)
+            trigger = self.perturb.after_write(step.identity, nth=int(params["after_writes"]))
+            trigger.on_fire(lambda ident=step.identity: self._crash(ident))
+
+    def _crash(self, identity: str) -> None:
+        if self.replicas is None:
+            return
+        # Off the trigger's thread: the trigger may fire on the server loop, and a crash
+        # joins the replica's thread.
+        threading.Thread(target=self.replicas.crash, args=(identity,), daemon=True,
+                         name=f"ntinv-crash-{identity}").start()
+
+    # ------------------------------------------------------------ objects
+
+    def apply(self, manifest: JSON | str) -> list[JSON]:
+        """Create or update objects (a dict, or YAML with ``---``), as identity ``test``."""
+        return self.server.apply(manifest)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str = "default") -> JSON:
+        """A private copy of an object's current state."""
+        return self.server.get(api_version, kind, name, namespace)
+
+    def wait_for(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        until: Callable[[JSON], bool],
+        *,
+        namespace: str = "default",
+        timeout: float = 10.0,
+    ) -> JSON:
+        """Block until the object satisfies ``until`` (checked on every change of it,
+        not by polling); returns it. Raises ``TimeoutError`` with the last state."""
+        rt = self.server.resource(api_version, kind)
+        ns = namespace if rt.namespaced else ""
+        cond = threading.Condition()
+        latest: list[JSON | None] = [None]
+
+        def on_event(event: Event) -> None:
+            meta = event.obj.get("metadata") or {}
+            if event.resource.key == rt.key and meta.get("name") == name and \
+                    meta.get("namespace", "") == ns:
+                with cond:
+                    latest[0] = None if event.type == "DELETED" else event.obj
+                    cond.notify_all()
+
+        with self.server.store.lock:
+            undo = self.server.store.subscribe(on_event)
+            try:
+                latest[0] = self.server.store.get(rt, ns, name).obj
+            except NotFound:
+                latest[0] = None
+        deadline = time.monotonic() + timeout
+        try:
+            with cond:
+                while True:
+                    current = latest[0]
+                    if current is not None and until(current):
+                        return self.server.get(api_version, kind, name, namespace)
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"{kind} {namespace}/{name} did not reach the condition within "
+                            f"{timeout}s; last state: "
+                            f"{'absent' if current is None else _summary(current)}")
+                    cond.wait(remaining)
+        finally:
+            undo()
+
+    def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
+        """Block until nothing was recorded for ``period`` seconds (or ``timeout``);
+        returns whether it went quiet."""
+        changed = threading.Event()
+        undo = self.ledger.subscribe(lambda _e: changed.set())
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                changed.clear()
+                if not changed.wait(min(period, max(0.0, deadline - time.monotonic()))):
+                    return True
+            return False
+        finally:
+            undo()
+
+    # ------------------------------------------------------------- assertions
+
+    def assert_attempts(self, name: str, **kwargs: Any) -> None:
+        """Assert the recorded delivery attempts of a NotificationRequest (see
+        ``pytest_ntinvariants.invariants.assertions.assert_attempts``)."""
+        from .invariants.assertions import assert_attempts
+
+        __tracebackhide__ = True
+        assert_attempts(self.ledger, name, ctx=self.check_context(), **kwargs)
+
+    def assert_deliveries(self, name: str, **kwargs: Any) -> None:
+        """Assert the calls the fake endpoints received for an object."""
+        from .invariants.assertions import assert_deliveries
+
+        __tracebackhide__ = True
+        assert_deliveries(self.ledger, name, ctx=self.check_context(), **kwargs)
+
+    def check_context(self, *, quiet: bool = False) -> Any:
+        """The context invariants and assertions are judged in."""
+        from .invariants import CheckContext
+
+        return CheckContext.from_ledger(
+            self.ledger, time_scale=self.run.time_scale, quiet=quiet, seed=self.seed,
+            replay=self.run.replay,
+            schedule=self.run.schedule.describe() if self.run.schedule else None)
+
+    # --------------------------------------------------------------- teardown
+
+    def settle(self, period: float, timeout: float) -> bool:
+        """End the schedule (remove every perturbation, releasing holds) and wait for
+        quiet; returns whether a controller ran and went quiet (only then can "it
+        eventually finishes" be judged)."""
+        self.perturb.undo()
+        if self.replicas is None:
+            return False
+        return self.wait_quiet(period, timeout)
+
+    def close(self) -> None:
+        """Stop replicas and endpoints, detach from the server; re-raise their errors."""
+        if self._finished:
+            return
+        self._finished = True
+        errors: list[BaseException] = []
+        self.perturb.undo()
+        if self.replicas is not None:
+            try:
+                self.replicas.stop()
+            except BaseException as e:
+                errors.append(e)
+        for sink in self._sinks:
+            try:
+                sink.stop()
+            except BaseException as e:
+                errors.append(e)
+        while self._undo:
+            self._undo.pop()()
+        self._perturb_handle.remove()
+        if errors:
+            raise errors[0]
+
+
+def _summary(obj: JSON) -> str:
+    meta = obj.get("metadata") or {}
+    status = obj.get("status")
+    return f"resourceVersion {meta.get('resourceVersion')}, status {status!r}"
+
+
+def attach_recorder(server: FakeApiServer, ledger: Ledger) -> LedgerRecorder:
+    """Record everything ``server`` does into ``ledger``."""
+    return LedgerRecorder(ledger, server).attach()
+

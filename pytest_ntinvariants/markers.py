@@ -1,0 +1,297 @@
+"""The plugin's markers: registered with their full signatures, parsed once into frozen
+dataclasses, validated with messages that name the wrong argument.
+
+Markers stack on functions, classes and modules. The single-valued ones (replicas,
+latency, stale reads, exploration, invariants) take the closest declaration; faults
+add up, every ``ntinv_faults`` mark contributing one rule.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .perturb._values import FAULT_CODES, Delay, parse_delay
+from .perturb.schedule import Space
+
+__all__ = [
+    "MARKERS",
+    "ExploreSpec",
+    "FaultSpec",
+    "InvariantsSpec",
+    "LatencySpec",
+    "MarkerError",
+    "ReplicasSpec",
+    "StaleSpec",
+    "parse_item_markers",
+]
+
+MARKERS = {
+    "ntinv_replicas": (
+        "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica'): run "
+        "the controller as `count` concurrent replicas (identities prefix-0..count-1). "
+        "operator: a registry factory, 'module:factory', or None for the ntinv_operator "
+        "fixture."
+    ),
+    "ntinv_watch_latency": (
+        "ntinv_watch_latency(delay, *, replicas=None): delay watch events to replicas by "
+        "delay seconds or a seeded (low, high) range; replicas: indices or identities "
+        "(default all)."
+    ),
+    "ntinv_stale_reads": (
+        "ntinv_stale_reads(versions=1, *, seconds=None, replicas=None): serve replicas' "
+        "GETs and LISTs `versions` versions (or `seconds`) behind the current state."
+    ),
+    "ntinv_faults": (
+        "ntinv_faults(code, *, verb='write', resource=None, subresource=None, "
+        "probability=None, times=None, nth=None, retry_after=None, replicas=None): answer "
+        "replicas' matching requests with API error `code` (409, 422, 429, 500, 503, 504). "
+        "Stackable."
+    ),
+    "ntinv_explore": (
+        "ntinv_explore(schedules=10, *, space=None): run the test once per seeded schedule "
+        "of perturbations drawn from `space` (a Space or dict); the seed is in the test id "
+        "and replays with --ntinv-replay=SEED."
+    ),
+    "ntinv_invariants": (
+        "ntinv_invariants(*, only=None, exclude=(), time_scale=None): choose which "
+        "invariants are checked at teardown and the controller's backoff time scale."
+    ),
+}
+
+
+class MarkerError(ValueError):
+    """A marker was used with a wrong argument; the message names it."""
+
+
+@dataclass(frozen=True)
+class ReplicasSpec:
+    """``ntinv_replicas``."""
+
+    count: int = 2
+    operator: Any = None
+    namespaces: tuple[str, ...] | None = None
+    prefix: str = "replica"
+
+    def identities(self) -> list[str]:
+        """The replica identities, ``replica-0`` …"""
+        return [f"{self.prefix}-{i}" for i in range(self.count)]
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    """``ntinv_watch_latency``."""
+
+    delay: Delay
+    replicas: tuple[int | str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StaleSpec:
+    """``ntinv_stale_reads``."""
+
+    versions: int | None = 1
+    seconds: float | None = None
+    replicas: tuple[int | str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One ``ntinv_faults``."""
+
+    code: int
+    verb: str | tuple[str, ...] = "write"
+    resource: str | None = None
+    subresource: str | None = None
+    probability: float | None = None
+    times: int | None = None
+    nth: int | None = None
+    retry_after: int | None = None
+    replicas: tuple[int | str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ExploreSpec:
+    """``ntinv_explore``."""
+
+    schedules: int = 10
+    space: Space = field(default_factory=Space)
+
+
+@dataclass(frozen=True)
+class InvariantsSpec:
+    """``ntinv_invariants``."""
+
+    only: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    time_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemMarkers:
+    """Everything the markers say about one test item."""
+
+    replicas: ReplicasSpec | None = None
+    latency: LatencySpec | None = None
+    stale: StaleSpec | None = None
+    faults: tuple[FaultSpec, ...] = ()
+    explore: ExploreSpec | None = None
+    invariants: InvariantsSpec = field(default_factory=InvariantsSpec)
+
+
+def _bind(name: str, fn: Callable[..., Any], mark: pytest.Mark) -> dict[str, Any]:
+    """Bind a mark's arguments to a signature, or raise naming what is wrong."""
+    try:
+        bound = inspect.signature(fn).bind(*mark.args, **mark.kwargs)
+    except TypeError as e:
+        raise MarkerError(f"@pytest.mark.{name}: {e}; signature: {MARKERS[name]}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _replica_list(name: str, value: Any) -> tuple[int | str, ...] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, (int, str)) else value
+    if not isinstance(items, Sequence) or not all(
+        isinstance(v, (int, str)) and not isinstance(v, bool) for v in items
+    ):
+        raise MarkerError(f"@pytest.mark.{name}: replicas must be indices or identities, "
+                          f"got {value!r}")
+    return tuple(items)
+
+
+def _replicas(count: int = 2, *, operator: Any = None, namespaces: Any = None,
+              prefix: str = "replica") -> None: ...
+def _latency(delay: Any, *, replicas: Any = None) -> None: ...
+def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
+def _faults(code: Any, *, verb: Any = "write", resource: Any = None, subresource: Any = None,
+            probability: Any = None, times: Any = None, nth: Any = None,
+            retry_after: Any = None, replicas: Any = None) -> None: ...
+def _explore(schedules: Any = 10, *, space: Any = None) -> None: ...
+def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
+
+
+def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
+    """Parse ``ntinv_replicas``."""
+    a = _bind("ntinv_replicas", _replicas, mark)
+    count = a["count"]
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 16:
+        raise MarkerError(f"@pytest.mark.ntinv_replicas: count must be an int in 1..16, "
+                          f"got {count!r}")
+    ns = a["namespaces"]
+    if ns is not None and (isinstance(ns, str) or not all(isinstance(n, str) for n in ns)):
+        raise MarkerError(f"@pytest.mark.ntinv_replicas: namespaces must be a list of names, "
+                          f"got {ns!r}")
+    op = a["operator"]
+    if op is not None and not (callable(op) or (isinstance(op, str) and ":" in op)):
+        raise MarkerError("@pytest.mark.ntinv_replicas: operator must be a callable or "
+                          f"'module:factory', got {op!r}")
+    if not isinstance(a["prefix"], str) or not a["prefix"]:
+        raise MarkerError(f"@pytest.mark.ntinv_replicas: prefix must be a non-empty string, "
+                          f"got {a['prefix']!r}")
+    return ReplicasSpec(count, op, tuple(ns) if ns is not None else None, a["prefix"])
+
+
+def parse_latency(mark: pytest.Mark) -> LatencySpec:
+    """Parse ``ntinv_watch_latency``."""
+    a = _bind("ntinv_watch_latency", _latency, mark)
+    try:
+        delay = parse_delay(a["delay"], "delay")
+    except ValueError as e:
+        raise MarkerError(f"@pytest.mark.ntinv_watch_latency: {e}") from None
+    return LatencySpec(delay, _replica_list("ntinv_watch_latency", a["replicas"]))
+
+
+def parse_stale(mark: pytest.Mark) -> StaleSpec:
+    """Parse ``ntinv_stale_reads``."""
+    a = _bind("ntinv_stale_reads", _stale, mark)
+    versions, seconds = a["versions"], a["seconds"]
+    if versions is not None and seconds is not None:
+        raise MarkerError("@pytest.mark.ntinv_stale_reads: give versions or seconds, not both")
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise MarkerError(f"@pytest.mark.ntinv_stale_reads: seconds must be >= 0, "
+                              f"got {seconds!r}")
+        seconds = float(seconds)
+    else:
+        versions = 1 if versions is None else versions
+        if isinstance(versions, bool) or not isinstance(versions, int) or versions < 1:
+            raise MarkerError(f"@pytest.mark.ntinv_stale_reads: versions must be an int >= 1, "
+                              f"got {versions!r}")
+    return StaleSpec(versions, seconds, _replica_list("ntinv_stale_reads", a["replicas"]))
+
+
+def parse_fault(mark: pytest.Mark) -> FaultSpec:
+    """Parse one ``ntinv_faults``."""
+    a = _bind("ntinv_faults", _faults, mark)
+    code = a["code"]
+    if code not in FAULT_CODES:
+        raise MarkerError(f"@pytest.mark.ntinv_faults: code must be one of "
+                          f"{sorted(FAULT_CODES)}, got {code!r}")
+    p = a["probability"]
+    if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
+                          or not 0 <= p <= 1):
+        raise MarkerError(f"@pytest.mark.ntinv_faults: probability must be in [0, 1], got {p!r}")
+    for key in ("times", "nth", "retry_after"):
+        v = a[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise MarkerError(f"@pytest.mark.ntinv_faults: {key} must be an int >= 0, got {v!r}")
+    verb = a["verb"]
+    if not isinstance(verb, str) and not (
+        isinstance(verb, (list, tuple)) and all(isinstance(v, str) for v in verb)
+    ):
+        raise MarkerError(f"@pytest.mark.ntinv_faults: verb must be a verb or a list of verbs, "
+                          f"got {verb!r}")
+    return FaultSpec(code, verb if isinstance(verb, str) else tuple(verb), a["resource"],
+                     a["subresource"], p, a["times"], a["nth"], a["retry_after"],
+                     _replica_list("ntinv_faults", a["replicas"]))
+
+
+def parse_explore(mark: pytest.Mark) -> ExploreSpec:
+    """Parse ``ntinv_explore``."""
+    a = _bind("ntinv_explore", _explore, mark)
+    n = a["schedules"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise MarkerError(f"@pytest.mark.ntinv_explore: schedules must be an int >= 1, got {n!r}")
+    try:
+        space = Space.from_marker(a["space"])
+    except (ValueError, TypeError) as e:
+        raise MarkerError(f"@pytest.mark.ntinv_explore: {e}") from None
+    return ExploreSpec(n, space)
+
+
+def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
+    """Parse ``ntinv_invariants``."""
+    a = _bind("ntinv_invariants", _invariants, mark)
+    only, exclude, scale = a["only"], a["exclude"], a["time_scale"]
+    for key, v in (("only", only), ("exclude", exclude)):
+        if v is not None and (isinstance(v, str) or not all(isinstance(x, str) for x in v)):
+            raise MarkerError(f"@pytest.mark.ntinv_invariants: {key} must be a list of "
+                              f"invariant names, got {v!r}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or scale <= 0):
+        raise MarkerError(f"@pytest.mark.ntinv_invariants: time_scale must be > 0, got {scale!r}")
+    return InvariantsSpec(tuple(only) if only is not None else None, tuple(exclude),
+                          float(scale) if scale is not None else None)
+
+
+def parse_item_markers(item: pytest.Item) -> ItemMarkers:
+    """Everything the markers of one item say (closest mark wins; faults add up)."""
+    def closest(name: str, parse: Callable[[pytest.Mark], Any]) -> Any:
+        mark = item.get_closest_marker(name)
+        return parse(mark) if mark is not None else None
+
+    invariants = closest("ntinv_invariants", parse_invariants) or InvariantsSpec()
+    return ItemMarkers(
+        replicas=closest("ntinv_replicas", parse_replicas),
+        latency=closest("ntinv_watch_latency", parse_latency),
+        stale=closest("ntinv_stale_reads", parse_stale),
+        faults=tuple(parse_fault(m) for m in item.iter_markers("ntinv_faults")),
+        explore=closest("ntinv_explore", parse_explore),
+        invariants=invariants,
+    )

@@ -1,0 +1,305 @@
+"""``NtinvSession``: the plugin's stateful session behaviour, registered at configure time.
+
+It owns the session seed (printed in the header, forwarded to xdist workers), turns
+``ntinv_explore`` into one item per seeded schedule, checks invariants when a test's
+body has finished, attaches the race timeline to failing reports, and writes the
+terminal summary and the JSON report (merging what xdist workers found).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from .markers import MarkerError, parse_explore
+from .perturb.schedule import derive_seed
+
+if TYPE_CHECKING:
+    from .harness import Harness, RunInfo
+    from .invariants import InvariantRegistry, Violation
+    from .ledger import Ledger
+
+__all__ = ["HARNESS_KEY", "LEDGER_KEY", "RUN_KEY", "InvariantViolation", "NtinvSession"]
+
+LEDGER_KEY = pytest.StashKey["Ledger"]()
+HARNESS_KEY = pytest.StashKey["Harness"]()
+RUN_KEY = pytest.StashKey["RunInfo"]()
+RESULT_KEY = pytest.StashKey["dict[str, Any]"]()
+
+
+class InvariantViolation(AssertionError):
+    """Raised when a test's history violates invariants; the message is the report."""
+
+    def __init__(self, message: str, violations: list[Violation]) -> None:
+        super().__init__(message)
+        self.violations = violations
+
+
+class NtinvSession:
+    """Session-wide state of the plugin (one instance per pytest process)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        workerinput = getattr(config, "workerinput", None)
+        option_seed = config.getoption("ntinv_seed")
+        if workerinput is not None and "ntinv_seed" in workerinput:
+            self.seed = int(workerinput["ntinv_seed"])
+        elif option_seed is not None:
+            self.seed = option_seed
+        else:
+            self.seed = random.SystemRandom().randrange(1 << 31)
+        self.replay: int | None = config.getoption("ntinv_replay")
+        self.schedules_override: int | None = config.getoption("ntinv_schedules")
+        self.results: list[dict[str, Any]] = []
+        self._registry: InvariantRegistry | None = None
+
+    @property
+    def registry(self) -> InvariantRegistry:
+        """The session's invariants: the built-ins plus what ``pytest_ntinvariants_register``
+        implementations add (built on first use, so runs that never start a server never
+        import the invariants)."""
+        if self._registry is None:
+            from .invariants import default_registry
+
+            registry = default_registry()
+            self.config.hook.pytest_ntinvariants_register(registry=registry, config=self.config)
+            self._registry = registry
+        return self._registry
+
+    # ---------------------------------------------------------------- seeds
+
+    def pytest_report_header(self) -> str:
+        """Print the seed so a run can be reproduced."""
+        return (f"ntinvariants: seed={self.seed} (reproduce with --ntinv-seed={self.seed}; "
+                f"one schedule with --ntinv-replay=SEED)")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: every worker derives the same seeds, so collections agree."""
+        node.workerinput["ntinv_seed"] = self.seed
+
+    def item_seed(self, nodeid: str) -> int:
+        """The seed of a test that is not an exploration item."""
+        return derive_seed(self.seed, nodeid)
+
+    def replay_command(self, item: pytest.Item, seed: int | None) -> str:
+        """The shell command that reruns exactly this item."""
+        args = ["pytest", item.nodeid, "-p", "no:randomly"]
+        if seed is not None and item.get_closest_marker("ntinv_explore") is not None:
+            args.append(f"--ntinv-replay={seed}")
+        else:
+            args.append(f"--ntinv-seed={self.seed}")
+        return shlex.join(args)
+
+    # --------------------------------------------------------- exploration
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """``ntinv_explore``: one item per seeded schedule, the seed in the id."""
+        mark = metafunc.definition.get_closest_marker("ntinv_explore")
+        if mark is None:
+            return
+        try:
+            spec = parse_explore(mark)
+        except MarkerError as e:
+            error = str(e)
+        else:
+            error = ""
+        if error:  # failed outside the except block, so no "during handling" chain is shown
+            pytest.fail(error, pytrace=False)
+        if "ntinv" not in metafunc.fixturenames:
+            pytest.fail(f"@pytest.mark.ntinv_explore on {metafunc.definition.nodeid}: the "
+                        f"test must use the ntinv fixture, which applies the schedules",
+                        pytrace=False)
+        if self.replay is not None:
+            seeds = [self.replay]
+        else:
+            count = self.schedules_override or spec.schedules
+            base = metafunc.definition.nodeid
+            seeds = [derive_seed(self.seed, base, i) for i in range(count)]
+        metafunc.parametrize("ntinv_schedule_seed", seeds, ids=[f"seed-{s}" for s in seeds],
+                             indirect=True)
+
+    # ---------------------------------------------------------- checking
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """After the test body: let the system settle, then check the invariants."""
+        try:
+            result = yield
+        except BaseException:
+            self._check(item, body_failed=True)
+            raise
+        self._check(item, body_failed=False)
+        return result
+
+    def _check(self, item: pytest.Item, *, body_failed: bool) -> None:
+        ledger = item.stash.get(LEDGER_KEY, None)
+        if ledger is None:
+            return
+        harness = item.stash.get(HARNESS_KEY, None)
+        run = item.stash.get(RUN_KEY, None)
+        period = _float_ini(self.config, "ntinv_quiet_period")
+        timeout = _float_ini(self.config, "ntinv_quiet_timeout")
+        quiet = harness.settle(period, timeout) if harness is not None else False
+        from .invariants import CheckContext
+
+        markers = item.stash.get(MARKERS_KEY, None)
+        spec = markers.invariants if markers is not None else None
+        ctx = harness.check_context(quiet=quiet) if harness is not None else \
+            CheckContext.from_ledger(ledger, quiet=quiet, seed=run.seed if run else None,
+                                     replay=run.replay if run else None)
+        try:
+            invariants = self.registry.select(include=spec.only if spec else None,
+                                              exclude=spec.exclude if spec else ())
+        except KeyError as e:  # a misspelt name in ntinv_invariants: say which
+            pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
+        violations: list[Violation] = []
+        for invariant in invariants:
+            violations.extend(invariant.check(ledger, ctx))
+        names = [i.name for i in invariants]
+        self.config.hook.pytest_ntinvariants_checked(item=item, checked=names,
+                                                     violations=violations)
+        entry: dict[str, Any] = {
+            "nodeid": item.nodeid,
+            "seed": run.seed if run else None,
+            "replay": run.replay if run else None,
+            "schedule": run.schedule.describe() if run and run.schedule else None,
+            "invariants": names,
+            "violations": [v.to_dict() for v in violations],
+            "files": {},
+        }
+        if violations or body_failed:
+            entry["files"] = self._artifacts(item, ledger)
+        self.config.hook.pytest_ntinvariants_report(item=item, report=entry)
+        item.stash[RESULT_KEY] = entry
+        self.results.append(entry)
+        if violations and not body_failed:
+            from .report import format_violations
+
+            raise InvariantViolation(format_violations(violations, ledger, ctx), violations)
+
+    def _artifacts(self, item: pytest.Item, ledger: Ledger) -> dict[str, str]:
+        from .report import render_svg
+
+        directory = self._report_dir()
+        if directory is None:
+            return {}
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid)[-150:]
+        path = directory / f"{safe}.svg"
+        render_svg(ledger, path, title=item.nodeid)
+        return {"svg": str(path)}
+
+    def _report_dir(self) -> Path | None:
+        raw = self.config.getoption("ntinv_report_dir") or self.config.getini("ntinv_report_dir")
+        if raw:
+            path = Path(raw)
+        else:
+            factory = getattr(self.config, "_tmp_path_factory", None)
+            if factory is None:
+                return None
+            path = factory.getbasetemp() / "ntinvariants"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Attach the race timeline and the drawing to a failing test's report."""
+        report = yield
+        if report.when != "call" or not report.failed:
+            return report
+        ledger = item.stash.get(LEDGER_KEY, None)
+        if ledger is None:
+            return report
+        from .report import timeline
+
+        run = item.stash.get(RUN_KEY, None)
+        if run is not None and run.schedule is not None:
+            report.sections.append(("ntinvariants schedule", run.schedule.describe()))
+        report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
+        entry = item.stash.get(RESULT_KEY, None)
+        files = entry.get("files") if entry else None
+        lines = []
+        if run is not None:
+            lines.append(f"seed: {run.seed}")
+            lines.append(f"replay: {run.replay}")
+        if files:
+            lines.extend(f"{kind}: {path}" for kind, path in files.items())
+        if lines:
+            report.sections.append(("ntinvariants replay", "\n".join(lines)))
+        return report
+
+    # ---------------------------------------------------------- reporting
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """One line of totals, and where the JSON report went."""
+        if not self.results:
+            return
+        checked = sum(len(r["invariants"]) for r in self.results)
+        violated = [r for r in self.results if r["violations"]]
+        schedules = sum(1 for r in self.results if r["schedule"] is not None)
+        tr = terminalreporter
+        tr.section("ntinvariants")
+        tr.write_line(
+            f"{len(self.results)} test(s) checked, {checked} invariant check(s), "
+            f"{sum(len(r['violations']) for r in violated)} violation(s) in "
+            f"{len(violated)} test(s), {schedules} seeded schedule(s); seed {self.seed}")
+        for r in violated:
+            names = sorted({v["invariant"] for v in r["violations"]})
+            tr.write_line(f"  {r['nodeid']}: {', '.join(names)}")
+            if r.get("files", {}).get("svg"):
+                tr.write_line(f"    drawing: {r['files']['svg']}")
+        path = self._json_path()
+        if path is not None:
+            tr.write_line(f"JSON report: {path}")
+
+    def _json_path(self) -> Path | None:
+        raw = self.config.getoption("ntinv_json") or self.config.getini("ntinv_json")
+        return Path(raw) if raw else None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: merge what a worker checked."""
+        output = getattr(node, "workeroutput", {}) or {}
+        self.results.extend(orjson.loads(output.get("ntinv_results", b"[]")))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Hand results to the xdist controller, or write the JSON report."""
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["ntinv_results"] = orjson.dumps(self.results).decode()
+            return
+        path = self._json_path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "seed": self.seed,
+            "tests": sorted(self.results, key=lambda r: r["nodeid"]),
+            "summary": {
+                "tests": len(self.results),
+                "violations": sum(len(r["violations"]) for r in self.results),
+                "schedules": sum(1 for r in self.results if r["schedule"] is not None),
+            },
+            "pid": os.getpid(),
+        }
+        path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
+MARKERS_KEY = pytest.StashKey[Any]()
+
+
+def _float_ini(config: pytest.Config, name: str) -> float:
+    raw = config.getini(name)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"ini option {name} must be a number, got {raw!r}") from None

@@ -1,0 +1,333 @@
+"""The plugin as users meet it: markers, options, seeds, invariant failures, hooks, reports.
+
+Each test writes a small test module with pytester and runs pytest on it, the way a
+user would (pytest's own ``testing/`` does the same).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
+
+# Inner runs re-import their plugins (pytester restores sys.modules after each run), so
+# the unrelated plugins some machines have installed are switched off to keep them fast.
+INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
+"""
+
+NR_HELPERS = '''
+import pytest
+import reference_controller
+
+@pytest.fixture
+def nr_crd(ntinv):
+    ntinv.apply(reference_controller.crd_manifest())
+    return ntinv
+
+def nr(name, **status):
+    return {"apiVersion": "kubernaut.ai/v1alpha1", "kind": "NotificationRequest",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "simple", "priority": "low", "subject": "s", "body": "b",
+                     "channels": ["slack"]}}
+
+def write_status(ntinv, name, status):
+    rt = ntinv.server.resource("kubernaut.ai/v1alpha1", "NotificationRequest")
+    ntinv.server.store.patch(rt, "default", name, "application/merge-patch+json",
+                             {"status": status}, subresource="status")
+'''
+
+
+@pytest.fixture
+def pt(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    return pytester
+
+
+def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
+    result = pt.runpytest("--markers")
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica')*",
+        "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
+        "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
+        "@pytest.mark.ntinv_faults(code, *, verb='write'*",
+        "@pytest.mark.ntinv_explore(schedules=10, *, space=None)*",
+        "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
+    ])
+
+
+def test_options_are_documented(pt: pytest.Pytester) -> None:
+    result = pt.runpytest("--help")
+    result.stdout.fnmatch_lines([
+        "*--ntinv-seed=N*", "*--ntinv-replay=SEED*", "*--ntinv-schedules=K*",
+        "*--ntinv-json=PATH*", "*--ntinv-report-dir=DIR*",
+    ])
+
+
+def test_fixtures_are_documented(pt: pytest.Pytester) -> None:
+    result = pt.runpytest("--fixtures")
+    for name in ("ntinv ", "ntinv_apiserver", "ntinv_ledger", "ntinv_kubeconfig",
+                 "ntinv_kubeconfig_factory", "ntinv_operator", "ntinv_schedule_seed"):
+        assert any(line.startswith(name.strip()) for line in result.stdout.lines), name
+    result.stdout.fnmatch_lines(["*One test's fake cluster*"])
+
+
+@pytest.mark.parametrize(
+    ("mark", "message"),
+    [
+        ("ntinv_watch_latency(-1)", "ntinv_watch_latency: delay must be a number of seconds >= 0"),
+        ("ntinv_watch_latency(0.1, colour=1)", "ntinv_watch_latency: got an unexpected keyword "
+                                               "argument 'colour'"),
+        ("ntinv_stale_reads(versions=0)", "ntinv_stale_reads: versions must be an int >= 1"),
+        ("ntinv_stale_reads(versions=1, seconds=1)", "give versions or seconds, not both"),
+        ("ntinv_faults(418)", "ntinv_faults: code must be one of"),
+        ("ntinv_faults(409, probability=3)", "probability must be in [0, 1], got 3"),
+        ("ntinv_replicas(count=0)", "ntinv_replicas: count must be an int in 1..16, got 0"),
+        ("ntinv_replicas(operator=42)", "operator must be a callable or 'module:factory'"),
+        ("ntinv_invariants(time_scale=-1)", "time_scale must be > 0"),
+        ("ntinv_invariants(only=['no-such-invariant'])", "no-such-invariant"),
+        ("ntinv_watch_latency(0.1, replicas=[5])", "replica index 5 out of range"),
+    ],
+)
+def test_bad_marker_arguments_are_named(pt: pytest.Pytester, mark: str, message: str) -> None:
+    pt.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.{mark}
+        def test_it(ntinv):
+            pass
+    """)
+    result = pt.runpytest()
+    assert result.ret != 0
+    assert message in result.stdout.str(), result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_explore_makes_one_item_per_seeded_schedule(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_explore(schedules=3)
+        def test_it(ntinv):
+            assert ntinv.run.schedule is not None
+            assert ntinv.seed == ntinv.run.schedule.seed
+    """)
+    first = pt.runpytest("--ntinv-seed=5", "-v")
+    first.assert_outcomes(passed=3)
+    ids = re.findall(r"test_it\[(seed-\d+)\]", first.stdout.str())
+    assert len(set(ids)) == 3
+    again = pt.runpytest("--ntinv-seed=5", "-v")
+    assert re.findall(r"test_it\[(seed-\d+)\]", again.stdout.str()) == ids
+    other = pt.runpytest("--ntinv-seed=6", "-v")
+    assert set(re.findall(r"test_it\[(seed-\d+)\]", other.stdout.str())).isdisjoint(ids)
+    replay = pt.runpytest(f"--ntinv-replay={ids[1][5:]}", "-v")
+    replay.assert_outcomes(passed=1)
+    replay.stdout.fnmatch_lines([f"*test_it?{ids[1]}? PASSED*"])
+    override = pt.runpytest("--ntinv-schedules=2")
+    override.assert_outcomes(passed=2)
+
+
+def test_explore_needs_the_ntinv_fixture(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_explore(schedules=2)
+        def test_it():
+            pass
+    """)
+    result = pt.runpytest()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*the test must use the ntinv fixture*"])
+
+
+def test_explore_rejects_a_bad_space(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_explore(schedules=2, space={"watch_latnecy": (0, 1)})
+        def test_it(ntinv):
+            pass
+    """)
+    result = pt.runpytest()
+    assert result.ret != 0
+    assert "space has unknown key(s) ['watch_latnecy']" in result.stdout.str()
+
+
+def test_seed_is_printed_in_the_header(pt: pytest.Pytester) -> None:
+    pt.makepyfile("def test_nothing(): pass")
+    result = pt.runpytest("--ntinv-seed=77")
+    result.stdout.fnmatch_lines(["ntinvariants: seed=77 *"])
+
+
+def test_bad_seed_option_is_a_usage_error(pt: pytest.Pytester) -> None:
+    result = pt.runpytest("--ntinv-seed=abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ntinv-seed/--ntinv-replay takes an integer, got 'abc'*"])
+
+
+def test_fault_marker_without_replicas_perturbs_every_client(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+        from kubernetes import client, config
+
+        @pytest.mark.ntinv_faults(409, verb="patch", times=1)
+        def test_it(ntinv):
+            api = client.CoreV1Api(config.new_client_from_config(
+                str(ntinv.server.kubeconfig("me"))))
+            api.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+            with pytest.raises(client.ApiException) as info:
+                api.patch_namespaced_config_map("c", "default", {"data": {"a": "b"}})
+            assert info.value.status == 409
+            api.patch_namespaced_config_map("c", "default", {"data": {"a": "b"}})
+            assert [p.action for p in ntinv.ledger.perturbations()] == ["fault"]
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_an_invariant_violation_fails_the_test_with_a_report(
+    pt: pytest.Pytester, tmp_path: Path
+) -> None:
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        from conftest import nr, write_status
+
+        def test_counts_twice(nr_crd):
+            nr_crd.apply(nr("nr-1"))
+            write_status(nr_crd, "nr-1", {
+                "phase": "Pending"})
+            write_status(nr_crd, "nr-1", {
+                "phase": "Sending",
+                "deliveryAttempts": [{"channel": "slack", "attempt": 1, "status": "failed",
+                                      "timestamp": "2026-01-01T00:00:00Z", "error": "502"}],
+                "totalAttempts": 2, "failedDeliveries": 2, "successfulDeliveries": 0})
+    """)
+    report = tmp_path / "report.json"
+    result = pt.runpytest(f"--ntinv-json={report}", f"--ntinv-report-dir={tmp_path / 'svg'}",
+                          "--ntinv-seed=11")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "InvariantViolation" in out
+    assert "nr-counters-match-attempts" in out
+    result.stdout.fnmatch_lines([
+        "*- ntinvariants timeline -*",
+        "*- ntinvariants replay -*",
+        "seed: *",
+        "replay: pytest *test_counts_twice*--ntinv-seed=11*",
+        "svg: *",
+        "*= ntinvariants =*",
+        "1 test(s) checked, * violation(s) in 1 test(s), 0 seeded schedule(s); seed 11",
+        "*JSON report: *report.json",
+    ])
+    doc = json.loads(report.read_text())
+    (entry,) = doc["tests"]
+    assert entry["nodeid"].endswith("test_counts_twice")
+    assert {v["invariant"] for v in entry["violations"]} >= {"nr-counters-match-attempts"}
+    svg = Path(entry["files"]["svg"])
+    assert svg.exists() and svg.read_text().lstrip().startswith("<")
+
+
+def test_invariants_can_be_excluded(pt: pytest.Pytester) -> None:
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        import pytest
+        from conftest import nr, write_status
+
+        @pytest.mark.ntinv_invariants(exclude=["nr-counters-*"])
+        def test_counts_twice(nr_crd):
+            nr_crd.apply(nr("nr-1"))
+            write_status(nr_crd, "nr-1", {"phase": "Pending", "totalAttempts": 3})
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_third_party_invariants_and_hooks(pt: pytest.Pytester) -> None:
+    pt.makeconftest("""
+        import pytest
+        from pytest_ntinvariants.invariants import FunctionInvariant, Violation, ObjectRef
+
+        CHECKED = []
+
+        def no_blue(history, ctx):
+            for v in history.versions:
+                if (v.obj.get("data") or {}).get("colour") == "blue":
+                    yield Violation("no-blue-configmaps", None, f"blue at rv {v.rv}", (v.rv,))
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_ntinvariants_register(registry, config):
+            registry.register(FunctionInvariant(
+                "no-blue-configmaps", "ConfigMaps are never blue", no_blue,
+                kinds=["ConfigMap"]))
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_ntinvariants_checked(item, checked, violations):
+            CHECKED.append((item.name, "no-blue-configmaps" in checked, len(violations)))
+
+        def pytest_sessionfinish(session):
+            print("CHECKED", CHECKED)
+    """)
+    pt.makepyfile("""
+        def test_red(ntinv_apiserver):
+            ntinv_apiserver.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "c"}, "data": {"colour": "red"}})
+
+        def test_blue(ntinv_apiserver):
+            ntinv_apiserver.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "c"}, "data": {"colour": "blue"}})
+    """)
+    result = pt.runpytest("-s")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*no-blue-configmaps: blue at rv*", "replay: pytest *test_blue*"])
+    assert "CHECKED [('test_red', True, 0), ('test_blue', True, 1)]" in result.stdout.str()
+
+
+def test_draw_schedule_hook_replaces_the_default(pt: pytest.Pytester) -> None:
+    pt.makeconftest("""
+        import pytest
+        from pytest_ntinvariants.perturb.schedule import Schedule, Step
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_ntinvariants_draw_schedule(space, seed, identities, item):
+            return Schedule(seed, (Step("fault", "me", (("code", 503), ("probability", 1.0))),))
+    """)
+    pt.makepyfile("""
+        import pytest
+        from kubernetes import client, config
+
+        @pytest.mark.ntinv_explore(schedules=1)
+        def test_it(ntinv):
+            api = client.CoreV1Api(config.new_client_from_config(
+                str(ntinv.server.kubeconfig("me"))))
+            with pytest.raises(client.ApiException) as info:
+                api.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+            assert info.value.status == 503
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_xdist_workers_share_the_seed_and_merge_reports(
+    pt: pytest.Pytester, tmp_path: Path
+) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_explore(schedules=6)
+        def test_it(ntinv):
+            ntinv.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+    """)
+    report = tmp_path / "report.json"
+    result = pt.runpytest_subprocess("-n", "2", "--ntinv-seed=3", f"--ntinv-json={report}",
+                                     "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["6 test(s) checked, * 0 violation(s) in 0 test(s), "
+                                 "6 seeded schedule(s); seed 3"])
+    doc = json.loads(report.read_text())
+    assert doc["summary"] == {"tests": 6, "violations": 0, "schedules": 6}
+    serial = pt.runpytest("--ntinv-seed=3", "--collect-only", "-q")
+    ids = sorted(t["nodeid"] for t in doc["tests"])
+    assert ids == sorted(line for line in serial.stdout.lines if "::" in line)
