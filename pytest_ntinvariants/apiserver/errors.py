@@ -232,7 +232,9 @@ def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> Invalid:
     because kubectl shows only the message.
     """
     qualified = f"{kind}.{group}" if group else kind
-    text = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    # Go's field.ErrorList.ToAggregate(): duplicates dropped, brackets around two or more.
+    parts = list(dict.fromkeys(f"{c.field}: {c.message}" if c.field else c.message for c in causes))
+    text = "[" + ", ".join(parts) + "]" if len(parts) > 1 else "".join(parts)
     return Invalid(
         f'{qualified} "{name}" is invalid: {text}',
         name=name,

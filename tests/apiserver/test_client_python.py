@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -262,7 +263,24 @@ def test_custom_objects_lifecycle(api_client: client.ApiClient) -> None:
             name="g1", namespace="default", body={"spec": {"size": 0}}, **GV
         )
     assert invalid.value.status == 422
-    assert "spec.size" in invalid.value.body
+    status = json.loads(invalid.value.body)
+    assert (status["reason"], status["details"]["causes"][0]["field"]) == ("Invalid", "spec.size")
+    assert status["message"] == (
+        'Gizmo.clients.ntinv.example.com "g1" is invalid: spec.size: Invalid value: 0: '
+        "spec.size in body should be greater than or equal to 1"
+    )
+    with pytest.raises(ApiException) as two:
+        co.patch_namespaced_custom_object(
+            name="g1", namespace="default", body={"spec": {"size": 0, "color": "pink"}}, **GV
+        )
+    # Several causes are bracketed, as Go's field.ErrorList aggregate prints them.
+    size = "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    color = 'spec.color: Unsupported value: "pink": supported values: "red", "green", "blue"'
+    head = 'Gizmo.clients.ntinv.example.com "g1" is invalid: '
+    assert json.loads(two.value.body)["message"] in (
+        f"{head}[{size}, {color}]",
+        f"{head}[{color}, {size}]",
+    )
 
     co.delete_namespaced_custom_object(name="g1", namespace="default", **GV)
     with pytest.raises(ApiException) as gone:
