@@ -35,7 +35,7 @@ def register_default() -> NotificationController:
         registry = kopf.get_default_registry()
         register(registry, built)
 
-        @kopf.on.startup(registry=registry)
+        @kopf.on.startup(registry=registry, id="reference-controller-settings")
         async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             configure_settings(settings, built.identity, embedded=False)
 

@@ -139,18 +139,18 @@ def configure_settings(settings: kopf.OperatorSettings, identity: str, *, embedd
 def register(registry: kopf.OperatorRegistry, controller: NotificationController) -> None:
     """Register ``controller``'s handlers on ``registry`` (login, event, cleanup)."""
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(registry=registry, id="reference-controller-login")
     async def login(**_: Any) -> kopf.ConnectionInfo:
         # The replica's own credentials, shared with its API client (refreshed on 401).
         return await controller.api.connection(refresh=True)
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="notificationrequest-reconcile")
     async def on_event(event: Mapping[str, Any], **_: Any) -> None:
         obj = event.get("object")
         if isinstance(obj, Mapping):
             await controller.on_watch_event(event.get("type"), obj)
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(registry=registry, id="reference-controller-cleanup")
     async def cleanup(**_: Any) -> None:
         await controller.close()
 

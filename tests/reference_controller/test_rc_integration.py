@@ -1,0 +1,301 @@
+"""The operator end to end: kopf, the real HTTP API client, the fake API server, real sinks.
+
+Replicas run with ``run_operator`` in the test's event loop (several at once), in a thread,
+or as ``python -m reference_controller`` / ``kopf run -m reference_controller`` processes.
+Waiting is driven by the API server's own change notifications, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from conftest import spec
+from rc_http import Endpoint, serve
+
+from reference_controller import ControllerConfig, crd_manifest, run_operator
+from reference_controller.models import API_VERSION, KIND
+
+apiserver = pytest.importorskip("pytest_ntinvariants.apiserver")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Watcher:
+    """Wakes the test loop on every change in the API server's store."""
+
+    def __init__(self, server: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self.unsubscribe = server.store.subscribe(self._on_change)
+
+    def _on_change(self, event: Any) -> None:
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def until(self, predicate: Callable[[], bool], *, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                self._changed.clear()
+                if predicate():
+                    return
+                await self._changed.wait()
+
+    def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        obj = self.server.get(API_VERSION, KIND, name, namespace)
+        return dict(obj.get("status") or {})
+
+    async def phase(self, name: str, *phases: str) -> dict[str, Any]:
+        await self.until(lambda: self.status(name).get("phase") in phases)
+        return self.status(name)
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    with apiserver.FakeApiServer(crds=[crd_manifest()]) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def watcher(server: Any) -> AsyncIterator[Watcher]:
+    watch = Watcher(server, asyncio.get_running_loop())
+    yield watch
+    watch.unsubscribe()
+
+
+def connection(server: Any, identity: str) -> Any:
+    import kopf
+
+    return kopf.ConnectionInfo(server=server.url, token=server.token_for(identity), scheme="Bearer")
+
+
+def create(server: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    (obj,) = server.apply(
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": body,
+        }
+    )
+    return obj
+
+
+@contextlib.asynccontextmanager
+async def replicas(server: Any, *identities: str, **config: Any) -> AsyncIterator[None]:
+    """Run one ``run_operator`` per identity in this loop; stop them all at the end."""
+    stops, tasks = [], []
+    for identity in identities:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        settings = {"time_scale": 0.001, "seed": 1, **config}
+        task = asyncio.create_task(
+            run_operator(
+                ControllerConfig(identity=identity, **settings),
+                connection=connection(server, identity),
+                namespaces=["default"],
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        )
+        stops.append(stop)
+        tasks.append(task)
+        await ready.wait()
+    try:
+        yield
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+
+
+def calls_by_uid(endpoint: Endpoint) -> Counter[str]:
+    return Counter(r["headers"]["X-Notification-Uid"] for r in endpoint.requests)
+
+
+@pytest.mark.asyncio
+async def test_console_notification_is_sent_and_announced(server: Any, watcher: Watcher) -> None:
+    async with replicas(server, "replica-a"):
+        obj = create(server, "hello", spec("console"))
+        status = await watcher.phase("hello", "Sent")
+    assert status["totalAttempts"] == 1 and status["successfulDeliveries"] == 1
+    assert status["deliveryAttempts"][0]["holder"] == "replica-a"
+    events, *_ = server.store.list(server.resource("v1", "events"), "default")
+    reasons = [
+        e.obj["reason"] for e in events if e.obj["involvedObject"]["uid"] == obj["metadata"]["uid"]
+    ]  # listed in name order: compare as a multiset
+    assert sorted(reasons) == ["NotificationSent", "PhaseTransition", "PhaseTransition"]
+
+
+@pytest.mark.asyncio
+async def test_slack_retry_over_http_with_attribution_headers(
+    server: Any, watcher: Watcher
+) -> None:
+    answers = iter([502, 200])
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=next(answers, 200), text="ok")
+
+    async with serve(flaky) as slack, replicas(server, "replica-a", slack_webhook_url=slack.url):
+        obj = create(server, "flaky", spec("slack"))
+        status = await watcher.phase("flaky", "Sent")
+    uid = obj["metadata"]["uid"]
+    assert [a["status"] for a in status["deliveryAttempts"]] == ["failed", "success"]
+    assert "502" in status["deliveryAttempts"][0]["error"]
+    headers = [r["headers"] for r in slack.requests]
+    assert [h["X-Notification-Attempt"] for h in headers] == ["1", "2"]
+    assert [h["Idempotency-Key"] for h in headers] == [f"{uid}/slack/1", f"{uid}/slack/2"]
+    assert {h["X-Notification-Name"] for h in headers} == {"flaky"}
+
+
+@pytest.mark.asyncio
+async def test_two_replicas_never_deliver_twice(server: Any, watcher: Watcher) -> None:
+    names = [f"burst-{i}" for i in range(8)]
+    async with (
+        serve() as slack,
+        replicas(server, "replica-a", "replica-b", slack_webhook_url=slack.url),
+    ):
+        uids = [create(server, name, spec("slack", "console"))["metadata"]["uid"] for name in names]
+        await watcher.until(lambda: all(watcher.status(n).get("phase") == "Sent" for n in names))
+    assert calls_by_uid(slack) == Counter({uid: 1 for uid in uids})
+    holders = Counter()
+    for name in names:
+        status = watcher.status(name)
+        assert status["totalAttempts"] == 2 == len(status["deliveryAttempts"])
+        assert status["claims"] == []
+        holders.update(a["holder"] for a in status["deliveryAttempts"])
+    assert set(holders) <= {"replica-a", "replica-b"}
+
+
+@pytest.mark.asyncio
+async def test_permanent_failure_and_invalid_requests(server: Any, watcher: Watcher) -> None:
+    async def forbidden(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=403, text="no")
+
+    async with (
+        serve(forbidden) as slack,
+        replicas(server, "replica-a", slack_webhook_url=slack.url),
+    ):
+        create(server, "denied", spec("slack", "console"))
+        create(server, "nowhere", spec())
+        create(server, "emailed", spec("email"))
+        denied = await watcher.phase("denied", "PartiallySent")
+        nowhere = await watcher.phase("nowhere", "Failed")
+        emailed = await watcher.phase("emailed", "Failed")
+    assert len(slack.requests) == 1 and denied["failedDeliveries"] == 1
+    assert nowhere["reason"] == "NoChannelsResolved" and nowhere["totalAttempts"] == 0
+    assert emailed["deliveryAttempts"][0]["error"].startswith(
+        "permanent failure: channel not configured: email"
+    )
+    # The CRD's schema is enforced by the API server.
+    with pytest.raises(Exception, match="subject"):
+        create(server, "too-long", spec("console", subject="x" * 501))
+
+
+@pytest.mark.asyncio
+async def test_replica_from_a_kubeconfig_file(server: Any, watcher: Watcher) -> None:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_operator(
+            ControllerConfig(identity="replica-k", time_scale=0.001),
+            connection=str(server.kubeconfig("replica-k")),
+            namespaces=["default"],
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    await ready.wait()
+    create(server, "via-kubeconfig", spec("log"))
+    status = await watcher.phase("via-kubeconfig", "Sent")
+    stop.set()
+    await task
+    assert status["deliveryAttempts"][0]["holder"] == "replica-k"
+
+
+@pytest.mark.asyncio
+async def test_replica_in_its_own_thread(server: Any, watcher: Watcher) -> None:
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(
+                run_operator(
+                    ControllerConfig(identity="replica-t", time_scale=0.001),
+                    connection=connection(server, "replica-t"),
+                    namespaces=["default"],
+                    stop_flag=stop,
+                    ready_flag=ready,
+                )
+            )
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, name="replica-t")
+    thread.start()
+    try:
+        await asyncio.to_thread(ready.wait, 20)
+        create(server, "threaded", spec("console"))
+        status = await watcher.phase("threaded", "Sent")
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 20)
+    assert not thread.is_alive() and errors == []
+    assert status["deliveryAttempts"][0]["holder"] == "replica-t"
+
+
+def _process_env(server: Any, identity: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "KOPF_"))}
+    env.update(
+        KUBECONFIG=str(server.kubeconfig(identity, path=tmp_path / f"{identity}.yaml")),
+        PYTHONPATH=str(REPO),
+        NOTIFY_IDENTITY=identity,
+        NOTIFY_TIME_SCALE="0.001",
+    )
+    return env
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "reference_controller", "--namespace", "default"],
+        ["-m", "kopf", "run", "-m", "reference_controller", "--standalone", "-n", "default"],
+    ],
+    ids=["python-m", "kopf-run"],
+)
+async def test_operator_as_a_process(
+    server: Any, watcher: Watcher, tmp_path: Path, command: list[str]
+) -> None:
+    identity = f"process-{command[1]}"
+    log = tmp_path / "operator.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, *command],
+            env=_process_env(server, identity, tmp_path),
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            create(server, "from-process", spec("console"))
+            status = await watcher.phase("from-process", "Sent", "Failed")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(process.wait, 30)
+    output_text = log.read_text(errors="replace")
+    assert status["phase"] == "Sent", output_text
+    assert status["deliveryAttempts"][0]["holder"] == identity
+    assert "[medium] [simple] Disk almost full" in output_text  # the console delivery
+    assert code in (0, -signal.SIGTERM), output_text
