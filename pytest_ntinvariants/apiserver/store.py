@@ -161,6 +161,29 @@ def _drop_empty_meta(meta: JSON) -> None:
             del meta[key]
 
 
+def _go_json(obj: JSON) -> str:
+    """``obj`` as Go's encoding/json writes a map: compact, sorted keys, HTML-safe escapes."""
+    text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def _go_quote(text: str) -> str:
+    """Go's ``%q`` of a string (``strconv.Quote``), as field errors print bad values."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif not ch.isprintable():
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
     skip = {"metadata", "status"} if rt.has_status else {"metadata"}
@@ -869,12 +892,23 @@ class Store:
         causes = self._validate_meta(rt, meta)
         schema = self.schema(rt)
         if schema is not None:
+            # kube quotes the whole patched object in a patch's strict error: keep it.
+            before = _go_json(obj) if ctx.field_validation == "Strict" else ""
             pruned = schema.prune(obj)
             if pruned:
                 if ctx.field_validation == "Strict":
+                    strict = "strict decoding error: " + ", ".join(
+                        f'unknown field "{p}"' for p in pruned
+                    )
+                    if ctx.verb == "patch":
+                        # apiserver/pkg/endpoints/handlers/patch.go (jsonPatcher): a 422
+                        # about the field "patch", its value the patched object.
+                        raise invalid("", "", "", [Cause(
+                            "patch", f"Invalid value: {_go_quote(before)}: {strict}")])
+                    # The strict decoder's words for a create or update body.
                     raise errors.BadRequest(
-                        "strict decoding error: "
-                        + ", ".join(f'unknown field "{p}"' for p in pruned)
+                        f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                        f"{rt.kind}: {strict}"
                     )
                 if ctx.field_validation in ("", "Warn"):
                     ctx.warnings.extend(f'unknown field "{p}"' for p in pruned)
