@@ -188,8 +188,19 @@ def test_apply_invalid_custom_resource_shows_422(kubectl: Kubectl) -> None:
 def test_unknown_field_with_strict_validation_fails(kubectl: Kubectl, flag: str) -> None:
     result = kubectl.apply(gizmo("g1", bogus="x"), flag)
     assert result.rc == 1, result
-    assert 'unknown field "spec.bogus"' in result.stderr
+    assert result.stderr == (
+        'Error from server (BadRequest): error when creating "STDIN": Gizmo in version "v1" '
+        'cannot be handled as a Gizmo: strict decoding error: unknown field "spec.bogus"\n'
+    )
     assert kubectl("get", "gizmos", "-o", "name").ok() == ""
+    # On an existing object apply patches; kube's patch handler words it as a 422 about
+    # the field "patch", quoting the patched object, and kubectl prints it as a request error.
+    kubectl.apply(gizmo("g1")).ok()
+    result = kubectl.apply(gizmo("g1", bogus="x"), flag)
+    assert result.rc == 1, result
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('The request is invalid: patch: Invalid value: "{'), last
+    assert last.endswith('}": strict decoding error: unknown field "spec.bogus"'), last
 
 
 def test_unknown_field_with_warn_validation_prunes(kubectl: Kubectl) -> None:
