@@ -97,6 +97,7 @@ __all__ = [
     "build_controller",
     "build_registry",
     "crd_manifest",
+    "deploy_manifest",
     "run_operator",
 ]
 
@@ -106,6 +107,11 @@ _KOPF_LOADER = "kopf._cogs.helpers.loaders"
 def crd_manifest() -> str:
     """The ``CustomResourceDefinition`` YAML shipped in the package (``crd.yaml``)."""
     return resources.files(__name__).joinpath("crd.yaml").read_text(encoding="utf-8")
+
+
+def deploy_manifest() -> str:
+    """Namespace, RBAC and Deployment YAML shipped in the package (``deploy.yaml``)."""
+    return resources.files(__name__).joinpath("deploy.yaml").read_text(encoding="utf-8")
 
 
 def _imported_by_kopf_loader() -> bool:

@@ -1,8 +1,10 @@
-"""``python -m reference_controller [run|crd]``.
+"""``python -m reference_controller [run|crd|deploy]``.
 
 ``run`` (the default) runs the operator against the in-cluster service account or the
 current kubeconfig, with settings from ``NOTIFY_*`` variables; ``--namespace`` (repeatable)
-limits it to namespaces, otherwise it is cluster-wide. ``crd`` prints the CRD manifest.
+limits it to namespaces, otherwise it is cluster-wide; ``--liveness URL`` serves kopf's
+liveness probe. ``crd`` prints the CRD manifest; ``deploy`` prints the CRD followed by the
+RBAC and Deployment manifests (``kubectl apply -f -``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import crd_manifest
+from . import crd_manifest, deploy_manifest
 from .config import ControllerConfig
 from .runtime import run_operator
 
@@ -46,14 +48,20 @@ class JsonFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m reference_controller", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("run", "crd"), default="run")
+    parser.add_argument("command", nargs="?", choices=("run", "crd", "deploy"), default="run")
     parser.add_argument("-n", "--namespace", action="append", default=[], dest="namespaces")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: standard)")
+    parser.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
 
     if args.command == "crd":
         sys.stdout.write(crd_manifest())
+        return 0
+    if args.command == "deploy":
+        sys.stdout.write(crd_manifest())
+        sys.stdout.write("---\n")
+        sys.stdout.write(deploy_manifest())
         return 0
 
     config = ControllerConfig.from_env()
@@ -73,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 namespaces=namespaces,
                 handle_signals=True,
                 embedded=False,
+                liveness_endpoint=args.liveness,
             )
         )
     except KeyboardInterrupt:

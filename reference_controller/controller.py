@@ -319,6 +319,7 @@ class NotificationController:
                     # never deliver again.
                     obj = await self.strategy.record(io, self.planner, obj, outbox)
                     self._outbox.pop(ref.uid, None)
+                    await self._audit(ref, obj, outbox)
                     continue
                 status = parse_status(obj)
                 if is_terminal(status.phase):
@@ -350,6 +351,7 @@ class NotificationController:
                 self._outbox[ref.uid] = batch
                 obj = await self.strategy.record(io, self.planner, obj, batch)
                 self._outbox.pop(ref.uid, None)
+                await self._audit(ref, obj, batch)
         finally:
             await self._announce(io)
         if not finished:
@@ -466,44 +468,44 @@ class NotificationController:
                 next_attempt_at=next_at.isoformat() if next_at else None,
                 holder=self.identity,
             )
-            await self._audit(
-                ref, spec.metadata, spec.priority.value, spec.type.value, attempt, outcome
-            )
         return tuple(batch)
 
     async def _audit(
-        self,
-        ref: ObjectRef,
-        spec_metadata: Mapping[str, str],
-        priority: str,
-        notification_type: str,
-        attempt: DeliveryAttempt,
-        outcome: Outcome,
+        self, ref: ObjectRef, obj: Mapping[str, Any], batch: Sequence[DeliveryAttempt]
     ) -> None:
-        record = AuditRecord(
-            event_type=EVENT_SENT if outcome.success else EVENT_FAILED,
-            correlation_id=correlation_id(spec_metadata, ref.uid),
-            namespace=ref.namespace,
-            name=ref.name,
-            uid=ref.uid,
-            channel=attempt.channel.value,
-            attempt=attempt.attempt,
-            outcome="success" if outcome.success else "failure",
-            timestamp=attempt.timestamp,
-            holder=self.identity,
-            idempotency_key=f"{ref.uid}/{attempt.channel.value}/{attempt.attempt}",
-            duration_seconds=attempt.duration_seconds or 0.0,
-            error=outcome.error,
-            error_type=None
-            if outcome.success
-            else ("permanent" if outcome.permanent else "transient"),
-            priority=priority,
-            notification_type=notification_type,
-        )
+        """One audit record per attempt, after the batch was recorded.
+
+        After, not before: the claim timeout only has to cover delivering and recording,
+        never a slow audit sink (a claim that expires mid-pass could be taken over).
+        """
         try:
-            await self.audit_sink.emit(record)
-        except Exception as exc:  # the delivery happened; an audit failure must not repeat it
-            _log.warning("audit.failed %s", json.dumps({"uid": ref.uid, "error": str(exc)}))
+            spec = parse_spec(obj)
+        except ValidationError:
+            return
+        for attempt in batch:
+            ok = attempt.status is AttemptStatus.SUCCESS
+            record = AuditRecord(
+                event_type=EVENT_SENT if ok else EVENT_FAILED,
+                correlation_id=correlation_id(spec.metadata, ref.uid),
+                namespace=ref.namespace,
+                name=ref.name,
+                uid=ref.uid,
+                channel=attempt.channel.value,
+                attempt=attempt.attempt,
+                outcome="success" if ok else "failure",
+                timestamp=attempt.timestamp,
+                holder=attempt.holder or self.identity,
+                idempotency_key=f"{ref.uid}/{attempt.channel.value}/{attempt.attempt}",
+                duration_seconds=attempt.duration_seconds or 0.0,
+                error=attempt.error,
+                error_type=None if ok else ("permanent" if attempt.permanent else "transient"),
+                priority=spec.priority.value,
+                notification_type=spec.type.value,
+            )
+            try:
+                await self.audit_sink.emit(record)
+            except Exception as exc:  # the delivery happened; never fail (and repeat) it
+                _log.warning("audit.failed %s", json.dumps({"uid": ref.uid, "error": str(exc)}))
 
     async def _announce(self, io: _PassIO) -> None:
         for transition in io.transitions:

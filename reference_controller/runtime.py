@@ -209,6 +209,7 @@ async def run_operator(
     settings: kopf.OperatorSettings | None = None,
     handle_signals: bool = False,
     embedded: bool = True,
+    liveness_endpoint: str | None = None,
 ) -> None:
     """Run one replica until ``stop_flag`` is set (or the task is cancelled).
 
@@ -218,6 +219,7 @@ async def run_operator(
     ``handle_signals=False`` (the default, for embedding) kopf's SIGINT/SIGTERM handlers are
     removed again and the previous handlers restored. Cancelling the calling task is a
     crash-like stop: the root tasks are cancelled and cleanup handlers still run.
+    ``liveness_endpoint`` (e.g. ``http://0.0.0.0:8080/healthz``) serves kopf's probe.
     """
     if registry is None:
         if controller is None:
@@ -249,6 +251,7 @@ async def run_operator(
         namespaces=namespaces,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        liveness_endpoint=liveness_endpoint,
     )
     if in_main and not handle_signals:
         for sig, previous in saved.items():

@@ -364,14 +364,17 @@ async def test_a_failed_record_write_is_retried_without_delivering_again(
             return await super().deliver(request)
 
     console = FailRecordOnce()
-    controller = make_controller(channels={CONSOLE: console})
+    audit = MemoryAuditSink()
+    controller = make_controller(channels={CONSOLE: console}, audit=audit)
     obj = memapi.create(spec("console"))
     uid = uid_of(obj)
     await controller.on_watch_event("ADDED", obj)
     assert memapi.status(uid)["phase"] == "Sending"  # delivered, not recorded yet
+    assert audit.records == []  # audited once recorded
 
     status = await wait_phase(memapi, uid, "Sent")  # the error backoff timer records it
     assert len(console.calls) == 1 and status["totalAttempts"] == 1
+    assert [(r.channel, r.attempt, r.outcome) for r in audit.records] == [("console", 1, "success")]
 
 
 @pytest.mark.asyncio

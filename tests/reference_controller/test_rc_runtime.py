@@ -121,6 +121,34 @@ def test_crd_command_prints_the_shipped_manifest(capsys: pytest.CaptureFixture[s
     assert yaml.safe_load(out)["kind"] == "CustomResourceDefinition"
 
 
+def test_deploy_command_prints_crd_rbac_and_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == [
+        "CustomResourceDefinition",
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+    ]
+    rules = {
+        (group, resource): set(rule["verbs"])
+        for rule in docs[3]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    # Exactly what the controller does: read and watch requests, PUT their status, post Events.
+    assert rules[("kubernaut.ai", "notificationrequests")] == {"get", "list", "watch"}
+    assert rules[("kubernaut.ai", "notificationrequests/status")] == {"get", "update"}
+    assert "create" in rules[("", "events")]
+    container = docs[5]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["python", "-m", "reference_controller"]
+    env = {e["name"] for e in container["env"]}
+    assert {"NOTIFY_IDENTITY", "NOTIFY_SLACK_WEBHOOK_URL", "NOTIFY_FILE_DIR"} <= env
+
+
 def test_json_formatter_renders_structured_fields() -> None:
     record = logging.LogRecord(
         "reference_controller", logging.INFO, __file__, 1, "x %s", ("y",), None
