@@ -164,14 +164,32 @@ class ApiHandler:
         except errors.ApiError as e:
             response = _json(e.status(), e.code, headers=e.headers)
         except Exception as e:  # a bug in the fake must not take the server down
-            log.exception("internal error serving %s %s", request.method, request.path)
-            err = errors.InternalError(f"fake apiserver internal error: {type(e).__name__}: {e}")
-            response = _json(err.status(), 500)
+            response = self._internal_error(request, e)
         if info is not None and self.interceptors and not isinstance(response, _Streamed):
             body = response.body if isinstance(response, web.Response) else b""
-            for i in self.interceptors:
-                i.on_response(info, response.status, body if isinstance(body, bytes) else b"")
+            try:
+                for i in self.interceptors:
+                    i.on_response(info, response.status, body if isinstance(body, bytes) else b"")
+            except Exception as e:  # an interceptor's bug: aiohttp would only log it
+                response = self._internal_error(request, e)
         return response
+
+    def _internal_error(self, request: web.Request, e: Exception) -> web.Response:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        self.report(e)
+        err = errors.InternalError(f"fake apiserver internal error: {type(e).__name__}: {e}")
+        return _json(err.status(), 500)
+
+    @staticmethod
+    def report(error: BaseException) -> None:
+        """Hand an unexpected failure to the loop's exception handler.
+
+        A 500 alone fails nothing: clients retry it (kopf backs off on 5xx). Under
+        ``FakeApiServer`` the handler is its ``LoopThread``, whose ``stop()`` raises what it
+        collected, so the test that used the server fails at teardown instead of a log line.
+        """
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "fake apiserver internal error", "exception": error})
 
     async def _route(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path
@@ -258,7 +276,9 @@ class ApiHandler:
                 f"the server could not find the requested resource ({sub} of {plural})")
         q = request.query
         method = request.method
-        watch = watch_path or q.get("watch") in ("true", "1")
+        # ``?watch`` on a named path is a plain GET, as kube's RequestInfoFactory resolves it;
+        # the deprecated ``/watch/`` prefix with a name watches that one object.
+        watch = watch_path or (q.get("watch") in ("true", "1") and not name)
         if method == "GET":
             verb = "watch" if watch else ("get" if name else "list")
         elif method == "POST" and not name:
@@ -399,8 +419,9 @@ class ApiHandler:
               namespace: str, name: str, verb: str) -> web.Response:
         q = request.query
         at = info.served_at = self._read_at(info)
+        asked = _parse_rv(q.get("resourceVersion"))  # validated even when not "Exact": 400
         if q.get("resourceVersionMatch") == "Exact":
-            at = _parse_rv(q.get("resourceVersion"))
+            at = asked
         if verb == "get":
             v = self.store.get(rt, namespace, name, at=at)
             if info.subresource == "status" or not _wants_table(request):
@@ -430,6 +451,8 @@ class ApiHandler:
         q = request.query
         labels = LabelSelector.parse(q.get("labelSelector"))
         fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
+        if info.name:  # the deprecated /watch/.../NAME form watches one object
+            fields = FieldSelector((*fields.terms, ("metadata.name", True, info.name)))
         timeout = _parse_float(q.get("timeoutSeconds"), "timeoutSeconds")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         initial = q.get("sendInitialEvents") in ("true", "1")
@@ -470,36 +493,49 @@ class ApiHandler:
                     else:
                         watcher.seen_rv = event.rv
             if expired is None:
+                # Writes made while the stream is being opened (the awaits below) are held
+                # back until the backlog is queued, so they cannot overtake it.
+                watcher.held = []
                 self.hub.add(watcher)
         response = _Streamed(status=200, headers={
             "Content-Type": TABLE_CT if table else JSON_CT,
             "Cache-Control": "no-cache, private",
         })
         response.enable_chunked_encoding()
-        await response.prepare(request)
-        for interceptor in self.interceptors:
-            interceptor.on_response(info, 200, b"")
-        if expired is not None:
-            # An in-stream ERROR 410 (not an HTTP 410): kopf relists on it, and dies on
-            # anything else (client-wire-facts 3).
-            await response.write(orjson.dumps({"type": "ERROR", "object": expired.status()})
-                                 + b"\n")
-            return response
-        for interceptor in self.interceptors:
-            interceptor.on_watch_open(info, watcher)
-        for d in backlog:
-            watcher.enqueue(d)
-        if initial:
-            watcher.pending.append(Delivery("BOOKMARK", self._bookmark(rt, watcher.seen_rv,
-                                                                       end=True), None))
+        opened = False
         try:
+            await response.prepare(request)
+            for interceptor in self.interceptors:
+                interceptor.on_response(info, 200, b"")
+            if expired is not None:
+                # An in-stream ERROR 410 (not an HTTP 410): kopf relists on it, and dies on
+                # anything else (client-wire-facts 3).
+                await response.write(
+                    orjson.dumps({"type": "ERROR", "object": expired.status()}) + b"\n")
+                return response
+            opened = True
+            for interceptor in self.interceptors:
+                interceptor.on_watch_open(info, watcher)
+            for d in backlog:
+                watcher.enqueue(d)
+            if initial:
+                watcher.pending.append(Delivery("BOOKMARK", self._bookmark(
+                    rt, watcher.seen_rv, end=True), None))
+            watcher.release()
             await self._stream(response, watcher, rt, timeout, bookmarks, table)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        except Exception as e:
+            # The 200 is already sent, so no Status can follow: end the stream, and make
+            # the failure fail the test rather than vanish.
+            log.exception("internal error in watch %s", request.path)
+            self.report(e)
         finally:
-            self.hub.remove(watcher)
-            for interceptor in self.interceptors:
-                interceptor.on_watch_close(watcher)
+            if expired is None:
+                self.hub.remove(watcher)
+            if opened:
+                for interceptor in self.interceptors:
+                    interceptor.on_watch_close(watcher)
         return response
 
     def _intercept_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:

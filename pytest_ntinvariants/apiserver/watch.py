@@ -61,6 +61,9 @@ class Watcher:
     loop_thread: int = field(default_factory=threading.get_ident)
     # Set by the server so interceptors can transform deliveries (latency, holds, drops).
     on_delivery: Callable[[Watcher, Delivery], list[Delivery]] | None = None
+    # While the stream is being opened, live events wait here (not None) so that they
+    # follow the backlog the stream starts with; ``release()`` passes them on.
+    held: list[Event] | None = None
 
     def matches(self, obj: dict[str, Any]) -> bool:
         """Whether an object falls within this watch's namespace and selectors."""
@@ -89,11 +92,27 @@ class Watcher:
             self.loop.call_soon_threadsafe(self._push, event)
 
     def _push(self, event: Event) -> None:
-        delivery = self.translate(event)
-        if delivery is not None:
-            self.enqueue(delivery)
-        else:
-            self.seen_rv = max(self.seen_rv, event.rv)
+        if self.held is not None:
+            self.held.append(event)
+            return
+        try:
+            delivery = self.translate(event)
+            if delivery is not None:
+                self.enqueue(delivery)
+            else:
+                self.seen_rv = max(self.seen_rv, event.rv)
+        except Exception as e:
+            # This runs inside the store's write when the writer is on the loop thread: a
+            # failing interceptor must not turn a committed write into an error. The loop's
+            # handler (FakeApiServer's LoopThread) keeps it, and stop() raises it.
+            self.loop.call_exception_handler(
+                {"message": f"watch delivery to watcher {self.id} failed", "exception": e})
+
+    def release(self) -> None:
+        """Pass on the events held while the stream was opened (in order), then go live."""
+        held, self.held = self.held or [], None
+        for event in held:
+            self._push(event)
 
     def enqueue(self, delivery: Delivery) -> None:
         """Queue a delivery, passing it through the interceptors first."""
