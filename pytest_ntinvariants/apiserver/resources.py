@@ -228,6 +228,11 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     causes: list[Cause] = []
     if not group:
         causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
+    elif "." not in group:
+        # kube's ValidateCustomResourceDefinitionSpec; it also keeps CRDs off the built-in
+        # groups without dots (apps, batch, policy).
+        causes.append(Cause("spec.group", f'Invalid value: "{group}": should be a domain with '
+                                          f"at least one dot"))
     for f in ("plural", "kind"):
         if not names.get(f):
             causes.append(Cause(f"spec.names.{f}", "Required value", "FieldValueRequired"))
@@ -329,17 +334,25 @@ class Registry:
                 versions.append(t.version)
         return out
 
+    def check_crd(self, crd_name: str, types: list[ResourceType]) -> None:
+        """Raise ``Invalid`` if the CRD's types would replace built-in ones.
+
+        The store calls this before it commits the CRD, so a refused one leaves no trace.
+        """
+        for t in types:
+            existing = self._by_gvr.get((t.group, t.version, t.plural))
+            if existing is not None and existing.builtin:
+                raise Invalid(
+                    f"{t.group_resource} is a built-in resource and cannot be redefined",
+                    name=crd_name,
+                )
+
     def set_crd(self, crd_name: str, types: list[ResourceType]) -> None:
         """Serve (or re-serve, after an update) the types of one CRD."""
         with self._lock:
+            self.check_crd(crd_name, types)
             self._drop(crd_name)
             for t in types:
-                existing = self._by_gvr.get((t.group, t.version, t.plural))
-                if existing is not None and existing.builtin:
-                    raise Invalid(
-                        f"{t.group_resource} is a built-in resource and cannot be redefined",
-                        name=crd_name,
-                    )
                 self._by_gvr[(t.group, t.version, t.plural)] = t
             self._crd_types[crd_name] = types
             self.generation += 1

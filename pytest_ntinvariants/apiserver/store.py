@@ -456,6 +456,7 @@ class Store:
             self._validate(rt, obj, None, ctx)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
+                self.registry.check_crd(name, types)
                 obj.setdefault("status", {}).update(self._crd_status(obj))
             version = self._commit(rt, "ADDED", obj, None, ctx)
             if rt.key == CRD_KEY and not ctx.dry_run:
@@ -541,6 +542,12 @@ class Store:
                 raise self._not_found(rt, name)
             new = self._check_body(_private(compute(cur.obj)), rt)
             meta = _meta(new)
+            if meta.get("name", name) != name:
+                # kube's checkName runs on the patched object too: a patch cannot rename.
+                raise errors.BadRequest(
+                    f"the name of the object ({meta.get('name')}) does not match the name on "
+                    f"the URL ({name})"
+                )
             if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
                 raise errors.BadRequest(
                     "the namespace of the provided object does not match the namespace sent "
@@ -605,6 +612,7 @@ class Store:
                 return cur  # a no-op write: no new resourceVersion, no event (like etcd)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(new)
+                self.registry.check_crd(name, types)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
