@@ -13,6 +13,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .errors import ApiError
 from .hosting import FakeApiServer
@@ -40,21 +43,36 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit code."""
     args = _parser().parse_args(argv)
-    manifests = []
+    # Every file is read and checked before anything starts, and each failure names its
+    # file: a typo in a manifest is a usage error (2), not a traceback.
+    docs: list[tuple[Path, dict[str, Any]]] = []
     for path in args.crd:
         try:
-            manifests.append(path.read_text())
+            loaded = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
         except OSError as e:
             print(f"ntinv-apiserver: cannot read --crd {path}: {e.strerror}", file=sys.stderr)
             return 2
+        except yaml.YAMLError as e:
+            print(f"ntinv-apiserver: cannot parse --crd {path} as YAML: {e}", file=sys.stderr)
+            return 2
+        for doc in loaded:
+            if not (isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str)
+                    and isinstance(doc.get("kind"), str)
+                    and isinstance(doc.get("metadata", {}), dict)):
+                print(f"ntinv-apiserver: --crd {path}: not a Kubernetes object (a mapping "
+                      f"with apiVersion, kind and metadata): {str(doc)[:80]}", file=sys.stderr)
+                return 2
+            docs.append((path, doc))
     server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed)
     try:
-        for text in manifests:
-            server.apply(text, identity="ntinv-apiserver")
+        for path, doc in docs:
+            try:
+                server.apply(doc, identity="ntinv-apiserver")
+            except ApiError as e:
+                print(f"ntinv-apiserver: --crd {path}: manifest refused: {e.message}",
+                      file=sys.stderr)
+                return 2
         server.start()
-    except ApiError as e:
-        print(f"ntinv-apiserver: manifest refused: {e.message}", file=sys.stderr)
-        return 2
     except OSError as e:
         print(f"ntinv-apiserver: cannot listen on 127.0.0.1:{args.port}: {e.strerror}",
               file=sys.stderr)
