@@ -1,17 +1,333 @@
-"""Shared fixtures for the fake API server's own tests."""
+"""Shared fixtures for the fake API server's own tests: a started server, a raw HTTP
+client and watch streams read line by line.
+
+The client is deliberately dumb (``http.client``, one connection per request): these
+tests check the wire, so nothing between them and the server may fix things up the
+way a real client library would. Helpers are handed out through fixtures rather than
+imported, because test directories here have no ``__init__.py``.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import orjson
 import pytest
 
-from pytest_ntinvariants.apiserver import Event, FakeApiServer
+from pytest_ntinvariants.apiserver import Event, FakeApiServer, Store
 
+JSON = dict[str, Any]
 T = TypeVar("T")
+
+GROUP = "example.com"
+WIDGETS = f"/apis/{GROUP}/v1/namespaces/default/widgets"
+
+# A CRD with everything the server implements for schemas: required fields, types,
+# defaults, pruning, a CEL immutability rule and a status subresource.
+WIDGET_CRD: JSON = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"widgets.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "color": {"type": "string", "default": "blue"},
+                                    "owner": {
+                                        "type": "string",
+                                        "x-kubernetes-validations": [
+                                            {
+                                                "rule": "self == oldSelf",
+                                                "message": "owner is immutable",
+                                            },
+                                        ],
+                                    },
+                                    "free": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "phase": {"type": "string"},
+                                    "count": {"type": "integer"},
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def widget(name: str, size: int = 1, **spec: Any) -> JSON:
+    """A Widget manifest."""
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": {"size": size, **spec},
+    }
+
+
+@dataclass
+class Reply:
+    """One HTTP response, read whole."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        """The JSON body."""
+        return orjson.loads(self.raw)
+
+    @property
+    def rv(self) -> str:
+        """``metadata.resourceVersion`` of the body (object or list)."""
+        value = self.body["metadata"]["resourceVersion"]
+        assert isinstance(value, str), f"resourceVersion must be a JSON string, got {value!r}"
+        return value
+
+    def expect(self, status: int) -> Any:
+        """Assert the status code and return the JSON body."""
+        __tracebackhide__ = True
+        assert self.status == status, f"expected {status}, got {self.status}: {self.raw[:600]!r}"
+        return self.body
+
+    def expect_status(self, code: int, reason: str) -> JSON:
+        """Assert a ``metav1.Status`` failure with this code and reason; return it."""
+        __tracebackhide__ = True
+        body = self.expect(code)
+        assert body["kind"] == "Status" and body["apiVersion"] == "v1", body
+        assert body["status"] == "Failure", body
+        assert body["code"] == code and body["reason"] == reason, body
+        assert isinstance(body["message"], str) and body["message"], body
+        return body  # type: ignore[no-any-return]
+
+
+def _connection(server: FakeApiServer, timeout: float) -> http.client.HTTPConnection:
+    if server.tls:
+        ctx = ssl.create_default_context(cafile=str(server.ca_path))
+        return http.client.HTTPSConnection(server.host, server.port, timeout=timeout, context=ctx)
+    return http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+
+
+@dataclass
+class Api:
+    """A raw HTTP client for one server (a fresh connection per request)."""
+
+    server: FakeApiServer
+    token: str | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
+        """Send one request; ``body`` is JSON-encoded unless ``raw`` is given."""
+        if query:
+            path = f"{path}?{urlencode(query)}"
+        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
+        hdrs = dict(headers or {})
+        if data is not None and content_type is not None:
+            hdrs.setdefault("Content-Type", content_type)
+        if self.token:
+            hdrs.setdefault("Authorization", f"Bearer {self.token}")
+        conn = _connection(self.server, 10)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return Reply(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        """GET."""
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any, **kw: Any) -> Reply:
+        """POST (create)."""
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path: str, body: Any, **kw: Any) -> Reply:
+        """PUT (update)."""
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path: str, body: Any, kind: str = "merge", **kw: Any) -> Reply:
+        """PATCH with ``kind`` merge, json, strategic or apply."""
+        ctype = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+            "apply": "application/apply-patch+yaml",
+        }[kind]
+        return self.request("PATCH", path, body, content_type=ctype, **kw)
+
+    def delete(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        """DELETE (optionally with DeleteOptions)."""
+        return self.request("DELETE", path, body, **kw)
+
+
+@dataclass
+class Stream:
+    """An open watch: read one JSON event per line, with a timeout that only guards."""
+
+    conn: http.client.HTTPConnection
+    resp: http.client.HTTPResponse
+    lines: list[JSON] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the watch response."""
+        return self.resp.status
+
+    def next(self) -> JSON | None:
+        """The next event, or None when the server ended the stream."""
+        line = self.resp.readline()
+        if not line:
+            return None
+        assert line.endswith(b"\n"), f"watch lines end with a newline: {line!r}"
+        event: JSON = json.loads(line)
+        self.lines.append(event)
+        return event
+
+    def take(self, n: int, *, skip_bookmarks: bool = True) -> list[JSON]:
+        """The next ``n`` events (bookmarks skipped unless asked); fails if the stream ends."""
+        __tracebackhide__ = True
+        out: list[JSON] = []
+        while len(out) < n:
+            event = self.next()
+            assert event is not None, f"stream ended after {out!r}"
+            if skip_bookmarks and event["type"] == "BOOKMARK":
+                continue
+            out.append(event)
+        return out
+
+    def until(self, predicate: Callable[[JSON], bool]) -> JSON:
+        """Read events until one satisfies ``predicate``; return it."""
+        __tracebackhide__ = True
+        while True:
+            event = self.next()
+            assert event is not None, f"stream ended before the awaited event: {self.lines!r}"
+            if predicate(event):
+                return event
+
+    def rest(self) -> list[JSON]:
+        """Every remaining event until the server closes the stream."""
+        out = []
+        while (event := self.next()) is not None:
+            out.append(event)
+        return out
+
+    def close(self) -> None:
+        """Hang up."""
+        self.resp.close()
+        self.conn.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeApiServer]:
+    """A started fake API server with the Widget CRD and quick bookmarks."""
+    with FakeApiServer(crds=[WIDGET_CRD], bookmark_interval=0.05, seed=7) as s:
+        yield s
+
+
+@pytest.fixture
+def api(server: FakeApiServer) -> Api:
+    """A raw HTTP client of ``server`` (anonymous)."""
+    return Api(server)
+
+
+@pytest.fixture
+def watch(server: FakeApiServer) -> Iterator[Callable[..., Stream]]:
+    """Open watch streams on ``server``: ``watch(path, **query) -> Stream``; closed at teardown.
+
+    The 10 s socket timeout is a guard against a hung test, not a synchronisation:
+    every read waits for a line the server must send.
+    """
+    opened: list[Stream] = []
+
+    def open_stream(path: str, headers: dict[str, str] | None = None, **query: Any) -> Stream:
+        query.setdefault("watch", "true")
+        query = {k: v for k, v in query.items() if v is not None}  # watch=None: path form
+        conn = _connection(server, 10)
+        conn.request("GET", f"{path}?{urlencode(query)}", headers=headers or {})
+        stream = Stream(conn, conn.getresponse())
+        opened.append(stream)
+        return stream
+
+    yield open_stream
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store() -> Store:
+    """A bare store (no HTTP) with the Widget CRD installed."""
+    s = Store(seed=3)
+    s.create(
+        s.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
+        "",
+        orjson.loads(orjson.dumps(WIDGET_CRD)),
+    )
+    return s
+
+
+def snapshot(server: FakeApiServer) -> tuple[int, list[bytes]]:
+    """The store's resourceVersion and every stored object's bytes, to compare before/after."""
+    s = server.store
+    with s.lock:
+        objects = sorted(v.raw for bucket in s._objects.values() for v in bucket.values())
+        return s.resource_version, objects
+
+
+@pytest.fixture
+def state() -> Callable[[FakeApiServer], tuple[int, list[bytes]]]:
+    """``state(server)``: a comparable snapshot of everything the store holds."""
+    return snapshot
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,3 +405,9 @@ def store_waiter(gizmo_server: FakeApiServer) -> Iterator[StoreWaiter]:
     w = StoreWaiter(gizmo_server)
     yield w
     w.close()
+
+
+@pytest.fixture
+def make_api() -> type[Api]:
+    """The raw client class, for servers a test starts itself: ``make_api(server, token)``."""
+    return Api

@@ -1,0 +1,122 @@
+"""``ntinv-apiserver``: the server as a process, the way a non-Python controller uses it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.toys.example.org}
+spec:
+  group: toys.example.org
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+COMMAND = [sys.executable, "-m", "pytest_ntinvariants.apiserver.cli"]
+
+
+def read_line(proc: subprocess.Popen[str], guard: float = 20.0) -> str:
+    """The next stdout line. The timer only kills a hung server; it does not synchronise."""
+    assert proc.stdout is not None
+    watchdog = threading.Timer(guard, proc.kill)
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        watchdog.cancel()
+    assert line, "ntinv-apiserver ended without printing"
+    return line
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    crd = tmp_path / "crd.yaml"
+    crd.write_text(CRD)
+    kubeconfig = tmp_path / "kc.yaml"
+    proc = subprocess.Popen(
+        [*COMMAND, "--crd", str(crd), "--kubeconfig", str(kubeconfig), "--identity", "ctl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = read_line(proc)
+        assert first.startswith("ntinv-apiserver serving at http://127.0.0.1:"), first
+        url = first.rsplit(" ", 1)[1].strip()
+        assert read_line(proc).strip() == f"kubeconfig: {kubeconfig.resolve()}"
+        yield proc, url, kubeconfig
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=20)
+
+
+def get(url: str, token: str) -> dict[str, object]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serves_the_crd_and_exits_0_on_signal(
+    started: tuple[subprocess.Popen[str], str, Path], sig: signal.Signals
+) -> None:
+    proc, url, kubeconfig = started
+    cfg = yaml.safe_load(kubeconfig.read_text())
+    assert cfg["clusters"][0]["cluster"]["server"] == url
+    token = cfg["users"][0]["user"]["token"]
+    listed = get(f"{url}/apis/toys.example.org/v1/namespaces/default/gadgets", token)
+    assert listed["kind"] == "GadgetList"
+    other = yaml.safe_load(Path(f"{kubeconfig}.ctl").read_text())
+    assert other["users"][0]["user"]["token"] != token
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "ntinv-apiserver stopped" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read --crd"),
+        ("kind: [unclosed", "cannot parse"),
+        ("- just\n- a list\n", "not a Kubernetes object"),
+        ("metadata: {name: x}\n", "not a Kubernetes object"),
+        ("apiVersion: v1\nkind: Gizmo\nmetadata: {name: x}\n", "Gizmo"),
+        (CRD.replace("scope: Namespaced", "scope: Everywhere"), "spec.scope"),
+    ],
+)
+def test_bad_crd_file_exits_2_with_a_clear_message(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    crd = tmp_path / "crd.yaml"
+    if content is not None:
+        crd.write_text(content)
+    done = subprocess.run(
+        [*COMMAND, "--crd", str(crd), "--kubeconfig", str(tmp_path / "kc")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("ntinv-apiserver: "), done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert str(crd) in done.stderr
+    assert not (tmp_path / "kc").exists()

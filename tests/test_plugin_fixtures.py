@@ -1,0 +1,125 @@
+"""The plugin's API server fixtures, used the way users use them (pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_asyncio_ini(pytester: pytest.Pytester) -> None:
+    # The inner run inherits filterwarnings=error; pytest-asyncio warns when this is unset.
+    pytester.makeini("""
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+    """)
+
+
+def test_apiserver_fixture_serves_and_stops(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import json, urllib.request
+
+        SEEN = {}
+
+        def test_serves(ntinv_apiserver):
+            url = ntinv_apiserver.url
+            assert url.startswith("http://127.0.0.1:")
+            with urllib.request.urlopen(url + "/api/v1/namespaces/default", timeout=5) as r:
+                assert json.loads(r.read())["metadata"]["name"] == "default"
+            ntinv_apiserver.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "c"}})
+            SEEN["server"] = ntinv_apiserver
+
+        def test_fresh_server_per_test(ntinv_apiserver):
+            assert ntinv_apiserver is not SEEN["server"]
+            # The previous test's server was stopped at its teardown.
+            assert not SEEN["server"]._thread.running
+            import pytest
+            from pytest_ntinvariants.apiserver.errors import NotFound
+            with pytest.raises(NotFound):
+                ntinv_apiserver.get("v1", "ConfigMap", "c")
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_kubeconfig_fixture_sets_the_environment(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import os, yaml
+
+        def test_env(ntinv_kubeconfig, ntinv_apiserver):
+            assert os.environ["KUBECONFIG"] == str(ntinv_kubeconfig)
+            cfg = yaml.safe_load(ntinv_kubeconfig.read_text())
+            assert cfg["clusters"][0]["cluster"]["server"] == ntinv_apiserver.url
+            assert cfg["current-context"] == "test"
+
+        def test_python_client(ntinv_kubeconfig):
+            from kubernetes import client, config
+            config.load_kube_config()
+            with client.ApiClient() as api:
+                names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
+            assert "default" in names
+
+        def test_factory(ntinv_kubeconfig_factory, ntinv_apiserver):
+            a, b = ntinv_kubeconfig_factory("a"), ntinv_kubeconfig_factory("b")
+            assert a != b
+            assert ntinv_apiserver.token_for("a") in a.read_text()
+    """)
+    before = __import__("os").environ.get("KUBECONFIG")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    assert __import__("os").environ.get("KUBECONFIG") == before  # restored
+
+
+def test_tls_option_and_bookmark_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("""
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+        ntinv_bookmark_interval = 0.05
+    """)
+    pytester.makepyfile("""
+        def test_tls(ntinv_apiserver):
+            assert ntinv_apiserver.url.startswith("https://127.0.0.1:")
+            assert ntinv_apiserver.ca_path.exists()
+            assert ntinv_apiserver.handler.bookmark_interval == 0.05
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-apiserver-tls")
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_bookmark_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("""
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+        ntinv_bookmark_interval = often
+    """)
+    pytester.makepyfile("""
+        def test_x(ntinv_apiserver):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ntinv_bookmark_interval must be a number*"])
+
+
+def test_server_thread_errors_fail_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import urllib.request, urllib.error
+        from pytest_ntinvariants.apiserver import Interceptor
+
+        class Boom(Interceptor):
+            async def on_request(self, request):
+                raise RuntimeError("interceptor exploded")
+
+        def test_boom(ntinv_apiserver):
+            ntinv_apiserver.add_interceptor(Boom())
+            try:
+                urllib.request.urlopen(ntinv_apiserver.url + "/api/v1/namespaces", timeout=5)
+            except urllib.error.HTTPError as e:
+                assert e.code == 500
+                e.close()
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*interceptor exploded*"])
