@@ -24,8 +24,9 @@ import pytest_asyncio
 from aiohttp import web
 from conftest import spec
 from rc_http import Endpoint, serve
+from variants import NoDedupe, TimestampWindowDedupe
 
-from reference_controller import ControllerConfig, crd_manifest, run_operator
+from reference_controller import ControllerConfig, build_controller, crd_manifest, run_operator
 from reference_controller.models import API_VERSION, KIND
 
 apiserver = pytest.importorskip("pytest_ntinvariants.apiserver")
@@ -44,6 +45,10 @@ class Watcher:
 
     def _on_change(self, event: Any) -> None:
         self._loop.call_soon_threadsafe(self._changed.set)
+
+    def poke(self) -> None:
+        """Wake waiters for something outside the store (e.g. an endpoint call)."""
+        self._changed.set()
 
     async def until(self, predicate: Callable[[], bool], *, timeout: float = 20.0) -> None:
         async with asyncio.timeout(timeout):
@@ -94,7 +99,9 @@ def create(server: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def replicas(server: Any, *identities: str, **config: Any) -> AsyncIterator[None]:
+async def replicas(
+    server: Any, *identities: str, strategy: Any = None, **config: Any
+) -> AsyncIterator[None]:
     """Run one ``run_operator`` per identity in this loop; stop them all at the end."""
     stops, tasks = [], []
     for identity in identities:
@@ -104,6 +111,7 @@ async def replicas(server: Any, *identities: str, **config: Any) -> AsyncIterato
             run_operator(
                 ControllerConfig(identity=identity, **settings),
                 connection=connection(server, identity),
+                strategy=strategy,
                 namespaces=["default"],
                 stop_flag=stop,
                 ready_flag=ready,
@@ -176,6 +184,72 @@ async def test_two_replicas_never_deliver_twice(server: Any, watcher: Watcher) -
         assert status["claims"] == []
         holders.update(a["holder"] for a in status["deliveryAttempts"])
     assert set(holders) <= {"replica-a", "replica-b"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("variant", "recorded"),
+    [(NoDedupe, 2), (TimestampWindowDedupe, 1)],
+    ids=["no-dedupe", "timestamp-window"],
+)
+async def test_historical_variants_deliver_twice_on_their_own_stale_events(
+    server: Any, watcher: Watcher, variant: type, recorded: int
+) -> None:
+    # No perturbation needed: kopf hands the operator the events of its own earlier writes
+    # after it has moved on (the seed's "concurrent reconciles"). Without claims, the
+    # Sending body (written before the record) makes a variant deliver again.
+    async def answer(request: web.Request) -> web.StreamResponse:
+        watcher.poke()  # an endpoint call is not a store change: wake the waiter too
+        return web.Response(text="ok")
+
+    async with (
+        serve(answer) as slack,
+        replicas(server, "replica-a", strategy=variant(), slack_webhook_url=slack.url),
+    ):
+        obj = create(server, "old-bug", spec("slack"))
+        uid = obj["metadata"]["uid"]
+        await watcher.until(lambda: calls_by_uid(slack)[uid] == 2)
+        await watcher.until(lambda: watcher.status("old-bug").get("totalAttempts") == recorded)
+    assert calls_by_uid(slack)[uid] == 2  # the endpoint was called twice...
+    assert watcher.status("old-bug")["totalAttempts"] == recorded  # ...recorded as `recorded`
+
+
+@pytest.mark.asyncio
+async def test_the_reference_delivers_once_on_the_same_events(
+    server: Any, watcher: Watcher
+) -> None:
+    async with serve() as slack:
+        controller = build_controller(
+            ControllerConfig(identity="replica-a", time_scale=0.001, slack_webhook_url=slack.url),
+            connection=connection(server, "replica-a"),
+        )
+        handled: list[str] = []
+        reconcile = controller.on_watch_event
+
+        async def counting(event_type: str | None, obj: Any) -> None:
+            await reconcile(event_type, obj)
+            handled.append(obj["metadata"]["resourceVersion"])
+            watcher.poke()
+
+        controller.on_watch_event = counting  # type: ignore[method-assign]
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(
+            run_operator(
+                controller=controller, namespaces=["default"], stop_flag=stop, ready_flag=ready
+            )
+        )
+        await ready.wait()
+        obj = create(server, "fixed", spec("slack"))
+        await watcher.phase("fixed", "Sent")
+        final = server.get(API_VERSION, KIND, "fixed")["metadata"]["resourceVersion"]
+        # kopf hands one object's events to the handler in order: once the last version
+        # was handled, every stale event before it was handled too.
+        await watcher.until(lambda: final in handled)
+        stop.set()
+        await task
+    assert len(handled) >= 4  # ADDED, then the bodies of Pending, Sending and Sent
+    assert calls_by_uid(slack) == Counter({obj["metadata"]["uid"]: 1})
+    assert watcher.status("fixed")["totalAttempts"] == 1
 
 
 @pytest.mark.asyncio
