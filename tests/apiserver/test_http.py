@@ -426,6 +426,19 @@ def test_dry_run_changes_nothing(server: FakeApiServer, api: Api) -> None:
     api.post(WIDGETS, widget("y"), query={"dryRun": "Some"}).expect_status(400, "BadRequest")
 
 
+def test_dry_run_in_delete_options(server: FakeApiServer, api: Api) -> None:
+    """kubectl delete --dry-run=server sends dryRun in the body, not the query."""
+    api.post(CMS, cm("a")).expect(201)
+    rv = server.store.resource_version
+    options = {"propagationPolicy": "Background", "dryRun": ["All"]}
+    assert api.delete(f"{CMS}/a", options).expect(200)["metadata"]["name"] == "a"
+    assert names(api.delete(CMS, options).expect(200)) == ["a"]
+    assert server.store.resource_version == rv
+    api.get(f"{CMS}/a").expect(200)
+    api.delete(f"{CMS}/a", {"dryRun": ["Maybe"]}).expect_status(400, "BadRequest")
+    api.get(f"{CMS}/a").expect(200)
+
+
 # ------------------------------------------------------------------------ CRDs
 
 

@@ -309,3 +309,39 @@ def test_concurrent_watchers_each_see_every_event_once_in_order(api: Api, watch:
     marker = api.post(CMS, cm("marker")).rv
     for s in streams:
         assert rv_of(s.take(1)[0]) == marker
+
+
+def test_watch_serves_its_own_version_of_a_multi_version_crd(api: Api, watch: Watch) -> None:
+    versions = [
+        {
+            "name": v,
+            "served": True,
+            "storage": v == "v1",
+            "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            },
+        }
+        for v in ("v1", "v2")
+    ]
+    api.post(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        {
+            "metadata": {"name": "things.ex.io"},
+            "spec": {
+                "group": "ex.io",
+                "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": versions,
+            },
+        },
+    ).expect(201)
+    v1 = "/apis/ex.io/v1/namespaces/default/things"
+    w = watch(v1, resourceVersion=list_rv(api, v1))
+    made = api.post(
+        "/apis/ex.io/v2/namespaces/default/things",
+        {"apiVersion": "ex.io/v2", "kind": "Thing", "metadata": {"name": "a"}},
+    )
+    assert made.expect(201)["apiVersion"] == "ex.io/v2"
+    # Written through v2, watched through v1: the event is a v1 object, as a GET would be.
+    assert w.take(1)[0]["object"]["apiVersion"] == "ex.io/v1"
+    assert api.get(f"{v1}/a").expect(200)["apiVersion"] == "ex.io/v1"
