@@ -11,7 +11,6 @@ collection).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import time
@@ -335,15 +334,10 @@ class ApiHandler:
                     "server-side apply (application/apply-patch+yaml) is not supported by this "
                     "fake API server; use kubectl apply without --server-side")
             patch = self._parse_json(info.body)
-            v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub)
+            # The patch was just decoded for this request: the store may keep what it yields.
+            v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             return self._written(request, rt, v, ctx)
         options = self._delete_options(request, info.body)
-        if options.get("dryRun"):
-            # kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
-            if options["dryRun"] != ["All"]:
-                raise errors.BadRequest(
-                    f"unsupported dryRun value {options['dryRun']!r}; only [\"All\"]")
-            ctx = dataclasses.replace(ctx, dry_run=True)
         if verb == "delete":
             v = store.delete(rt, namespace, name, options, ctx)
             return self._written(request, rt, v, ctx)
@@ -602,20 +596,21 @@ class ApiHandler:
             if pending and pending[0].not_before <= loop.time():
                 continue
             try:
-                await asyncio.wait_for(watcher.wakeup.wait(), max(wait, 0))
+                # asyncio.timeout rather than wait_for: wait_for runs the wait in a Task of
+                # its own, which costs two more loop turns on every wake-up (and so delays
+                # every delivery; see benchmarks/bench_apiserver.py).
+                async with asyncio.timeout(max(wait, 0)):
+                    await watcher.wakeup.wait()
             except TimeoutError:
                 pass
 
-    def _line(self, d: Delivery, rt: ResourceType, table: bool) -> bytes:
-        v = d.version
-        if d.type != "BOOKMARK":
-            # Objects are stored as written, in the version the writer used; a watch of
-            # another served version must see its own apiVersion, as GET and LIST do.
-            v = self.store._as_served(v, rt)
+    @staticmethod
+    def _line(d: Delivery, rt: ResourceType, table: bool) -> bytes:
         if table and d.type != "BOOKMARK":
-            obj = discovery.table(rt, [v.obj], list_meta={"resourceVersion": str(v.rv)})
+            obj = discovery.table(rt, [d.version.obj], list_meta={
+                "resourceVersion": str(d.version.rv)})
             return orjson.dumps({"type": d.type, "object": obj}) + b"\n"
-        return b'{"type":"' + d.type.encode() + b'","object":' + v.raw + b"}\n"
+        return b'{"type":"' + d.type.encode() + b'","object":' + d.version.raw + b"}\n"
 
 
 class _Streamed(web.StreamResponse):

@@ -500,8 +500,15 @@ class Store:
         ctx: WriteContext | None = None,
         *,
         subresource: str = "",
+        owned: bool = False,
     ) -> Version:
-        """Patch an object: merge (RFC 7386), json (RFC 6902) or strategic (built-ins only)."""
+        """Patch an object: merge (RFC 7386), json (RFC 6902) or strategic (built-ins only).
+
+        ``owned=True`` hands ``patch`` over as freshly decoded JSON (what the HTTP layer
+        passes): the patched result, which shares nothing with the stored object, is then
+        kept as is instead of being deep-copied once more. Other callers keep the copy,
+        which also turns Python values such as tuples into their JSON form.
+        """
         ctx = ctx or WriteContext(verb="patch")
         if content_type == MERGE_PATCH:
             def compute(cur: JSON) -> Any:
@@ -524,7 +531,7 @@ class Store:
                 # though this fake answers it with its own 415.
                 + f", {APPLY_PATCH}"
             )
-        return self._update(rt, namespace, name, compute, ctx, subresource)
+        return self._update(rt, namespace, name, compute, ctx, subresource, fresh=owned)
 
     def _update(
         self,
@@ -534,13 +541,15 @@ class Store:
         compute: Callable[[JSON], Any],
         ctx: WriteContext,
         subresource: str,
+        fresh: bool = False,
     ) -> Version:
         ns = namespace if rt.namespaced else ""
         with self._lock:
             cur = self._objects.get(rt.key, {}).get((ns, name))
             if cur is None:
                 raise self._not_found(rt, name)
-            new = self._check_body(_private(compute(cur.obj)), rt)
+            result = compute(cur.obj)
+            new = self._check_body(result if fresh else _private(result), rt)
             meta = _meta(new)
             if meta.get("name", name) != name:
                 # kube's checkName runs on the patched object too: a patch cannot rename.
