@@ -11,6 +11,7 @@ collection).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -338,6 +339,12 @@ class ApiHandler:
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             return self._written(request, rt, v, ctx)
         options = self._delete_options(request, info.body)
+        if options.get("dryRun"):
+            # kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
+            if options["dryRun"] != ["All"]:
+                raise errors.BadRequest(
+                    f"unsupported dryRun value {options['dryRun']!r}; only [\"All\"]")
+            ctx = dataclasses.replace(ctx, dry_run=True)
         if verb == "delete":
             v = store.delete(rt, namespace, name, options, ctx)
             return self._written(request, rt, v, ctx)
@@ -604,13 +611,16 @@ class ApiHandler:
             except TimeoutError:
                 pass
 
-    @staticmethod
-    def _line(d: Delivery, rt: ResourceType, table: bool) -> bytes:
+    def _line(self, d: Delivery, rt: ResourceType, table: bool) -> bytes:
+        v = d.version
+        if d.type != "BOOKMARK":
+            # Objects are stored as written, in the version the writer used; a watch of
+            # another served version must see its own apiVersion, as GET and LIST do.
+            v = self.store._as_served(v, rt)
         if table and d.type != "BOOKMARK":
-            obj = discovery.table(rt, [d.version.obj], list_meta={
-                "resourceVersion": str(d.version.rv)})
+            obj = discovery.table(rt, [v.obj], list_meta={"resourceVersion": str(v.rv)})
             return orjson.dumps({"type": d.type, "object": obj}) + b"\n"
-        return b'{"type":"' + d.type.encode() + b'","object":' + d.version.raw + b"}\n"
+        return b'{"type":"' + d.type.encode() + b'","object":' + v.raw + b"}\n"
 
 
 class _Streamed(web.StreamResponse):
