@@ -7,6 +7,12 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run the inner session in process. pytest-benchmark warns inside an xdist worker, and
+    the inner run inherits filterwarnings=error, so it stays out."""
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:benchmark", *args)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_asyncio_ini(pytester: pytest.Pytester) -> None:
     # The inner run inherits filterwarnings=error; pytest-asyncio warns when this is unset.
@@ -40,7 +46,7 @@ def test_apiserver_fixture_serves_and_stops(pytester: pytest.Pytester) -> None:
             with pytest.raises(NotFound):
                 ntinv_apiserver.get("v1", "ConfigMap", "c")
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=2)
 
 
@@ -67,7 +73,7 @@ def test_kubeconfig_fixture_sets_the_environment(pytester: pytest.Pytester) -> N
             assert ntinv_apiserver.token_for("a") in a.read_text()
     """)
     before = __import__("os").environ.get("KUBECONFIG")
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=3)
     assert __import__("os").environ.get("KUBECONFIG") == before  # restored
 
@@ -84,7 +90,7 @@ def test_tls_option_and_bookmark_ini(pytester: pytest.Pytester) -> None:
             assert ntinv_apiserver.ca_path.exists()
             assert ntinv_apiserver.handler.bookmark_interval == 0.05
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-apiserver-tls")
+    result = run(pytester, "--ntinv-apiserver-tls")
     result.assert_outcomes(passed=1)
 
 
@@ -98,7 +104,7 @@ def test_bad_bookmark_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
         def test_x(ntinv_apiserver):
             pass
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ntinv_bookmark_interval must be a number*"])
 
@@ -120,6 +126,6 @@ def test_server_thread_errors_fail_the_test_at_teardown(pytester: pytest.Pyteste
                 assert e.code == 500
                 e.close()
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*interceptor exploded*"])

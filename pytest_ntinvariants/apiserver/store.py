@@ -55,6 +55,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAMED = {"/namespaces", "/services"}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 # What every write keeps from the stored object whatever the client sent (system fields).
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
@@ -647,6 +648,11 @@ class Store:
             cur = self._objects.get(rt.key, {}).get((ns, name))
             if cur is None:
                 raise self._not_found(rt, name)
+            if rt.key == NAMESPACE_KEY and name in _IMMORTAL_NAMESPACES:
+                # kube's NamespaceLifecycle admission refuses these, whoever asks.
+                raise errors.Forbidden(
+                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                    name=name, kind="namespaces")
             self._check_preconditions(rt, cur, options.get("preconditions") or {})
             policy = options.get("propagationPolicy") or (
                 "Orphan" if options.get("orphanDependents") else "Background"

@@ -683,3 +683,11 @@ def test_listener_sees_events_in_order_under_concurrent_writes(store: Store) -> 
         th.join()
     rvs = [e.rv for e in events]
     assert rvs == sorted(rvs) and len(set(rvs)) == 80 == len(rvs)
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+def test_system_namespaces_cannot_be_deleted(store: Store, name: str) -> None:
+    with pytest.raises(errors.Forbidden) as exc:
+        store.delete(nss(store), "", name)
+    assert "may not be deleted" in exc.value.message
+    assert "deletionTimestamp" not in store.get(nss(store), "", name).obj["metadata"]
