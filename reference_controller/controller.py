@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -120,13 +120,45 @@ class _Transition:
     message: str
 
 
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+@dataclass
+class _Known:
+    """What this replica's own writes proved about one object.
+
+    ``latest`` is the response to its last successful status write. ``superseded`` holds
+    resourceVersions that are certainly not current: each successful write was based on one.
+    A view whose resourceVersion is in ``superseded`` is stale (a watch event of an earlier
+    write, a lagging read), and ``latest`` is a better starting point. resourceVersions are
+    only compared for equality, never ordered (they are opaque).
+    """
+
+    latest: Mapping[str, Any] | None = None
+    superseded: set[str] = field(default_factory=set)
+
+    def freshest(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``view``, or ``latest`` when ``view`` is provably older."""
+        if self.latest is not None and _rv(view) in self.superseded:
+            return self.latest
+        return view
+
+
 class _PassIO:
     """``StatusIO`` for one pass over one object."""
 
-    def __init__(self, api: NotificationApi, ref: ObjectRef, cached: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        api: NotificationApi,
+        ref: ObjectRef,
+        cached: Mapping[str, Any],
+        known: _Known | None = None,
+    ) -> None:
         self._api = api
         self._ref = ref
         self._cached = cached
+        self._known = known if known is not None else _Known()
         self.transitions: list[_Transition] = []
         self.reads = 0
         self.writes = 0
@@ -146,6 +178,10 @@ class _PassIO:
         if ObjectRef.of(obj).uid != self._ref.uid:
             raise ObjectGone(f"{self._ref.namespace}/{self._ref.name} was recreated")
         return obj
+
+    def freshest(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``view``, or this replica's last written version when ``view`` is provably older."""
+        return self._known.freshest(view)
 
     async def write(self, base: Mapping[str, Any], status: NotificationStatus) -> Mapping[str, Any]:
         """PUT ``/status`` with ``base``'s resourceVersion; refuses invalid transitions."""
@@ -168,6 +204,9 @@ class _PassIO:
             written = await self._api.replace_notification_status(body)
         except NotFoundError as exc:
             raise ObjectGone(str(exc)) from exc
+        if _rv(written) != _rv(base):  # a no-op write keeps the resourceVersion
+            self._known.superseded.add(_rv(base))
+            self._known.latest = written
         if status.phase is not None and status.phase != previous:
             self.transitions.append(
                 _Transition(written, previous, status.phase, status.message or "")
@@ -217,6 +256,8 @@ class NotificationController:
         self._timers: dict[str, tuple[float, asyncio.Task[None]]] = {}
         self._outbox: dict[str, tuple[DeliveryAttempt, ...]] = {}
         self._errors: dict[str, int] = {}
+        self._orphans_seen: dict[str, set[tuple[str, int, datetime]]] = {}
+        self._known: dict[str, _Known] = {}
         self._closed = False
 
     # -- entry points ------------------------------------------------------------------
@@ -277,6 +318,8 @@ class NotificationController:
             entry[1].cancel()
         self._outbox.pop(uid, None)
         self._errors.pop(uid, None)
+        self._orphans_seen.pop(uid, None)
+        self._known.pop(uid, None)
         lock = self._locks.get(uid)
         if lock is not None and not lock.locked():
             self._locks.pop(uid, None)
@@ -306,9 +349,10 @@ class NotificationController:
     # -- the pass ----------------------------------------------------------------------
 
     async def _pass(self, ref: ObjectRef, cached: Mapping[str, Any] | None) -> None:
+        known = self._known.setdefault(ref.uid, _Known())
         if cached is None:
-            cached = await _PassIO(self.api, ref, {}).read()
-        io = _PassIO(self.api, ref, cached)
+            cached = await _PassIO(self.api, ref, {}, known).read()
+        io = _PassIO(self.api, ref, cached, known)
         obj: Mapping[str, Any] = cached
         finished = False
         try:
@@ -335,7 +379,7 @@ class NotificationController:
                     obj = await self._fail(io, obj, Reason.INVALID_SPEC, _short(exc))
                     continue
                 if status.phase is None:
-                    obj = await self._initialize(io, obj)
+                    obj = await self._initialize(io, io.freshest(obj))
                     continue
                 if not resolve_channels(spec, self.config.default_channels):
                     obj = await self._fail(
@@ -367,7 +411,7 @@ class NotificationController:
             try:
                 return await io.write(obj, self.planner.initialized(obj))
             except ConflictError:
-                obj = await io.read()
+                obj = io.freshest(await io.read())
         raise TooManyConflicts("initialize: too many conflicts")
 
     async def _fail(
@@ -382,7 +426,7 @@ class NotificationController:
             try:
                 return await io.write(obj, self.planner.failed(obj, reason, message))
             except ConflictError:
-                obj = await io.read()
+                obj = io.freshest(await io.read())
         raise TooManyConflicts("fail: too many conflicts")
 
     async def _deliver(
@@ -548,10 +592,17 @@ class NotificationController:
             return
         if plan.wake_at is not None:
             delay = max((plan.wake_at - self.clock()).total_seconds(), 0.0)
-            if any(claim.holder == self.identity for claim in status.claims):
+            orphans = {
+                (claim.channel.value, claim.attempt, claim.claimed_at)
+                for claim in status.claims
+                if claim.holder == self.identity
+            }
+            seen = self._orphans_seen.setdefault(ref.uid, set())
+            if orphans - seen:
                 # A claim of ours that no pass of ours holds: either this view is stale (a
                 # lagging read; our record is already written) or we restarted after a
-                # crash. Look again soon instead of waiting for the claim to expire.
+                # crash. Look again soon -- once per claim; after that, the claim expiry.
+                seen |= orphans
                 delay = min(delay, soon)
             self._schedule(ref, delay)
 
@@ -571,6 +622,7 @@ class NotificationController:
         self._timers[ref.uid] = (due, task)
 
     def _cancel_timer(self, uid: str) -> None:
+        self._orphans_seen.pop(uid, None)
         entry = self._timers.pop(uid, None)
         if entry is not None and entry[1] is not asyncio.current_task():
             entry[1].cancel()

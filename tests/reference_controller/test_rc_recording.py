@@ -73,6 +73,9 @@ class MemIO:
         meta = self.cached["metadata"]
         return await self.api.get_notification(meta["namespace"], meta["name"])
 
+    def freshest(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
+        return view  # no memory of own writes: every stale view costs a 409 here
+
     async def write(self, base: Mapping[str, Any], status: NotificationStatus) -> Mapping[str, Any]:
         previous = parse_status(base).phase
         if status.phase != previous:

@@ -1,6 +1,7 @@
 """The seed's historical buggy recording policies, as ``RecordingStrategy`` implementations.
 
-Each variant is the reference strategy with one step replaced, so it can be plugged into the
+Each variant is the reference strategy with one step replaced (and, like the original, with
+no memory of its own writes: ``trust_own_writes = False``), so it can be plugged into the
 real controller (``build_registry(..., strategy=variant)``) and the plugin's invariants can
 be shown to catch it. The history is in ``shared/seed/notification-triage.md`` and
 ``shared/notes/notification-controller-facts.md`` section 4.
@@ -68,6 +69,7 @@ class RecordTwice(ReferenceStrategy):
 
     name = "record-twice"
     use_claims = False
+    trust_own_writes = False
 
     async def record(
         self,
@@ -104,6 +106,7 @@ class LostAttempts(ReferenceStrategy):
 
     name = "lost-attempts"
     use_claims = False
+    trust_own_writes = False
 
     def finalize(
         self,
@@ -128,6 +131,7 @@ class NoDedupe(ReferenceStrategy):
 
     name = "no-dedupe"
     use_claims = False
+    trust_own_writes = False
 
     def is_duplicate(self, existing: DeliveryAttempt, new: DeliveryAttempt) -> bool:
         """Nothing is ever a duplicate."""
@@ -139,6 +143,7 @@ class TimestampWindowDedupe(ReferenceStrategy):
 
     name = "timestamp-window"
     use_claims = False
+    trust_own_writes = False
 
     def is_duplicate(self, existing: DeliveryAttempt, new: DeliveryAttempt) -> bool:
         """``channel ==`` and ``attempt ==`` and ``|dt| < 1 s``."""
@@ -154,6 +159,7 @@ class NoAttemptNumberDedupe(ReferenceStrategy):
 
     name = "no-attempt-number"
     use_claims = False
+    trust_own_writes = False
 
     def is_duplicate(self, existing: DeliveryAttempt, new: DeliveryAttempt) -> bool:
         """``channel ==`` and ``status ==`` and ``error ==`` and ``|dt| < 1 s``."""
