@@ -9,9 +9,13 @@ server (``RecordingStrategy.claim``).
 
 A pass runs until nothing is due, so one event normally carries an object from creation to
 its terminal phase or to its next backoff; the events of its own writes then arrive as no-op
-passes. Retries are requeued with a per-object timer at the time stored in
-``nextAttemptAt`` (or a claim's expiry), like controller-runtime's ``RequeueAfter``; a timer
-pass starts from a fresh GET. Passes over one object are serialised within a replica by a
+passes. The replica remembers the resourceVersions its own writes replaced, so such an event
+(or a lagging read) is recognised as older than its last write and costs no 409 round trip;
+only equality of resourceVersions is used, never their order.
+
+Retries are requeued with a per-object timer at the time stored in ``nextAttemptAt`` (or a
+claim's expiry), like controller-runtime's ``RequeueAfter``; a timer pass starts from a fresh
+GET. Passes over one object are serialised within a replica by a
 lock (kopf already runs one handler per object at a time; timers run beside it). Several
 replicas may work on one object concurrently: the claims keep them apart.
 

@@ -395,7 +395,8 @@ class ReferenceStrategy:
     """The correct policy: claim with optimistic concurrency, record once by exact identity.
 
     Subclasses can change one step at a time (the historical variants do):
-    ``use_claims``, ``is_duplicate``, ``finalize`` and ``reread``.
+    ``use_claims``, ``trust_own_writes``, ``is_duplicate`` (or ``merge``), ``finalize``,
+    ``reread``, or a whole step (``claim``, ``record``).
     """
 
     name = "reference"
@@ -438,7 +439,7 @@ class ReferenceStrategy:
         batch: Sequence[DeliveryAttempt],
     ) -> Mapping[str, Any]:
         """One status write with every attempt of the batch; on 409 re-read and re-apply."""
-        obj = base
+        obj = io.freshest(base) if self.trust_own_writes else base
         for _ in range(self.max_conflicts):
             existing = parse_status(obj).delivery_attempts
             attempts = self.merge(existing, batch)
