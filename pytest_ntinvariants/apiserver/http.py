@@ -294,6 +294,8 @@ class ApiHandler:
             raise errors.MethodNotAllowed(f"{method} is not allowed on this path")
         if sub and verb not in ("get", "update", "patch"):
             raise errors.MethodNotAllowed(f"{method} is not allowed on {plural}/{sub}")
+        if not sub and verb not in rt.verbs:  # the verbs discovery lists are the ones served
+            raise errors.MethodNotAllowed(f"{verb} is not supported on {rt.group_resource}")
         info.verb, info.resource, info.namespace, info.name, info.subresource = (
             verb, rt, namespace, name, sub)
         if method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -563,7 +565,8 @@ class ApiHandler:
     async def _stream(self, response: web.StreamResponse, watcher: Watcher, rt: ResourceType,
                       timeout: float | None, bookmarks: bool, table: bool) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout if timeout is not None else self.watch_timeout)
+        # timeoutSeconds=0 (or absent) means the server's own limit, as in kube's ListResource.
+        deadline = loop.time() + (timeout if timeout else self.watch_timeout)
         next_bookmark = loop.time() + self.bookmark_interval
         pending = watcher.pending
         while not watcher.closed and not self.closing:

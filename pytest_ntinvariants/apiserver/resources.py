@@ -114,6 +114,7 @@ def _b(
     fields: tuple[str, ...] = (),
     extra_sub: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
+    verbs: tuple[str, ...] = ALL_VERBS,
 ) -> ResourceType:
     subs = set(extra_sub)
     if status:
@@ -131,6 +132,7 @@ def _b(
         selectable_fields=fields,
         has_generation=generation,
         builtin=True,
+        verbs=verbs,
     )
 
 
@@ -151,8 +153,10 @@ _EVENT_FIELDS = (
 # The built-in kinds. They are stored generically (no schema), like moto stores
 # resources it does not model: enough for controllers that read and write them.
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    # No deletecollection for namespaces (kube serves none): one DELETE must not empty a cluster.
     _b("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), status=True,
-       generation=False, fields=("status.phase",), extra_sub=("finalize",)),
+       generation=False, fields=("status.phase",), extra_sub=("finalize",),
+       verbs=tuple(v for v in ALL_VERBS if v != "deletecollection")),
     _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
     _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
     _b("", "v1", "events", "Event", short=("ev",), generation=False, fields=_EVENT_FIELDS),

@@ -400,6 +400,15 @@ def test_delete_collection(api: Api) -> None:
     assert names(api.get(CMS).expect(200)) == ["d"]
 
 
+def test_namespaces_have_no_delete_collection(api: Api) -> None:
+    api.post("/api/v1/namespaces", {"metadata": {"name": "ns1"}}).expect(201)
+    api.delete("/api/v1/namespaces").expect_status(405, "MethodNotAllowed")
+    api.get("/api/v1/namespaces/ns1").expect(200)
+    listed = {r["name"]: r for r in api.get("/api/v1").expect(200)["resources"]}
+    assert "deletecollection" not in listed["namespaces"]["verbs"]
+    assert "deletecollection" in listed["configmaps"]["verbs"]
+
+
 def test_namespace_deletion_drains_it(api: Api) -> None:
     api.post("/api/v1/namespaces", {"metadata": {"name": "ns1"}}).expect(201)
     api.post("/api/v1/namespaces/ns1/configmaps", cm("a")).expect(201)

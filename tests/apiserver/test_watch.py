@@ -145,10 +145,14 @@ def test_bookmarks_when_asked(server: FakeApiServer, api: Api, watch: Watch) -> 
     assert rv_of(got[1]) == second  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("timeout", ["0.2", "1"])
+def test_timeout_seconds_zero_means_the_servers_limit(api: Api, watch: Watch) -> None:
+    w = watch(CMS, resourceVersion=list_rv(api, CMS), timeoutSeconds="0")
+    made = api.post(CMS, cm("a")).rv
+    assert rv_of(w.take(1)[0]) == made  # still open: 0 is "no limit of mine", not "now"
+
+
+@pytest.mark.parametrize("timeout", ["0.2", "1"])  # kopf sends floats as str(float)
 def test_timeout_seconds_closes_the_stream(api: Api, watch: Watch, timeout: str) -> None:
-    if timeout == "1":
-        timeout = "0"  # an integer string; 0 ends at once
     w = watch(CMS, resourceVersion=list_rv(api, CMS), timeoutSeconds=timeout)
     assert w.status == 200
     assert w.rest() == []
