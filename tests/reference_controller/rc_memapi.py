@@ -41,6 +41,7 @@ class MemoryApi:
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
     conflicts: int = 0
+    gets: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     #: Exceptions to raise from the next status writes (before applying them).
     fail_puts: list[Exception] = field(default_factory=list)
@@ -130,6 +131,7 @@ class MemoryApi:
 
     async def get_notification(self, namespace: str, name: str) -> dict[str, Any]:
         """The current object, or the previous version while ``stale_gets`` says so."""
+        self.gets += 1
         obj = self.objects.get((namespace, name))
         if obj is None:
             raise NotFoundError(404, "NotFound", f"{namespace}/{name} not found")

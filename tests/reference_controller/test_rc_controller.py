@@ -364,6 +364,33 @@ async def test_a_crash_between_claim_and_record_costs_at_most_one_extra_delivery
 
 
 @pytest.mark.asyncio
+async def test_a_restarted_replica_waits_for_its_own_orphaned_claim_without_polling(
+    memapi: MemoryApi, make_controller: ControllerFactory
+) -> None:
+    before, after = ScriptedChannel(), ScriptedChannel()
+    before.gate = asyncio.Event()  # never opened: the process dies mid-delivery
+    settings = {"http_timeout": 0.05, "claim_timeout": 0.2}
+    first = make_controller("replica-a", channels={SLACK: before}, **settings)
+    obj = memapi.create(spec("slack"))
+    uid = uid_of(obj)
+    crashing = asyncio.create_task(first.on_watch_event("ADDED", obj))
+    await before.entered.wait()
+    crashing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await crashing
+
+    # Same identity, new process: the claim is "ours" but nothing in memory holds it.
+    restarted = make_controller("replica-a", channels={SLACK: after}, **settings)
+    gets = memapi.gets
+    await restarted.on_watch_event("MODIFIED", memapi.current(uid))
+    status = await wait_phase(memapi, uid, "Sent")
+    assert len(before.calls) == len(after.calls) == 1  # one extra delivery for one crash
+    assert status["totalAttempts"] == 1
+    # One quick re-check, then the claim expiry -- not a read every millisecond.
+    assert memapi.gets - gets <= 4
+
+
+@pytest.mark.asyncio
 async def test_a_failed_record_write_is_retried_without_delivering_again(
     memapi: MemoryApi, make_controller: ControllerFactory
 ) -> None:
