@@ -166,6 +166,7 @@ def build_registry(
     event_sink: EventSink | None = None,
     clock: Callable[[], datetime] = utc_now,
     rng: random.Random | None = None,
+    api: NotificationApi | None = None,
     controller: NotificationController | None = None,
 ) -> kopf.OperatorRegistry:
     """A fresh ``kopf.OperatorRegistry`` running one replica's controller.
@@ -183,11 +184,12 @@ def build_registry(
             event_sink=event_sink,
             clock=clock,
             rng=rng,
+            api=api,
         )
     elif any(
-        x is not None
-        for x in (config, identity, connection, strategy, channels, audit_sink, event_sink, rng)
-    ):
+        part is not None
+        for part in (config, identity, connection, strategy, channels, audit_sink, event_sink)
+    ) or (rng, api) != (None, None):
         raise TypeError("pass either controller= or the parts to build one, not both")
     registry = kopf.OperatorRegistry()
     register(registry, controller)
