@@ -187,7 +187,8 @@ def _go_quote(text: str) -> str:
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
-    skip = {"metadata", "status"} if rt.has_status else {"metadata"}
+    # apiVersion too: a write through another served version of a CRD is the same content.
+    skip = {"apiVersion", "metadata", "status"} if rt.has_status else {"apiVersion", "metadata"}
     return {k: v for k, v in obj.items() if k not in skip}
 
 
@@ -618,9 +619,16 @@ class Store:
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
             _drop_empty_meta(meta)
-            if new == cur.obj:
-                return cur  # a no-op write: no new resourceVersion, no event (like etcd)
+            if new == cur.obj or new == dict(cur.obj, apiVersion=new["apiVersion"]):
+                # A no-op write: no new resourceVersion, no event (like etcd), even when it
+                # came through another served version of the resource than the stored one.
+                return self._as_served(cur, rt)
             if rt.key == CRD_KEY:
+                old_scope = (cur.obj.get("spec") or {}).get("scope")
+                new_scope = (new.get("spec") or {}).get("scope")
+                if old_scope != new_scope:
+                    raise invalid(rt.kind, rt.group, name, [Cause(
+                        "spec.scope", f'Invalid value: "{new_scope}": field is immutable')])
                 types = crd_resource_types(new)
                 self.registry.check_crd(name, types)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)

@@ -691,3 +691,52 @@ def test_system_namespaces_cannot_be_deleted(store: Store, name: str) -> None:
         store.delete(nss(store), "", name)
     assert "may not be deleted" in exc.value.message
     assert "deletionTimestamp" not in store.get(nss(store), "", name).obj["metadata"]
+
+
+def two_version_crd(store: Store) -> None:
+    versions = [
+        {
+            "name": v,
+            "served": True,
+            "storage": v == "v1",
+            "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            },
+        }
+        for v in ("v1", "v2")
+    ]
+    store.create(
+        rt(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions"),
+        "",
+        {
+            "metadata": {"name": "things.ex.io"},
+            "spec": {
+                "group": "ex.io",
+                "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": versions,
+            },
+        },
+    )
+
+
+def test_a_write_through_another_version_is_still_a_no_op(store: Store) -> None:
+    two_version_crd(store)
+    v1, v2 = rt(store, "ex.io", "v1", "things"), rt(store, "ex.io", "v2", "things")
+    made = store.create(v1, "default", {"metadata": {"name": "a"}, "spec": {"x": 1}})
+    events = record(store)
+    same = store.patch(v2, "default", "a", MERGE_PATCH, {"spec": {"x": 1}})
+    assert same.rv == made.rv and events == []
+    assert same.obj["apiVersion"] == "ex.io/v2"  # served in the version asked for
+    body = orjson.loads(same.raw)
+    body["metadata"]["labels"] = {"k": "v"}
+    changed = store.update(v2, "default", "a", body)
+    assert changed.obj["metadata"]["generation"] == 1  # labels only: no spec change
+
+
+def test_crd_scope_is_immutable(store: Store) -> None:
+    crds = rt(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    with pytest.raises(errors.Invalid) as exc:
+        store.patch(crds, "", f"widgets.{GROUP}", MERGE_PATCH, {"spec": {"scope": "Cluster"}})
+    assert invalid_fields(exc) == ["spec.scope"]
+    assert widgets(store).namespaced
