@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .markers import ItemMarkers
     from .sinks import Sink
 
-__all__ = ["Harness", "RunInfo"]
+__all__ = ["Harness", "RunInfo", "SinkPool"]
 
 JSON = dict[str, Any]
 
@@ -45,6 +45,51 @@ class RunInfo:
     artifacts: dict[str, Path] = field(default_factory=dict)
 
 
+class SinkPool:
+    """The fake endpoints of one test, by name, each recorded in the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._sinks: dict[str, Sink] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def get(self, name: str = "slack", **options: Any) -> Sink:
+        """The started endpoint called ``name``; created with ``options`` (see
+        ``pytest_ntinvariants.sinks.Sink``) on first use, the same one afterwards."""
+        from .sinks import Sink
+
+        sink = self._sinks.get(name)
+        if sink is not None:
+            if options:
+                raise ValueError(f"endpoint {name!r} already exists; options apply only when "
+                                 f"it is created")
+            return sink
+        sink = Sink(name, **options)
+        sink.start()
+        self._sinks[name] = sink
+        self._undo.append(record_sink(self.ledger, sink))
+        return sink
+
+    def __getitem__(self, name: str) -> Sink:
+        return self._sinks[name]
+
+    def __iter__(self) -> Iterator[Sink]:
+        return iter(list(self._sinks.values()))
+
+    def stop(self) -> None:
+        """Stop every endpoint; re-raise the first background error."""
+        errors: list[BaseException] = []
+        for sink in self._sinks.values():
+            try:
+                sink.stop()
+            except BaseException as e:
+                errors.append(e)
+        while self._undo:
+            self._undo.pop()()
+        if errors:
+            raise errors[0]
+
+
 class Harness:
     """One test's fake cluster: server, ledger, perturbations, endpoints, replicas.
 
@@ -53,30 +98,25 @@ class Harness:
     replicas, once started), ``seed`` and ``run`` (replay information).
     """
 
-    def __init__(self, server: FakeApiServer, ledger: Ledger, run: RunInfo) -> None:
+    def __init__(
+        self, server: FakeApiServer, ledger: Ledger, run: RunInfo, sinks: SinkPool | None = None
+    ) -> None:
         self.server = server
+        self.sinks = sinks if sinks is not None else SinkPool(ledger)
+        self._own_sinks = sinks is None
         self.ledger = ledger
         self.run = run
         self.seed = run.seed
         self.perturb = Perturber(server.store, server.handler.hub, ledger, seed=run.seed)
         self._perturb_handle = server.add_interceptor(self.perturb)
         self.replicas: Any = None
-        self._sinks: list[Sink] = []
-        self._undo: list[Callable[[], None]] = []
         self._finished = False
 
     # ------------------------------------------------------------- endpoints
 
     def sink(self, name: str = "slack", **options: Any) -> Sink:
-        """A started fake endpoint (``pytest_ntinvariants.sinks.Sink``) whose calls are
-        recorded in the ledger as side effects; stopped at the end of the test."""
-        from .sinks import Sink
-
-        sink = Sink(name, **options)
-        sink.start()
-        self._sinks.append(sink)
-        self._undo.append(record_sink(self.ledger, sink))
-        return sink
+        """The test's fake endpoint called ``name`` (see ``SinkPool.get``)."""
+        return self.sinks.get(name, **options)
 
     # --------------------------------------------------------------- replicas
 
@@ -95,7 +135,7 @@ class Harness:
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
         self.replicas = Replicas.kopf(
-            self.server, operator, count=count, prefix=prefix,
+            self.server, operator, count=count, prefix=f"{prefix}-",
             namespaces=list(namespaces) if namespaces is not None else None,
             ledger=self.ledger,
         )
@@ -273,13 +313,11 @@ class Harness:
                 self.replicas.stop()
             except BaseException as e:
                 errors.append(e)
-        for sink in self._sinks:
+        if self._own_sinks:
             try:
-                sink.stop()
+                self.sinks.stop()
             except BaseException as e:
                 errors.append(e)
-        while self._undo:
-            self._undo.pop()()
         self._perturb_handle.remove()
         if errors:
             raise errors[0]

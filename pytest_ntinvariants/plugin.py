@@ -20,7 +20,7 @@ from .session import HARNESS_KEY, LEDGER_KEY, MARKERS_KEY, RUN_KEY, NtinvSession
 
 if TYPE_CHECKING:
     from .apiserver import FakeApiServer
-    from .harness import Harness
+    from .harness import Harness, SinkPool
     from .ledger import Ledger
 
 _SESSION = "ntinvariants-session"
@@ -177,6 +177,25 @@ def ntinv_kubeconfig(ntinv_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
+def ntinv_sinks(ntinv_ledger: Ledger) -> Iterator[SinkPool]:
+    """The fake external endpoints of this test (stand-ins for Slack, webhooks), by name.
+
+    ``ntinv_sinks.get("slack")`` starts one on 127.0.0.1 (options on first use:
+    ``tls="valid" | "self-signed" | "expired" | "wrong-host"``, ``strict_json=...``);
+    ``.script(...)`` makes it answer 502 once, then 200, or close the connection.
+    Every call it receives is recorded in the ledger as a side effect, so invariants
+    can compare what a controller recorded with what the outside world received.
+    """
+    from .harness import SinkPool
+
+    pool = SinkPool(ntinv_ledger)
+    try:
+        yield pool
+    finally:
+        pool.stop()
+
+
+@pytest.fixture
 def ntinv_schedule_seed(request: pytest.FixtureRequest) -> int | None:
     """The seed of this item's perturbation schedule (``ntinv_explore`` items), else None."""
     return getattr(request, "param", None)
@@ -198,6 +217,7 @@ def ntinv_operator() -> Any:
 @pytest.fixture
 def ntinv(
     ntinv_apiserver: FakeApiServer,
+    ntinv_sinks: SinkPool,
     ntinv_schedule_seed: int | None,
     request: pytest.FixtureRequest,
 ) -> Iterator[Harness]:
@@ -227,7 +247,7 @@ def ntinv(
     run = RunInfo(item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed),
                   time_scale=scale)
     item.stash[RUN_KEY] = run
-    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run)
+    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run, ntinv_sinks)
     item.stash[HARNESS_KEY] = harness
     try:
         spec = markers.replicas

@@ -73,6 +73,8 @@ class Watcher:
 
     def translate(self, event: Event) -> Delivery | None:
         """The event as this watcher sees it, or None if it does not concern it."""
+        if event.resource.key != self.resource.key:
+            return None  # history replays (watch resumes) carry every resource's events
         now = self.matches(event.obj)
         if event.type == "MODIFIED" and event.old is not None:
             before = self.matches(event.old.obj)
