@@ -9,6 +9,7 @@ through ``operators`` only when a test asks for them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from .apiserver.errors import NotFound
 from .apiserver.store import Event
 from .ledger import Ledger
 from .observe import LedgerRecorder, record_sink
-from .perturb import Perturber, Target
+from .perturb import Perturber, Target, Trigger
 from .perturb.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -142,6 +143,26 @@ class Harness:
         self.replicas.start()
         return self.replicas
 
+    def start_process_replicas(
+        self, argv: list[str], count: int = 2, *, prefix: str = "replica", **options: Any
+    ) -> Any:
+        """Start ``count`` replicas of a controller that is an external process (any
+        language): each gets ``KUBECONFIG`` for its own identity; stopped at the end.
+        ``options`` go to ``pytest_ntinvariants.operators.ProcessReplica``."""
+        from .operators import Replicas
+
+        if self.replicas is not None:
+            raise RuntimeError("replicas are already running in this test")
+        self.replicas = Replicas.process(self.server, argv, count=count, prefix=f"{prefix}-",
+                                         ledger=self.ledger, **options)
+        self.replicas.start()
+        return self.replicas
+
+    def crash_on(self, trigger: Trigger, replica: int | str) -> None:
+        """Crash a replica (by index or identity) when ``trigger`` fires, e.g.
+        ``ntinv.crash_on(ntinv.perturb.after_write("replica-0", nth=2), 0)``."""
+        trigger.on_fire(lambda: self._crash(replica))
+
     def apply_markers(self, markers: ItemMarkers, identities: list[str]) -> None:
         """Turn the item's perturbation markers into rules for the replica identities."""
         def chosen(selection: tuple[int | str, ...] | None) -> list[str | None]:
@@ -183,7 +204,7 @@ class Harness:
             trigger = self.perturb.after_write(step.identity, nth=int(params["after_writes"]))
             trigger.on_fire(lambda ident=step.identity: self._crash(ident))
 
-    def _crash(self, identity: str) -> None:
+    def _crash(self, identity: int | str) -> None:
         if self.replicas is None:
             return
         # Off the trigger's thread: the trigger may fire on the server loop, and a crash
@@ -248,6 +269,21 @@ class Harness:
                     cond.wait(remaining)
         finally:
             undo()
+
+    async def wait_for_async(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        until: Callable[[JSON], bool],
+        *,
+        namespace: str = "default",
+        timeout: float = 10.0,
+    ) -> JSON:
+        """``wait_for`` for async tests: waits in a worker thread, so the test's event
+        loop (pytest-asyncio's) keeps running meanwhile."""
+        return await asyncio.to_thread(self.wait_for, api_version, kind, name, until,
+                                       namespace=namespace, timeout=timeout)
 
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
         """Block until nothing was recorded for ``period`` seconds (or ``timeout``);
