@@ -9,6 +9,7 @@ installed costs a test run that does not use it nothing.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,12 +168,16 @@ def ntinv_kubeconfig_factory(ntinv_apiserver: FakeApiServer) -> Callable[..., Pa
 def ntinv_kubeconfig(ntinv_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The path of a kubeconfig for identity ``test``; ``KUBECONFIG`` points at it.
 
-    The environment variable is restored after the test. ``kubernetes.config`` reads
-    ``KUBECONFIG`` when it *loads* a config, so ``config.load_kube_config()`` inside the
-    test picks this one up.
+    The environment variable is restored after the test, and so is the default path of
+    ``kubernetes.config``, which reads ``KUBECONFIG`` only once, at import: it is pointed
+    here too when it was imported already, so ``config.load_kube_config()`` inside the test
+    loads this file even if an earlier test (or kopf) imported the client first.
     """
     path = ntinv_apiserver.kubeconfig("test")
     monkeypatch.setenv("KUBECONFIG", str(path))
+    kube_config = sys.modules.get("kubernetes.config.kube_config")
+    if kube_config is not None:
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -53,6 +55,11 @@ def test_apiserver_fixture_serves_and_stops(pytester: pytest.Pytester) -> None:
 def test_kubeconfig_fixture_sets_the_environment(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         import os, yaml
+        import kubernetes.config.kube_config as kube_config
+
+        # As if an earlier test had imported the client under another KUBECONFIG: it reads
+        # the variable once, at import.
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = "/nonexistent/kubeconfig"
 
         def test_env(ntinv_kubeconfig, ntinv_apiserver):
             assert os.environ["KUBECONFIG"] == str(ntinv_kubeconfig)
@@ -72,10 +79,13 @@ def test_kubeconfig_fixture_sets_the_environment(pytester: pytest.Pytester) -> N
             assert a != b
             assert ntinv_apiserver.token_for("a") in a.read_text()
     """)
-    before = __import__("os").environ.get("KUBECONFIG")
+    import kubernetes.config.kube_config as kube_config
+
+    before = os.environ.get("KUBECONFIG"), kube_config.KUBE_CONFIG_DEFAULT_LOCATION
     result = run(pytester)
     result.assert_outcomes(passed=3)
-    assert __import__("os").environ.get("KUBECONFIG") == before  # restored
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = before[1]  # the inner module's own change
+    assert os.environ.get("KUBECONFIG") == before[0]  # restored by the fixture
 
 
 def test_tls_option_and_bookmark_ini(pytester: pytest.Pytester) -> None:

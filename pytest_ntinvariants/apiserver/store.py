@@ -126,12 +126,33 @@ def _private(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+_META_STRINGS = ("name", "generateName", "namespace", "uid", "resourceVersion",
+                 "creationTimestamp", "deletionTimestamp", "selfLink")
+_JSON_TYPE_NAMES = {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+
 def _meta(obj: JSON) -> JSON:
     meta = obj.get("metadata")
     if meta is None:
         meta = obj["metadata"] = {}
     if not isinstance(meta, dict):
         raise errors.BadRequest("metadata must be an object")
+    # What kube's JSON decoding refuses (400) before any validation: a number for a name
+    # would otherwise be stored and served as a number, and a string of ownerReferences
+    # would break the garbage collector on every later delete.
+    for key in _META_STRINGS:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise errors.BadRequest(
+                f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into Go "
+                f"struct field ObjectMeta.metadata.{key} of type string")
+    refs = meta.get("ownerReferences")
+    if refs is not None and not (
+        isinstance(refs, list) and all(isinstance(r, dict) for r in refs)
+    ):
+        raise errors.BadRequest(
+            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.ownerReferences "
+            "of type []v1.OwnerReference")
     return meta
 
 
@@ -1000,6 +1021,15 @@ class Store:
         ):
             causes.append(Cause("metadata.finalizers", "Invalid value: must be a list of strings",
                                 "FieldValueTypeInvalid"))
+        for ref in meta.get("ownerReferences") or ():
+            # kube's ValidateOwnerReferences; the garbage collector relies on uid.
+            for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"),
+                              ("uid", "uid")):
+                value = ref.get(key)
+                if not isinstance(value, str) or not value:
+                    causes.append(Cause(f"metadata.ownerReferences.{key}",
+                                        f'Invalid value: "{value or ""}": {what} must not be '
+                                        f"empty"))
         return causes
 
     @staticmethod

@@ -122,6 +122,33 @@ BAD_REQUESTS: list[tuple[str, Callable[[Api], Reply], int, str]] = [
         "NotFound",
     ),
     ("invalid name", lambda a: a.post(CMS, {"metadata": {"name": "A!"}}), 422, "Invalid"),
+    ("name not a string", lambda a: a.post(CMS, {"metadata": {"name": 5}}), 400, "BadRequest"),
+    (
+        "ownerReferences not a list",
+        lambda a: a.post(CMS, {"metadata": {"name": "k", "ownerReferences": "x"}}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "ownerReference without uid",
+        lambda a: a.post(
+            CMS,
+            {
+                "metadata": {
+                    "name": "k",
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}],
+                }
+            },
+        ),
+        422,
+        "Invalid",
+    ),
+    (
+        "patch making the name a number",
+        lambda a: a.patch(f"{CMS}/c", {"metadata": {"name": 7}}),
+        400,
+        "BadRequest",
+    ),
     ("bad limit", lambda a: a.get(CMS, query={"limit": "ten"}), 400, "BadRequest"),
     ("negative limit", lambda a: a.get(CMS, query={"limit": "-1"}), 400, "BadRequest"),
     (
