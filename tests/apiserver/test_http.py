@@ -561,6 +561,12 @@ def test_discovery_formats(api: Api) -> None:
     v1 = {r["name"] for r in api.get("/api/v1").expect(200)["resources"]}
     assert {"namespaces", "events", "configmaps", "secrets", "namespaces/status"} <= v1
     assert api.get("/apis/coordination.k8s.io/v1").expect(200)["resources"][0]["name"] == ("leases")
+    group = api.get("/apis/example.com").expect(200)
+    assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == "v1"
+    root = api.get("/openapi/v3").expect(200)["paths"]
+    assert {"api/v1", "apis/example.com/v1", "apis/apiextensions.k8s.io/v1"} <= set(root)
+    core = api.get("/openapi/v3/api/v1").expect(200)
+    assert "/api/v1/namespaces/{namespace}/configmaps/{name}" in core["paths"]
     assert api.get("/version").expect(200)["major"] == "1"
     assert api.get("/healthz").status == 200
     api.get("/apis/nope.example/v1").expect_status(404, "NotFound")
@@ -624,3 +630,18 @@ def test_lease_update_cycle(api: Api) -> None:
     renewed = api.put(f"{path}/l", lease).expect(200)
     api.put(f"{path}/l", lease).expect_status(409, "Conflict")  # a stale takeover loses
     assert renewed["spec"]["holderIdentity"] == "b"
+
+
+def test_crd_update_changes_validation_and_the_openapi_hash(api: Api) -> None:
+    def hash_now() -> str:
+        root = api.get("/openapi/v3").expect(200)["paths"]
+        return str(root["apis/example.com/v1"]["serverRelativeURL"])
+
+    before = hash_now()
+    crd = api.get(f"{CRDS}/widgets.example.com").expect(200)
+    props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    props["spec"]["properties"]["size"]["maximum"] = 10
+    api.put(f"{CRDS}/widgets.example.com", crd).expect(200)
+    assert hash_now() != before  # kubectl refetches the document
+    api.post(WIDGETS, widget("big", 11)).expect_status(422, "Invalid")
+    api.post(WIDGETS, widget("small", 10)).expect(201)
