@@ -3,6 +3,8 @@ keeps its state intact, loses no update, and fails the test loudly when it break
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import threading
 from collections.abc import Callable
@@ -335,7 +337,6 @@ def test_error_in_a_delivery_hook_does_not_break_the_write(make_api: type[Api]) 
     try:
         api = make_api(server)
         conn_rv = api.get(CMS).rv
-        import http.client
 
         server.add_interceptor(_RaisesOnDelivery())
         conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
@@ -409,7 +410,20 @@ def test_tls_with_the_kubeconfigs_ca(make_api: type[Api]) -> None:
         cfg = yaml.safe_load(server.kubeconfig("t").read_text())
         ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
         assert server.ca_path is not None and ca == server.ca_path.read_bytes()
-        make_api(server, server.token_for("t")).post(CMS, {"metadata": {"name": "c"}}).expect(201)
+        client = make_api(server, server.token_for("t"))
+        rv = client.get(CMS).rv
+        # A watch streams over TLS too, trusting only the kubeconfig's CA.
+        ctx = ssl.create_default_context(cadata=ca.decode())
+        conn = http.client.HTTPSConnection(server.host, server.port, timeout=10, context=ctx)
+        conn.request("GET", f"{CMS}?watch=true&resourceVersion={rv}")
+        with conn.getresponse() as stream:
+            made = client.post(CMS, {"metadata": {"name": "c"}}).expect(201)
+            event = json.loads(stream.readline())
+            assert (
+                event["object"]["metadata"]["resourceVersion"]
+                == made["metadata"]["resourceVersion"]
+            )
+        conn.close()
         # Without the CA the handshake fails: the certificate is really checked.
         with (
             pytest.raises(ssl.SSLError),
