@@ -702,6 +702,10 @@ class Store:
                 new = _private(cur.obj)
                 new["metadata"]["deletionTimestamp"] = _now_rfc3339(self._clock)
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
+                if new["metadata"].get("generation"):
+                    # kube bumps generation when deletion starts (rest.BeforeDelete): the
+                    # object's controllers must now behave differently.
+                    new["metadata"]["generation"] = int(new["metadata"]["generation"]) + 1
                 if rt.key == NAMESPACE_KEY:
                     new.setdefault("status", {})["phase"] = "Terminating"
                 version = self._commit(rt, "MODIFIED", new, cur, ctx)

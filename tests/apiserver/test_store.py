@@ -458,6 +458,7 @@ def test_delete_with_finalizers(store: Store) -> None:
     events = record(store)
     v = store.delete(t, "default", "w")
     assert v.obj["metadata"]["deletionTimestamp"]
+    assert v.obj["metadata"]["generation"] == 2  # bumped as deletion starts (rest.BeforeDelete)
     assert [e.type for e in events] == ["MODIFIED"]
     with pytest.raises(errors.Invalid) as exc:
         store.patch(
