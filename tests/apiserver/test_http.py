@@ -645,3 +645,22 @@ def test_crd_update_changes_validation_and_the_openapi_hash(api: Api) -> None:
     assert hash_now() != before  # kubectl refetches the document
     api.post(WIDGETS, widget("big", 11)).expect_status(422, "Invalid")
     api.post(WIDGETS, widget("small", 10)).expect(201)
+
+
+def test_crd_selectable_fields(api: Api) -> None:
+    crd = gadget_crd("sprockets", "Sprocket")
+    crd["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.color"}]
+    api.post(CRDS, crd).expect(201)
+    path = "/apis/toys.example.org/v1/sprockets"
+    for name, color in [("a", "red"), ("b", "blue")]:
+        api.post(
+            path,
+            {
+                "apiVersion": "toys.example.org/v1",
+                "kind": "Sprocket",
+                "metadata": {"name": name},
+                "spec": {"color": color},
+            },
+        ).expect(201)
+    assert names(api.get(path, query={"fieldSelector": "spec.color=blue"}).expect(200)) == ["b"]
+    api.get(path, query={"fieldSelector": "spec.size=1"}).expect_status(400, "BadRequest")
