@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import random
 import re
 import threading
@@ -170,6 +171,31 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
             obj["data"] = data
         if not obj.get("type"):
             obj["type"] = "Opaque"
+
+
+def _bad_meta_key(key: str) -> bool:
+    """Whether a label or annotation key is not a qualified name (optional DNS prefix)."""
+    prefix, _, local = key.rpartition("/")
+    return not local or len(local) > 63 or not _QUALIFIED.match(local) or bool(
+        prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix))
+    )
+
+
+def _bad_label_value(value: str) -> bool:
+    return len(value) > 63 or not _LABEL_VALUE.match(value)
+
+
+def _bad_name(name: str, label_named: bool) -> bool:
+    return not (_DNS1123_LABEL if label_named else _DNS1123_SUBDOMAIN).match(name)
+
+
+# Every write re-validates the whole metadata, and the same names, label and annotation keys
+# and label values come back write after write: the regex checks above are pure functions of
+# the string, so their results are cached (exact ``str`` only, so a str subclass with its own
+# equality can never hit another string's entry).
+_bad_meta_key_cached = functools.lru_cache(maxsize=16384)(_bad_meta_key)
+_bad_label_value_cached = functools.lru_cache(maxsize=16384)(_bad_label_value)
+_bad_name_cached = functools.lru_cache(maxsize=16384)(_bad_name)
 
 
 def _drop_empty_meta(meta: JSON) -> None:
@@ -983,7 +1009,7 @@ class Store:
         if len(name) > limit:
             causes.append(Cause("metadata.name",
                                 f'Invalid value: "{name}": must be no more than {limit} characters'))
-        elif not pattern.match(name):
+        elif (_bad_name_cached if type(name) is str else _bad_name)(name, label_named):
             what = "RFC 1123 label" if label_named else "RFC 1123 subdomain"
             chars = "'-'" if label_named else "'-' or '.'"
             causes.append(Cause(
@@ -1002,10 +1028,8 @@ class Store:
                                     "FieldValueTypeInvalid"))
                 continue
             for k, v in values.items():
-                prefix, _, local = str(k).rpartition("/")
-                if not local or len(local) > 63 or not _QUALIFIED.match(local) or (
-                    prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix))
-                ):
+                key = str(k)
+                if (_bad_meta_key_cached if type(key) is str else _bad_meta_key)(key):
                     causes.append(Cause(f"metadata.{section}",
                                         f'Invalid value: "{k}": name part must consist of '
                                         f"alphanumeric characters, '-', '_' or '.', and must "
@@ -1013,7 +1037,9 @@ class Store:
                 if not isinstance(v, str):
                     causes.append(Cause(f"metadata.{section}.{k}",
                                         "Invalid value: must be a string", "FieldValueTypeInvalid"))
-                elif section == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
+                elif section == "labels" and (
+                    _bad_label_value_cached if type(v) is str else _bad_label_value
+                )(v):
                     causes.append(Cause(f"metadata.labels",
                                         f'Invalid value: "{v}": a valid label must be an empty '
                                         f"string or consist of alphanumeric characters, '-', '_' "
