@@ -158,7 +158,7 @@ def _not_an_object(result: Any) -> Invalid:
 # JSON merge patch (RFC 7386)
 
 
-def apply_merge_patch(target: Any, patch: Any) -> Any:
+def apply_merge_patch(target: Any, patch: Any, *, share: bool = False) -> Any:
     """Apply an RFC 7386 JSON merge patch to ``target`` and return the result.
 
     Follows evanphx/json-patch v4 ``MergePatch`` (what kube-apiserver runs): a ``null``
@@ -168,6 +168,12 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     for a ``null`` or scalar patch (v4's ``ErrBadJSONPatch``, mapped to 400 by
     handlers/patch.go) and ``Invalid`` (422, field ``patch``) for a top-level array,
     which kube cannot decode into an object.
+
+    ``share=True`` (structural sharing) copies only the objects on the patch's paths: the
+    result is a new object, but every value of ``target`` the patch does not reach is
+    ``target``'s own, not a copy. The caller must then never mutate those (the store can:
+    its versions are never mutated, so a write copies only what it changes). The result is
+    equal to the unshared one, key order included, and never aliases the patch.
     """
     if patch is None or not isinstance(patch, dict | list):
         raise BadRequest("Invalid JSON Patch")
@@ -177,9 +183,38 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         if not isinstance(result, dict):
             raise _not_an_object(result)
         return result
+    if share and type(target) is dict:
+        # (``_copy`` copies exact dicts only: a subclass takes the unshared path below.)
+        shared = dict(target)
+        _merge_shared(shared, patch)
+        return shared
     doc: dict[str, Any] = _copy(target)
     _merge_into(doc, patch)
     return doc
+
+
+def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> None:
+    """``_merge_into`` for a ``doc`` whose values may belong to the target: copy on write."""
+    for key, value in patch.items():
+        if value is None:
+            doc.pop(key, None)
+            continue
+        current = doc.get(key)
+        if current is None:
+            doc[key] = _pruned_copy(value)
+        elif isinstance(current, dict):
+            if isinstance(value, dict):
+                if type(current) is dict:
+                    current = doc[key] = dict(current)
+                    _merge_shared(current, value)
+                else:
+                    # ``_copy`` leaves a dict subclass shared, so the unshared merge writes
+                    # into it: do the same, to give the same result.
+                    _merge_into(current, value)
+            else:
+                doc[key] = _copy(value)
+        else:
+            doc[key] = _pruned_copy(value)
 
 
 def _merge_into(doc: dict[str, Any], patch: dict[str, Any]) -> None:

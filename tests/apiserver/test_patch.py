@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
+import orjson
 import pytest
 
 from pytest_ntinvariants.apiserver.errors import (
@@ -703,3 +705,58 @@ class TestStrategicMergeListDirectives:
     def test_empty_lists(self) -> None:
         target = {"apiVersion": "v1", "kind": "Secret", "metadata": {"finalizers": []}}
         assert smp(target, {"metadata": {"finalizers": []}})["metadata"]["finalizers"] == []
+
+
+# --------------------------------------------------------------------------------------
+# Merge patch with structural sharing (what the store uses for the patches it owns)
+
+
+def _random_json(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.3:
+        return rng.choice([None, 1, "x", True, 2.5, "y"])
+    if roll < 0.7:
+        return {rng.choice("abcde"): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def _containers(value: Any) -> set[int]:
+    if isinstance(value, dict):
+        return {id(value)}.union(*(_containers(v) for v in value.values()))
+    if isinstance(value, list):
+        return {id(value)}.union(*(_containers(v) for v in value))
+    return set()
+
+
+class TestSharedMergePatch:
+    def test_copies_only_what_the_patch_reaches(self) -> None:
+        target = {"metadata": {"labels": {"a": "1"}}, "spec": {"x": [1]}, "status": {"p": 1}}
+        result = unchanged(
+            lambda t, p: apply_merge_patch(t, p, share=True), target, {"status": {"p": 2}}
+        )
+        assert result == {
+            "metadata": {"labels": {"a": "1"}},
+            "spec": {"x": [1]},
+            "status": {"p": 2},
+        }
+        assert result is not target and result["status"] is not target["status"]
+        assert result["spec"] is target["spec"] and result["metadata"] is target["metadata"]
+
+    def test_equals_the_copying_merge_key_order_included(self) -> None:
+        rng = random.Random(1)
+        for _ in range(3000):
+            target = {rng.choice("abcde"): _random_json(rng, 1) for _ in range(rng.randint(0, 5))}
+            patch = (
+                _random_json(rng)
+                if rng.random() < 0.1
+                else {rng.choice("abcde"): _random_json(rng, 1) for _ in range(rng.randint(0, 4))}
+            )
+            try:
+                expected = apply_merge_patch(target, patch)
+            except (BadRequest, Invalid) as e:
+                with pytest.raises(type(e)):
+                    apply_merge_patch(target, patch, share=True)
+                continue
+            result = unchanged(lambda t, p: apply_merge_patch(t, p, share=True), target, patch)
+            assert orjson.dumps(result) == orjson.dumps(expected), (target, patch)
+            assert not _containers(result) & _containers(patch)
