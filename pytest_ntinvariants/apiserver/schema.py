@@ -627,6 +627,20 @@ class StructuralSchema:
         """
         _default(obj, self._root)
 
+    def normalize(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """``prune`` then ``apply_defaults``, in one walk and copy-on-write.
+
+        Returns what ``prune(obj)`` followed by ``apply_defaults(obj)`` would leave in
+        ``obj`` (equal, with the same key order) and the paths ``prune`` would report, but
+        leaves ``obj`` and everything in it untouched: a dict or list that needs a change is
+        copied (as a plain dict or list), the rest is shared with ``obj``. The store uses
+        this because its versions share unchanged subtrees with each other.
+        """
+        paths: list[str] = []
+        result = _normalize(obj, self._root, "", paths, _PRUNE, is_root=True)
+        paths.sort()
+        return result, paths
+
     def validate(self, obj: dict[str, Any]) -> list[Cause]:
         """Validate a whole object as on create: OpenAPI keywords, list types, CEL rules.
 
@@ -727,6 +741,9 @@ def _field_schema(s: _Node | None, key: str) -> _Node | None:
 
 
 def _prune_nulls(x: Any, s: _Node | None) -> None:
+    if s is None:
+        # Below a value without a schema every field schema is None too: nothing to remove.
+        return
     if isinstance(x, dict):
         for key in list(x):
             sub = _field_schema(s, key)
@@ -765,6 +782,103 @@ def _default(x: Any, s: _Node | None) -> None:
             if value is None and not item.nullable and item.has_default:
                 x[i] = value = _copy(item.default)
             _default(value, item)
+
+
+# How ``_normalize`` prunes a value: as ``_prune``, as ``_skip_prune``, or not at all (root
+# metadata, unknown fields kept by x-kubernetes-preserve-unknown-fields: ``_prune`` never
+# reaches them, while ``_prune_nulls`` and ``_default`` still do).
+_PRUNE, _SKIP, _KEEP = 0, 1, 2
+
+
+def _defaulted(default: Any, s: _Node) -> Any:
+    value = _copy(default)
+    _default(value, s)
+    return value
+
+
+def _normalize(x: Any, s: _Node | None, path: str, out: list[str], mode: int,
+               is_root: bool = False) -> Any:
+    """``_prune`` (or ``_skip_prune``), ``_prune_nulls`` and ``_default`` of one value, fused.
+
+    The three passes each change a node only by its own keys, and recurse with the same
+    field schema (``_field_schema``) wherever more than one of them goes, so applying all
+    three to a node and then to each child that stays is the same as three whole walks:
+    prune's deletions, then null removal (a null child stays null through the walk), then
+    defaults, which are appended in schema order after the deletions, as the whole walks
+    do. Copy-on-write: ``x`` is returned as is when nothing in it changes.
+    """
+    if mode == _PRUNE and s is not None and s.preserve_unknown:
+        mode = _SKIP
+    if isinstance(x, dict):
+        if s is None:
+            if mode == _PRUNE and x:
+                out.extend(_join(path, k) for k in x)
+                return {}
+            return x  # nulls and defaults need a schema: nothing else to do
+        new = x
+        keep_meta = s.embedded or is_root
+        props = s.properties
+        for key, value in x.items():
+            prop = props.get(key)
+            sub = prop if prop is not None else s.additional
+            if mode == _KEEP or (keep_meta and key in _META_FIELDS):
+                child_mode = _KEEP
+            elif prop is not None or s.additional_allows is not None:
+                child_mode = _PRUNE
+            elif mode == _SKIP:
+                child_mode = _KEEP  # unknown, kept; its field schema is None
+            else:
+                if key not in _META_FIELDS or path:
+                    out.append(_join(path, key))
+                if new is x:
+                    new = dict(x)
+                del new[key]
+                continue
+            if value is None:
+                # _prune_nulls; a kept null is left for the defaults below.
+                if sub is not None and not sub.nullable and not sub.has_default:
+                    if new is x:
+                        new = dict(x)
+                    del new[key]
+                elif prop is None and sub is not None and sub.has_default and not sub.nullable:
+                    if new is x:
+                        new = dict(x)
+                    new[key] = _defaulted(sub.default, sub)
+                continue
+            changed = _normalize(value, sub, _join(path, key) if child_mode != _KEEP else "",
+                                 out, child_mode)
+            if changed is not value:
+                if new is x:
+                    new = dict(x)
+                new[key] = changed
+        for key, prop in props.items():
+            if prop.has_default and (
+                key not in new or (new[key] is None and not prop.nullable)
+            ):
+                if new is x:
+                    new = dict(x)
+                new[key] = _defaulted(prop.default, prop)
+        return new
+    if isinstance(x, list):
+        item = s.items if s is not None else None
+        if mode == _SKIP and item is None:
+            mode = _KEEP  # _skip_prune stops where there is no schema
+        new_list = x
+        for i, value in enumerate(x):
+            if value is None:
+                if item is not None and item.has_default and not item.nullable:
+                    if new_list is x:
+                        new_list = list(x)
+                    new_list[i] = _defaulted(item.default, item)
+                continue
+            changed = _normalize(value, item, f"{path}[{i}]" if mode != _KEEP else "", out,
+                                 mode)
+            if changed is not value:
+                if new_list is x:
+                    new_list = list(x)
+                new_list[i] = changed
+        return new_list
+    return x
 
 
 # --------------------------------------------------------------------------------------

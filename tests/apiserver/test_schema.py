@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
+import orjson
 import pytest
 
 from pytest_ntinvariants.apiserver.errors import Cause
@@ -1895,3 +1897,83 @@ class TestSchemaDocument:
                 'Invalid value: "string": must be object at the root',
             )
         ]
+
+
+# --------------------------------------------------------------------------------------
+# normalize: prune then apply_defaults in one copy-on-write walk (what the store runs)
+
+_KEYS = ["a", "b", "c", "apiVersion", "kind", "metadata"]
+
+
+def _random_value(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.35:
+        return rng.choice([None, 1, "x", True, 2.5])
+    if roll < 0.75:
+        return {rng.choice(_KEYS): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def _random_schema(rng: random.Random, depth: int) -> dict[str, Any]:
+    """Every keyword pruning and defaulting look at, including defaults that are not clean."""
+    s: dict[str, Any] = {}
+    kind = rng.choice(["object", "object", "array", "string", "integer", None])
+    if kind:
+        s["type"] = kind
+    if depth < 4 and (kind == "object" or (kind is None and rng.random() < 0.5)):
+        if rng.random() < 0.8:
+            keys = rng.sample(_KEYS, rng.randint(0, 4))
+            s["properties"] = {k: _random_schema(rng, depth + 1) for k in keys}
+        roll = rng.random()
+        if roll < 0.2:
+            s["additionalProperties"] = _random_schema(rng, depth + 1)
+        elif roll < 0.3:
+            s["additionalProperties"] = rng.choice([True, False])
+    if (
+        depth < 4
+        and (kind == "array" or (kind is None and rng.random() < 0.3))
+        and rng.random() < 0.85
+    ):
+        s["items"] = _random_schema(rng, depth + 1)
+    for keyword, chance in (
+        ("x-kubernetes-preserve-unknown-fields", 0.15),
+        ("x-kubernetes-embedded-resource", 0.1),
+        ("nullable", 0.25),
+    ):
+        if rng.random() < chance:
+            s[keyword] = True
+    if rng.random() < 0.25:
+        s["default"] = _random_value(rng, 2)
+    return s
+
+
+class TestNormalize:
+    def test_nr_shares_what_needs_no_change(self, nr: StructuralSchema) -> None:
+        obj = notification(extra=1)
+        obj["metadata"] = {"name": "n", "labels": {"a": "b"}}
+        before = copy.deepcopy(obj)
+        expected = copy.deepcopy(obj)
+        assert nr.prune(expected) == ["spec.extra"]
+        nr.apply_defaults(expected)
+        result, pruned = nr.normalize(obj)
+        assert obj == before
+        assert pruned == ["spec.extra"] and result == expected
+        assert result["metadata"] is obj["metadata"] and result["spec"] is not obj["spec"]
+
+    def test_equals_prune_then_apply_defaults_on_random_schemas(self) -> None:
+        rng = random.Random(7)
+        for _ in range(600):
+            document = _random_schema(rng, 0)
+            document.setdefault("type", "object")
+            schema = StructuralSchema(document)
+            for _ in range(4):
+                obj = {rng.choice(_KEYS): _random_value(rng, 1) for _ in range(rng.randint(0, 6))}
+                before = orjson.dumps(obj)
+                expected = copy.deepcopy(obj)
+                expected_pruned = schema.prune(expected)
+                schema.apply_defaults(expected)
+                result, pruned = schema.normalize(obj)
+                assert orjson.dumps(obj) == before, "normalize wrote into its input"
+                assert pruned == expected_pruned, (document, obj)
+                # Key order too: the stored bytes are what clients read.
+                assert orjson.dumps(result) == orjson.dumps(expected), (document, obj)
