@@ -561,7 +561,9 @@ class Store:
         ctx = ctx or WriteContext(verb="patch")
         if content_type == MERGE_PATCH:
             def compute(cur: JSON) -> Any:
-                return apply_merge_patch(cur, patch)
+                # Owned: nothing else holds the result, so it may share what the patch does
+                # not touch with the stored object (_update never mutates below metadata).
+                return apply_merge_patch(cur, patch, share=owned)
         elif content_type == JSON_PATCH:
             def compute(cur: JSON) -> Any:
                 return apply_json_patch(cur, patch)
@@ -598,8 +600,14 @@ class Store:
             if cur is None:
                 raise self._not_found(rt, name)
             result = compute(cur.obj)
+            # From here on ``new`` and its metadata dict are this write's own, while any
+            # value below them may be shared with ``cur`` (a merge patch's result, the status
+            # strategy below): stored versions are never mutated, so nothing below metadata
+            # is written to in place (the schema's pruning and defaulting copy on write).
             new = self._check_body(result if fresh else _private(result), rt)
             meta = _meta(new)
+            if meta is cur.obj.get("metadata"):
+                meta = new["metadata"] = dict(meta)
             if meta.get("name", name) != name:
                 # kube's checkName runs on the patched object too: a patch cannot rename.
                 raise errors.BadRequest(
@@ -620,8 +628,10 @@ class Store:
                     name=name, group=rt.group, kind=rt.plural,
                 )
             if subresource == "status":
-                # /status writes change status only (kube's status strategy).
-                merged = _private(cur.obj)
+                # /status writes change status only (kube's status strategy): the stored
+                # object with the new status, sharing the rest (only metadata is written to).
+                merged = dict(cur.obj)
+                merged["metadata"] = dict(cur.obj["metadata"])
                 if "status" in new:
                     merged["status"] = new["status"]
                 else:
@@ -633,7 +643,7 @@ class Store:
                 )
             elif rt.has_status:
                 if "status" in cur.obj:
-                    new["status"] = _private(cur.obj["status"])
+                    new["status"] = cur.obj["status"]  # shared, never mutated
                 else:
                     new.pop("status", None)
             cur_meta = cur.obj["metadata"]
@@ -662,7 +672,8 @@ class Store:
                         "FieldValueForbidden",
                     )])
             _default_builtin(rt, new)
-            self._validate(rt, new, cur.obj, ctx)
+            new = self._validate(rt, new, cur.obj, ctx, shared=True)
+            meta = new["metadata"]
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
             _drop_empty_meta(meta)
@@ -968,7 +979,16 @@ class Store:
                 return name
         raise errors.AlreadyExists(f"could not generate a unique name from {prefix!r}")
 
-    def _validate(self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext) -> None:
+    def _validate(
+        self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext, *,
+        shared: bool = False,
+    ) -> JSON:
+        """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
+
+        Unless ``shared``, that is done in place (a create's body is all its own); with
+        ``shared``, values below the root and metadata may belong to stored versions, so
+        the schema's pruning and defaulting copy on write and the result may be a new dict.
+        """
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
         causes = self._validate_meta(rt, meta)
@@ -976,7 +996,10 @@ class Store:
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.
             before = _go_json(obj) if ctx.field_validation == "Strict" else ""
-            pruned = schema.prune(obj)
+            if shared:
+                obj, pruned = schema.normalize(obj)
+            else:
+                pruned = schema.prune(obj)
             if pruned:
                 if ctx.field_validation == "Strict":
                     strict = "strict decoding error: " + ", ".join(
@@ -994,12 +1017,14 @@ class Store:
                     )
                 if ctx.field_validation in ("", "Warn"):
                     ctx.warnings.extend(f'unknown field "{p}"' for p in pruned)
-            schema.apply_defaults(obj)
+            if not shared:
+                schema.apply_defaults(obj)  # (normalize has applied them)
             causes.extend(schema.validate(obj))
             if old is not None:
                 causes.extend(schema.validate_update(obj, old))
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
+        return obj
 
     def _validate_meta(self, rt: ResourceType, meta: JSON) -> list[Cause]:
         causes: list[Cause] = []

@@ -741,3 +741,34 @@ def test_crd_scope_is_immutable(store: Store) -> None:
         store.patch(crds, "", f"widgets.{GROUP}", MERGE_PATCH, {"spec": {"scope": "Cluster"}})
     assert invalid_fields(exc) == ["spec.scope"]
     assert widgets(store).namespaced
+
+
+def test_patches_share_what_they_leave_alone_and_never_mutate_stored_versions(
+    store: Store,
+) -> None:
+    # An owned merge patch copies only what it reaches and the status strategy keeps the
+    # stored spec: versions share values, which is safe only because no write ever mutates
+    # a stored version. Each must still be exactly the bytes it was committed as.
+    t, c = widgets(store), cms(store)
+    versions = [
+        store.create(c, "default", cm("c", labels={"a": "b"}, x="0")),
+        store.create(t, "default", widget("w", 1, free={"k": {"n": 1}})),
+    ]
+    for i in range(3):
+        data = {"data": {"x": str(i + 1)}}
+        status = {"status": {"phase": f"p{i}", "count": i, "extra": {"a": None}}}
+        spec = {"spec": {"size": i + 2, "color": None, "free": {"k": {"m": i}}}}
+        versions += [
+            store.patch(c, "default", "c", MERGE_PATCH, data, owned=True),
+            store.patch(t, "default", "w", MERGE_PATCH, status, subresource="status", owned=True),
+            store.patch(t, "default", "w", MERGE_PATCH, spec, owned=True),
+        ]
+    assert [orjson.loads(v.raw) == v.obj for v in versions] == [True] * len(versions)
+    cm1, cm2 = versions[2], versions[5]
+    assert cm2.obj["data"] == {"x": "2"} and cm2.obj["metadata"]["labels"] == {"a": "b"}
+    assert cm2.obj["metadata"]["labels"] is cm1.obj["metadata"]["labels"]
+    spec_write, status_write = versions[4], versions[6]
+    assert status_write.obj["spec"] is spec_write.obj["spec"]
+    assert status_write.obj["status"] == {"phase": "p1", "count": 1}  # extra pruned
+    assert spec_write.obj["spec"]["color"] == "blue"  # null of a defaulted field: the default
+    assert spec_write.obj["spec"]["free"] == {"k": {"n": 1, "m": 0}}
