@@ -397,3 +397,45 @@ def test_watch_replay_matches_list_under_random_writes(api: Api, watch: Watch, s
         assert seen == {
             i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in listed["items"]
         }
+
+
+def test_watches_opened_during_writes_fold_to_the_final_list(api: Api, watch: Watch) -> None:
+    """rv=0 watches opened while writers run: backlog then live, no gap, no duplicate."""
+    stop = threading.Event()
+
+    def writer(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            api.patch(f"{CMS}/w{i}", {"data": {"n": str(n)}}).expect(200)
+            n += 1
+
+    for i in range(3):
+        api.post(CMS, cm(f"w{i}")).expect(201)
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        streams = [watch(CMS) for _ in range(5)]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    marker = api.post(CMS, cm("marker")).rv
+    final = {
+        i["metadata"]["name"]: i["metadata"]["resourceVersion"]
+        for i in api.get(CMS).expect(200)["items"]
+    }
+    for s in streams:
+        seen: dict[str, str] = {}
+        last = 0
+        for e in iter(s.next, None):
+            rv = int(rv_of(e))
+            name = e["object"]["metadata"]["name"]
+            if e["type"] == "MODIFIED":
+                assert rv > last, "live events come after the backlog, in order"
+                assert name in seen
+            last = max(last, rv)
+            seen[name] = rv_of(e)
+            if rv_of(e) == marker:
+                break
+        assert seen == final
