@@ -292,9 +292,12 @@ class Harness:
         undo = self.ledger.subscribe(lambda _e: changed.set())
         deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
+            # Only a whole quiet period counts: a shorter wait cut off by the deadline
+            # proves nothing (it used to return True then, so a system that never went
+            # quiet was reported quiet after ``timeout``).
+            while time.monotonic() + period <= deadline:
                 changed.clear()
-                if not changed.wait(min(period, max(0.0, deadline - time.monotonic()))):
+                if not changed.wait(period):
                     return True
             return False
         finally:
