@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"with apiVersion, kind and metadata): {str(doc)[:80]}", file=sys.stderr)
                 return 2
             docs.append((path, doc))
+    # The kernel hands a process signal to any thread that does not block it. A handler
+    # that only sets an Event leaves the main thread asleep when the server's thread got the
+    # signal (seen under load: SIGTERM ignored for good). So both are blocked before any
+    # thread starts (threads inherit the mask) and taken synchronously with sigwait below.
+    # Handlers are still set: bash starts background jobs with SIGINT ignored, and an
+    # ignored signal is discarded even while blocked.
+    signals = {signal.SIGINT, signal.SIGTERM}
+    for sig in signals:
+        signal.signal(sig, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed)
     try:
         for path, doc in docs:
@@ -77,10 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ntinv-apiserver: cannot listen on 127.0.0.1:{args.port}: {e.strerror}",
               file=sys.stderr)
         return 2
-    stop = threading.Event()
-    # bash starts background jobs with SIGINT ignored; restore both signals explicitly.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         path = args.kubeconfig or Path("kubeconfig-ntinv.yaml")
         server.kubeconfig("default", path)
@@ -88,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             server.kubeconfig(identity, path.with_name(f"{path.name}.{identity}"))
         print(f"ntinv-apiserver serving at {server.url}", flush=True)
         print(f"kubeconfig: {path.resolve()}", flush=True)
-        while not stop.wait(3600):
-            pass
+        signal.sigwait(signals)
     finally:
         server.stop()
     print("ntinv-apiserver stopped", flush=True)
