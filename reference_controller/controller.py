@@ -56,7 +56,7 @@ from .models import (
     parse_status,
     status_to_wire,
 )
-from .phases import Reason, check_transition, is_terminal
+from .phases import TERMINAL_PHASES, Reason, check_transition, is_terminal
 from .recording import (
     ClaimRequest,
     RecordingStrategy,
@@ -124,29 +124,47 @@ class _Transition:
     message: str
 
 
+_TERMINAL_NAMES: Final = frozenset(phase.value for phase in TERMINAL_PHASES)
+
+
 def _rv(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 @dataclass
 class _Known:
-    """What this replica's own writes proved about one object.
+    """What this replica's own writes (and the terminal phases it saw) proved about one object.
 
     ``latest`` is the response to its last successful status write. ``superseded`` holds
     resourceVersions that are certainly not current: each successful write was based on one.
     A view whose resourceVersion is in ``superseded`` is stale (a watch event of an earlier
     write, a lagging read), and ``latest`` is a better starting point. resourceVersions are
     only compared for equality, never ordered (they are opaque).
+
+    ``terminal`` is a version seen in a terminal phase (from any source). Terminal phases
+    never change, so a view that is not terminal is provably older than it.
     """
 
     latest: Mapping[str, Any] | None = None
     superseded: set[str] = field(default_factory=set)
+    terminal: Mapping[str, Any] | None = None
 
     def freshest(self, view: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``view``, or ``latest`` when ``view`` is provably older."""
+        """``view``, or a version this replica knows when ``view`` is provably older."""
+        if self.terminal is not None and not _is_terminal_view(view):
+            return self.terminal
         if self.latest is not None and _rv(view) in self.superseded:
             return self.latest
         return view
+
+    def saw(self, view: Mapping[str, Any]) -> None:
+        """Remember ``view`` if it is terminal."""
+        if self.terminal is None and _is_terminal_view(view):
+            self.terminal = view
+
+
+def _is_terminal_view(view: Mapping[str, Any]) -> bool:
+    return (view.get("status") or {}).get("phase") in _TERMINAL_NAMES
 
 
 class _PassIO:
@@ -371,6 +389,10 @@ class NotificationController:
                     continue
                 status = parse_status(obj)
                 if is_terminal(status.phase):
+                    # Remembered, so a later pass from a lagging read (a timer pass queued
+                    # before this one) starts from it instead of claiming what is done and
+                    # conflicting until the lag ends.
+                    known.saw(obj)
                     finished = True
                     break
                 meta = obj.get("metadata") or {}

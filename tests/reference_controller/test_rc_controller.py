@@ -17,7 +17,7 @@ from conftest import ControllerFactory, ScriptedChannel, permanent, retryable, s
 from rc_memapi import MemoryApi, server_error
 from variants import NoDedupe
 
-from reference_controller import MemoryAuditSink
+from reference_controller import MemoryAuditSink, ObjectRef
 from reference_controller.classify import PERMANENT_MARKER
 from reference_controller.models import ChannelName, parse_status
 from reference_controller.phases import Reason
@@ -426,6 +426,36 @@ async def test_a_stale_read_from_the_api_does_not_cause_a_duplicate(
     status = await wait_phase(memapi, uid, "Sent")
     assert slack.attempts() == [1, 2]
     assert [a["attempt"] for a in status["deliveryAttempts"]] == [1, 2]
+
+
+@pytest.mark.asyncio
+async def test_a_replica_that_saw_the_object_finished_leaves_it_alone(
+    memapi: MemoryApi, make_controller: ControllerFactory
+) -> None:
+    # Terminal phases never change, so a later view that is not terminal is a lagging
+    # read. Before, a timer pass queued ahead of the terminal event started from that
+    # lagging view and claimed again, 409 after 409, until the lag ended.
+    controller = make_controller(channels={CONSOLE: ScriptedChannel()})
+    obj = memapi.create(spec("console"))
+    uid = uid_of(obj)
+    await controller.on_watch_event("ADDED", obj)
+    other = make_controller("replica-b", channels={CONSOLE: ScriptedChannel()})
+    await other.on_watch_event("MODIFIED", memapi.current(uid))  # it sees Sent
+    # From now on its GETs lag behind: they answer the Pending version, whose due
+    # delivery it would claim (and conflict on) if it trusted the read.
+    pending = next(v for v in memapi.versions[uid] if v.get("status", {}).get("phase"))
+    memapi.versions[uid].insert(-1, pending)
+    memapi.stale_gets[uid] = 100
+    writes, conflicts = len(memapi.writes), memapi.conflicts
+    await other.reconcile(ObjectRef.of(obj))  # the timer pass: one GET, nothing else
+    assert (len(memapi.writes), memapi.conflicts) == (writes, conflicts)
+    assert other.pending_timers == {}
+    # Once the object is deleted, the name may be reused: nothing is remembered.
+    memapi.delete(uid)
+    await other.on_watch_event("DELETED", memapi.current(uid))
+    again = memapi.create(spec("console"))
+    await other.on_watch_event("ADDED", again)
+    assert memapi.phases(uid_of(again))[-1] == "Sent"
 
 
 @pytest.mark.asyncio
