@@ -286,18 +286,21 @@ class Harness:
                                        namespace=namespace, timeout=timeout)
 
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
-        """Block until nothing was recorded for ``period`` seconds (or ``timeout``);
+        """Block until nothing was recorded for ``period`` seconds and no watch event is
+        still on its way to a client (held back by latency), or until ``timeout``;
         returns whether it went quiet."""
         changed = threading.Event()
         undo = self.ledger.subscribe(lambda _e: changed.set())
         deadline = time.monotonic() + timeout
+        hub = self.server.handler.hub
         try:
             # Only a whole quiet period counts: a shorter wait cut off by the deadline
             # proves nothing (it used to return True then, so a system that never went
-            # quiet was reported quiet after ``timeout``).
+            # quiet was reported quiet after ``timeout``). A delayed delivery is not in the
+            # ledger until it is written, so silence alone would not prove it arrived.
             while time.monotonic() + period <= deadline:
                 changed.clear()
-                if not changed.wait(period):
+                if not changed.wait(period) and not any(w.pending for w in hub.watchers()):
                     return True
             return False
         finally:

@@ -77,9 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="seconds between watch BOOKMARK events (default 5.0).")
     parser.addini("ntinv_json", default="", help="path of the JSON report (like --ntinv-json).")
     parser.addini("ntinv_report_dir", default="", help="directory for race drawings.")
-    parser.addini("ntinv_quiet_period", default="0.1",
+    parser.addini("ntinv_quiet_period", default="0.03",
                   help="seconds without any API activity that count as quiet before invariants "
-                  "are checked (default 0.1).")
+                  "are checked (default 0.03).")
     parser.addini("ntinv_quiet_timeout", default="5.0",
                   help="longest wait for quiet before invariants are checked (default 5.0).")
     parser.addini("ntinv_time_scale", default="1.0",

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .. import _yaml
 from .errors import ApiError
 from .hosting import FakeApiServer
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     docs: list[tuple[Path, dict[str, Any]]] = []
     for path in args.crd:
         try:
-            loaded = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+            loaded = [d for d in _yaml.load_all(path.read_text()) if d is not None]
         except OSError as e:
             print(f"ntinv-apiserver: cannot read --crd {path}: {e.strerror}", file=sys.stderr)
             return 2

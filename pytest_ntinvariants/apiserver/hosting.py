@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
+from .. import _yaml
 from .._loopthread import LoopThread
 from .errors import NotFound
 from .hooks import Interceptor
@@ -235,7 +235,7 @@ class FakeApiServer:
         """Write a kubeconfig for ``identity`` (its own token) and return its path."""
         target = Path(path) if path is not None else self.workdir / f"kubeconfig-{identity}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(self.kubeconfig_dict(identity, namespace)))
+        target.write_text(_yaml.dump(self.kubeconfig_dict(identity, namespace)))
         return target
 
     # ------------------------------------------------------- direct state access
@@ -253,7 +253,7 @@ class FakeApiServer:
     def apply(self, manifest: JSON | str, *, identity: str = "test") -> list[JSON]:
         """Create (or update) the objects of a manifest: a dict, or YAML with ``---`` docs."""
         docs = [manifest] if isinstance(manifest, dict) else [
-            d for d in yaml.safe_load_all(manifest) if d
+            d for d in _yaml.load_all(manifest) if d
         ]
         out = []
         for doc in docs:
