@@ -58,6 +58,7 @@ import functools
 import gc
 import importlib
 import inspect
+import itertools
 import logging
 import os
 import re
@@ -68,6 +69,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeAlias, TypeVar
@@ -505,6 +507,11 @@ class _QuietThreadWarning(logging.Filter):
 
 _quiet_filter_installed = False
 
+_pool_numbers = itertools.count()
+
+# Registries some replica has run: a factory must make a fresh one on every call.
+_used_registries: weakref.WeakSet[Any] = weakref.WeakSet()
+
 
 def _install_quiet_filter() -> None:
     global _quiet_filter_installed
@@ -654,6 +661,14 @@ class KopfReplica(Replica):
                 f"{self.identity}: the registry factory {name} returned "
                 f"{type(registry).__name__}, not a kopf.OperatorRegistry"
             )
+        if registry in _used_registries:
+            # Two operators on one registry would share login handlers, so credentials.
+            raise ReplicaError(
+                f"{self.identity}: the registry factory {name} returned a registry that a "
+                "replica already ran (kopf's default registry?); make a fresh "
+                "kopf.OperatorRegistry() on every call"
+            )
+        _used_registries.add(registry)
         if self.login:
             self._add_login(registry)
         self.registry = registry
@@ -694,11 +709,19 @@ class KopfReplica(Replica):
             queueing = settings.batching
         queueing.exit_timeout = self.graceful_timeout
         # One named pool for sync handlers and run_in_executor(None): joinable at the end.
-        self._pool_prefix = f"ntinv-sync-{self.identity}-{self.generation}"
-        self._executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix=self._pool_prefix)
+        # Unique in the process, so that no other replica's threads match it.
+        pool = f"ntinv-sync-{self.identity}-{next(_pool_numbers)}"
+        self._executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix=pool)
+        self._pool_prefix = f"{pool}_"  # the pool names its threads "<prefix>_<n>"
         settings.execution.executor = self._executor
         if self.settings_hook is not None:
-            self.settings_hook(settings)
+            try:
+                self.settings_hook(settings)
+            except Exception as e:
+                self._executor.shutdown(wait=False)
+                raise ReplicaError(
+                    f"{self.identity}: the settings hook failed: {type(e).__name__}: {e}", [e]
+                ) from e
         settings.process.ultimate_exiting_timeout = None
         return settings
 

@@ -440,6 +440,19 @@ def test_a_bad_factory_fails_start_clearly(server: FakeApiServer, no_thread_leak
     with pytest.raises(ReplicaError, match="each replica needs its own"):
         KopfReplica(server, "r", kopf.OperatorRegistry()).start()  # type: ignore[arg-type]
 
+    shared = kopf.OperatorRegistry()
+    with (
+        KopfReplica(server, "first", lambda: shared),
+        pytest.raises(ReplicaError, match="returned a registry that a replica already ran"),
+    ):
+        KopfReplica(server, "second", lambda: shared).start()
+
+    def bad_settings(settings: kopf.OperatorSettings) -> None:
+        raise AttributeError("no such setting")
+
+    with pytest.raises(ReplicaError, match="the settings hook failed: AttributeError"):
+        KopfReplica(server, "r", make_registry, settings=bad_settings).start()
+
 
 def test_a_failing_startup_handler_fails_start(
     server: FakeApiServer, no_thread_leaks: None
