@@ -8,8 +8,8 @@ whatever registry factory it returns. Tests choose the recording strategy with t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import kopf
 import pytest
@@ -17,8 +17,11 @@ from nrkit import TIME_SCALE
 
 import reference_controller as rc
 from pytest_ntinvariants.apiserver import FakeApiServer
-from pytest_ntinvariants.harness import SinkPool
+from pytest_ntinvariants.harness import Harness, SinkPool
 from pytest_ntinvariants.sinks import Sink
+
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
 
 
 @pytest.fixture
@@ -73,3 +76,22 @@ def ntinv_operator(
         )
 
     return factory
+
+
+# --------------------------------------------------------------------------------------
+# Scenario fixtures (test_scenarios*.py)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kube(ntinv: Harness) -> Iterator[CustomObjectsApi]:
+    """The official ``kubernetes`` client as identity ``test``, for what the original suite
+    did through its client: creates the API server may refuse (the error a user sees),
+    spec updates, deletes. Requests it makes are in the ledger like the controller's."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(ntinv.server.kubeconfig("test")))
+    try:
+        yield client.CustomObjectsApi(api_client)
+    finally:
+        api_client.close()

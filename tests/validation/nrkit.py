@@ -5,11 +5,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.ledger import ObjectVersion, RequestServed
 
 # Backoff runs 1000x faster than the CRD says (30 s becomes 30 ms); the invariants judge
 # retry spacing on the same scale. Modules apply it with ``pytestmark = [NR_INVARIANTS]``.
@@ -68,3 +74,147 @@ def wait_terminal(
         namespace=namespace,
         timeout=timeout,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Scenario helpers (test_scenarios*.py: the ports of the original integration suite)
+# --------------------------------------------------------------------------------------
+
+
+def status_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj["status"]`` (empty when the controller has not written one)."""
+    return obj.get("status") or {}
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 timestamp as written by kube (``...Z``, optional fraction) -> aware UTC."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def nr_versions(ntinv: Harness, name: str, *, namespace: str = "default") -> list[ObjectVersion]:
+    """Every committed version of the newest NotificationRequest called ``name`` (ledger order,
+    the ``DELETED`` one included): what a "Consistently" poll could only sample."""
+    versions = ntinv.ledger.versions(kind=KIND, name=name, namespace=namespace)
+    if not versions:
+        return []
+    uid = versions[-1].uid
+    return [v for v in versions if v.uid == uid]
+
+
+def phase_history(ntinv: Harness, name: str, *, namespace: str = "default") -> list[str]:
+    """The phases the object went through, version by version, repeats collapsed
+    (``""`` for a version without a phase; the ``DELETED`` version is left out)."""
+    phases: list[str] = []
+    for v in nr_versions(ntinv, name, namespace=namespace):
+        if v.type == "DELETED":
+            continue
+        phase = status_of(v.obj).get("phase") or ""
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+    return phases
+
+GROUP = "kubernaut.ai"
+VERSION = "v1alpha1"
+PLURAL = "notificationrequests"
+
+
+def kube_create(kube: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create through the ``kubernetes`` client (``kube``: a ``CustomObjectsApi``)."""
+    namespace = manifest["metadata"].get("namespace", "default")
+    created: dict[str, Any] = kube.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, manifest
+    )
+    return created
+
+
+def kube_delete(kube: Any, name: str, *, namespace: str = "default") -> None:
+    """Delete through the ``kubernetes`` client (the CRD has no finalizers: gone at once)."""
+    kube.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def uid_of(ntinv: Harness, name: str, *, namespace: str = "default") -> str:
+    """The uid of the newest NotificationRequest called ``name`` (also after its deletion)."""
+    versions = nr_versions(ntinv, name, namespace=namespace)
+    if not versions:
+        raise LookupError(f"no NotificationRequest {namespace}/{name} in the ledger")
+    return versions[-1].uid
+
+
+def wait_watching(ntinv: Harness, *, timeout: float = 5.0) -> None:
+    """Block until every replica has opened its watch of NotificationRequests.
+
+    A replica is ready before kopf has listed and watched the resource; an object created
+    and deleted in that gap is never seen at all, and one created during the initial list
+    arrives with the list, not as a watch event (which a ``hold`` would not hold).
+    """
+    identities = set(ntinv.replicas.identities) if ntinv.replicas is not None else set()
+    resource = f"{GROUP}/{PLURAL}"
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def on_entry(entry: object) -> None:
+        if (
+            isinstance(entry, RequestServed)
+            and entry.verb == "watch"
+            and entry.resource == resource
+            and entry.status < 300
+        ):
+            seen.add(entry.identity)
+            if identities <= seen:
+                done.set()
+
+    undo = ntinv.ledger.subscribe(on_entry)
+    try:
+        for entry in ntinv.ledger.requests(verb="watch", resource=resource):
+            on_entry(entry)
+        if not identities <= seen and not done.wait(timeout):
+            raise TimeoutError(
+                f"replicas watching NotificationRequests: {sorted(seen)}; "
+                f"expected {sorted(identities)}"
+            )
+    finally:
+        undo()
+
+
+def unexpected_errors(records: Sequence[logging.LogRecord]) -> list[str]:
+    """Log records that mean a replica met something it did not expect: an exception the
+    controller logged with its traceback, or an ERROR from kopf (a crashed handler)."""
+    return [
+        f"{r.name}: {r.getMessage()}"
+        for r in records
+        if (r.name.startswith("reference_controller") and r.exc_info)
+        or (r.name.startswith("kopf") and r.levelno >= logging.ERROR)
+    ]
+
+
+class AuditLog(logging.Handler):
+    """Collects the reference controller's audit records (one JSON log line per attempt,
+    logger ``reference_controller.audit``) and lets a test wait for them."""
+
+    LOGGER = "reference_controller.audit"
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's JSON document."""
+        document = json.loads(record.getMessage())
+        with self._changed:
+            self.records.append(document)
+            self._changed.notify_all()
+
+    def of(self, uid: str) -> list[dict[str, Any]]:
+        """The records about one object, in order."""
+        with self._changed:
+            return [r for r in self.records if r["uid"] == uid]
+
+    def wait_for(self, uid: str, count: int, *, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Block until ``count`` records about ``uid`` arrived; return them."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.of(uid)) >= count, timeout):
+                raise TimeoutError(
+                    f"{count} audit record(s) for {uid} expected, got {self.of(uid)}"
+                )
+            return self.of(uid)
