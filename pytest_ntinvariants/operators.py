@@ -42,10 +42,10 @@ handler (run by kopf in a worker thread) runs to completion in the background --
 ``crash()`` waits for it up to its timeout and then raises. aiohttp sessions left open
 by the crashed operator (a real crash does not close them either) are closed
 afterwards, without network traffic, so that their garbage collection does not warn
-later in an unrelated test. ``crash()`` never needs the API server, so it may be called
-from anywhere: the test, another thread, an interceptor (through
-``asyncio.to_thread``), or the replica's own handler (then it lands at the handler's
-next ``await``).
+later in an unrelated test. A crash never needs the API server: ``crash()`` waits until
+the replica is gone (from the replica's own handler it lands at the handler's next
+``await``), and ``request_crash()`` does not wait at all, for perturbation triggers and
+interceptors running on the server's loop.
 """
 
 from __future__ import annotations
@@ -200,10 +200,13 @@ class Replica(abc.ABC):
     """One controller replica with a stable identity; a new *generation* on every start.
 
     The lifecycle is shared by every kind of replica: ``start()`` (= ``launch()`` +
-    ``wait_ready()``), ``stop()`` (= ``request_stop()`` + ``finish_stop()``), ``crash()``,
-    ``restart()``. Errors from every generation are kept and raised by the next
-    ``stop()`` (also after a crash or a restart), so nothing that failed in the background
-    is lost. Subclasses implement the underscored primitives.
+    ``wait_ready()``), ``stop()`` (= ``request_stop()`` + ``finish_stop()``), ``crash()``
+    (= ``request_crash()`` + waiting until it is gone), ``restart()``. Errors from every
+    generation are kept and raised by the next ``stop()`` (also after a crash or a
+    restart), so nothing that failed in the background is lost. ``request_crash()`` is
+    safe from any thread at any time (a perturbation trigger, an interceptor on the
+    server's loop, the replica's own handler); the other calls belong to the test's
+    thread. Subclasses implement the underscored primitives.
     """
 
     def __init__(self, identity: str, *, ledger: Ledger | None = None) -> None:
@@ -291,12 +294,12 @@ class Replica(abc.ABC):
 
     def request_stop(self) -> None:
         """Ask the running generation to stop gracefully, without waiting."""
-        if self._state == "running":
-            if not self.running:
-                # It ended on its own (and said so, if that was a failure): only reap it.
-                self._state = "crashed"
+        with self._lock:
+            if self._state != "running":
                 return
-            self._state = "stopping"
+            # One that ended on its own (and said so, if that was a failure) is only reaped.
+            self._state = "stopping" if self.running else "crashed"
+        if self._state == "stopping":
             self._request_stop()
 
     def finish_stop(self, timeout: float = 5.0) -> None:
@@ -310,16 +313,29 @@ class Replica(abc.ABC):
             self._reap(timeout)
         self._raise_errors()
 
+    def request_crash(self) -> bool:
+        """Kill the running generation abruptly without waiting for it to be gone; the
+        next lifecycle call reaps it. Never blocks, never raises: returns whether there was
+        a running generation to crash (not one already stopping, crashed or dead)."""
+        with self._lock:
+            if self._state != "running" or not self.running:
+                return False
+            self._state = "crashed"
+        self._record("crashed", f"generation {self.generation}, crash()")
+        self._signal_crash()
+        return True
+
     def crash(self, timeout: float = 5.0) -> None:
-        """Kill the running generation abruptly (see the module docs for what that means).
+        """Kill the running generation abruptly and wait until it is gone (see the module
+        docs for what that means). From the replica's own threads it only requests it.
 
         Raises ``RuntimeError`` if it is not running (it may have died on its own: then
         ``stop()`` raises why), and ``ReplicaError`` if the crash could not complete.
         """
-        if self._state != "running" or not self.running:
+        if not self.request_crash():
             raise RuntimeError(f"{self.identity} is not running; nothing to crash")
-        self._state = "crashed"
-        self._record("crashed", f"generation {self.generation}, crash()")
+        if self._in_own_thread():
+            return  # it lands at the caller's next await; the next stop() reaps it
         self._reap(timeout)
         with self._lock:
             incomplete = [e for e in self._errors if isinstance(e, _CrashIncomplete)]
@@ -370,14 +386,24 @@ class Replica(abc.ABC):
         with ``_fail``; never raise."""
 
     @abc.abstractmethod
-    def _crash(self, timeout: float) -> bool:
+    def _signal_crash(self) -> None:
+        """Kill abruptly, without waiting (idempotent; any thread)."""
+
+    @abc.abstractmethod
+    def _crash(self, timeout: float) -> None:
         """Kill abruptly (idempotent) and wait up to ``timeout`` for it to be gone; keep a
-        ``_CrashIncomplete`` with ``_fail`` if something survives. Return whether the
-        generation is fully gone (``False`` when asked from the replica's own thread)."""
+        ``_CrashIncomplete`` with ``_fail`` if something survives."""
+
+    @abc.abstractmethod
+    def _in_own_thread(self) -> bool:
+        """Whether the caller is one of the replica's own threads (which cannot wait for
+        the replica to end)."""
 
     def _reap(self, timeout: float) -> None:
-        if self._crash(timeout):
-            self._state = "idle"
+        if self._in_own_thread():
+            return  # a later call from another thread reaps it
+        self._crash(timeout)
+        self._state = "idle"
 
     def _fail(self, error: BaseException) -> None:
         """Keep an error for the next ``stop()`` (thread-safe)."""
@@ -753,16 +779,20 @@ class KopfReplica(Replica):
                 return
         self._join_pool(deadline)
 
-    def _crash(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        self._crashing = True
+    def _signal_crash(self) -> None:
+        self._crashing = True  # seen by _lifetime if its flag does not exist yet
         self._call_in_loop(lambda: self._crash_flag.set() if self._crash_flag else None)
-        thread = self._thread
+
+    def _in_own_thread(self) -> bool:
         me = threading.current_thread()
-        if thread is me or (self._pool_prefix and me.name.startswith(self._pool_prefix)):
-            # crash() from the replica's own handler: it lands at the handler's next await
-            # (a sync handler's thread runs to its end); the next stop() reaps it.
-            return False
+        return me is self._thread or bool(
+            self._pool_prefix and me.name.startswith(self._pool_prefix)
+        )
+
+    def _crash(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self._signal_crash()
+        thread = self._thread
         if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
@@ -771,9 +801,8 @@ class KopfReplica(Replica):
                         f"{self.identity}: the operator thread still runs {timeout}s after a crash"
                     )
                 )
-                return True  # reported; nothing more to wait for
+                return
         self._join_pool(deadline)
-        return True
 
     def _join_pool(self, deadline: float) -> None:
         """Join the sync-handler threads of this generation (they cannot be cancelled)."""
@@ -1205,18 +1234,23 @@ class ProcessReplica(Replica):
                 )
             )
 
-    def _crash(self, timeout: float) -> bool:
+    def _signal_crash(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _in_own_thread(self) -> bool:
+        return threading.current_thread() is self._reader
+
+    def _crash(self, timeout: float) -> None:
         process = self.process
         if process is None:
-            return True
-        self._signal(signal.SIGKILL)
+            return
+        self._signal_crash()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._fail(_CrashIncomplete(f"{self.identity} survived SIGKILL for {timeout}s"))
-            return True
+            return
         self._join_reader(timeout)
-        return True
 
     def _join_reader(self, timeout: float) -> None:
         reader = self._reader
@@ -1352,8 +1386,13 @@ class Replicas(Generic[R]):
             raise ReplicaError(f"{len(failures)} replica(s) failed", failures)
 
     def crash(self, key: int | str, timeout: float = 5.0) -> None:
-        """Crash one replica (see ``Replica.crash``)."""
+        """Crash one replica and wait until it is gone (see ``Replica.crash``)."""
         self[key].crash(timeout)
+
+    def request_crash(self, key: int | str) -> bool:
+        """Crash one replica without waiting; safe from any thread (see
+        ``Replica.request_crash``)."""
+        return self[key].request_crash()
 
     def restart(self, key: int | str, timeout: float = 10.0) -> R:
         """Restart one replica (see ``Replica.restart``)."""

@@ -364,31 +364,35 @@ def test_crash_from_an_interceptor_on_the_replicas_first_status_write(
 ) -> None:
     """What a "crash after the nth write" perturbation does: crash from the server's side."""
     replicas = Replicas.kopf(server, make_registry, 2, ledger=ledger)
-    triggered, crashed = threading.Event(), threading.Event()
+    requested: list[bool] = []
 
     class CrashOnWrite(Interceptor):
         async def on_request(self, request: RequestInfo) -> None:
-            if (
-                request.identity == "replica-0"
-                and request.subresource == "status"
-                and not triggered.is_set()
-            ):
-                triggered.set()
-                # crash() blocks while it joins the replica's threads: not on the server loop.
-                await asyncio.to_thread(replicas.crash, "replica-0")
-                crashed.set()
+            first = not requested
+            if first and request.identity == "replica-0" and request.subresource == "status":
+                # Never blocks (the server loop must not wait on a replica) and never raises
+                # (the replica may already be gone by the next write).
+                requested.append(replicas.request_crash("replica-0"))
 
     server.add_interceptor(CrashOnWrite())
     with replicas:
         server.apply(gadget("g1"))
         wait_until(server, lambda: status_of(server, "g1").get("replica-1") == "seen")
-        assert crashed.wait(10)
-        assert not replicas[0].running and replicas[1].running
+        wait_until(server, lambda: bool(requested), what="replica-0's first status write")
+        thread = replicas[0].thread
+        assert thread is not None
+        thread.join(10)
+        assert not thread.is_alive() and replicas[1].running
+        assert requested == [True]
+        assert replicas.request_crash(0) is False  # already crashed: nothing to do
         # The request that triggered the crash was already received: it is still served,
         # like a write that reached the server just before its client died.
         wait_until(server, lambda: status_of(server, "g1").get("replica-0") == "seen")
+        replicas.restart(0)  # reaps the crashed generation first
+        assert replicas[0].generation == 2 and replicas[0].running
     actions = [(e.identity, e.action) for e in ledger.replica_events()]
-    assert ("replica-0", "crashed") in actions and ("replica-0", "stopped") not in actions
+    assert actions.count(("replica-0", "crashed")) == 1
+    assert ("replica-0", "restarted") in actions
 
 
 def test_crash_from_inside_a_handler_lands_at_its_next_await(
