@@ -207,10 +207,9 @@ class Harness:
     def _crash(self, identity: int | str) -> None:
         if self.replicas is None:
             return
-        # Off the trigger's thread: the trigger may fire on the server loop, and a crash
-        # joins the replica's thread.
-        threading.Thread(target=self.replicas.crash, args=(identity,), daemon=True,
-                         name=f"ntinv-crash-{identity}").start()
+        # Never blocks or raises: triggers fire on the server's loop, where joining a
+        # replica's thread would stall every client, and a replica may already be gone.
+        self.replicas.request_crash(identity)
 
     # ------------------------------------------------------------ objects
 

@@ -54,7 +54,7 @@ class LedgerRecorder(Interceptor):
         self.ledger.record(
             ObjectVersion,
             rv=event.rv,
-            type=event.type,  # type: ignore[arg-type]
+            type=event.type,
             resource=event.resource.key,
             api_version=event.resource.api_version,
             kind_=event.resource.kind,

@@ -38,7 +38,8 @@ def _seed(value: str) -> int:
     try:
         seed = int(value)
     except ValueError:
-        raise pytest.UsageError(f"--ntinv-seed/--ntinv-replay takes an integer, got {value!r}")
+        raise pytest.UsageError(
+            f"--ntinv-seed/--ntinv-replay takes an integer, got {value!r}") from None
     if seed < 0:
         raise pytest.UsageError(f"seeds are >= 0, got {seed}")
     return seed
@@ -48,7 +49,7 @@ def _positive(value: str) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise pytest.UsageError(f"--ntinv-schedules takes an integer, got {value!r}")
+        raise pytest.UsageError(f"--ntinv-schedules takes an integer, got {value!r}") from None
     if n < 1:
         raise pytest.UsageError(f"--ntinv-schedules must be >= 1, got {n}")
     return n
@@ -56,7 +57,8 @@ def _positive(value: str) -> int:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the plugin's options and ini settings."""
-    group = parser.getgroup("ntinvariants", "Kubernetes controller invariants (pytest-ntinvariants)")
+    group = parser.getgroup("ntinvariants",
+                            "Kubernetes controller invariants (pytest-ntinvariants)")
     group.addoption("--ntinv-seed", dest="ntinv_seed", type=_seed, default=None,
                     metavar="N", help="session seed for schedules and perturbations "
                     "(default: random, printed in the header).")
@@ -151,7 +153,8 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
 def ntinv_ledger(ntinv_apiserver: FakeApiServer, request: pytest.FixtureRequest) -> Ledger:
     """The ledger of this test: every request, object version, watch delivery,
     perturbation, endpoint call and replica event, in order (``pytest_ntinvariants.Ledger``)."""
-    return request.node.stash[LEDGER_KEY]
+    ledger: Ledger = request.node.stash[LEDGER_KEY]
+    return ledger
 
 
 @pytest.fixture
@@ -283,5 +286,6 @@ def _resolve(operator: Any) -> Any:
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
-            raise pytest.UsageError(f"ntinv_replicas: cannot load operator {operator!r}: {e}")
+            raise pytest.UsageError(
+                f"ntinv_replicas: cannot load operator {operator!r}: {e}") from None
     return operator

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HARNESS_KEY", "LEDGER_KEY", "RUN_KEY", "InvariantViolation", "NtinvSession"]
 
-LEDGER_KEY = pytest.StashKey["Ledger"]()
-HARNESS_KEY = pytest.StashKey["Harness"]()
-RUN_KEY = pytest.StashKey["RunInfo"]()
-RESULT_KEY = pytest.StashKey["dict[str, Any]"]()
+LEDGER_KEY: pytest.StashKey[Ledger] = pytest.StashKey()
+HARNESS_KEY: pytest.StashKey[Harness] = pytest.StashKey()
+RUN_KEY: pytest.StashKey[RunInfo] = pytest.StashKey()
+RESULT_KEY: pytest.StashKey[dict[str, Any]] = pytest.StashKey()
 
 
 class InvariantViolation(AssertionError):
@@ -294,7 +294,7 @@ class NtinvSession:
         path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
-MARKERS_KEY = pytest.StashKey[Any]()
+MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
 
 
 def _float_ini(config: pytest.Config, name: str) -> float:

@@ -171,7 +171,7 @@ def test_watch_latency_delays_only_the_target(env: Any) -> None:
     perturber.watch_latency(0.15, identity="b")
     fast, slow = a.watch(f"resourceVersion={rv}"), b.watch(f"resourceVersion={rv}")
     t0 = time.monotonic()
-    status, _, obj = a.patch("x", {"n": "1"})
+    _, _, obj = a.patch("x", {"n": "1"})
     write_took = time.monotonic() - t0
     assert next(fast)["object"]["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
     fast_at = time.monotonic() - t0
