@@ -1,0 +1,268 @@
+"""Replicas through the plugin: the ``ntinv_replicas`` marker, the ``ntinv_operator``
+fixture, async tests, crashes on triggers, and external-process controllers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# Imported here so pytester's inner runs find them already loaded: pytester removes the
+# modules a run imported, and cryptography's Rust extension cannot be imported twice
+# (its classes would no longer match: "curve must be an EllipticCurve instance").
+import pytest_ntinvariants.operators
+import pytest_ntinvariants.tls  # noqa: F401
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
+
+HERE = Path(__file__).parent
+INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
+"""
+
+# A tiny operator: every replica stamps the objects it sees with its identity.
+OPERATOR = '''
+import kopf
+
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "gadgets.ntinv.test"},
+    "spec": {"group": "ntinv.test", "scope": "Namespaced",
+             "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {
+                               "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+def make_registry(identity):
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.event("ntinv.test", "v1", "gadgets", registry=registry)
+    async def stamp(body, patch, **_):
+        seen = dict((body.get("status") or {}).get("seen") or {})
+        if identity not in seen:
+            seen[identity] = True
+            patch.status["seen"] = seen
+
+    return registry
+'''
+
+CONFTEST = '''
+import pytest
+import gadget_operator
+
+@pytest.fixture
+def ntinv_operator(ntinv_apiserver):
+    ntinv_apiserver.apply(gadget_operator.CRD)
+    return gadget_operator.make_registry
+
+GADGET = {"apiVersion": "ntinv.test/v1", "kind": "Gadget", "metadata": {"name": "g1"}}
+
+def seen_by(*identities):
+    return lambda o: set((o.get("status") or {}).get("seen") or {}) >= set(identities)
+'''
+
+
+@pytest.fixture
+def pt(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    pytester.makepyfile(gadget_operator=OPERATOR)
+    pytester.makeconftest(CONFTEST)
+    return pytester
+
+
+def test_replicas_marker_runs_the_operator_fixture(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+        from conftest import GADGET, seen_by
+
+        @pytest.mark.ntinv_replicas(3)
+        def test_three(ntinv):
+            assert ntinv.replicas.identities == ["replica-0", "replica-1", "replica-2"]
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1",
+                           seen_by("replica-0", "replica-1", "replica-2"))
+            writers = {r.identity for r in ntinv.ledger.requests(verb="patch")}
+            assert writers == {"replica-0", "replica-1", "replica-2"}
+            started = [e.identity for e in ntinv.ledger.replica_events(action="started")]
+            assert sorted(started) == ["replica-0", "replica-1", "replica-2"]
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_operator_by_module_path_and_prefix(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+        from conftest import GADGET, seen_by
+
+        @pytest.mark.ntinv_replicas(1, operator="gadget_operator:make_registry", prefix="op")
+        def test_one(ntinv):
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("op-0"))
+    """)
+    pt.makeconftest("""
+        import pytest, gadget_operator
+
+        @pytest.fixture(autouse=True)
+        def crd(ntinv_apiserver):
+            ntinv_apiserver.apply(gadget_operator.CRD)
+
+        GADGET = {"apiVersion": "ntinv.test/v1", "kind": "Gadget", "metadata": {"name": "g1"}}
+
+        def seen_by(*identities):
+            return lambda o: set((o.get("status") or {}).get("seen") or {}) >= set(identities)
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_missing_operator_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_replicas(2)
+        def test_it(ntinv):
+            pass
+    """)
+    result = pytester.runpytest()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*ntinv_replicas needs a controller: pass operator=*"])
+
+
+def test_unloadable_operator_names_it(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_replicas(1, operator="no_such_module:factory")
+        def test_it(ntinv):
+            pass
+    """)
+    result = pt.runpytest()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*cannot load operator 'no_such_module:factory'*"])
+
+
+def test_async_tests_use_replicas(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import asyncio
+        import pytest
+        from conftest import GADGET, seen_by
+
+        @pytest.mark.asyncio
+        @pytest.mark.ntinv_replicas(2)
+        async def test_async(ntinv):
+            ntinv.apply(GADGET)
+            ticks = 0
+
+            async def tick():
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            ticker = asyncio.create_task(tick())
+            obj = await ntinv.wait_for_async("ntinv.test/v1", "Gadget", "g1",
+                                             seen_by("replica-0", "replica-1"))
+            ticker.cancel()
+            assert set(obj["status"]["seen"]) == {"replica-0", "replica-1"}
+            assert ticks > 0  # the test's own loop kept running while it waited
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_crash_on_a_trigger_and_restart(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import threading
+        import pytest
+        from conftest import GADGET, seen_by
+        from pytest_ntinvariants.ledger import ReplicaEvent
+
+        @pytest.mark.ntinv_replicas(2)
+        def test_crash(ntinv):
+            crashed = ntinv.perturb.trigger(ReplicaEvent, identity="replica-1", action="crashed")
+            ntinv.crash_on(ntinv.perturb.after_write("replica-1", subresource="status"), 1)
+            ntinv.apply(GADGET)
+            assert crashed.wait(10)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
+            assert not ntinv.replicas[1].running
+            ntinv.replicas.restart(1)
+            ntinv.apply({**GADGET, "metadata": {"name": "g2"}})
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g2", seen_by("replica-0", "replica-1"))
+            actions = [(e.identity, e.action) for e in ntinv.ledger.replica_events()
+                       if e.identity == "replica-1"]
+            assert actions == [("replica-1", "started"), ("replica-1", "crashed"),
+                               ("replica-1", "restarted")]
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_external_process_replicas(pt: pytest.Pytester) -> None:
+    patcher = HERE / "operators_fixtures" / "status_patcher.py"
+    pt.makepyfile(f"""
+        import sys
+        from conftest import GADGET
+
+        def test_process(ntinv):
+            import gadget_operator
+            ntinv.apply({{**gadget_operator.CRD, "metadata": {{"name": "gadgets.ntinv.test"}}}})
+            replicas = ntinv.start_process_replicas(
+                [sys.executable, {str(patcher)!r}], 2, ready="watching from")
+            ntinv.apply(GADGET)
+            obj = ntinv.wait_for("ntinv.test/v1", "Gadget", "g1",
+                                 lambda o: (o.get("status") or {{}}).get("by"))
+            assert obj["status"]["by"] in replicas.identities
+            writers = {{r.identity for r in ntinv.ledger.requests(subresource="status")}}
+            assert writers <= set(replicas.identities) and writers
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
+def test_explore_with_replicas_reports_the_schedule_on_failure(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+        from conftest import GADGET, seen_by
+
+        @pytest.mark.ntinv_replicas(2)
+        @pytest.mark.ntinv_explore(schedules=2, space={"watch_latency": (0.001, 0.002),
+                                                       "stale_reads": 0, "coalesce": 0,
+                                                       "hold": 0})
+        def test_it(ntinv):
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
+            assert False, "deliberately"
+    """)
+    result = pt.runpytest("--ntinv-seed=9")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*- ntinvariants schedule -*",
+        "seed *:",
+        "  - watch-latency replica-0 delay=0.00*",
+        "*- ntinvariants timeline -*",
+        "*replica-0*",
+        "replay: pytest *test_it?seed-*--ntinv-replay=*",
+    ])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="process groups and signals as on Linux")
+def test_replicas_are_stopped_after_the_test(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import threading
+        import pytest
+        from conftest import GADGET, seen_by
+
+        THREADS = []
+
+        @pytest.mark.ntinv_replicas(2)
+        def test_one(ntinv):
+            THREADS.extend(r.thread for r in ntinv.replicas)
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
+
+        def test_after():
+            assert THREADS and not any(t.is_alive() for t in THREADS)
+    """)
+    pt.runpytest().assert_outcomes(passed=2)
