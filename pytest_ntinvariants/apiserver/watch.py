@@ -64,6 +64,8 @@ class Watcher:
     # While the stream is being opened, live events wait here (not None) so that they
     # follow the backlog the stream starts with; ``release()`` passes them on.
     held: list[Event] | None = None
+    _queued: int = 0  # offers sent through the loop's queue ...
+    _dequeued: int = 0  # ... and those of them pushed since (see offer)
 
     def matches(self, obj: dict[str, Any]) -> bool:
         """Whether an object falls within this watch's namespace and selectors."""
@@ -88,10 +90,23 @@ class Watcher:
         """Called from the store's listener, in any thread; delivers on the loop."""
         if self.closed:
             return
-        if threading.get_ident() == self.loop_thread:
-            self._push(event)
+        on_loop = threading.get_ident() == self.loop_thread
+        if on_loop and self._queued == self._dequeued:
+            self._push(event)  # nothing of ours waits in the loop's queue: deliver in place
+            return
+        # A write from another thread waits in the loop's queue; a later write on the loop
+        # thread pushed in place would overtake it (rv 6 on the wire before rv 5). Offers
+        # come under the store's lock in rv order, and the queue keeps that order. Each
+        # counter has one writer (offerers under the lock; the loop), so none is lost.
+        self._queued += 1
+        if on_loop:
+            self.loop.call_soon(self._push_queued, event)
         else:
-            self.loop.call_soon_threadsafe(self._push, event)
+            self.loop.call_soon_threadsafe(self._push_queued, event)
+
+    def _push_queued(self, event: Event) -> None:
+        self._dequeued += 1
+        self._push(event)
 
     def _push(self, event: Event) -> None:
         if self.held is not None:

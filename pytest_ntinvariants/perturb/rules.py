@@ -200,34 +200,71 @@ class WatchLatency(Rule):
 
 @dataclass(eq=False)
 class Hold(Rule):
-    """Hold the target's watch events until ``release()`` or the ``until`` trigger."""
+    """Hold the target's watch events until ``release()`` or the ``until`` trigger.
+
+    Releasing is ordered per watcher: whether an event is held or passes is decided on the
+    watcher's loop, and a watcher's events stay held until its held ones are queued there.
+    (The release used to hop to the loop after the rule had gone inactive, so an event
+    written in between reached the stream before the older, held ones.)
+    """
 
     action = "hold"
     _held: dict[int, tuple[Watcher, list[Delivery]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _releasing: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.until is not None:
             self.until.on_fire(self.release)
 
+    @property
+    def active(self) -> bool:
+        """Holding until released: the ``until`` trigger releases rather than bypasses, so
+        events around the moment it fires keep their order."""
+        if self.removed:
+            return False
+        return self.after is None or self.after.fired
+
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         with self._lock:
+            if self._releasing and w.id not in self._held:
+                return [d]  # released (or nothing was held for it): nothing to overtake
             self._held.setdefault(w.id, (w, []))[1].append(d)
         self.record(w.identity, f"held {d.type} rv={d.version.rv}")
         return []
 
     def release(self) -> None:
         """Deliver everything held, in order, and stop holding."""
-        self.removed = True
         with self._lock:
-            held, self._held = self._held, {}
-        for w, deliveries in held.values():
-            w.loop.call_soon_threadsafe(_release_to, w, deliveries)
-        if self.perturber is not None:
+            if self._releasing:
+                return
+            self._releasing = True
+            held = list(self._held.values())
+            count = sum(len(ds) for _, ds in held)
+        for w, _ in held:
+            try:
+                w.loop.call_soon_threadsafe(self._flush, w)
+            except RuntimeError:  # the loop is closed: the stream is gone anyway
+                self._flush(w, deliver=False)
+        self.record("*", f"released {count} event(s)")
+        self._finish_if_flushed()
+
+    def _flush(self, w: Watcher, *, deliver: bool = True) -> None:
+        """On ``w``'s loop: queue what is held for it (with anything held since release)."""
+        with self._lock:
+            _, deliveries = self._held.pop(w.id, (w, []))
+        if deliver:
+            _release_to(w, deliveries)
+        self._finish_if_flushed()
+
+    def _finish_if_flushed(self) -> None:
+        with self._lock:
+            done = self._releasing and not self._held and not self.removed
+            if done:
+                self.removed = True
+        if done and self.perturber is not None:
             self.perturber._forget(self)
-            count = sum(len(ds) for _, ds in held.values())
-            self.record("*", f"released {count} event(s)")
 
     def remove(self) -> None:
         self.release()
@@ -239,8 +276,9 @@ def _release_to(w: Watcher, deliveries: list[Delivery]) -> None:
     now = w.loop.time()
     for d in deliveries:
         d.not_before = min(d.not_before, now)
-    # Held events go before anything queued since: they happened earlier.
-    w.pending.extendleft(reversed(deliveries))
+    # Nothing of this watcher passed the hold since it began, so what is queued is older:
+    # the held events go after it.
+    w.pending.extend(deliveries)
     w.wakeup.set()
 
 
