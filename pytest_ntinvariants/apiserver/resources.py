@@ -9,6 +9,7 @@ CustomResourceDefinition is created, changed or deleted.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ class ResourceType:
     # Overrides ``key`` for kinds that share storage under another name (none yet).
     storage_key: str = ""
 
-    @property
+    # key and api_version are read several times by every write: computed once per type
+    # (the fields are frozen), kept in the instance __dict__, outside eq, hash and repr.
+    @functools.cached_property
     def api_version(self) -> str:
         """``group/version``, or ``version`` for the core group."""
         return f"{self.group}/{self.version}" if self.group else self.version
@@ -83,7 +86,7 @@ class ResourceType:
         """Whether ``/status`` is a subresource (then the main resource ignores status)."""
         return "status" in self.subresources
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Version-independent storage key: objects of all served versions share it."""
         return self.storage_key or f"{self.group}/{self.plural}"
