@@ -235,8 +235,12 @@ def _go_quote(text: str) -> str:
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
     # apiVersion too: a write through another served version of a CRD is the same content.
-    skip = {"apiVersion", "metadata", "status"} if rt.has_status else {"apiVersion", "metadata"}
+    skip = _NOT_CONTENT_WITH_STATUS if rt.has_status else _NOT_CONTENT
     return {k: v for k, v in obj.items() if k not in skip}
+
+
+_NOT_CONTENT = frozenset(("apiVersion", "metadata"))
+_NOT_CONTENT_WITH_STATUS = _NOT_CONTENT | {"status"}
 
 
 class Store:
@@ -677,7 +681,11 @@ class Store:
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
             _drop_empty_meta(meta)
-            if new == cur.obj or new == dict(cur.obj, apiVersion=new["apiVersion"]):
+            if new == cur.obj or (
+                # (with the same apiVersion this is the comparison just made)
+                new["apiVersion"] != cur.obj.get("apiVersion")
+                and new == dict(cur.obj, apiVersion=new["apiVersion"])
+            ):
                 # A no-op write: no new resourceVersion, no event (like etcd), even when it
                 # came through another served version of the resource than the stored one.
                 return self._as_served(cur, rt)
