@@ -64,7 +64,7 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -367,9 +367,11 @@ class _Node:
         "additional_allows",
         "all_of",
         "any_of",
+        "container_defaults",
         "default",
         "embedded",
         "enum",
+        "enum_strings",
         "exclusive_maximum",
         "exclusive_minimum",
         "format",
@@ -399,6 +401,7 @@ class _Node:
         "pattern_re",
         "preserve_unknown",
         "properties",
+        "quiet_scalars",
         "required",
         "rules",
         "rules_below",
@@ -502,6 +505,11 @@ class _Node:
                     if not nested:
                         self.rules.append(compiled)
         children = [*self.properties.values(), self.additional, self.items]
+        # Whether a default here or below is an object or array: only such a default can
+        # hold what a later normalize() would change (unknown fields, nulls, defaults).
+        self.container_defaults: bool = isinstance(self.default, dict | list) or any(
+            c is not None and c.container_defaults for c in children
+        )
         self.rules_below: bool = any(
             c is not None and (bool(c.rules) or c.rules_below) for c in children
         )
@@ -525,6 +533,23 @@ class _Node:
             or self.maximum is not None
             or bool(self.format)
         )
+        # The exact str members of enum: a str value is found here without _json_equal.
+        self.enum_strings: frozenset[str] = frozenset(e for e in self.enum or () if type(e) is str)
+        # The Python types of scalar values _check can report nothing about (their JSON type
+        # is allowed and there is no keyword left to check), so that the walks skip them
+        # without a call. An int must also be an int64 (a larger one is a JSON "number").
+        quiet: set[type] = set()
+        if not (self.format or self.has_junctors or self.enum is not None):
+            types = self.types
+            if (not types or "string" in types) and not self.string_checks:
+                quiet.add(str)
+            if not types or "boolean" in types:
+                quiet.add(bool)
+            if not self.number_checks and (not types or "number" in types):
+                quiet.update((int, float))
+            elif not self.number_checks and "integer" in types:
+                quiet.add(int)
+        self.quiet_scalars: frozenset[type] = frozenset(quiet)
 
 
 def _number(value: Any) -> float | int | None:
@@ -627,7 +652,9 @@ class StructuralSchema:
         """
         _default(obj, self._root)
 
-    def normalize(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def normalize(
+        self, obj: dict[str, Any], unchanged: Container[str] = ()
+    ) -> tuple[dict[str, Any], list[str]]:
         """``prune`` then ``apply_defaults``, in one walk and copy-on-write.
 
         Returns what ``prune(obj)`` followed by ``apply_defaults(obj)`` would leave in
@@ -635,26 +662,40 @@ class StructuralSchema:
         leaves ``obj`` and everything in it untouched: a dict or list that needs a change is
         copied (as a plain dict or list), the rest is shared with ``obj``. The store uses
         this because its versions share unchanged subtrees with each other.
+
+        ``unchanged`` names root fields (never apiVersion, kind or metadata) whose values
+        are, untouched, what an earlier ``normalize`` by this schema returned for the same
+        field. Those are not walked again where no default below them is an object or an
+        array: pruning and dropping nulls again change nothing, and scalar defaults are
+        already in place, so the walk would return them as they are and report nothing.
         """
         paths: list[str] = []
-        result = _normalize(obj, self._root, "", paths, _PRUNE, is_root=True)
+        result = _normalize(obj, self._root, "", paths, _PRUNE, is_root=True, unchanged=unchanged)
         paths.sort()
         return result, paths
 
-    def validate(self, obj: dict[str, Any]) -> list[Cause]:
+    def validate(self, obj: dict[str, Any], unchanged: Container[str] = ()) -> list[Cause]:
         """Validate a whole object as on create: OpenAPI keywords, list types, CEL rules.
 
         CEL rules that use ``oldSelf`` (transition rules) are not run here (see
         ``validate_update``). Causes come in kube's order: schema, list types, CEL.
+
+        ``unchanged`` names root fields (never apiVersion, kind or metadata) whose values
+        are, untouched, values of an object this schema normalized and then validated
+        with no causes at all. Their subtrees are not walked again: every check below a
+        root field depends only on its value and path, so they would add no cause (their
+        CEL rules run only when nothing blocks, as they did then, and passed). Checks of
+        the root itself (required, properties counts, its rules and junctors) still see
+        the whole object.
         """
         causes: list[Cause] = []
-        _check(obj, self._root, "", None, causes)
-        causes.extend(_list_types(obj, self._root, None))
+        _check(obj, self._root, "", None, causes, unchanged)
+        causes.extend(_list_types(obj, self._root, None, unchanged))
         if self._rule_count:
             if any(c.reason in _BLOCKING for c in causes):
                 causes.append(_NOT_CHECKED)
             else:
-                _cel_walk(obj, None, self._root, None, False, causes)
+                _cel_walk(obj, None, self._root, None, False, causes, unchanged)
         return causes
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
@@ -796,8 +837,15 @@ def _defaulted(default: Any, s: _Node) -> Any:
     return value
 
 
-def _normalize(x: Any, s: _Node | None, path: str, out: list[str], mode: int,
-               is_root: bool = False) -> Any:
+def _normalize(
+    x: Any,
+    s: _Node | None,
+    path: str,
+    out: list[str],
+    mode: int,
+    is_root: bool = False,
+    unchanged: Container[str] = (),
+) -> Any:
     """``_prune`` (or ``_skip_prune``), ``_prune_nulls`` and ``_default`` of one value, fused.
 
     The three passes each change a node only by its own keys, and recurse with the same
@@ -845,16 +893,24 @@ def _normalize(x: Any, s: _Node | None, path: str, out: list[str], mode: int,
                         new = dict(x)
                     new[key] = _defaulted(sub.default, sub)
                 continue
-            changed = _normalize(value, sub, _join(path, key) if child_mode != _KEEP else "",
-                                 out, child_mode)
+            if not isinstance(value, dict | list) or (sub is None and child_mode != _PRUNE):
+                continue  # what _normalize would return unchanged, without the call
+            if (
+                unchanged
+                and key in unchanged
+                and child_mode == _PRUNE  # (never a kept root field: apiVersion, kind, metadata)
+                and (sub is None or not sub.container_defaults)
+            ):
+                continue  # already normalized by this schema: see normalize()
+            changed = _normalize(
+                value, sub, _join(path, key) if child_mode != _KEEP else "", out, child_mode
+            )
             if changed is not value:
                 if new is x:
                     new = dict(x)
                 new[key] = changed
         for key, prop in props.items():
-            if prop.has_default and (
-                key not in new or (new[key] is None and not prop.nullable)
-            ):
+            if prop.has_default and (key not in new or (new[key] is None and not prop.nullable)):
                 if new is x:
                     new = dict(x)
                 new[key] = _defaulted(prop.default, prop)
@@ -871,8 +927,9 @@ def _normalize(x: Any, s: _Node | None, path: str, out: list[str], mode: int,
                         new_list = list(x)
                     new_list[i] = _defaulted(item.default, item)
                 continue
-            changed = _normalize(value, item, f"{path}[{i}]" if mode != _KEEP else "", out,
-                                 mode)
+            if not isinstance(value, dict | list) or (item is None and mode != _PRUNE):
+                continue  # unchanged by _normalize, as above
+            changed = _normalize(value, item, f"{path}[{i}]" if mode != _KEEP else "", out, mode)
             if changed is not value:
                 if new_list is x:
                     new_list = list(x)
@@ -898,8 +955,27 @@ def _composite(message: str, base: str | None) -> Cause:
     return _invalid(_shown(base), "", message)
 
 
+# _type_info of the exact types whose answer does not depend on the value.
+_TYPE_INFO: dict[type, tuple[str, str]] = {
+    bool: ("boolean", ""),
+    str: ("string", ""),
+    float: ("number", "float64"),
+    list: ("array", ""),
+    dict: ("object", ""),
+}
+
+
+def _is_quiet(value: Any, n: _Node) -> bool:
+    """Whether ``_check(value, n, ...)`` certainly reports nothing (see ``quiet_scalars``)."""
+    kind = type(value)
+    return kind in n.quiet_scalars and (kind is not int or _INT64_MIN <= value <= _INT64_MAX)
+
+
 def _type_info(data: Any) -> tuple[str, str]:
     """kube-openapi schemaInfoForType: the JSON type and format of a decoded value."""
+    info = _TYPE_INFO.get(type(data))
+    if info is not None:
+        return info
     if isinstance(data, bool):
         return "boolean", ""
     if isinstance(data, str):
@@ -924,7 +1000,14 @@ def _type_error(path: str, expected: str, got: str, base: str | None) -> Cause:
     )
 
 
-def _check(data: Any, n: _Node, path: str, base: str | None, out: list[Cause]) -> None:
+def _check(
+    data: Any,
+    n: _Node,
+    path: str,
+    base: str | None,
+    out: list[Cause],
+    skip: Container[str] = (),
+) -> None:
     """Validate ``data`` against ``n`` at kube-openapi path ``path``, appending causes.
 
     The validators run in kube-openapi's order (type, allOf/anyOf/oneOf/not, string,
@@ -955,7 +1038,7 @@ def _check(data: Any, n: _Node, path: str, base: str | None, out: list[Cause]) -
     if n.enum is not None:
         _check_enum(data, n, path, base, out)
     if sch_type == "object":
-        _check_object(data, n, path, base, out)
+        _check_object(data, n, path, base, out, skip)
 
 
 def _check_type(
@@ -1034,7 +1117,7 @@ def _check_number(
         out.append(
             _composite(f"Checked value must be of type number with format float in {path}", base)
         )
-    fld = _err_field(path, base)
+    # (the causes' field, _err_field(path, base), is only built when there is a cause)
     if n.multiple_of is not None:
         # MultipleOfNativeType: an int value is checked against int64(factor).
         factor: float | int = int(n.multiple_of) if is_int else float(n.multiple_of)
@@ -1044,12 +1127,12 @@ def _check_number(
         elif is_int:
             if int(data) % int(factor):
                 msg = f"{path} in body should be a multiple of {factor}"
-                out.append(_invalid(fld, data, msg))
+                out.append(_invalid(_err_field(path, base), data, msg))
         else:
             mult = (1 / factor * data) if factor < 1 else (data / factor)
             if not _is_json_integer(mult):
                 msg = f"{path} in body should be a multiple of {_num_text(factor)}"
-                out.append(_invalid(fld, data, msg))
+                out.append(_invalid(_err_field(path, base), data, msg))
     # MinimumNativeType / MaximumNativeType: an int value compares with int64(bound).
     if n.minimum is not None:
         bound: float | int = int(n.minimum) if is_int else float(n.minimum)
@@ -1057,14 +1140,14 @@ def _check_number(
         if low:
             word = "greater than" if n.exclusive_minimum else "greater than or equal to"
             msg = f"{path} in body should be {word} {_num_text(bound)}"
-            out.append(_invalid(fld, data, msg))
+            out.append(_invalid(_err_field(path, base), data, msg))
     if n.maximum is not None:
         bound = int(n.maximum) if is_int else float(n.maximum)
         high = data > bound or (n.exclusive_maximum and data == bound)
         if high:
             word = "less than" if n.exclusive_maximum else "less than or equal to"
             msg = f"{path} in body should be {word} {_num_text(bound)}"
-            out.append(_invalid(fld, data, msg))
+            out.append(_invalid(_err_field(path, base), data, msg))
 
 
 def _num_text(value: float | int) -> str:
@@ -1081,7 +1164,8 @@ def _is_json_integer(value: float) -> bool:
 def _check_array(data: list[Any], n: _Node, path: str, base: str | None, out: list[Cause]) -> None:
     if n.items is not None:
         for i, value in enumerate(data):
-            _check(value, n.items, f"{path}[{i}]", base, out)
+            if not _is_quiet(value, n.items):
+                _check(value, n.items, f"{path}[{i}]", base, out)
     fld = _err_field(path, base)
     size = len(data)
     if n.min_items is not None and size < n.min_items:
@@ -1097,6 +1181,8 @@ def _check_array(data: list[Any], n: _Node, path: str, base: str | None, out: li
 
 def _check_enum(data: Any, n: _Node, path: str, base: str | None, out: list[Cause]) -> None:
     assert n.enum is not None
+    if type(data) is str and data in n.enum_strings:
+        return  # what the loop below finds for a str, without it
     if data is not None and any(_json_equal(data, e) for e in n.enum):
         return
     shown = [e if isinstance(e, str) else _go_json(e) for e in n.enum]
@@ -1104,27 +1190,36 @@ def _check_enum(data: Any, n: _Node, path: str, base: str | None, out: list[Caus
 
 
 def _check_object(
-    data: dict[str, Any], n: _Node, path: str, base: str | None, out: list[Cause]
+    data: dict[str, Any],
+    n: _Node,
+    path: str,
+    base: str | None,
+    out: list[Cause],
+    skip: Container[str] = (),
 ) -> None:
-    fld = _err_field(path, base)
+    """``skip``: fields whose values are not checked (see StructuralSchema.validate)."""
+    # The field and the paths of values are only built when they are reported.
     count = len(data)
     if n.min_properties is not None and count < n.min_properties:
         msg = f"{path} in body should have at least {n.min_properties} properties"
-        out.append(_invalid(fld, count, msg))
+        out.append(_invalid(_err_field(path, base), count, msg))
     if n.max_properties is not None and count > n.max_properties:
-        out.append(_too_many(fld, count, n.max_properties))
+        out.append(_too_many(_err_field(path, base), count, n.max_properties))
     if n.additional_allows is False:
         for key in data:
             if key not in n.properties:
                 msg = f"{path}.{key} in body is a forbidden property"
-                out.append(_invalid(fld, key, msg))
+                out.append(_invalid(_err_field(path, base), key, msg))
     elif n.additional is not None:
+        extra = n.additional
         for key, value in data.items():
-            if key not in n.properties:
-                _check(value, n.additional, f"{path}.{key}", base, out)
+            if key not in n.properties and not _is_quiet(value, extra) and key not in skip:
+                _check(value, extra, f"{path}.{key}", base, out)
     for name, prop in n.properties.items():
-        if name in data:
-            _check(data[name], prop, _join(path, name), base, out)
+        if name in data and name not in skip:
+            value = data[name]
+            if not _is_quiet(value, prop):
+                _check(value, prop, _join(path, name), base, out)
     for name in n.required:
         if name not in data:
             out.append(_required(_err_field(f"{path}.{name}", base)))
@@ -1191,16 +1286,19 @@ def _set_key(value: Any) -> Any:
     return (type(value), value)
 
 
-def _list_types(x: Any, s: _Node | None, path: str | None) -> list[Cause]:
+def _list_types(
+    x: Any, s: _Node | None, path: str | None, skip: Container[str] = ()
+) -> list[Cause]:
     if s is None or not s.lists_below or not isinstance(x, dict):
         return []
     causes: list[Cause] = []
     if s.additional is not None:
         for key, value in x.items():
-            causes.extend(_list_types_value(value, s.additional, _sub(path, key)))
+            if key not in skip:
+                causes.extend(_list_types_value(value, s.additional, _sub(path, key)))
     for key, value in x.items():
         prop = s.properties.get(key)
-        if prop is not None:
+        if prop is not None and key not in skip:
             causes.extend(_list_types_value(value, prop, _child(path, key)))
     return causes
 
@@ -1275,7 +1373,13 @@ def _to_cel(value: Any, s: _Node | None) -> Any:
 
 
 def _cel_walk(
-    x: Any, old: Any, s: _Node, path: str | None, transition: bool, out: list[Cause]
+    x: Any,
+    old: Any,
+    s: _Node,
+    path: str | None,
+    transition: bool,
+    out: list[Cause],
+    skip: Container[str] = (),
 ) -> None:
     if x is None or (transition and old is None):
         # Transition rules need an old value, and none exists below a missing one.
@@ -1288,12 +1392,12 @@ def _cel_walk(
         old_map = old if isinstance(old, dict) else None
         if s.additional is not None:
             for key, value in x.items():
-                if key not in s.properties:
+                if key not in s.properties and key not in skip:
                     prev = old_map.get(key) if old_map is not None else None
                     _cel_walk(value, prev, s.additional, _sub(path, key), transition, out)
         for key, value in x.items():
             prop = s.properties.get(key)
-            if prop is not None:
+            if prop is not None and key not in skip:
                 prev = old_map.get(key) if old_map is not None else None
                 _cel_walk(value, prev, prop, _child(path, key), transition, out)
     elif isinstance(x, list) and s.items is not None:
