@@ -23,7 +23,7 @@ import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +57,9 @@ _LABEL_NAMED = {"/namespaces", "/services"}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+# Root fields a write always sets itself (so never "unchanged" for the schema's walks).
+_ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
+_MISSING = object()
 # What every write keeps from the stored object whatever the client sent (system fields).
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
@@ -268,6 +271,11 @@ class Store:
         self._listeners: list[Listener] = []
         # Compiled per schema document; the document is kept to notice a CRD update.
         self._schemas: dict[tuple[str, str, str], tuple[Any, StructuralSchema]] = {}
+        # Per object: its latest version that its schema pruned, defaulted and validated
+        # without a cause, and that schema. A write that leaves a root field of that very
+        # version in place (the same object: versions are never mutated) need not walk it
+        # again (StructuralSchema.normalize and validate say why that changes nothing).
+        self._checked: dict[tuple[str, str, str], tuple[Version, StructuralSchema]] = {}
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -512,6 +520,7 @@ class Store:
                 self.registry.check_crd(name, types)
                 obj.setdefault("status", {}).update(self._crd_status(obj))
             version = self._commit(rt, "ADDED", obj, None, ctx)
+            self._mark_checked(rt, ns, name, version, ctx)
             if rt.key == CRD_KEY and not ctx.dry_run:
                 self.registry.set_crd(name, types)
             return version
@@ -676,7 +685,14 @@ class Store:
                         "FieldValueForbidden",
                     )])
             _default_builtin(rt, new)
-            new = self._validate(rt, new, cur.obj, ctx, shared=True)
+            # (Sequence, not list: in this class "list" is Store.list for mypy.)
+            unchanged: Sequence[str] = ()
+            checked = self._checked.get((rt.key, ns, name))
+            if checked is not None and checked[0] is cur and checked[1] is self.schema(rt):
+                cur_obj = cur.obj
+                unchanged = [k for k, v in new.items()
+                             if k not in _ROOT_META and cur_obj.get(k, _MISSING) is v]
+            new = self._validate(rt, new, cur.obj, ctx, shared=True, unchanged=unchanged)
             meta = new["metadata"]
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
@@ -700,6 +716,7 @@ class Store:
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
+            self._mark_checked(rt, ns, name, version, ctx)
             if rt.key == CRD_KEY:
                 self.registry.set_crd(name, types)
             if deleting and not meta.get("finalizers"):
@@ -987,15 +1004,25 @@ class Store:
                 return name
         raise errors.AlreadyExists(f"could not generate a unique name from {prefix!r}")
 
+    def _mark_checked(
+        self, rt: ResourceType, ns: str, name: str, version: Version, ctx: WriteContext
+    ) -> None:
+        """Record that ``version``, just stored, passed its schema (see ``_checked``)."""
+        schema = self.schema(rt)
+        if schema is not None and not ctx.dry_run:
+            self._checked[(rt.key, ns, name)] = (version, schema)
+
     def _validate(
         self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext, *,
-        shared: bool = False,
+        shared: bool = False, unchanged: Sequence[str] = (),
     ) -> JSON:
         """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
 
         Unless ``shared``, that is done in place (a create's body is all its own); with
         ``shared``, values below the root and metadata may belong to stored versions, so
         the schema's pruning and defaulting copy on write and the result may be a new dict.
+        ``unchanged`` (with ``shared``): root fields whose values are those of a version this
+        schema passed (``_checked``); the schema's walks may skip them.
         """
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
@@ -1004,8 +1031,12 @@ class Store:
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.
             before = _go_json(obj) if ctx.field_validation == "Strict" else ""
+            still: Sequence[str] = ()
             if shared:
-                obj, pruned = schema.normalize(obj)
+                normalized, pruned = schema.normalize(obj, unchanged)
+                # validate() may skip only values normalize() returned as they were.
+                still = [k for k in unchanged if normalized.get(k, _MISSING) is obj[k]]
+                obj = normalized
             else:
                 pruned = schema.prune(obj)
             if pruned:
@@ -1027,7 +1058,7 @@ class Store:
                     ctx.warnings.extend(f'unknown field "{p}"' for p in pruned)
             if not shared:
                 schema.apply_defaults(obj)  # (normalize has applied them)
-            causes.extend(schema.validate(obj))
+            causes.extend(schema.validate(obj, still))
             if old is not None:
                 causes.extend(schema.validate_update(obj, old))
         if causes:

@@ -772,3 +772,20 @@ def test_patches_share_what_they_leave_alone_and_never_mutate_stored_versions(
     assert status_write.obj["status"] == {"phase": "p1", "count": 1}  # extra pruned
     assert spec_write.obj["spec"]["color"] == "blue"  # null of a defaulted field: the default
     assert spec_write.obj["spec"]["free"] == {"k": {"n": 1, "m": 0}}
+
+
+def test_a_write_after_a_schema_change_validates_the_fields_it_leaves_alone(store: Store) -> None:
+    # A write need not walk the fields it leaves in place while the schema that passed them
+    # is the one in force; after a CRD update the next write checks every field again.
+    t = widgets(store)
+    store.create(t, "default", widget("w", 5))
+    status = {"status": {"phase": "a"}}
+    store.patch(t, "default", "w", MERGE_PATCH, status, subresource="status", owned=True)
+    crds = rt(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    crd = orjson.loads(store.get(crds, "", f"widgets.{GROUP}").raw)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"]["properties"]["size"]["maximum"] = 3
+    store.update(crds, "", f"widgets.{GROUP}", crd)
+    with pytest.raises(errors.ApiError) as exc:
+        store.patch(widgets(store), "default", "w", MERGE_PATCH, status, subresource="status")
+    assert invalid_fields(exc) == ["spec.size"]
