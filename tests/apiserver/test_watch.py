@@ -439,3 +439,32 @@ def test_watches_opened_during_writes_fold_to_the_final_list(api: Api, watch: Wa
             if rv_of(e) == marker:
                 break
         assert seen == final
+
+
+class _Interleave(Interceptor):
+    """On one GET, a write from another thread, then one from the server's own thread.
+
+    The loop is busy in this hook while the other thread writes, so that write's
+    delivery is still queued when the loop-thread write happens.
+    """
+
+    def __init__(self, server: FakeApiServer) -> None:
+        self.server = server
+
+    async def on_request(self, request: RequestInfo) -> None:
+        if request.verb == "get" and request.name == "trigger":
+            other = threading.Thread(target=self.server.apply, args=(cm("from-thread"),))
+            other.start()
+            other.join()
+            self.server.apply(cm("from-loop"))
+
+
+def test_writes_from_other_threads_and_the_loop_stay_in_order(
+    server: FakeApiServer, api: Api, watch: Watch
+) -> None:
+    w = watch(CMS, resourceVersion=list_rv(api, CMS))
+    server.add_interceptor(_Interleave(server))
+    api.get(f"{CMS}/trigger")
+    events = w.take(2)
+    assert [e["object"]["metadata"]["name"] for e in events] == ["from-thread", "from-loop"]
+    assert int(rv_of(events[0])) < int(rv_of(events[1]))
