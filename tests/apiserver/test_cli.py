@@ -120,3 +120,21 @@ def test_bad_crd_file_exits_2_with_a_clear_message(
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert str(crd) in done.stderr
     assert not (tmp_path / "kc").exists()
+
+
+def test_port_in_use_exits_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*COMMAND, "--port", str(port), "--kubeconfig", str(tmp_path / "k")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
