@@ -486,6 +486,11 @@ class Store:
         with self._lock:
             if rt.namespaced:
                 self._require_live_namespace(ns)
+            if not rt.builtin:
+                crdv = self._objects.get(CRD_KEY, {}).get(("", f"{rt.plural}.{rt.group}"))
+                if crdv is not None and "deletionTimestamp" in crdv.obj["metadata"]:
+                    raise errors.MethodNotAllowed(
+                        "create not allowed while custom resource definition is terminating")
             name = meta.get("name") or ""
             if not name:
                 prefix = meta.get("generateName")
@@ -720,7 +725,10 @@ class Store:
             if rt.key == CRD_KEY:
                 self.registry.set_crd(name, types)
             if deleting and not meta.get("finalizers"):
-                self._finish_delete(rt, version, ctx)
+                if rt.key == CRD_KEY:
+                    self._maybe_finish_crd(name)  # only once its objects are gone too
+                else:
+                    self._finish_delete(rt, version, ctx)
             return version
 
     def delete(
@@ -758,7 +766,9 @@ class Store:
             if policy == "Orphan":
                 self._orphan_dependents(cur, ctx)
             meta = cur.obj["metadata"]
-            if meta.get("finalizers") or rt.key == NAMESPACE_KEY:
+            # Namespaces and CRDs wait for their contents (kube's namespace controller and
+            # customresourcecleanup finalizer), honouring the finalizers on them.
+            if meta.get("finalizers") or rt.key in (NAMESPACE_KEY, CRD_KEY):
                 if "deletionTimestamp" in meta:
                     return cur
                 new = _private(cur.obj)
@@ -773,6 +783,8 @@ class Store:
                 version = self._commit(rt, "MODIFIED", new, cur, ctx)
                 if rt.key == NAMESPACE_KEY:
                     self._drain_namespace(name, ctx)
+                if rt.key == CRD_KEY:
+                    self._drain_crd(version, ctx)
                 return self._objects.get(rt.key, {}).get((ns, name), version)
             return self._finish_delete(rt, cur, ctx)
 
@@ -854,7 +866,40 @@ class Store:
         ns = cur.namespace
         if ns and rt.key != NAMESPACE_KEY:
             self._maybe_finish_namespace(ns, ctx)
+        if not rt.builtin:
+            self._maybe_finish_crd(f"{rt.plural}.{rt.group}")
         return version
+
+    def _drain_crd(self, crd: Version, ctx: WriteContext) -> None:
+        """Delete every object of a terminating CRD, as kube's customresourcecleanup
+        finalizer does: their finalizers are honoured (a controller's delete handlers run),
+        and the CRD itself goes once the last of them has."""
+        spec = crd.obj.get("spec") or {}
+        key = f"{spec.get('group', '')}/{(spec.get('names') or {}).get('plural', '')}"
+        types = self.registry.by_key(key)
+        cleanup = WriteContext(identity="system:apiextensions-controller", verb="delete")
+        if types:
+            for ons, oname in list(self._objects.get(key, {})):
+                try:
+                    self.delete(types[0], ons, oname, None, cleanup)
+                except errors.NotFound:  # collected with its owner meanwhile
+                    continue
+        self._maybe_finish_crd(crd.name)
+
+    def _maybe_finish_crd(self, crd_name: str) -> None:
+        crdv = self._objects.get(CRD_KEY, {}).get(("", crd_name))
+        if crdv is None:
+            return
+        meta = crdv.obj["metadata"]
+        if "deletionTimestamp" not in meta or meta.get("finalizers"):
+            return
+        spec = crdv.obj.get("spec") or {}
+        plural = (spec.get("names") or {}).get("plural", "")
+        if self._objects.get(f"{spec.get('group', '')}/{plural}"):
+            return
+        self._finish_delete(self._type("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
+                            crdv, WriteContext(identity="system:apiextensions-controller",
+                                               verb="delete"))
 
     def _owners_of(self, uid: str) -> list[tuple[ResourceType, Version]]:
         out = []

@@ -584,10 +584,34 @@ def test_deleting_a_crd_stops_serving_it_and_removes_its_objects(store: Store) -
     events = record(store)
     store.delete(crds, "", f"widgets.{GROUP}")
     assert store.registry.lookup(GROUP, "v1", "widgets") is None
-    assert sorted((e.type, e.resource.kind) for e in events) == [
-        ("DELETED", "CustomResourceDefinition"),
+    # As kube's customresourcecleanup finalizer: terminating, the objects, then the CRD.
+    assert [(e.type, e.resource.kind) for e in events] == [
+        ("MODIFIED", "CustomResourceDefinition"),
         ("DELETED", "Widget"),
+        ("DELETED", "CustomResourceDefinition"),
     ]
+
+
+def test_a_deleted_crd_waits_for_its_objects_finalizers(store: Store) -> None:
+    body = widget("w")
+    body["metadata"]["finalizers"] = ["example.com/cleanup"]
+    store.create(widgets(store), "default", body)
+    crds = rt(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    store.delete(crds, "", f"widgets.{GROUP}")
+    # The operator's delete handlers can still run: the object is only being deleted.
+    w = store.get(widgets(store), "default", "w")
+    assert w.obj["metadata"]["deletionTimestamp"]
+    assert store.get(crds, "", f"widgets.{GROUP}").obj["metadata"]["deletionTimestamp"]
+    with pytest.raises(errors.MethodNotAllowed):
+        store.create(widgets(store), "default", widget("new"))
+    events = record(store)
+    store.patch(widgets(store), "default", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    assert [(e.type, e.resource.kind) for e in events] == [
+        ("MODIFIED", "Widget"),
+        ("DELETED", "Widget"),
+        ("DELETED", "CustomResourceDefinition"),
+    ]
+    assert store.registry.lookup(GROUP, "v1", "widgets") is None
 
 
 @pytest.mark.parametrize(
