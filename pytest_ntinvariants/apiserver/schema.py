@@ -893,7 +893,8 @@ def _normalize(
                         new = dict(x)
                     new[key] = _defaulted(sub.default, sub)
                 continue
-            if not isinstance(value, dict | list) or (sub is None and child_mode != _PRUNE):
+            # (a tuple: isinstance with a tuple is faster than with dict | list)
+            if not isinstance(value, (dict, list)) or (sub is None and child_mode != _PRUNE):
                 continue  # what _normalize would return unchanged, without the call
             if (
                 unchanged
@@ -927,7 +928,7 @@ def _normalize(
                         new_list = list(x)
                     new_list[i] = _defaulted(item.default, item)
                 continue
-            if not isinstance(value, dict | list) or (item is None and mode != _PRUNE):
+            if not isinstance(value, (dict, list)) or (item is None and mode != _PRUNE):
                 continue  # unchanged by _normalize, as above
             changed = _normalize(value, item, f"{path}[{i}]" if mode != _KEEP else "", out, mode)
             if changed is not value:
