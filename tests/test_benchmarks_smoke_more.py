@@ -1,0 +1,32 @@
+"""Smoke test of the controller and schedule benchmarks: quick mode runs and writes its
+results. No timing is asserted (targets are judged by the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("script", "stem"), [("bench_controller.py", "controller"), ("bench_schedules.py", "schedules")]
+)
+def test_quick_mode_writes_results(script: str, stem: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    text = (tmp_path / f"{stem}.md").read_text()
+    assert text.startswith("# ") and "Target:" in text and "| --- |" in text
+    doc = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert doc
