@@ -727,6 +727,8 @@ class Store:
             if deleting and not meta.get("finalizers"):
                 if rt.key == CRD_KEY:
                     self._maybe_finish_crd(name)  # only once its objects are gone too
+                elif rt.key == NAMESPACE_KEY:
+                    self._maybe_finish_namespace(name, ctx)  # likewise
                 else:
                     self._finish_delete(rt, version, ctx)
             return version
@@ -973,6 +975,8 @@ class Store:
         nsv = self._objects.get(NAMESPACE_KEY, {}).get(("", ns))
         if nsv is None or "deletionTimestamp" not in nsv.obj["metadata"]:
             return
+        if nsv.obj["metadata"].get("finalizers"):
+            return  # a controller's own finalizer on the namespace holds it too
         for key, bucket in self._objects.items():
             if key != NAMESPACE_KEY and any(k[0] == ns for k in bucket):
                 return

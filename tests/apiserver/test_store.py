@@ -813,3 +813,26 @@ def test_a_write_after_a_schema_change_validates_the_fields_it_leaves_alone(stor
     with pytest.raises(errors.ApiError) as exc:
         store.patch(widgets(store), "default", "w", MERGE_PATCH, status, subresource="status")
     assert invalid_fields(exc) == ["spec.size"]
+
+
+def test_a_namespace_waits_for_its_own_finalizers_and_its_contents(store: Store) -> None:
+    store.create(nss(store), "", {"metadata": {"name": "ns1", "finalizers": ["x.io/hold"]}})
+    body = widget("w")
+    body["metadata"]["finalizers"] = ["x.io/hold"]
+    store.create(widgets(store), "ns1", body)
+    store.delete(nss(store), "", "ns1")
+    # Its own finalizer goes first: the namespace stays while its contents remain.
+    store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    assert store.get(nss(store), "", "ns1").obj["status"]["phase"] == "Terminating"
+    store.patch(widgets(store), "ns1", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    with pytest.raises(errors.NotFound):
+        store.get(nss(store), "", "ns1")
+
+
+def test_an_empty_namespace_waits_for_its_own_finalizer(store: Store) -> None:
+    store.create(nss(store), "", {"metadata": {"name": "ns1", "finalizers": ["x.io/hold"]}})
+    store.delete(nss(store), "", "ns1")
+    assert store.get(nss(store), "", "ns1").obj["metadata"]["deletionTimestamp"]
+    store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    with pytest.raises(errors.NotFound):
+        store.get(nss(store), "", "ns1")
