@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Cause, Invalid, invalid
+from .errors import BadRequest, Cause, Invalid, invalid
 
 __all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
 
@@ -226,13 +226,34 @@ def _columns(raw: Iterable[dict[str, Any]]) -> tuple[PrinterColumn, ...]:
 def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     """The resource types a CustomResourceDefinition serves, one per served version.
 
-    Raises ``Invalid`` (422 with field paths) for a definition the real server refuses.
+    Raises ``Invalid`` (422 with field paths) for a definition the real server refuses, and
+    ``BadRequest`` (400, as kube's decoding) for one whose parts have the wrong JSON type.
     """
+    try:
+        return _crd_resource_types(crd)
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        # A list where an object belongs, a number for a name, ...: kube never gets as far
+        # as validation with those, and a fake must not answer them with a 500.
+        raise BadRequest(
+            f"CustomResourceDefinition in version \"v1\" cannot be handled as a "
+            f"CustomResourceDefinition: unexpected shape ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     group = spec.get("group") or ""
     name = (crd.get("metadata") or {}).get("name", "")
+    versions = spec.get("versions") or []
+    texts = [group, name, *(names.get(k) for k in ("plural", "singular", "kind", "listKind"))]
+    texts += [n for k in ("shortNames", "categories") for n in names.get(k) or ()]
+    texts += [v.get("name") for v in versions]
+    if any(t is not None and not isinstance(t, str) for t in texts):
+        raise TypeError("names, group and version names must be strings")
     causes: list[Cause] = []
+    causes += [Cause(f"spec.versions[{i}].name", "Required value", "FieldValueRequired")
+               for i, v in enumerate(versions) if not v.get("name")]
     if not group:
         causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
     elif "." not in group:
@@ -252,7 +273,6 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 "FieldValueNotSupported",
             )
         )
-    versions = spec.get("versions") or []
     if not versions:
         causes.append(Cause("spec.versions", "Required value", "FieldValueRequired"))
     if names.get("plural") and group and name != f"{names['plural']}.{group}":

@@ -711,12 +711,12 @@ class Store:
                 # came through another served version of the resource than the stored one.
                 return self._as_served(cur, rt)
             if rt.key == CRD_KEY:
+                types = crd_resource_types(new)  # first: it checks the shape of spec
                 old_scope = (cur.obj.get("spec") or {}).get("scope")
                 new_scope = (new.get("spec") or {}).get("scope")
                 if old_scope != new_scope:
                     raise invalid(rt.kind, rt.group, name, [Cause(
                         "spec.scope", f'Invalid value: "{new_scope}": field is immutable')])
-                types = crd_resource_types(new)
                 self.registry.check_crd(name, types)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:

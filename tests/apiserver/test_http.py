@@ -664,3 +664,30 @@ def test_crd_selectable_fields(api: Api) -> None:
         ).expect(201)
     assert names(api.get(path, query={"fieldSelector": "spec.color=blue"}).expect(200)) == ["b"]
     api.get(path, query={"fieldSelector": "spec.size=1"}).expect_status(400, "BadRequest")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (lambda c: c.update(spec=["not", "an", "object"]), 400),
+        (lambda c: c["spec"].update(names=["gadgets"]), 400),
+        (lambda c: c["spec"]["names"].update(plural=5), 400),
+        (lambda c: c["spec"].update(versions={"v1": {}}), 400),
+        (lambda c: c["spec"]["versions"][0].update(subresources=["status"]), 400),
+        (lambda c: c["spec"]["versions"][0].pop("name"), 422),
+    ],
+)
+def test_malformed_crd_is_a_4xx_not_a_crash(
+    server: FakeApiServer, api: Api, change: Any, code: int
+) -> None:
+    crd = gadget_crd()
+    change(crd)
+    before = server.store.resource_version
+    r = api.post(CRDS, crd)
+    r.expect_status(code, "BadRequest" if code == 400 else "Invalid")
+    assert server.store.resource_version == before
+    # And an update of a good one into that shape is refused the same way.
+    good = api.post(CRDS, gadget_crd()).expect(201)
+    bad = copy.deepcopy(good)
+    change(bad)
+    assert api.put(f"{CRDS}/gadgets.toys.example.org", bad).status == code
