@@ -24,9 +24,13 @@ def _quiet_asyncio_ini(pytester: pytest.Pytester) -> None:
     """)
 
 
-def test_apiserver_fixture_serves_and_stops(pytester: pytest.Pytester) -> None:
+def test_apiserver_fixture_serves_stops_and_fails_on_server_errors(
+    pytester: pytest.Pytester,
+) -> None:
+    # One inner session for three tests: each costs about a second of pytest start-up.
     pytester.makepyfile("""
-        import json, urllib.request
+        import json, urllib.request, urllib.error
+        from pytest_ntinvariants.apiserver import Interceptor
 
         SEEN = {}
 
@@ -47,9 +51,23 @@ def test_apiserver_fixture_serves_and_stops(pytester: pytest.Pytester) -> None:
             from pytest_ntinvariants.apiserver.errors import NotFound
             with pytest.raises(NotFound):
                 ntinv_apiserver.get("v1", "ConfigMap", "c")
+
+        class Boom(Interceptor):
+            async def on_request(self, request):
+                raise RuntimeError("interceptor exploded")
+
+        def test_boom(ntinv_apiserver):
+            ntinv_apiserver.add_interceptor(Boom())
+            try:
+                urllib.request.urlopen(ntinv_apiserver.url + "/api/v1/namespaces", timeout=5)
+            except urllib.error.HTTPError as e:
+                assert e.code == 500
+                e.close()
     """)
     result = run(pytester)
-    result.assert_outcomes(passed=2)
+    # test_boom passes its body and errors at teardown, where the server's stop raises.
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_boom*", "*interceptor exploded*"])
 
 
 def test_kubeconfig_fixture_sets_the_environment(pytester: pytest.Pytester) -> None:
@@ -117,25 +135,3 @@ def test_bad_bookmark_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ntinv_bookmark_interval must be a number*"])
-
-
-def test_server_thread_errors_fail_the_test_at_teardown(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("""
-        import urllib.request, urllib.error
-        from pytest_ntinvariants.apiserver import Interceptor
-
-        class Boom(Interceptor):
-            async def on_request(self, request):
-                raise RuntimeError("interceptor exploded")
-
-        def test_boom(ntinv_apiserver):
-            ntinv_apiserver.add_interceptor(Boom())
-            try:
-                urllib.request.urlopen(ntinv_apiserver.url + "/api/v1/namespaces", timeout=5)
-            except urllib.error.HTTPError as e:
-                assert e.code == 500
-                e.close()
-    """)
-    result = run(pytester)
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*interceptor exploded*"])
