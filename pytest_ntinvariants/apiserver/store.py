@@ -57,6 +57,7 @@ _LABEL_NAMED = {"/namespaces", "/services"}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+FOREGROUND = "foregroundDeletion"  # the finalizer of a Foreground deletion
 # Root fields a write always sets itself (so never "unchanged" for the schema's walks).
 _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
@@ -768,12 +769,16 @@ class Store:
             if policy == "Orphan":
                 self._orphan_dependents(cur, ctx)
             meta = cur.obj["metadata"]
+            foreground = policy == "Foreground" and rt.key not in (NAMESPACE_KEY, CRD_KEY)
             # Namespaces and CRDs wait for their contents (kube's namespace controller and
-            # customresourcecleanup finalizer), honouring the finalizers on them.
-            if meta.get("finalizers") or rt.key in (NAMESPACE_KEY, CRD_KEY):
+            # customresourcecleanup finalizer), honouring the finalizers on them; Foreground
+            # deletion waits for the dependents (kube's foregroundDeletion finalizer).
+            if meta.get("finalizers") or foreground or rt.key in (NAMESPACE_KEY, CRD_KEY):
                 if "deletionTimestamp" in meta:
                     return cur
                 new = _private(cur.obj)
+                if foreground and FOREGROUND not in (meta.get("finalizers") or ()):
+                    new["metadata"]["finalizers"] = [*(meta.get("finalizers") or ()), FOREGROUND]
                 new["metadata"]["deletionTimestamp"] = _now_rfc3339(self._clock)
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 if new["metadata"].get("generation"):
@@ -787,6 +792,8 @@ class Store:
                     self._drain_namespace(name, ctx)
                 if rt.key == CRD_KEY:
                     self._drain_crd(version, ctx)
+                if foreground:
+                    self._delete_dependents_first(rt, version)
                 return self._objects.get(rt.key, {}).get((ns, name), version)
             return self._finish_delete(rt, cur, ctx)
 
@@ -870,7 +877,58 @@ class Store:
             self._maybe_finish_namespace(ns, ctx)
         if not rt.builtin:
             self._maybe_finish_crd(f"{rt.plural}.{rt.group}")
+        for ref in cur.obj["metadata"].get("ownerReferences") or ():
+            if ref.get("blockOwnerDeletion"):
+                self._maybe_finish_foreground(str(ref.get("uid")))
         return version
+
+    def _delete_dependents_first(self, rt: ResourceType, owner: Version) -> None:
+        """Foreground deletion, as kube's garbage collector does it: delete the dependents
+        (those that block their owner's deletion in the foreground as well), and drop the
+        owner's foregroundDeletion finalizer once no blocking dependent is left."""
+        uid = str(owner.obj["metadata"].get("uid"))
+        gc = WriteContext(identity="system:garbage-collector", verb="delete")
+        for drt, dep in self._owners_of(uid):
+            refs = dep.obj["metadata"].get("ownerReferences") or ()
+            blocking = any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in refs)
+            try:
+                self.delete(drt, dep.namespace, dep.name,
+                            {"propagationPolicy": "Foreground" if blocking else "Background"}, gc)
+            except errors.NotFound:
+                continue
+        self._maybe_finish_foreground(uid)
+
+    def _maybe_finish_foreground(self, uid: str) -> None:
+        found = next(((t, v) for t, v in self._by_uid(uid)), None)
+        if found is None:
+            return
+        rt, owner = found
+        finalizers = owner.obj["metadata"].get("finalizers") or []
+        if FOREGROUND not in finalizers or "deletionTimestamp" not in owner.obj["metadata"]:
+            return
+        for _, dep in self._owners_of(uid):
+            if any(r.get("uid") == uid and r.get("blockOwnerDeletion")
+                   for r in dep.obj["metadata"].get("ownerReferences") or ()):
+                return  # still waiting for a blocking dependent
+        gc = WriteContext(identity="system:garbage-collector", verb="update")
+        new = _private(owner.obj)
+        rest = [f for f in finalizers if f != FOREGROUND]
+        if rest:
+            new["metadata"]["finalizers"] = rest
+        else:
+            del new["metadata"]["finalizers"]
+        version = self._commit(rt, "MODIFIED", new, owner, gc)
+        if not rest:
+            self._finish_delete(rt, version, gc)
+
+    def _by_uid(self, uid: str) -> list[tuple[ResourceType, Version]]:
+        out = []
+        for key, bucket in self._objects.items():
+            types = self.registry.by_key(key)
+            if types:
+                out += [(types[0], v) for v in bucket.values()
+                        if v.obj["metadata"].get("uid") == uid]
+        return out
 
     def _drain_crd(self, crd: Version, ctx: WriteContext) -> None:
         """Delete every object of a terminating CRD, as kube's customresourcecleanup

@@ -836,3 +836,51 @@ def test_an_empty_namespace_waits_for_its_own_finalizer(store: Store) -> None:
     store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
     with pytest.raises(errors.NotFound):
         store.get(nss(store), "", "ns1")
+
+
+def test_foreground_deletion_waits_for_blocking_dependents(store: Store) -> None:
+    t = cms(store)
+    p = store.create(widgets(store), "default", widget("p")).obj
+    ref = {
+        "apiVersion": p["apiVersion"],
+        "kind": "Widget",
+        "name": "p",
+        "uid": p["metadata"]["uid"],
+    }
+    store.create(
+        t,
+        "default",
+        {
+            "metadata": {
+                "name": "blocking",
+                "finalizers": ["x.io/slow"],
+                "ownerReferences": [dict(ref, blockOwnerDeletion=True)],
+            }
+        },
+    )
+    store.create(t, "default", {"metadata": {"name": "plain", "ownerReferences": [ref]}})
+    v = store.delete(widgets(store), "default", "p", {"propagationPolicy": "Foreground"})
+    assert v.obj["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert v.obj["metadata"]["deletionTimestamp"]
+    with pytest.raises(errors.NotFound):
+        store.get(t, "default", "plain")  # not blocking: deleted, not waited for
+    assert store.get(t, "default", "blocking").obj["metadata"]["deletionTimestamp"]
+    assert store.get(widgets(store), "default", "p")  # waits for "blocking"
+    events = record(store)
+    store.patch(t, "default", "blocking", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    assert [(e.type, e.obj["metadata"]["name"]) for e in events] == [
+        ("MODIFIED", "blocking"),
+        ("DELETED", "blocking"),
+        ("MODIFIED", "p"),
+        ("DELETED", "p"),
+    ]
+    assert "finalizers" not in events[2].obj["metadata"]
+
+
+def test_foreground_deletion_without_dependents_completes(store: Store) -> None:
+    store.create(widgets(store), "default", widget("p"))
+    events = record(store)
+    store.delete(widgets(store), "default", "p", {"propagationPolicy": "Foreground"})
+    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    with pytest.raises(errors.NotFound):
+        store.get(widgets(store), "default", "p")
