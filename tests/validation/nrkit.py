@@ -218,3 +218,12 @@ class AuditLog(logging.Handler):
                     f"{count} audit record(s) for {uid} expected, got {self.of(uid)}"
                 )
             return self.of(uid)
+
+
+#: Delivery and claim timeouts of the scenario modules (``nr_config`` overrides). The
+#: endpoints are local, so an answer slower than the suite's 1 s means an overloaded
+#: machine (seen at load 11 on 2 cores, other suites running): the delivery then times out
+#: and is retried, and the endpoint gets a second call that the exact counts would report
+#: as a duplicate. The claim timeout must exceed the delivery timeout; no scenario crashes
+#: a replica, so a long one costs nothing.
+SCENARIO_TIMEOUTS: dict[str, float] = {"http_timeout": 5.0, "claim_timeout": 10.0}

@@ -28,6 +28,7 @@ from nrkit import (
     API_VERSION,
     KIND,
     NR_INVARIANTS,
+    SCENARIO_TIMEOUTS,
     TERMINAL,
     nr,
     nr_versions,
@@ -38,10 +39,17 @@ from nrkit import (
     wait_terminal,
 )
 
+import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
 from pytest_ntinvariants.sinks import Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
+
+
+@pytest.fixture
+def nr_config(nr_config: rc.ControllerConfig) -> rc.ControllerConfig:
+    """The suite's configuration with patient deliveries (``nrkit.SCENARIO_TIMEOUTS``)."""
+    return nr_config.replace(**SCENARIO_TIMEOUTS)
 
 
 class RaceScenarios:
@@ -230,7 +238,7 @@ class RaceScenarios:
         for name, (_, terminal) in cases.items():
             finals[name] = status_of(wait_terminal(ntinv, name))
             assert finals[name]["phase"] == terminal, name
-        assert ntinv.wait_quiet(period=0.2), "the system did not go quiet"
+        assert ntinv.wait_quiet(), "the system did not go quiet"
         for name, final in finals.items():
             versions = nr_versions(ntinv, name)
             first = next(

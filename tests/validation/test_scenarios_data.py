@@ -25,6 +25,7 @@ from nrkit import (
     KIND,
     NR_INVARIANTS,
     PLURAL,
+    SCENARIO_TIMEOUTS,
     VERSION,
     kube_create,
     nr,
@@ -34,10 +35,17 @@ from nrkit import (
     wait_terminal,
 )
 
+import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
 from pytest_ntinvariants.sinks import Sink
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
+
+
+@pytest.fixture
+def nr_config(nr_config: rc.ControllerConfig) -> rc.ControllerConfig:
+    """The suite's configuration with patient deliveries (``nrkit.SCENARIO_TIMEOUTS``)."""
+    return nr_config.replace(**SCENARIO_TIMEOUTS)
 
 
 def _sent(ntinv: Harness, name: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from nrkit import (
     NR_INVARIANTS,
+    SCENARIO_TIMEOUTS,
     TIME_SCALE,
     AuditLog,
     nr,
@@ -26,10 +27,17 @@ from nrkit import (
     wait_terminal,
 )
 
+import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
 from pytest_ntinvariants.sinks import Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
+
+
+@pytest.fixture
+def nr_config(nr_config: rc.ControllerConfig) -> rc.ControllerConfig:
+    """The suite's configuration with patient deliveries (``nrkit.SCENARIO_TIMEOUTS``)."""
+    return nr_config.replace(**SCENARIO_TIMEOUTS)
 
 
 @pytest.fixture

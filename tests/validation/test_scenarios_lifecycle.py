@@ -19,6 +19,7 @@ from nrkit import (
     API_VERSION,
     KIND,
     NR_INVARIANTS,
+    SCENARIO_TIMEOUTS,
     kube_delete,
     nr,
     nr_versions,
@@ -29,12 +30,25 @@ from nrkit import (
     wait_watching,
 )
 
+import reference_controller as rc
 from pytest_ntinvariants.apiserver.errors import NotFound
 from pytest_ntinvariants.harness import Harness
 from pytest_ntinvariants.ledger import PerturbationFired, RequestServed, SideEffect
 from pytest_ntinvariants.sinks import Gate, Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
+
+
+@pytest.fixture
+def nr_config(nr_config: rc.ControllerConfig) -> rc.ControllerConfig:
+    """The suite's configuration with patient deliveries (``nrkit.SCENARIO_TIMEOUTS``)."""
+    return nr_config.replace(**SCENARIO_TIMEOUTS)
+
+
+@pytest.fixture(autouse=True)
+def _warnings_reach_caplog(caplog: pytest.LogCaptureFixture) -> None:
+    # Replicas log unexpected exceptions at WARNING with a traceback; caplog must see them.
+    caplog.set_level(logging.WARNING)
 
 
 def _has_phase(obj: dict[str, Any]) -> bool:
@@ -234,9 +248,3 @@ def test_rapid_sequential_creations_deliver_exactly_once(ntinv: Harness, slack: 
         assert status_of(wait_terminal(ntinv, name))["phase"] == "Sent", name
         ntinv.assert_deliveries(name, channel="slack", count=1)
     assert slack.count() == len(names)
-
-
-@pytest.fixture(autouse=True)
-def _warnings_reach_caplog(caplog: pytest.LogCaptureFixture) -> None:
-    # Replicas log unexpected exceptions at WARNING with a traceback; caplog must see them.
-    caplog.set_level(logging.WARNING)

@@ -12,7 +12,7 @@ a permanent failure (BR-NOT-058), one attempt and Failed, never retried.
 from __future__ import annotations
 
 import pytest
-from nrkit import NR_INVARIANTS, nr, policy, status_of, wait_terminal
+from nrkit import NR_INVARIANTS, SCENARIO_TIMEOUTS, nr, policy, status_of, wait_terminal
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness, SinkPool
@@ -32,10 +32,13 @@ def slack(ntinv_sinks: SinkPool, request: pytest.FixtureRequest) -> Sink:
 @pytest.fixture
 def nr_config(nr_config: rc.ControllerConfig, slack: Sink, webhook: Sink) -> rc.ControllerConfig:
     """Trust the Slack endpoint's CA; point the webhook channel at ``https://`` on the
-    plain-HTTP webhook endpoint (a TLS handshake that cannot succeed)."""
+    plain-HTTP webhook endpoint (a TLS handshake that cannot succeed); patient deliveries
+    (``nrkit.SCENARIO_TIMEOUTS``)."""
     assert slack.ca_path is not None
     return nr_config.replace(
-        ca_bundle=slack.ca_path, webhook_url=webhook.url.replace("http://", "https://", 1)
+        ca_bundle=slack.ca_path,
+        webhook_url=webhook.url.replace("http://", "https://", 1),
+        **SCENARIO_TIMEOUTS,
     )
 
 
