@@ -36,6 +36,13 @@ class _Requirement:
             return not present
         if self.op in ("in", "="):
             return present and labels[self.key] in self.values
+        if self.op in ("gt", "lt"):
+            # kube's Gt/Lt: only labels whose value is an integer can match.
+            try:
+                value, bound = int(labels[self.key]), int(next(iter(self.values)))
+            except (KeyError, ValueError):
+                return False
+            return value > bound if self.op == "gt" else value < bound
         # "!=" and "notin" match objects without the label too (kube semantics).
         return not present or labels[self.key] not in self.values
 
@@ -82,11 +89,18 @@ class LabelSelector:
             values = frozenset(v.strip() for v in raw.split(",") if v.strip())
             LabelSelector._check(key, values, whole)
             return _Requirement(key, op, values)
-        for op in ("!=", "==", "="):
+        for op in ("!=", "==", "=", ">", "<"):
             if op in part:
                 key, _, value = part.partition(op)
                 key, value = key.strip(), value.strip()
                 LabelSelector._check(key, frozenset([value]), whole)
+                if op in (">", "<"):
+                    # kube's "key>N" / "key<N" (selection.GreaterThan/LessThan): N an integer.
+                    if not re.fullmatch(r"-?\d+", value):
+                        raise BadRequest(f"unable to parse requirement: for 'Gt', 'Lt' "
+                                         f"operators, the value must be an integer "
+                                         f"(selector {whole!r})")
+                    return _Requirement(key, "gt" if op == ">" else "lt", frozenset([value]))
                 return _Requirement(key, "!=" if op == "!=" else "=", frozenset([value]))
         if part.startswith("!"):
             key = part[1:].strip()

@@ -214,10 +214,10 @@ def test_already_exists_is_409(store: Store) -> None:
 
 def seeded_configmaps(store: Store) -> None:
     for name, labels in [
-        ("a", {"app": "x", "tier": "web"}),
-        ("b", {"app": "y"}),
-        ("c", {"app": "x"}),
-        ("d", {}),
+        ("a", {"app": "x", "tier": "web", "rank": "1"}),
+        ("b", {"app": "y", "rank": "2"}),
+        ("c", {"app": "x", "rank": "3"}),
+        ("d", {"rank": "none"}),
     ]:
         store.create(cms(store), "default", cm(name, labels))
 
@@ -233,6 +233,9 @@ def seeded_configmaps(store: Store) -> None:
         ("tier", ["a"]),
         ("!tier", ["b", "c", "d"]),
         ("app=x,tier", ["a"]),
+        ("rank>1", ["b", "c"]),  # kube's Gt/Lt on integer label values
+        ("rank<2", ["a"]),
+        ("rank>1,rank<3", ["b"]),
         ("", ["a", "b", "c", "d"]),
     ],
 )
@@ -243,7 +246,7 @@ def test_list_label_selectors(store: Store, selector: str, expected: list[str]) 
 
 
 @pytest.mark.parametrize(
-    "selector", ["=x", "a b", "app in x", "bad key!=1", "app=x,", "app in (a b)"]
+    "selector", ["=x", "a b", "app in x", "bad key!=1", "app=x,", "app in (a b)", "rank>x", "rank<"]
 )
 def test_bad_label_selectors_are_400(selector: str) -> None:
     with pytest.raises(errors.BadRequest):
