@@ -451,3 +451,26 @@ spec: {size: 2}
     assert again[0]["data"] == {"k": "w"}
     assert server.get("v1", "ConfigMap", "a")["data"] == {"k": "w"}
     assert server.get("example.com/v1", "widgets", "w")["spec"]["color"] == "blue"
+
+
+class _RaisesOnWatchOpen(Interceptor):
+    def on_watch_open(self, request: RequestInfo, watcher: Any) -> None:
+        raise RuntimeError("boom in on_watch_open")
+
+
+def test_error_after_a_watch_opened_ends_the_stream_and_fails_at_stop(
+    make_api: type[Api],
+) -> None:
+    server = FakeApiServer().start()
+    try:
+        server.add_interceptor(_RaisesOnWatchOpen())
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        conn.request("GET", f"{CMS}?watch=true")
+        with conn.getresponse() as stream:
+            assert stream.status == 200  # already sent when the hook failed
+            assert stream.read() == b""  # the stream just ends: no Status can follow a 200
+        conn.close()
+        make_api(server).get(CMS).expect(200)  # still serving
+    finally:
+        with pytest.raises(BackgroundError, match="boom in on_watch_open"):
+            server.stop()
