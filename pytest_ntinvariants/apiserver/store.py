@@ -425,7 +425,9 @@ class Store:
         token = ""
         if limit and remaining and last_key is not None:
             token = self._encode_continue(list_rv, last_key)
-        return items, list_rv, token, (remaining if token else None)
+        # kube leaves remainingItemCount unset when selectors filter the list.
+        counted = token and not labels and not fields
+        return items, list_rv, token, (remaining if counted else None)
 
     def version_rvs(self, rt: ResourceType, namespace: str, name: str) -> list[int]:
         """The resourceVersions of every version of one object (incl. its deletion)."""

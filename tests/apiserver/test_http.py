@@ -227,6 +227,10 @@ def test_limit_and_continue(server: FakeApiServer, api: Api) -> None:
     expired = api.get(CMS, query={"limit": "2", "continue": page2["metadata"]["continue"]})
     expired.expect_status(410, "Expired")
     api.get(CMS, query={"continue": "garbage"}).expect_status(400, "BadRequest")
+    # With a selector kube cannot count what is left, and says nothing.
+    selected = api.get(CMS, query={"limit": "1", "fieldSelector": "metadata.name!=x"})
+    meta = selected.expect(200)["metadata"]
+    assert meta["continue"] and "remainingItemCount" not in meta
 
 
 # ---------------------------------------------------------------------- update
