@@ -369,6 +369,7 @@ class _Node:
         "any_of",
         "container_defaults",
         "default",
+        "defaulted",
         "embedded",
         "enum",
         "enum_strings",
@@ -505,6 +506,10 @@ class _Node:
                     if not nested:
                         self.rules.append(compiled)
         children = [*self.properties.values(), self.additional, self.items]
+        # The properties with a default, in order (what defaulting iterates).
+        self.defaulted: tuple[tuple[str, _Node], ...] = tuple(
+            (name, prop) for name, prop in self.properties.items() if prop.has_default
+        )
         # Whether a default here or below is an object or array: only such a default can
         # hold what a later normalize() would change (unknown fields, nulls, defaults).
         self.container_defaults: bool = isinstance(self.default, dict | list) or any(
@@ -910,8 +915,8 @@ def _normalize(
                 if new is x:
                     new = dict(x)
                 new[key] = changed
-        for key, prop in props.items():
-            if prop.has_default and (key not in new or (new[key] is None and not prop.nullable)):
+        for key, prop in s.defaulted:
+            if key not in new or (new[key] is None and not prop.nullable):
                 if new is x:
                     new = dict(x)
                 new[key] = _defaulted(prop.default, prop)
