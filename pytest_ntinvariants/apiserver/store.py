@@ -61,6 +61,8 @@ FOREGROUND = "foregroundDeletion"  # the finalizer of a Foreground deletion
 # Root fields a write always sets itself (so never "unchanged" for the schema's walks).
 _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
+# The metadata fields _validate_meta reads besides the name.
+_VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
 # What every write keeps from the stored object whatever the client sent (system fields).
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
@@ -272,11 +274,13 @@ class Store:
         self._listeners: list[Listener] = []
         # Compiled per schema document; the document is kept to notice a CRD update.
         self._schemas: dict[tuple[str, str, str], tuple[Any, StructuralSchema]] = {}
-        # Per object: its latest version that its schema pruned, defaulted and validated
-        # without a cause, and that schema. A write that leaves a root field of that very
+        # Per object: its latest version that _validate passed without a cause (its
+        # metadata, and its schema's pruning, defaulting and validation), and that schema
+        # (None for a type without one). A write that leaves a root field of that very
         # version in place (the same object: versions are never mutated) need not walk it
-        # again (StructuralSchema.normalize and validate say why that changes nothing).
-        self._checked: dict[tuple[str, str, str], tuple[Version, StructuralSchema]] = {}
+        # again (StructuralSchema.normalize and validate say why that changes nothing), nor
+        # validate metadata fields it leaves in place (see _update).
+        self._checked: dict[tuple[str, str, str], tuple[Version, StructuralSchema | None]] = {}
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -627,7 +631,8 @@ class Store:
             # is written to in place (the schema's pruning and defaulting copy on write).
             new = self._check_body(result if fresh else _private(result), rt)
             meta = _meta(new)
-            if meta is cur.obj.get("metadata"):
+            if meta is cur.obj.get("metadata") and subresource != "status":
+                # (a /status write takes its metadata from the stored object, copied below)
                 meta = new["metadata"] = dict(meta)
             if meta.get("name", name) != name:
                 # kube's checkName runs on the patched object too: a patch cannot rename.
@@ -695,12 +700,25 @@ class Store:
             _default_builtin(rt, new)
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
+            meta_unchanged = False
+            schema = self.schema(rt)
             checked = self._checked.get((rt.key, ns, name))
-            if checked is not None and checked[0] is cur and checked[1] is self.schema(rt):
+            if checked is not None and checked[0] is cur and checked[1] is schema:
                 cur_obj = cur.obj
-                unchanged = [k for k, v in new.items()
-                             if k not in _ROOT_META and cur_obj.get(k, _MISSING) is v]
-            new = self._validate(rt, new, cur.obj, ctx, shared=True, unchanged=unchanged)
+                if schema is not None:
+                    unchanged = [k for k, v in new.items()
+                                 if k not in _ROOT_META and cur_obj.get(k, _MISSING) is v]
+                # What _validate_meta reads, as in the version that passed it: the same name
+                # and the very same values (one absent here was absent or empty there, as
+                # _drop_empty_meta leaves it), so it would find no cause again.
+                if meta.get("name") == cur_meta.get("name"):
+                    for key in _VALIDATED_META:
+                        if meta.get(key, _MISSING) is not cur_meta.get(key, _MISSING):
+                            break
+                    else:
+                        meta_unchanged = True
+            new = self._validate(rt, new, cur.obj, ctx, shared=True, unchanged=unchanged,
+                                 meta_unchanged=meta_unchanged)
             meta = new["metadata"]
             if rt.has_generation and _content(new, rt) != _content(cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
@@ -724,7 +742,7 @@ class Store:
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
-            self._mark_checked(rt, ns, name, version, ctx)
+            self._checked[(rt.key, ns, name)] = (version, schema)
             if rt.key == CRD_KEY:
                 self.registry.set_crd(name, types)
             if deleting and not meta.get("finalizers"):
@@ -1116,14 +1134,13 @@ class Store:
     def _mark_checked(
         self, rt: ResourceType, ns: str, name: str, version: Version, ctx: WriteContext
     ) -> None:
-        """Record that ``version``, just stored, passed its schema (see ``_checked``)."""
-        schema = self.schema(rt)
-        if schema is not None and not ctx.dry_run:
-            self._checked[(rt.key, ns, name)] = (version, schema)
+        """Record that ``version``, just stored, passed _validate (see ``_checked``)."""
+        if not ctx.dry_run:
+            self._checked[(rt.key, ns, name)] = (version, self.schema(rt))
 
     def _validate(
         self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext, *,
-        shared: bool = False, unchanged: Sequence[str] = (),
+        shared: bool = False, unchanged: Sequence[str] = (), meta_unchanged: bool = False,
     ) -> JSON:
         """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
 
@@ -1131,11 +1148,12 @@ class Store:
         ``shared``, values below the root and metadata may belong to stored versions, so
         the schema's pruning and defaulting copy on write and the result may be a new dict.
         ``unchanged`` (with ``shared``): root fields whose values are those of a version this
-        schema passed (``_checked``); the schema's walks may skip them.
+        schema passed (``_checked``); the schema's walks may skip them. ``meta_unchanged``:
+        what ``_validate_meta`` reads is as in such a version, so it is not run again.
         """
         meta = obj["metadata"]
         name = str(meta.get("name", ""))
-        causes = self._validate_meta(rt, meta)
+        causes = [] if meta_unchanged else self._validate_meta(rt, meta)
         schema = self.schema(rt)
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.

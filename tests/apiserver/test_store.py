@@ -887,3 +887,21 @@ def test_foreground_deletion_without_dependents_completes(store: Store) -> None:
     assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
     with pytest.raises(errors.NotFound):
         store.get(widgets(store), "default", "p")
+
+
+def test_a_patch_validates_the_metadata_it_changes(store: Store) -> None:
+    # The metadata a write leaves in place is not checked again (it passed), what it changes is.
+    c = cms(store)
+    store.create(c, "default", cm("c", labels={"a": "b"}, x="1"))
+    store.patch(c, "default", "c", MERGE_PATCH, {"data": {"x": "2"}}, owned=True)
+    for patch in (
+        {"metadata": {"labels": {"a": "-bad-"}}},
+        {"metadata": {"labels": {"bad key!": "v"}}},
+        {"metadata": {"annotations": {"bad key!": "v"}}},
+        {"metadata": {"finalizers": [1]}},
+    ):
+        with pytest.raises(errors.ApiError) as exc:
+            store.patch(c, "default", "c", MERGE_PATCH, patch, owned=True)
+        assert invalid_fields(exc)[0].startswith("metadata."), patch
+    v = store.patch(c, "default", "c", MERGE_PATCH, {"data": {"x": "3"}}, owned=True)
+    assert v.obj["data"] == {"x": "3"} and v.obj["metadata"]["labels"] == {"a": "b"}
