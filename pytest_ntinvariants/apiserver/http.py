@@ -78,6 +78,11 @@ def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
+def _wants_aggregated(request: web.Request) -> bool:
+    # Only the discovery roots ask (not read on every resource request).
+    return "as=APIGroupDiscoveryList" in request.headers.get("Accept", "")
+
+
 def _parse_float(value: str | None, name: str) -> float | None:
     if value in (None, ""):
         return None
@@ -204,18 +209,17 @@ class ApiHandler:
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] not in ("api", "apis"):
             raise errors.NotFound("the server could not find the requested resource")
-        aggregated = "as=APIGroupDiscoveryList" in request.headers.get("Accept", "")
         registry = self.store.registry
         if parts[0] == "api":
             if len(parts) == 1:
-                if aggregated:
+                if _wants_aggregated(request):
                     return _json(discovery.aggregated_discovery(registry, core=True),
                                  content_type=AGGREGATED_CT)
                 return _json(discovery.api_versions(self.server_address))
             group, version, rest = "", parts[1], parts[2:]
         else:
             if len(parts) == 1:
-                if aggregated:
+                if _wants_aggregated(request):
                     return _json(discovery.aggregated_discovery(registry, core=False),
                                  content_type=AGGREGATED_CT)
                 return _json(discovery.api_group_list(registry))
@@ -328,7 +332,10 @@ class ApiHandler:
                              subresource=sub)
             return self._written(request, rt, v, ctx)
         if verb == "patch":
-            ctype = request.content_type
+            # The raw header when it is exactly a patch type (what aiohttp's parse returns
+            # for it, without the parse); anything else is parsed, parameters and all.
+            raw_ctype = request.headers.get("Content-Type", "")
+            ctype = raw_ctype if raw_ctype in _PATCH_TYPES else request.content_type
             if ctype not in _PATCH_TYPES:
                 raise errors.UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media types "
