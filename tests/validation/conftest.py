@@ -8,6 +8,7 @@ whatever registry factory it returns. Tests choose the recording strategy with t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -95,3 +96,27 @@ def kube(ntinv: Harness) -> Iterator[CustomObjectsApi]:
         yield client.CustomObjectsApi(api_client)
     finally:
         api_client.close()
+
+
+# --------------------------------------------------------------------------------------
+# Historical variants (test_variants*.py): time to detection in the terminal summary
+# --------------------------------------------------------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the time to detection each variant check measured (``variant_detection``
+    user properties; they travel with the reports, so xdist runs print them too)."""
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        for key, value in getattr(report, "user_properties", ()):
+            if key == "variant_detection":
+                rows.append(json.loads(value))
+    if not rows:
+        return
+    terminalreporter.section("historical variants: time to detection")
+    for row in sorted(rows, key=lambda r: str(r["variant"])):
+        runs = ", ".join(f"{ms:.0f}" for ms in row["runs_ms"])
+        terminalreporter.write_line(
+            f"{row['variant']:<20} {row['median_ms']:>6.0f} ms median (setup + call; runs: "
+            f"{runs} ms)"
+        )

@@ -9,8 +9,10 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
@@ -112,6 +114,156 @@ def phase_history(ntinv: Harness, name: str, *, namespace: str = "default") -> l
         if not phases or phases[-1] != phase:
             phases.append(phase)
     return phases
+
+
+# --------------------------------------------------------------------------------------
+# Historical variants as inner pytest runs (test_variants*.py, benchmarks/bench_variants.py)
+# --------------------------------------------------------------------------------------
+
+VALIDATION_DIR: Final = Path(__file__).resolve().parent
+#: The schedules every variant is judged on (run directly with the reference controller).
+VARIANT_SCENARIOS: Final = VALIDATION_DIR / "test_variants_scenarios.py"
+#: Its name inside an inner run's directory (unlike the original's, not imported by the
+#: outer run: an in-process pytester run would find the module name taken).
+INNER_MODULE: Final = "test_schedules.py"
+REFERENCE: Final = "reference"
+#: Inner runs re-import their plugins (pytester restores sys.modules after each run), so
+#: unrelated plugins some machines have are switched off (see tests/test_plugin_markers.py).
+INNER_ADDOPTS: Final = (
+    "-p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark -p no:randomly "
+    "-p no:cacheprovider"
+)
+
+
+@dataclass(frozen=True)
+class VariantCase:
+    """How one historical variant (``variants.VARIANTS`` key) is caught.
+
+    ``scenario`` is a test of ``test_variants_scenarios.py``; every name in ``invariants``
+    fails on it in every run, with a message matching ``message`` (an fnmatch pattern);
+    ``perturbation`` says what the schedule needs (for VARIANTS.md).
+    """
+
+    variant: str
+    scenario: str
+    invariants: tuple[str, ...]
+    message: str
+    perturbation: str
+
+
+VARIANT_CASES: Final[tuple[VariantCase, ...]] = (
+    VariantCase(
+        variant="record-twice",
+        scenario="test_one_delivery",
+        invariants=("nr-no-duplicate-attempt",),
+        message="*nr-no-duplicate-attempt: slack attempt 1 is recorded 2 times*",
+        perturbation="none: one replica, one delivery",
+    ),
+    VariantCase(
+        variant="lost-attempts",
+        scenario="test_one_delivery",
+        invariants=("nr-deliveries-match-records",),
+        message="*nr-deliveries-match-records: slack endpoint received * but 0 attempts recorded*",
+        perturbation="none: one replica, one delivery",
+    ),
+    VariantCase(
+        variant="no-dedupe",
+        scenario="test_one_delivery",
+        invariants=("nr-no-duplicate-attempt",),
+        message="*nr-no-duplicate-attempt: slack attempt 1 is recorded 2 times*",
+        perturbation="none beyond kopf's own: one replica reconciles again from the stale "
+        "bodies of its own writes",
+    ),
+    VariantCase(
+        variant="timestamp-window",
+        scenario="test_one_delivery",
+        invariants=("nr-deliveries-match-records",),
+        message="*nr-deliveries-match-records: slack endpoint received 2 calls but 1 attempt "
+        "recorded*",
+        perturbation="none beyond kopf's own: one replica reconciles again from the stale "
+        "bodies of its own writes",
+    ),
+    VariantCase(
+        variant="no-attempt-number",
+        scenario="test_fast_retries_with_the_same_error",
+        invariants=("nr-deliveries-match-records",),
+        message="*nr-deliveries-match-records: slack endpoint received * calls but 2 attempts "
+        "recorded*",
+        perturbation="retries within 1 s that fail with the same error (two 502s, millisecond "
+        "backoff)",
+    ),
+    VariantCase(
+        variant="stale-success-count",
+        scenario="test_stale_reads",
+        invariants=("nr-counters-match-attempts",),
+        message="*nr-counters-match-attempts: totalAttempts is 1 but deliveryAttempts has 2 "
+        "attempts*",
+        perturbation="a retry whose pass starts from a stale read (GETs one version behind)",
+    ),
+)
+
+_STRATEGIES = '''
+
+
+# ---- appended by nrkit.variant_suite: the same schedules with other recording strategies
+import reference_controller as _rc  # noqa: E402
+import variants as _variants  # noqa: E402
+
+
+# autouse: the ntinv fixture asks for ntinv_operator (and so nr_strategy) dynamically, and
+# only fixtures in a test's static closure are parametrized.
+@pytest.fixture(autouse=True, params={names!r})
+def nr_strategy(request: pytest.FixtureRequest) -> object:
+    """The recording strategy named by the parameter ("reference" or a variant)."""
+    name = request.param
+    return _rc.ReferenceStrategy() if name == "reference" else _variants.VARIANTS[name]()
+'''
+
+_REPEATS = '''
+
+@pytest.fixture(autouse=True, params=range({repeats}), ids=lambda i: f"run{{i}}")
+def _nr_repeat(request: pytest.FixtureRequest) -> int:
+    """Each schedule {repeats} times (each item its own nodeid, so its own seed)."""
+    return int(request.param)
+'''
+
+
+def variant_suite(strategies: Sequence[str], *, repeats: int = 1) -> dict[str, str]:
+    """The files of a self-contained pytest directory (name -> text) that runs the
+    scenarios of ``test_variants_scenarios.py`` once per strategy in ``strategies`` (variant
+    names, or ``"reference"``) and per repeat: this suite's conftest and nrkit, the module
+    with an ``nr_strategy`` override appended, and a ``pytest.ini``."""
+    if not strategies:
+        raise ValueError("name at least one strategy")
+    module = VARIANT_SCENARIOS.read_text() + _STRATEGIES.format(names=list(strategies))
+    if repeats > 1:
+        module += _REPEATS.format(repeats=repeats)
+    ini = "\n".join(
+        [
+            "[pytest]",
+            f"pythonpath = {VALIDATION_DIR.parent / 'reference_controller'}",
+            f"addopts = {INNER_ADDOPTS}",
+            "asyncio_default_fixture_loop_scope = function",
+            "filterwarnings = error",
+            "",
+        ]
+    )
+    return {
+        "pytest.ini": ini,
+        "conftest.py": (VALIDATION_DIR / "conftest.py").read_text(),
+        "nrkit.py": (VALIDATION_DIR / "nrkit.py").read_text(),
+        INNER_MODULE: module,
+    }
+
+
+def strategy_of(nodeid: str, names: Sequence[str]) -> str | None:
+    """Which of ``names`` an inner item ran (``test[<strategy>]``, ``test[run<k>-<strategy>]``)."""
+    params = nodeid.partition("[")[2].rstrip("]")
+    for name in names:
+        if params == name or params.startswith(f"{name}-") or params.endswith(f"-{name}"):
+            return name
+    return None
+
 
 GROUP = "kubernaut.ai"
 VERSION = "v1alpha1"
