@@ -193,6 +193,10 @@ def apply_merge_patch(target: Any, patch: Any, *, share: bool = False) -> Any:
     return doc
 
 
+# Exact JSON scalar types: _pruned_copy returns such a value itself (no call needed).
+_SCALARS = frozenset((str, int, float, bool))
+
+
 def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> None:
     """``_merge_into`` for a ``doc`` whose values may belong to the target: copy on write."""
     for key, value in patch.items():
@@ -201,7 +205,7 @@ def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> None:
             continue
         current = doc.get(key)
         if current is None:
-            doc[key] = _pruned_copy(value)
+            doc[key] = value if type(value) in _SCALARS else _pruned_copy(value)
         elif isinstance(current, dict):
             if isinstance(value, dict):
                 if type(current) is dict:
@@ -214,7 +218,7 @@ def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> None:
             else:
                 doc[key] = _copy(value)
         else:
-            doc[key] = _pruned_copy(value)
+            doc[key] = value if type(value) in _SCALARS else _pruned_copy(value)
 
 
 def _merge_into(doc: dict[str, Any], patch: dict[str, Any]) -> None:
