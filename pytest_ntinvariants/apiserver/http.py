@@ -57,9 +57,13 @@ def _json(body: Any, status: int = 200, content_type: str = JSON_CT,
                         headers={"Content-Type": content_type, **(headers or {})})
 
 
+# The headers of a plain JSON answer: shared, as web.Response copies what it is given.
+_JSON_HEADERS = {"Content-Type": JSON_CT}
+
+
 def _raw(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=body, status=status,
-                        headers={"Content-Type": JSON_CT, **(headers or {})})
+                        headers={"Content-Type": JSON_CT, **headers} if headers else _JSON_HEADERS)
 
 
 def _list_body(rt: ResourceType, items: Sequence[Version], rv: int, token: str,
