@@ -67,7 +67,9 @@ _VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
-@dataclass(frozen=True)
+# Versions and events are made by every write and kept (history): slots make them smaller
+# (no per-instance __dict__) and a little quicker to build.
+@dataclass(frozen=True, slots=True)
 class Version:
     """One version of one object: the dict (never mutated) and its JSON bytes."""
 
@@ -97,7 +99,7 @@ class WriteContext:
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One change: exactly one per write, in resourceVersion order."""
 
