@@ -400,6 +400,7 @@ class _Node:
         "one_of",
         "pattern",
         "pattern_re",
+        "plain_object",
         "preserve_unknown",
         "properties",
         "quiet_scalars",
@@ -555,6 +556,11 @@ class _Node:
             elif not self.number_checks and "integer" in types:
                 quiet.add(int)
         self.quiet_scalars: frozenset[type] = frozenset(quiet)
+        # Whether _check of a dict here comes down to _check_object: the JSON type object is
+        # allowed and no format, junctor or enum applies.
+        self.plain_object = not (self.format or self.has_junctors or self.enum is not None) and (
+            not self.types or "object" in self.types
+        )
 
 
 def _number(value: Any) -> float | int | None:
@@ -695,7 +701,8 @@ class StructuralSchema:
         """
         causes: list[Cause] = []
         _check(obj, self._root, "", None, causes, unchanged)
-        causes.extend(_list_types(obj, self._root, None, unchanged))
+        if self._root.lists_below:  # (else _list_types finds nothing)
+            causes.extend(_list_types(obj, self._root, None, unchanged))
         if self._rule_count:
             if any(c.reason in _BLOCKING for c in causes):
                 causes.append(_NOT_CHECKED)
@@ -871,14 +878,19 @@ def _normalize(
         new = x
         keep_meta = s.embedded or is_root
         props = s.properties
+        # (loop invariants, read once)
+        additional = s.additional
+        open_ = s.additional_allows is not None
+        keep_all = mode == _KEEP
+        skip_mode = mode == _SKIP
         for key, value in x.items():
             prop = props.get(key)
-            sub = prop if prop is not None else s.additional
-            if mode == _KEEP or (keep_meta and key in _META_FIELDS):
+            sub = prop if prop is not None else additional
+            if keep_all or (keep_meta and key in _META_FIELDS):
                 child_mode = _KEEP
-            elif prop is not None or s.additional_allows is not None:
+            elif prop is not None or open_:
                 child_mode = _PRUNE
-            elif mode == _SKIP:
+            elif skip_mode:
                 child_mode = _KEEP  # unknown, kept; its field schema is None
             else:
                 if key not in _META_FIELDS or path:
@@ -1020,6 +1032,9 @@ def _check(
     format, number, array, enum, object), each when it applies to the value's kind,
     whatever the schema's type: that is how the real validator behaves.
     """
+    if type(data) is dict and n.plain_object:
+        _check_object(data, n, path, base, out, skip)  # all the checks below that apply
+        return
     if data is None:
         if n.types and not n.nullable:
             out.append(_type_error(path, ",".join(n.types), "null", base))
