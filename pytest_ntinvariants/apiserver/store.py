@@ -1176,7 +1176,6 @@ class Store:
         what ``_validate_meta`` reads is as in such a version, so it is not run again.
         """
         meta = obj["metadata"]
-        name = str(meta.get("name", ""))
         causes = [] if meta_unchanged else self._validate_meta(rt, meta)
         schema = self.schema(rt)
         if schema is not None:
@@ -1185,8 +1184,12 @@ class Store:
             still: Sequence[str] = ()
             if shared:
                 normalized, pruned = schema.normalize(obj, unchanged)
-                # validate() may skip only values normalize() returned as they were.
-                still = [k for k in unchanged if normalized.get(k, _MISSING) is obj[k]]
+                # validate() may skip only values normalize() returned as they were (all of
+                # them when it returned the very same object: nothing at the root changed).
+                if normalized is obj:
+                    still = unchanged
+                else:
+                    still = [k for k in unchanged if normalized.get(k, _MISSING) is obj[k]]
                 obj = normalized
             else:
                 pruned = schema.prune(obj)
@@ -1213,7 +1216,7 @@ class Store:
             if old is not None:
                 causes.extend(schema.validate_update(obj, old))
         if causes:
-            raise invalid(rt.kind, rt.group, name, causes)
+            raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
         return obj
 
     def _validate_meta(self, rt: ResourceType, meta: JSON) -> list[Cause]:
