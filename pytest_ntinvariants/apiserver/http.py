@@ -512,7 +512,7 @@ class ApiHandler:
                         raise errors.Expired(
                             f"too old resource version: {start_rv} "
                             f"({self.store.resource_version})")
-                    events = self.store.events_since(start_rv)  # type: ignore[arg-type]
+                    events = self.store.events_since(start_rv)
                 except errors.Expired as e:
                     expired = e
                     events = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import builtins
 import functools
 import random
 import re
@@ -47,7 +48,9 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -241,7 +244,7 @@ def _go_quote(text: str) -> str:
 
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
-    """What bumps ``metadata.generation``: everything but metadata (and status, if a subresource)."""
+    """What bumps ``metadata.generation``: all but metadata (and status, if a subresource)."""
     # apiVersion too: a write through another served version of a CRD is the same content.
     skip = _NOT_CONTENT_WITH_STATUS if rt.has_status else _NOT_CONTENT
     return {k: v for k, v in obj.items() if k not in skip}
@@ -265,7 +268,8 @@ def _content_changed(new: JSON, old: JSON, rt: ResourceType) -> bool:
             continue
         count += 1
         other = old.get(key, _MISSING)
-        if other is not value and (other is _MISSING or not value == other):
+        # (not ==: what dict comparison computes, rather than value.__ne__)
+        if other is not value and (other is _MISSING or not value == other):  # noqa: SIM201
             return True
     for key in skip:  # old's keys outside skip must be as many as new's (all found above)
         if key in old:
@@ -424,9 +428,9 @@ class Store:
                 candidates = list(self._objects.get(rt.key, {}).items())
             else:
                 candidates = []
-                for (key, ons, oname), _ in self._versions.items():
-                    if key == rt.key:
-                        v = self._version_at(key, ons, oname, snapshot)
+                for (okey, ons, oname), _ in self._versions.items():
+                    if okey == rt.key:
+                        v = self._version_at(okey, ons, oname, snapshot)
                         if v is not None:
                             candidates.append(((ons, oname), v))
         candidates.sort(key=lambda kv: kv[0])
@@ -457,13 +461,15 @@ class Store:
         counted = token and not labels and not fields
         return items, list_rv, token, (remaining if counted else None)
 
-    def version_rvs(self, rt: ResourceType, namespace: str, name: str) -> list[int]:
+    # (Store defines list(): in its annotations, mypy reads "list" as that method, hence
+    # builtins.list in the signatures below.)
+    def version_rvs(self, rt: ResourceType, namespace: str, name: str) -> builtins.list[int]:
         """The resourceVersions of every version of one object (incl. its deletion)."""
         ns = namespace if rt.namespaced else ""
         with self._lock:
             return [rv for rv, _ in self._versions.get((rt.key, ns, name), ())]
 
-    def resource_rvs(self, rt: ResourceType) -> list[int]:
+    def resource_rvs(self, rt: ResourceType) -> builtins.list[int]:
         """The resourceVersions of every change to objects of one resource still in history."""
         with self._lock:
             return [e.rv for e in self._history if e.resource.key == rt.key]
@@ -850,7 +856,7 @@ class Store:
         fields: FieldSelector | None = None,
         options: JSON | None = None,
         ctx: WriteContext | None = None,
-    ) -> list[Version]:
+    ) -> builtins.list[Version]:
         """Delete every matching object; returns what each delete returned."""
         ctx = ctx or WriteContext(verb="deletecollection")
         with self._lock:
@@ -911,7 +917,7 @@ class Store:
         uid = cur.obj["metadata"].get("uid")
         if rt.key == CRD_KEY:
             for dropped in self.registry.remove_crd(cur.name):
-                for key, v in list(self._objects.get(dropped.key, {}).items()):
+                for _key, v in list(self._objects.get(dropped.key, {}).items()):
                     self._commit(dropped, "DELETED", v.obj, v, ctx)
                 self._objects.pop(dropped.key, None)
         if uid:
@@ -965,7 +971,7 @@ class Store:
         if not rest:
             self._finish_delete(rt, version, gc)
 
-    def _by_uid(self, uid: str) -> list[tuple[ResourceType, Version]]:
+    def _by_uid(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
         out = []
         for key, bucket in self._objects.items():
             types = self.registry.by_key(key)
@@ -1005,7 +1011,7 @@ class Store:
                             crdv, WriteContext(identity="system:apiextensions-controller",
                                                verb="delete"))
 
-    def _owners_of(self, uid: str) -> list[tuple[ResourceType, Version]]:
+    def _owners_of(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
         out = []
         for key, bucket in self._objects.items():
             types = self.registry.by_key(key)
@@ -1219,14 +1225,15 @@ class Store:
             raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
         return obj
 
-    def _validate_meta(self, rt: ResourceType, meta: JSON) -> list[Cause]:
+    def _validate_meta(self, rt: ResourceType, meta: JSON) -> builtins.list[Cause]:
         causes: list[Cause] = []
         name = str(meta.get("name", ""))
         label_named = rt.key in _LABEL_NAMED
         pattern, limit = (_DNS1123_LABEL, 63) if label_named else (_DNS1123_SUBDOMAIN, 253)
         if len(name) > limit:
-            causes.append(Cause("metadata.name",
-                                f'Invalid value: "{name}": must be no more than {limit} characters'))
+            causes.append(Cause(
+                "metadata.name",
+                f'Invalid value: "{name}": must be no more than {limit} characters'))
         elif (_bad_name_cached if type(name) is str else _bad_name)(name, label_named):
             what = "RFC 1123 label" if label_named else "RFC 1123 subdomain"
             chars = "'-'" if label_named else "'-' or '.'"
@@ -1258,7 +1265,7 @@ class Store:
                 elif section == "labels" and (
                     _bad_label_value_cached if type(v) is str else _bad_label_value
                 )(v):
-                    causes.append(Cause(f"metadata.labels",
+                    causes.append(Cause("metadata.labels",
                                         f'Invalid value: "{v}": a valid label must be an empty '
                                         f"string or consist of alphanumeric characters, '-', '_' "
                                         f"or '.', and must start and end with an alphanumeric "
