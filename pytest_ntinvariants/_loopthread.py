@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -89,10 +90,9 @@ class LoopThread:
         self._stopped = True
         loop, stopping = self._loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
-            try:
+            # The loop may close between the check and the call.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._errors.append(TimeoutError(f"{self.name} did not stop within {timeout}s"))

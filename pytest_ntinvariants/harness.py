@@ -62,8 +62,9 @@ class SinkPool:
         sink = self._sinks.get(name)
         if sink is not None:
             if options:
-                raise ValueError(f"endpoint {name!r} already exists; options apply only when "
-                                 f"it is created")
+                raise ValueError(
+                    f"endpoint {name!r} already exists; options apply only when it is created"
+                )
             return sink
         sink = Sink(name, **options)
         sink.start()
@@ -136,7 +137,10 @@ class Harness:
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
         self.replicas = Replicas.kopf(
-            self.server, operator, count=count, prefix=f"{prefix}-",
+            self.server,
+            operator,
+            count=count,
+            prefix=f"{prefix}-",
             namespaces=list(namespaces) if namespaces is not None else None,
             ledger=self.ledger,
         )
@@ -153,8 +157,9 @@ class Harness:
 
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
-        self.replicas = Replicas.process(self.server, argv, count=count, prefix=f"{prefix}-",
-                                         ledger=self.ledger, **options)
+        self.replicas = Replicas.process(
+            self.server, argv, count=count, prefix=f"{prefix}-", ledger=self.ledger, **options
+        )
         self.replicas.start()
         return self.replicas
 
@@ -165,6 +170,7 @@ class Harness:
 
     def apply_markers(self, markers: ItemMarkers, identities: list[str]) -> None:
         """Turn the item's perturbation markers into rules for the replica identities."""
+
         def chosen(selection: tuple[int | str, ...] | None) -> list[str | None]:
             if selection is None:
                 # Without replicas, a marker perturbs every client of the server.
@@ -173,8 +179,9 @@ class Harness:
             for s in selection:
                 if isinstance(s, int):
                     if not 0 <= s < len(identities):
-                        raise IndexError(f"replica index {s} out of range "
-                                         f"(there are {len(identities)} replicas)")
+                        raise IndexError(
+                            f"replica index {s} out of range (there are {len(identities)} replicas)"
+                        )
                     out.append(identities[s])
                 else:
                     out.append(s)
@@ -185,15 +192,21 @@ class Harness:
                 self.perturb.watch_latency(markers.latency.delay, identity=ident)
         if markers.stale is not None:
             for ident in chosen(markers.stale.replicas):
-                self.perturb.stale_reads(versions=markers.stale.versions,
-                                         seconds=markers.stale.seconds, identity=ident)
+                self.perturb.stale_reads(
+                    versions=markers.stale.versions, seconds=markers.stale.seconds, identity=ident
+                )
         for f in markers.faults:
             for ident in chosen(f.replicas):
                 self.perturb.fault(
-                    f.code, retry_after=f.retry_after, probability=f.probability,
-                    times=f.times, nth=f.nth,
-                    target=Target(identity=ident, verb=f.verb, resource=f.resource,
-                                  subresource=f.subresource))
+                    f.code,
+                    retry_after=f.retry_after,
+                    probability=f.probability,
+                    times=f.times,
+                    nth=f.nth,
+                    target=Target(
+                        identity=ident, verb=f.verb, resource=f.resource, subresource=f.subresource
+                    ),
+                )
 
     def apply_schedule(self, schedule: Schedule) -> None:
         """Add a drawn schedule's rules; crashes are armed on the replicas' writes."""
@@ -240,8 +253,11 @@ class Harness:
 
         def on_event(event: Event) -> None:
             meta = event.obj.get("metadata") or {}
-            if event.resource.key == rt.key and meta.get("name") == name and \
-                    meta.get("namespace", "") == ns:
+            if (
+                event.resource.key == rt.key
+                and meta.get("name") == name
+                and meta.get("namespace", "") == ns
+            ):
                 with cond:
                     latest[0] = None if event.type == "DELETED" else event.obj
                     cond.notify_all()
@@ -264,7 +280,8 @@ class Harness:
                         raise TimeoutError(
                             f"{kind} {namespace}/{name} did not reach the condition within "
                             f"{timeout}s; last state: "
-                            f"{'absent' if current is None else _summary(current)}")
+                            f"{'absent' if current is None else _summary(current)}"
+                        )
                     cond.wait(remaining)
         finally:
             undo()
@@ -281,8 +298,9 @@ class Harness:
     ) -> JSON:
         """``wait_for`` for async tests: waits in a worker thread, so the test's event
         loop (pytest-asyncio's) keeps running meanwhile."""
-        return await asyncio.to_thread(self.wait_for, api_version, kind, name, until,
-                                       namespace=namespace, timeout=timeout)
+        return await asyncio.to_thread(
+            self.wait_for, api_version, kind, name, until, namespace=namespace, timeout=timeout
+        )
 
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
         """Block until nothing was recorded for ``period`` seconds and no watch event is
@@ -327,9 +345,13 @@ class Harness:
         from .invariants import CheckContext
 
         return CheckContext.from_ledger(
-            self.ledger, time_scale=self.run.time_scale, quiet=quiet, seed=self.seed,
+            self.ledger,
+            time_scale=self.run.time_scale,
+            quiet=quiet,
+            seed=self.seed,
             replay=self.run.replay,
-            schedule=self.run.schedule.describe() if self.run.schedule else None)
+            schedule=self.run.schedule.describe() if self.run.schedule else None,
+        )
 
     # --------------------------------------------------------------- teardown
 
@@ -373,4 +395,3 @@ def _summary(obj: JSON) -> str:
 def attach_recorder(server: FakeApiServer, ledger: Ledger) -> LedgerRecorder:
     """Record everything ``server`` does into ``ledger``."""
     return LedgerRecorder(ledger, server).attach()
-

@@ -206,8 +206,9 @@ class Ledger:
         identity: str | None = None,
     ) -> list[ObjectVersion]:
         """Object versions in resourceVersion order, filtered."""
-        return self.entries(ObjectVersion, uid=uid, kind_=kind, name=name, namespace=namespace,
-                            identity=identity)
+        return self.entries(
+            ObjectVersion, uid=uid, kind_=kind, name=name, namespace=namespace, identity=identity
+        )
 
     def objects(self, kind: str | None = None) -> dict[str, list[ObjectVersion]]:
         """Every object (by uid) with its versions in order."""

@@ -160,18 +160,29 @@ def _replica_list(name: str, value: Any) -> tuple[int | str, ...] | None:
     if not isinstance(items, Sequence) or not all(
         isinstance(v, (int, str)) and not isinstance(v, bool) for v in items
     ):
-        raise MarkerError(f"@pytest.mark.{name}: replicas must be indices or identities, "
-                          f"got {value!r}")
+        raise MarkerError(
+            f"@pytest.mark.{name}: replicas must be indices or identities, got {value!r}"
+        )
     return tuple(items)
 
 
-def _replicas(count: int = 2, *, operator: Any = None, namespaces: Any = None,
-              prefix: str = "replica") -> None: ...
+def _replicas(
+    count: int = 2, *, operator: Any = None, namespaces: Any = None, prefix: str = "replica"
+) -> None: ...
 def _latency(delay: Any, *, replicas: Any = None) -> None: ...
 def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
-def _faults(code: Any, *, verb: Any = "write", resource: Any = None, subresource: Any = None,
-            probability: Any = None, times: Any = None, nth: Any = None,
-            retry_after: Any = None, replicas: Any = None) -> None: ...
+def _faults(
+    code: Any,
+    *,
+    verb: Any = "write",
+    resource: Any = None,
+    subresource: Any = None,
+    probability: Any = None,
+    times: Any = None,
+    nth: Any = None,
+    retry_after: Any = None,
+    replicas: Any = None,
+) -> None: ...
 def _explore(schedules: Any = 10, *, space: Any = None) -> None: ...
 def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
 
@@ -181,19 +192,24 @@ def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
     a = _bind("ntinv_replicas", _replicas, mark)
     count = a["count"]
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 16:
-        raise MarkerError(f"@pytest.mark.ntinv_replicas: count must be an int in 1..16, "
-                          f"got {count!r}")
+        raise MarkerError(
+            f"@pytest.mark.ntinv_replicas: count must be an int in 1..16, got {count!r}"
+        )
     ns = a["namespaces"]
     if ns is not None and (isinstance(ns, str) or not all(isinstance(n, str) for n in ns)):
-        raise MarkerError(f"@pytest.mark.ntinv_replicas: namespaces must be a list of names, "
-                          f"got {ns!r}")
+        raise MarkerError(
+            f"@pytest.mark.ntinv_replicas: namespaces must be a list of names, got {ns!r}"
+        )
     op = a["operator"]
     if op is not None and not (callable(op) or (isinstance(op, str) and ":" in op)):
-        raise MarkerError("@pytest.mark.ntinv_replicas: operator must be a callable or "
-                          f"'module:factory', got {op!r}")
+        raise MarkerError(
+            "@pytest.mark.ntinv_replicas: operator must be a callable or "
+            f"'module:factory', got {op!r}"
+        )
     if not isinstance(a["prefix"], str) or not a["prefix"]:
-        raise MarkerError(f"@pytest.mark.ntinv_replicas: prefix must be a non-empty string, "
-                          f"got {a['prefix']!r}")
+        raise MarkerError(
+            f"@pytest.mark.ntinv_replicas: prefix must be a non-empty string, got {a['prefix']!r}"
+        )
     return ReplicasSpec(count, op, tuple(ns) if ns is not None else None, a["prefix"])
 
 
@@ -215,14 +231,16 @@ def parse_stale(mark: pytest.Mark) -> StaleSpec:
         raise MarkerError("@pytest.mark.ntinv_stale_reads: give versions or seconds, not both")
     if seconds is not None:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise MarkerError(f"@pytest.mark.ntinv_stale_reads: seconds must be >= 0, "
-                              f"got {seconds!r}")
+            raise MarkerError(
+                f"@pytest.mark.ntinv_stale_reads: seconds must be >= 0, got {seconds!r}"
+            )
         seconds = float(seconds)
     else:
         versions = 1 if versions is None else versions
         if isinstance(versions, bool) or not isinstance(versions, int) or versions < 1:
-            raise MarkerError(f"@pytest.mark.ntinv_stale_reads: versions must be an int >= 1, "
-                              f"got {versions!r}")
+            raise MarkerError(
+                f"@pytest.mark.ntinv_stale_reads: versions must be an int >= 1, got {versions!r}"
+            )
     return StaleSpec(versions, seconds, _replica_list("ntinv_stale_reads", a["replicas"]))
 
 
@@ -231,11 +249,13 @@ def parse_fault(mark: pytest.Mark) -> FaultSpec:
     a = _bind("ntinv_faults", _faults, mark)
     code = a["code"]
     if code not in FAULT_CODES:
-        raise MarkerError(f"@pytest.mark.ntinv_faults: code must be one of "
-                          f"{sorted(FAULT_CODES)}, got {code!r}")
+        raise MarkerError(
+            f"@pytest.mark.ntinv_faults: code must be one of {sorted(FAULT_CODES)}, got {code!r}"
+        )
     p = a["probability"]
-    if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
-                          or not 0 <= p <= 1):
+    if p is not None and (
+        isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1
+    ):
         raise MarkerError(f"@pytest.mark.ntinv_faults: probability must be in [0, 1], got {p!r}")
     for key in ("times", "nth", "retry_after"):
         v = a[key]
@@ -245,11 +265,20 @@ def parse_fault(mark: pytest.Mark) -> FaultSpec:
     if not isinstance(verb, str) and not (
         isinstance(verb, (list, tuple)) and all(isinstance(v, str) for v in verb)
     ):
-        raise MarkerError(f"@pytest.mark.ntinv_faults: verb must be a verb or a list of verbs, "
-                          f"got {verb!r}")
-    return FaultSpec(code, verb if isinstance(verb, str) else tuple(verb), a["resource"],
-                     a["subresource"], p, a["times"], a["nth"], a["retry_after"],
-                     _replica_list("ntinv_faults", a["replicas"]))
+        raise MarkerError(
+            f"@pytest.mark.ntinv_faults: verb must be a verb or a list of verbs, got {verb!r}"
+        )
+    return FaultSpec(
+        code,
+        verb if isinstance(verb, str) else tuple(verb),
+        a["resource"],
+        a["subresource"],
+        p,
+        a["times"],
+        a["nth"],
+        a["retry_after"],
+        _replica_list("ntinv_faults", a["replicas"]),
+    )
 
 
 def parse_explore(mark: pytest.Mark) -> ExploreSpec:
@@ -271,17 +300,23 @@ def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
     only, exclude, scale = a["only"], a["exclude"], a["time_scale"]
     for key, v in (("only", only), ("exclude", exclude)):
         if v is not None and (isinstance(v, str) or not all(isinstance(x, str) for x in v)):
-            raise MarkerError(f"@pytest.mark.ntinv_invariants: {key} must be a list of "
-                              f"invariant names, got {v!r}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
-                              or scale <= 0):
+            raise MarkerError(
+                f"@pytest.mark.ntinv_invariants: {key} must be a list of invariant names, got {v!r}"
+            )
+    if scale is not None and (
+        isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0
+    ):
         raise MarkerError(f"@pytest.mark.ntinv_invariants: time_scale must be > 0, got {scale!r}")
-    return InvariantsSpec(tuple(only) if only is not None else None, tuple(exclude),
-                          float(scale) if scale is not None else None)
+    return InvariantsSpec(
+        tuple(only) if only is not None else None,
+        tuple(exclude),
+        float(scale) if scale is not None else None,
+    )
 
 
 def parse_item_markers(item: pytest.Item) -> ItemMarkers:
     """Everything the markers of one item say (closest mark wins; faults add up)."""
+
     def closest(name: str, parse: Callable[[pytest.Mark], Any]) -> Any:
         mark = item.get_closest_marker(name)
         return parse(mark) if mark is not None else None

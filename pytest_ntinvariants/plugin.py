@@ -39,7 +39,8 @@ def _seed(value: str) -> int:
         seed = int(value)
     except ValueError:
         raise pytest.UsageError(
-            f"--ntinv-seed/--ntinv-replay takes an integer, got {value!r}") from None
+            f"--ntinv-seed/--ntinv-replay takes an integer, got {value!r}"
+        ) from None
     if seed < 0:
         raise pytest.UsageError(f"seeds are >= 0, got {seed}")
     return seed
@@ -57,35 +58,85 @@ def _positive(value: str) -> int:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the plugin's options and ini settings."""
-    group = parser.getgroup("ntinvariants",
-                            "Kubernetes controller invariants (pytest-ntinvariants)")
-    group.addoption("--ntinv-seed", dest="ntinv_seed", type=_seed, default=None,
-                    metavar="N", help="session seed for schedules and perturbations "
-                    "(default: random, printed in the header).")
-    group.addoption("--ntinv-replay", dest="ntinv_replay", type=_seed, default=None,
-                    metavar="SEED", help="run exploration tests with only this schedule seed.")
-    group.addoption("--ntinv-schedules", dest="ntinv_schedules", type=_positive, default=None,
-                    metavar="K", help="schedules per exploration test (overrides the marker).")
-    group.addoption("--ntinv-json", dest="ntinv_json", default=None, metavar="PATH",
-                    help="write a JSON report of invariants, violations and schedules.")
-    group.addoption("--ntinv-report-dir", dest="ntinv_report_dir", default=None,
-                    metavar="DIR", help="where race drawings (SVG) of failures are written "
-                    "(default: under pytest's basetemp).")
-    group.addoption("--ntinv-apiserver-tls", dest="ntinv_apiserver_tls", action="store_true",
-                    default=None, help="serve the fake API server over https.")
-    parser.addini("ntinv_apiserver_tls", type="bool", default=False,
-                  help="serve the fake API server over https with a generated CA.")
-    parser.addini("ntinv_bookmark_interval", default="5.0",
-                  help="seconds between watch BOOKMARK events (default 5.0).")
+    group = parser.getgroup(
+        "ntinvariants", "Kubernetes controller invariants (pytest-ntinvariants)"
+    )
+    group.addoption(
+        "--ntinv-seed",
+        dest="ntinv_seed",
+        type=_seed,
+        default=None,
+        metavar="N",
+        help="session seed for schedules and perturbations "
+        "(default: random, printed in the header).",
+    )
+    group.addoption(
+        "--ntinv-replay",
+        dest="ntinv_replay",
+        type=_seed,
+        default=None,
+        metavar="SEED",
+        help="run exploration tests with only this schedule seed.",
+    )
+    group.addoption(
+        "--ntinv-schedules",
+        dest="ntinv_schedules",
+        type=_positive,
+        default=None,
+        metavar="K",
+        help="schedules per exploration test (overrides the marker).",
+    )
+    group.addoption(
+        "--ntinv-json",
+        dest="ntinv_json",
+        default=None,
+        metavar="PATH",
+        help="write a JSON report of invariants, violations and schedules.",
+    )
+    group.addoption(
+        "--ntinv-report-dir",
+        dest="ntinv_report_dir",
+        default=None,
+        metavar="DIR",
+        help="where race drawings (SVG) of failures are written "
+        "(default: under pytest's basetemp).",
+    )
+    group.addoption(
+        "--ntinv-apiserver-tls",
+        dest="ntinv_apiserver_tls",
+        action="store_true",
+        default=None,
+        help="serve the fake API server over https.",
+    )
+    parser.addini(
+        "ntinv_apiserver_tls",
+        type="bool",
+        default=False,
+        help="serve the fake API server over https with a generated CA.",
+    )
+    parser.addini(
+        "ntinv_bookmark_interval",
+        default="5.0",
+        help="seconds between watch BOOKMARK events (default 5.0).",
+    )
     parser.addini("ntinv_json", default="", help="path of the JSON report (like --ntinv-json).")
     parser.addini("ntinv_report_dir", default="", help="directory for race drawings.")
-    parser.addini("ntinv_quiet_period", default="0.03",
-                  help="seconds without any API activity that count as quiet before invariants "
-                  "are checked (default 0.03).")
-    parser.addini("ntinv_quiet_timeout", default="5.0",
-                  help="longest wait for quiet before invariants are checked (default 5.0).")
-    parser.addini("ntinv_time_scale", default="1.0",
-                  help="the controller's backoff time scale, for retry-spacing invariants.")
+    parser.addini(
+        "ntinv_quiet_period",
+        default="0.03",
+        help="seconds without any API activity that count as quiet before invariants "
+        "are checked (default 0.03).",
+    )
+    parser.addini(
+        "ntinv_quiet_timeout",
+        default="5.0",
+        help="longest wait for quiet before invariants are checked (default 5.0).",
+    )
+    parser.addini(
+        "ntinv_time_scale",
+        default="1.0",
+        help="the controller's backoff time scale, for retry-spacing invariants.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,15 +183,20 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     tls = config.getoption("ntinv_apiserver_tls")
     if tls is None:
         tls = bool(config.getini("ntinv_apiserver_tls"))
-    server = FakeApiServer(tls=tls, bookmark_interval=_float_ini(config, "ntinv_bookmark_interval"),
-                           seed=_session(config).item_seed(request.node.nodeid))
+    server = FakeApiServer(
+        tls=tls,
+        bookmark_interval=_float_ini(config, "ntinv_bookmark_interval"),
+        seed=_session(config).item_seed(request.node.nodeid),
+    )
     ledger = Ledger()
     recorder = attach_recorder(server, ledger)
     request.node.stash[LEDGER_KEY] = ledger
     session = _session(config)
     request.node.stash[RUN_KEY] = RunInfo(
-        request.node.nodeid, session.item_seed(request.node.nodeid),
-        session.replay_command(request.node, None))
+        request.node.nodeid,
+        session.item_seed(request.node.nodeid),
+        session.replay_command(request.node, None),
+    )
     server.start()
     try:
         yield server
@@ -219,7 +275,8 @@ def ntinv_operator() -> Any:
     """
     raise pytest.UsageError(
         "@pytest.mark.ntinv_replicas needs a controller: pass operator='module:factory' "
-        "to the marker, or define an ntinv_operator fixture returning a kopf registry factory")
+        "to the marker, or define an ntinv_operator fixture returning a kopf registry factory"
+    )
 
 
 @pytest.fixture
@@ -249,11 +306,13 @@ def ntinv(
     except MarkerError as e:
         pytest.fail(str(e), pytrace=False)
     item.stash[MARKERS_KEY] = markers
-    seed = ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(
-        item.nodeid)
+    seed = (
+        ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(item.nodeid)
+    )
     scale = markers.invariants.time_scale or _float_ini(request.config, "ntinv_time_scale")
-    run = RunInfo(item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed),
-                  time_scale=scale)
+    run = RunInfo(
+        item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed), time_scale=scale
+    )
     item.stash[RUN_KEY] = run
     harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run, ntinv_sinks)
     item.stash[HARNESS_KEY] = harness
@@ -266,15 +325,18 @@ def ntinv(
             pytest.fail(f"ntinvariants markers of {item.nodeid}: {e}", pytrace=False)
         if ntinv_schedule_seed is not None and markers.explore is not None:
             schedule = request.config.hook.pytest_ntinvariants_draw_schedule(
-                space=markers.explore.space, seed=seed, identities=identities, item=item)
-            harness.apply_schedule(schedule or Schedule.draw(markers.explore.space, seed,
-                                                             identities))
+                space=markers.explore.space, seed=seed, identities=identities, item=item
+            )
+            harness.apply_schedule(
+                schedule or Schedule.draw(markers.explore.space, seed, identities)
+            )
         if spec is not None:
             operator = spec.operator
             if operator is None:
                 operator = request.getfixturevalue("ntinv_operator")
-            harness.start_replicas(_resolve(operator), spec.count, prefix=spec.prefix,
-                                   namespaces=spec.namespaces)
+            harness.start_replicas(
+                _resolve(operator), spec.count, prefix=spec.prefix, namespaces=spec.namespaces
+            )
         yield harness
     finally:
         harness.close()
@@ -287,5 +349,6 @@ def _resolve(operator: Any) -> Any:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
             raise pytest.UsageError(
-                f"ntinv_replicas: cannot load operator {operator!r}: {e}") from None
+                f"ntinv_replicas: cannot load operator {operator!r}: {e}"
+            ) from None
     return operator

@@ -66,8 +66,9 @@ def format_table(rows: Sequence[Mapping[str, Any]], indent: str = "  ") -> list[
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return (indent + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))
-                ).rstrip()
+        return (
+            indent + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True))
+        ).rstrip()
 
     return [line(headers), *(line(c) for c in cells)]
 
@@ -99,25 +100,33 @@ def attempts_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
     rows = []
     for r in recorded_attempts(history):
         a, v = r.attempt, r.version
-        rows.append({
-            "#": a.index + 1 if r.in_latest else "LOST",
-            "channel": a.channel,
-            "attempt": a.number if a.number is not None else "?",
-            "outcome": a.outcome,
-            "writer": v.identity or "?",
-            "rv": v.rv,
-            "recorded ms": f"{v.t * 1000:.1f}",
-            "timestamp": _clock(a.timestamp),
-            "error": a.error or "",
-        })
+        rows.append(
+            {
+                "#": a.index + 1 if r.in_latest else "LOST",
+                "channel": a.channel,
+                "attempt": a.number if a.number is not None else "?",
+                "outcome": a.outcome,
+                "writer": v.identity or "?",
+                "rv": v.rv,
+                "recorded ms": f"{v.t * 1000:.1f}",
+                "timestamp": _clock(a.timestamp),
+                "error": a.error or "",
+            }
+        )
     return format_table(rows, indent)
 
 
 def calls_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
     """The calls fake endpoints received about this object (time, endpoint, status)."""
     rows = [
-        {"t ms": f"{c.t * 1000:.1f}", "endpoint": c.endpoint, "channel": c.channel,
-         "attempt": c.attempt or "-", "status": c.status or "closed", "detail": c.detail}
+        {
+            "t ms": f"{c.t * 1000:.1f}",
+            "endpoint": c.endpoint,
+            "channel": c.channel,
+            "attempt": c.attempt or "-",
+            "status": c.status or "closed",
+            "detail": c.detail,
+        }
         for c in history.side_effects()
     ]
     return format_table(rows, indent)
@@ -143,8 +152,13 @@ class TimelineRow:
     def to_dict(self) -> JSON:
         """A JSON-able dict."""
         return {
-            "seq": self.seq, "t_ms": round(self.t * 1000, 3), "lane": self.lane,
-            "kind": self.kind, "text": self.text, "rv": self.rv, "stale": self.stale,
+            "seq": self.seq,
+            "t_ms": round(self.t * 1000, 3),
+            "lane": self.lane,
+            "kind": self.kind,
+            "text": self.text,
+            "rv": self.rv,
+            "stale": self.stale,
         }
 
 
@@ -190,18 +204,33 @@ def timeline_rows(ledger: Ledger, uid: str | None = None) -> list[TimelineRow]:
             if history is None or index.uid_of_call(e) == history.ref.uid:
                 where = f" for {_path(e.namespace, e.name)}" if multi and e.name else ""
                 status = str(e.status) if e.status else "closed"
-                row = TimelineRow(e.seq, e.t, e.endpoint or e.channel, "call",
-                                  f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
-                                  f"{status}" + (f" ({e.detail})" if e.detail else ""))
+                row = TimelineRow(
+                    e.seq,
+                    e.t,
+                    e.endpoint or e.channel,
+                    "call",
+                    f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
+                    f"{status}" + (f" ({e.detail})" if e.detail else ""),
+                )
         elif isinstance(e, PerturbationFired):
             if start <= e.t <= end:
                 detail = f": {e.detail}" if e.detail else ""
-                row = TimelineRow(e.seq, e.t, _lane(e.identity), "perturbation",
-                                  f"perturbation {e.rule} ({e.action}){detail}")
+                row = TimelineRow(
+                    e.seq,
+                    e.t,
+                    _lane(e.identity),
+                    "perturbation",
+                    f"perturbation {e.rule} ({e.action}){detail}",
+                )
         elif isinstance(e, ReplicaEvent) and start <= e.t <= end:
             word = e.action.upper() if e.action == "crashed" else e.action
-            row = TimelineRow(e.seq, e.t, _lane(e.identity), "replica",
-                              f"replica {word}" + (f": {e.detail}" if e.detail else ""))
+            row = TimelineRow(
+                e.seq,
+                e.t,
+                _lane(e.identity),
+                "replica",
+                f"replica {word}" + (f": {e.detail}" if e.detail else ""),
+            )
         if row is not None:
             rows.append(row)
     return rows
@@ -234,9 +263,11 @@ def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
     if v.kind_ == KIND:
         cur = nr_state(v)
         if prev is None and not cur.phase and not cur.attempts:
-            return (f"channels {', '.join(cur.channels) or '<none>'}, maxAttempts "
-                    f"{cur.policy.max_attempts}, backoff {cur.policy.initial_backoff_seconds:g} s"
-                    f" x{cur.policy.backoff_multiplier:g} <= {cur.policy.max_backoff_seconds:g} s")
+            return (
+                f"channels {', '.join(cur.channels) or '<none>'}, maxAttempts "
+                f"{cur.policy.max_attempts}, backoff {cur.policy.initial_backoff_seconds:g} s"
+                f" x{cur.policy.backoff_multiplier:g} <= {cur.policy.max_backoff_seconds:g} s"
+            )
         old = nr_state(prev) if prev is not None else None
         parts = []
         if old is None or cur.phase != old.phase:
@@ -256,8 +287,7 @@ def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
         return "; ".join(parts) or ("no change" if v.type == "MODIFIED" else "")
     if prev is None:
         return ""
-    changed = [k for k in ("spec", "status", "metadata", "data")
-               if v.obj.get(k) != prev.obj.get(k)]
+    changed = [k for k in ("spec", "status", "metadata", "data") if v.obj.get(k) != prev.obj.get(k)]
     if not changed and v.type == "MODIFIED":
         return "no change"
     return ", ".join(f"{k} changed" for k in changed)
@@ -270,14 +300,18 @@ def _latest_before(index: LedgerIndex, h: ObjectHistory, seq: int) -> ObjectVers
 
 
 def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineRow | None:
-    what = _path(r.namespace, r.name) if r.name else (
-        f"{r.resource.split('/')[-1]}" + (f" in {r.namespace}" if r.namespace else ""))
+    what = (
+        _path(r.namespace, r.name)
+        if r.name
+        else (f"{r.resource.split('/')[-1]}" + (f" in {r.namespace}" if r.namespace else ""))
+    )
     sub = f"/{r.subresource}" if r.subresource else ""
     verb = r.verb.upper()
     if r.status >= 400:
         reason = f" {r.reason}" if r.reason else ""
-        return TimelineRow(r.seq, r.t, _lane(r.identity), "error",
-                           f"{verb} {what}{sub} -> {r.status}{reason}")
+        return TimelineRow(
+            r.seq, r.t, _lane(r.identity), "error", f"{verb} {what}{sub} -> {r.status}{reason}"
+        )
     if r.verb not in _READS:
         return None  # drawn from the version it committed
     rv = int(r.rv) if r.rv.isdigit() else None
@@ -287,14 +321,22 @@ def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineR
         note = f" STALE (served at rv {r.served_at})"
     if r.name and rv is not None:
         uids = index.by_name.get((r.namespace, r.name), [])
-        h = next((index.objects[u] for u in reversed(uids)
-                  if index.objects[u].resource == r.resource and index.objects[u].first.seq
-                  < r.seq), None)
+        h = next(
+            (
+                index.objects[u]
+                for u in reversed(uids)
+                if index.objects[u].resource == r.resource and index.objects[u].first.seq < r.seq
+            ),
+            None,
+        )
         latest = _latest_before(index, h, r.seq) if h is not None else None
         if latest is not None and latest.rv > rv:
             stale = True
-            note = (f" STALE (latest rv {latest.rv})" if r.served_at is None
-                    else f" STALE (served at rv {r.served_at}; latest rv {latest.rv})")
+            note = (
+                f" STALE (latest rv {latest.rv})"
+                if r.served_at is None
+                else f" STALE (served at rv {r.served_at}; latest rv {latest.rv})"
+            )
     text = f"{verb} {what}{sub} -> rv {r.rv or '?'}{note}"
     return TimelineRow(r.seq, r.t, _lane(r.identity), "read", text, rv=rv, stale=stale)
 
@@ -303,9 +345,16 @@ def _watch_row(d: WatchDelivered, index: LedgerIndex, multi: bool) -> TimelineRo
     where = f" {_path(d.namespace, d.name)}" if multi else ""
     commit = index.by_rv.get(d.rv)
     late = f" (+{d.delay * 1000:.1f} ms)" if d.delay >= 0.0005 else ""
-    return TimelineRow(d.seq, d.t, _lane(d.identity), "watch",
-                       f"watch #{d.watcher} got {d.type}{where} rv {d.rv}{late}", rv=d.rv,
-                       delay=d.delay, commit_seq=commit.seq if commit is not None else None)
+    return TimelineRow(
+        d.seq,
+        d.t,
+        _lane(d.identity),
+        "watch",
+        f"watch #{d.watcher} got {d.type}{where} rv {d.rv}{late}",
+        rv=d.rv,
+        delay=d.delay,
+        commit_seq=commit.seq if commit is not None else None,
+    )
 
 
 def _elide(rows: list[TimelineRow], limit: int, keep: set[int]) -> list[TimelineRow | int]:
@@ -336,8 +385,15 @@ def _elide(rows: list[TimelineRow], limit: int, keep: set[int]) -> list[Timeline
     return out
 
 
-_GLYPH = {"write": "W", "read": "R", "error": "!", "watch": "E", "perturbation": "P",
-          "replica": "X", "call": "C"}
+_GLYPH = {
+    "write": "W",
+    "read": "R",
+    "error": "!",
+    "watch": "E",
+    "perturbation": "P",
+    "replica": "X",
+    "call": "C",
+}
 
 
 def timeline(
@@ -366,8 +422,10 @@ def timeline(
     tw = max(len(f"{r.t * 1000:.3f}") for r in rows)
     legend = "  ".join(f"{i + 1}={lane}" for i, lane in enumerate(lanes))
     strip_head = " ".join(str((i + 1) % 10) for i in range(len(lanes)))
-    lines = [f"{indent}lanes: {legend}",
-             f"{indent}  {'t ms'.rjust(tw)}  {strip_head}  {'who'.ljust(width)}  what"]
+    lines = [
+        f"{indent}lanes: {legend}",
+        f"{indent}  {'t ms'.rjust(tw)}  {strip_head}  {'who'.ljust(width)}  what",
+    ]
     for item in _elide(rows, limit, keep):
         if isinstance(item, int):
             lines.append(f"{indent}  {'...'.rjust(tw)}  ({item} more entries)")
@@ -375,8 +433,10 @@ def timeline(
         strip = ["|"] * len(lanes)
         strip[col[item.lane]] = _GLYPH.get(item.kind, "*")
         mark = ">" if item.seq in keep else " "
-        lines.append(f"{indent}{mark} {f'{item.t * 1000:.3f}'.rjust(tw)}  {' '.join(strip)}  "
-                     f"{item.lane.ljust(width)}  {item.text}")
+        lines.append(
+            f"{indent}{mark} {f'{item.t * 1000:.3f}'.rjust(tw)}  {' '.join(strip)}  "
+            f"{item.lane.ljust(width)}  {item.text}"
+        )
     return "\n".join(lines)
 
 
@@ -406,8 +466,9 @@ def object_header(h: ObjectHistory) -> str:
     if h.ref.kind == KIND:
         phase = f" ({nr_state(last, h.index).phase or 'no phase'})"
     gone = ", deleted" if last.type == "DELETED" else ""
-    return (f"{h.ref} (uid {h.ref.uid}): {len(h.versions)} versions, latest rv {last.rv}"
-            f"{phase}{gone}")
+    return (
+        f"{h.ref} (uid {h.ref.uid}): {len(h.versions)} versions, latest rv {last.rv}{phase}{gone}"
+    )
 
 
 def object_details(
@@ -417,15 +478,18 @@ def object_details(
     lines: list[str] = []
     if h.ref.kind == KIND:
         table = attempts_table(h, indent="    ")
-        lines.append(f"  attempts of {h.ref.path} (every one ever recorded; # is the position "
-                     f"in rv {h.last.rv}):")
+        lines.append(
+            f"  attempts of {h.ref.path} (every one ever recorded; # is the position "
+            f"in rv {h.last.rv}):"
+        )
         lines.extend(table or ["    (none recorded)"])
     calls = calls_table(h, indent="    ")
     if calls or h.ref.kind == KIND:
         lines.append(f"  endpoint calls about {h.ref.path}:")
         lines.extend(calls or ["    (none)"])
-    lines.append(f"  timeline of {h.ref.path} (ms since the ledger began; > marks the "
-                 "entries in question):")
+    lines.append(
+        f"  timeline of {h.ref.path} (ms since the ledger began; > marks the entries in question):"
+    )
     lines.append(timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    "))
     return lines
 
@@ -495,16 +559,27 @@ def to_json(
             continue
         objects[h.ref.uid] = {
             **h.ref.to_dict(),
-            "versions": [{"rv": x.rv, "type": x.type, "writer": x.identity, "t_ms":
-                          round(x.t * 1000, 3)} for x in h.versions],
+            "versions": [
+                {"rv": x.rv, "type": x.type, "writer": x.identity, "t_ms": round(x.t * 1000, 3)}
+                for x in h.versions
+            ],
             "attempts": [
-                {"channel": r.attempt.channel, "attempt": r.attempt.number,
-                 "status": r.attempt.status, "permanent": r.attempt.permanent,
-                 "timestamp": r.attempt.timestamp, "error": r.attempt.error,
-                 "writer": r.version.identity, "rv": r.version.rv,
-                 "recorded_ms": round(r.version.t * 1000, 3), "inLatest": r.in_latest}
+                {
+                    "channel": r.attempt.channel,
+                    "attempt": r.attempt.number,
+                    "status": r.attempt.status,
+                    "permanent": r.attempt.permanent,
+                    "timestamp": r.attempt.timestamp,
+                    "error": r.attempt.error,
+                    "writer": r.version.identity,
+                    "rv": r.version.rv,
+                    "recorded_ms": round(r.version.t * 1000, 3),
+                    "inLatest": r.in_latest,
+                }
                 for r in recorded_attempts(h)
-            ] if h.ref.kind == KIND else [],
+            ]
+            if h.ref.kind == KIND
+            else [],
             "calls": [c.to_dict() for c in h.side_effects()],
             "timeline": [r.to_dict() for r in timeline_rows(ledger, h.ref.uid)],
         }
@@ -528,9 +603,17 @@ _MAX_STEP = 130.0
 _PX_PER_MS = 3.0
 
 _COLORS = {
-    "write": "#1f5fbf", "read": "#2e8b57", "stale": "#d62728", "error": "#d62728",
-    "watch": "#7b3fa0", "perturbation": "#e67e00", "crashed": "#d62728",
-    "replica": "#555555", "call-ok": "#2e8b57", "call-bad": "#d62728", "lane": "#f4f6f8",
+    "write": "#1f5fbf",
+    "read": "#2e8b57",
+    "stale": "#d62728",
+    "error": "#d62728",
+    "watch": "#7b3fa0",
+    "perturbation": "#e67e00",
+    "crashed": "#d62728",
+    "replica": "#555555",
+    "call-ok": "#2e8b57",
+    "call-bad": "#d62728",
+    "lane": "#f4f6f8",
     "highlight": "#ffe066",
 }
 
@@ -592,12 +675,13 @@ def render_svg(
         _defs(),
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text class="title" x="12" y="24" font-size="15" font-weight="bold">'
-        f'{escape(title or "ledger timeline")}</text>',
+        f"{escape(title or 'ledger timeline')}</text>",
     ]
     # lanes
     for lane in lanes:
-        kind = "apiserver" if lane == "apiserver" else ("endpoint" if lane in endpoints
-                                                        else "replica")
+        kind = (
+            "apiserver" if lane == "apiserver" else ("endpoint" if lane in endpoints else "replica")
+        )
         ly = y[lane]
         label = "API server" if lane == "apiserver" else lane
         out.append(
@@ -607,31 +691,39 @@ def render_svg(
             f'<line x1="{_LEFT - 10}" y1="{ly}" x2="{width - 20}" y2="{ly}" '
             'stroke="#b0b8c0" stroke-width="1"/>'
             f'<text x="{_LEFT - 16}" y="{ly + 4}" text-anchor="end" font-weight="bold">'
-            f'{escape(label)}</text>'
+            f"{escape(label)}</text>"
             f'<text x="{_LEFT - 16}" y="{ly + 17}" text-anchor="end" fill="#777" '
             f'font-size="9">{kind}</text></g>'
         )
     # time axis
     axis_y = lanes_bottom
-    out.append(f'<line class="axis" x1="{_LEFT}" y1="{axis_y}" x2="{width - 20}" '
-               f'y2="{axis_y}" stroke="#333"/>')
+    out.append(
+        f'<line class="axis" x1="{_LEFT}" y1="{axis_y}" x2="{width - 20}" '
+        f'y2="{axis_y}" stroke="#333"/>'
+    )
     last_tick = -1e9
     for r in drawn:
         rx = x_of[r.seq]
         if rx - last_tick >= 70:
-            out.append(f'<g class="tick"><line x1="{rx:.1f}" y1="{axis_y}" x2="{rx:.1f}" '
-                       f'y2="{axis_y + 5}" stroke="#333"/><text x="{rx:.1f}" '
-                       f'y="{axis_y + 17}" text-anchor="middle" font-size="9">'
-                       f'{r.t * 1000:.1f} ms</text></g>')
+            out.append(
+                f'<g class="tick"><line x1="{rx:.1f}" y1="{axis_y}" x2="{rx:.1f}" '
+                f'y2="{axis_y + 5}" stroke="#333"/><text x="{rx:.1f}" '
+                f'y="{axis_y + 17}" text-anchor="middle" font-size="9">'
+                f"{r.t * 1000:.1f} ms</text></g>"
+            )
             last_tick = rx
     for bx, gap in breaks:
         label = "entries elided" if math.isnan(gap) else f"+{_dur(gap)}"
-        out.append(f'<g class="break"><text x="{_LEFT + bx:.1f}" y="{axis_y + 4}" '
-                   f'text-anchor="middle" font-size="14" fill="#999">//</text>'
-                   f'<text x="{_LEFT + bx:.1f}" y="{axis_y + 30}" text-anchor="middle" '
-                   f'font-size="9" fill="#999">{escape(label)}</text></g>')
-    out.append(f'<text x="{_LEFT}" y="{axis_y + 44}" font-size="9" fill="#777">time (ms since '
-               'the ledger began; // marks a shortened gap)</text>')
+        out.append(
+            f'<g class="break"><text x="{_LEFT + bx:.1f}" y="{axis_y + 4}" '
+            f'text-anchor="middle" font-size="14" fill="#999">//</text>'
+            f'<text x="{_LEFT + bx:.1f}" y="{axis_y + 30}" text-anchor="middle" '
+            f'font-size="9" fill="#999">{escape(label)}</text></g>'
+        )
+    out.append(
+        f'<text x="{_LEFT}" y="{axis_y + 44}" font-size="9" fill="#777">time (ms since '
+        "the ledger began; // marks a shortened gap)</text>"
+    )
     api_y = y["apiserver"]
     for r in drawn:
         out.append(_mark(r, x_of[r.seq], y[r.lane], api_y, x_of, r.seq in keep))
@@ -652,18 +744,24 @@ def _defs() -> str:
         'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
         '<path d="M 0 0 L 10 5 L 0 10 z" '
         f'fill="{color}"/></marker>'
-        for name, color in (("read", _COLORS["read"]), ("stale", _COLORS["stale"]),
-                            ("watch", _COLORS["watch"]), ("error", _COLORS["error"]),
-                            ("write", _COLORS["write"]))
+        for name, color in (
+            ("read", _COLORS["read"]),
+            ("stale", _COLORS["stale"]),
+            ("watch", _COLORS["watch"]),
+            ("error", _COLORS["error"]),
+            ("write", _COLORS["write"]),
+        )
     )
     return f"<defs>{markers}</defs>"
 
 
 def _label(x: float, y: float, text: str, color: str, cls: str = "label") -> str:
     # Rotated labels: neighbours 20 px apart never overlap, whatever their length.
-    return (f'<text class="{cls}" x="{x + 3:.1f}" y="{y - 8:.1f}" fill="{color}" '
-            f'font-size="10" transform="rotate(-35 {x + 3:.1f} {y - 8:.1f})">'
-            f'{escape(text)}</text>')
+    return (
+        f'<text class="{cls}" x="{x + 3:.1f}" y="{y - 8:.1f}" fill="{color}" '
+        f'font-size="10" transform="rotate(-35 {x + 3:.1f} {y - 8:.1f})">'
+        f"{escape(text)}</text>"
+    )
 
 
 def _mark(
@@ -675,14 +773,17 @@ def _mark(
         data += f' data-rv="{r.rv}"'
     parts: list[str] = []
     if halo:
-        parts.append(f'<circle class="halo" cx="{x:.1f}" cy="{y:.1f}" r="11" '
-                     f'fill="{_COLORS["highlight"]}"/>')
+        parts.append(
+            f'<circle class="halo" cx="{x:.1f}" cy="{y:.1f}" r="11" fill="{_COLORS["highlight"]}"/>'
+        )
     kind = r.kind
     if kind == "write":
         c = _COLORS["write"]
         if y != api_y:
-            parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{api_y:.1f}" '
-                         f'stroke="{c}" stroke-width="1.2" stroke-dasharray="3 2"/>')
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{api_y:.1f}" '
+                f'stroke="{c}" stroke-width="1.2" stroke-dasharray="3 2"/>'
+            )
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{c}"/>')
         parts.append(f'<circle cx="{x:.1f}" cy="{api_y:.1f}" r="5.5" fill="{c}"/>')
         parts.append(_label(x, api_y, f"rv {r.rv}", c))
@@ -692,9 +793,11 @@ def _mark(
         name = "error" if kind == "error" else ("stale" if r.stale else "read")
         c = _COLORS[name]
         dash = ' stroke-dasharray="4 2"' if kind == "error" else ""
-        parts.append(f'<line x1="{x:.1f}" y1="{api_y + 6:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
-                     f'stroke="{c}" stroke-width="{2.2 if stale else 1.4}"{dash} '
-                     f'marker-end="url(#arrow-{name})"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{api_y + 6:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
+            f'stroke="{c}" stroke-width="{2.2 if stale else 1.4}"{dash} '
+            f'marker-end="url(#arrow-{name})"/>'
+        )
         if kind == "error":
             text = r.text.split("->")[-1].strip()
         else:
@@ -704,35 +807,42 @@ def _mark(
     elif kind == "watch":
         c = _COLORS["watch"]
         x0 = x_of.get(r.commit_seq, x - _MIN_STEP) if r.commit_seq is not None else x - _MIN_STEP
-        parts.append(f'<line x1="{x0:.1f}" y1="{api_y + 4:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
-                     f'stroke="{c}" stroke-width="1.3" marker-end="url(#arrow-watch)" '
-                     'opacity="0.85"/>')
+        parts.append(
+            f'<line x1="{x0:.1f}" y1="{api_y + 4:.1f}" x2="{x:.1f}" y2="{y - 3:.1f}" '
+            f'stroke="{c}" stroke-width="1.3" marker-end="url(#arrow-watch)" '
+            'opacity="0.85"/>'
+        )
         delay = f"+{r.delay * 1000:.0f} ms" if r.delay >= 0.0005 else "+0 ms"
         parts.append(_label(x, y, f"rv {r.rv} {delay}", c))
         cls = "mark watch"
     elif kind == "perturbation":
         c = _COLORS["perturbation"]
-        parts.append(f'<path d="M {x:.1f} {y - 7:.1f} L {x + 7:.1f} {y:.1f} L {x:.1f} '
-                     f'{y + 7:.1f} L {x - 7:.1f} {y:.1f} z" fill="{c}"/>')
+        parts.append(
+            f'<path d="M {x:.1f} {y - 7:.1f} L {x + 7:.1f} {y:.1f} L {x:.1f} '
+            f'{y + 7:.1f} L {x - 7:.1f} {y:.1f} z" fill="{c}"/>'
+        )
         parts.append(_label(x, y, r.text.removeprefix("perturbation ").split(":")[0], c))
         cls = "mark perturbation"
     elif kind == "replica":
         crashed = "CRASHED" in r.text
         c = _COLORS["crashed" if crashed else "replica"]
         if crashed:
-            parts.append(f'<path d="M {x - 6:.1f} {y - 6:.1f} L {x + 6:.1f} {y + 6:.1f} M '
-                         f'{x + 6:.1f} {y - 6:.1f} L {x - 6:.1f} {y + 6:.1f}" stroke="{c}" '
-                         'stroke-width="3"/>')
+            parts.append(
+                f'<path d="M {x - 6:.1f} {y - 6:.1f} L {x + 6:.1f} {y + 6:.1f} M '
+                f'{x + 6:.1f} {y - 6:.1f} L {x - 6:.1f} {y + 6:.1f}" stroke="{c}" '
+                'stroke-width="3"/>'
+            )
         else:
-            parts.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" '
-                         f'fill="none" stroke="{c}" stroke-width="2"/>')
+            parts.append(
+                f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" '
+                f'fill="none" stroke="{c}" stroke-width="2"/>'
+            )
         parts.append(_label(x, y, r.text.removeprefix("replica ").split(":")[0], c))
         cls = "mark replica" + (" crashed" if crashed else "")
     else:  # call
         ok = "-> 2" in r.text
         c = _COLORS["call-ok" if ok else "call-bad"]
-        parts.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
-                     f'fill="{c}"/>')
+        parts.append(f'<rect x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{c}"/>')
         short = r.text.removeprefix("call ").replace(" attempt ", " #")
         parts.append(_label(x, y, short.split(" (")[0], c))
         cls = "mark call"
@@ -743,32 +853,68 @@ def _mark(
 
 def _legend(top: float) -> str:
     entries = [
-        ("write", f'<circle cx="8" cy="0" r="5" fill="{_COLORS["write"]}"/>',
-         "write (rv committed)"),
-        ("read", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["read"]}" '
-         'stroke-width="1.5" marker-end="url(#arrow-read)"/>', "read (rv served)"),
-        ("stale", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["stale"]}" '
-         'stroke-width="2.2" marker-end="url(#arrow-stale)"/>', "stale read"),
-        ("error", f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["error"]}" '
-         'stroke-dasharray="4 2" marker-end="url(#arrow-error)"/>', "failed request"),
-        ("watch", f'<line x1="0" y1="-8" x2="14" y2="6" stroke="{_COLORS["watch"]}" '
-         'marker-end="url(#arrow-watch)"/>', "watch event (+delay)"),
-        ("perturbation", f'<path d="M 8 -7 L 15 0 L 8 7 L 1 0 z" '
-         f'fill="{_COLORS["perturbation"]}"/>', "perturbation"),
-        ("crash", f'<path d="M 2 -6 L 14 6 M 14 -6 L 2 6" stroke="{_COLORS["crashed"]}" '
-         'stroke-width="3"/>', "replica crash"),
-        ("call", f'<rect x="3" y="-5" width="10" height="10" fill="{_COLORS["call-ok"]}"/>'
-         f'<rect x="15" y="-5" width="10" height="10" fill="{_COLORS["call-bad"]}"/>',
-         "endpoint call (ok / error)"),
-        ("highlight", f'<circle cx="8" cy="0" r="8" fill="{_COLORS["highlight"]}"/>',
-         "entry in question"),
+        (
+            "write",
+            f'<circle cx="8" cy="0" r="5" fill="{_COLORS["write"]}"/>',
+            "write (rv committed)",
+        ),
+        (
+            "read",
+            f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["read"]}" '
+            'stroke-width="1.5" marker-end="url(#arrow-read)"/>',
+            "read (rv served)",
+        ),
+        (
+            "stale",
+            f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["stale"]}" '
+            'stroke-width="2.2" marker-end="url(#arrow-stale)"/>',
+            "stale read",
+        ),
+        (
+            "error",
+            f'<line x1="8" y1="-8" x2="8" y2="6" stroke="{_COLORS["error"]}" '
+            'stroke-dasharray="4 2" marker-end="url(#arrow-error)"/>',
+            "failed request",
+        ),
+        (
+            "watch",
+            f'<line x1="0" y1="-8" x2="14" y2="6" stroke="{_COLORS["watch"]}" '
+            'marker-end="url(#arrow-watch)"/>',
+            "watch event (+delay)",
+        ),
+        (
+            "perturbation",
+            f'<path d="M 8 -7 L 15 0 L 8 7 L 1 0 z" fill="{_COLORS["perturbation"]}"/>',
+            "perturbation",
+        ),
+        (
+            "crash",
+            f'<path d="M 2 -6 L 14 6 M 14 -6 L 2 6" stroke="{_COLORS["crashed"]}" '
+            'stroke-width="3"/>',
+            "replica crash",
+        ),
+        (
+            "call",
+            f'<rect x="3" y="-5" width="10" height="10" fill="{_COLORS["call-ok"]}"/>'
+            f'<rect x="15" y="-5" width="10" height="10" fill="{_COLORS["call-bad"]}"/>',
+            "endpoint call (ok / error)",
+        ),
+        (
+            "highlight",
+            f'<circle cx="8" cy="0" r="8" fill="{_COLORS["highlight"]}"/>',
+            "entry in question",
+        ),
     ]
-    parts = [f'<g class="legend" transform="translate({_LEFT} {top})">'
-             '<text x="0" y="-16" font-weight="bold">legend</text>']
+    parts = [
+        f'<g class="legend" transform="translate({_LEFT} {top})">'
+        '<text x="0" y="-16" font-weight="bold">legend</text>'
+    ]
     for i, (name, glyph, text) in enumerate(entries):
         gx = (i % 3) * 230
         gy = (i // 3) * 26
-        parts.append(f'<g class="legend-item" data-item="{name}" transform="translate({gx} '
-                     f'{gy})">{glyph}<text x="32" y="4">{escape(text)}</text></g>')
+        parts.append(
+            f'<g class="legend-item" data-item="{name}" transform="translate({gx} '
+            f'{gy})">{glyph}<text x="32" y="4">{escape(text)}</text></g>'
+        )
     parts.append("</g>")
     return "".join(parts)

@@ -77,8 +77,10 @@ class NtinvSession:
 
     def pytest_report_header(self) -> str:
         """Print the seed so a run can be reproduced."""
-        return (f"ntinvariants: seed={self.seed} (reproduce with --ntinv-seed={self.seed}; "
-                f"one schedule with --ntinv-replay=SEED)")
+        return (
+            f"ntinvariants: seed={self.seed} (reproduce with --ntinv-seed={self.seed}; "
+            f"one schedule with --ntinv-replay=SEED)"
+        )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -114,17 +116,20 @@ class NtinvSession:
         if error:  # failed outside the except block, so no "during handling" chain is shown
             pytest.fail(error, pytrace=False)
         if "ntinv" not in metafunc.fixturenames:
-            pytest.fail(f"@pytest.mark.ntinv_explore on {metafunc.definition.nodeid}: the "
-                        f"test must use the ntinv fixture, which applies the schedules",
-                        pytrace=False)
+            pytest.fail(
+                f"@pytest.mark.ntinv_explore on {metafunc.definition.nodeid}: the "
+                f"test must use the ntinv fixture, which applies the schedules",
+                pytrace=False,
+            )
         if self.replay is not None:
             seeds = [self.replay]
         else:
             count = self.schedules_override or spec.schedules
             base = metafunc.definition.nodeid
             seeds = [derive_seed(self.seed, base, i) for i in range(count)]
-        metafunc.parametrize("ntinv_schedule_seed", seeds, ids=[f"seed-{s}" for s in seeds],
-                             indirect=True)
+        metafunc.parametrize(
+            "ntinv_schedule_seed", seeds, ids=[f"seed-{s}" for s in seeds], indirect=True
+        )
 
     # ---------------------------------------------------------- checking
 
@@ -152,20 +157,29 @@ class NtinvSession:
 
         markers = item.stash.get(MARKERS_KEY, None)
         spec = markers.invariants if markers is not None else None
-        ctx = harness.check_context(quiet=quiet) if harness is not None else \
-            CheckContext.from_ledger(ledger, quiet=quiet, seed=run.seed if run else None,
-                                     replay=run.replay if run else None)
+        ctx = (
+            harness.check_context(quiet=quiet)
+            if harness is not None
+            else CheckContext.from_ledger(
+                ledger,
+                quiet=quiet,
+                seed=run.seed if run else None,
+                replay=run.replay if run else None,
+            )
+        )
         try:
-            invariants = self.registry.select(include=spec.only if spec else None,
-                                              exclude=spec.exclude if spec else ())
+            invariants = self.registry.select(
+                include=spec.only if spec else None, exclude=spec.exclude if spec else ()
+            )
         except KeyError as e:  # a misspelt name in ntinv_invariants: say which
             pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
         violations: list[Violation] = []
         for invariant in invariants:
             violations.extend(invariant.check(ledger, ctx))
         names = [i.name for i in invariants]
-        self.config.hook.pytest_ntinvariants_checked(item=item, checked=names,
-                                                     violations=violations)
+        self.config.hook.pytest_ntinvariants_checked(
+            item=item, checked=names, violations=violations
+        )
         entry: dict[str, Any] = {
             "nodeid": item.nodeid,
             "seed": run.seed if run else None,
@@ -251,7 +265,8 @@ class NtinvSession:
         tr.write_line(
             f"{len(self.results)} test(s) checked, {checked} invariant check(s), "
             f"{sum(len(r['violations']) for r in violated)} violation(s) in "
-            f"{len(violated)} test(s), {schedules} seeded schedule(s); seed {self.seed}")
+            f"{len(violated)} test(s), {schedules} seeded schedule(s); seed {self.seed}"
+        )
         for r in violated:
             names = sorted({v["invariant"] for v in r["violations"]})
             tr.write_line(f"  {r['nodeid']}: {', '.join(names)}")

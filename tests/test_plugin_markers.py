@@ -22,7 +22,7 @@ asyncio_default_fixture_loop_scope = function
 addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
 """
 
-NR_HELPERS = '''
+NR_HELPERS = """
 import pytest
 import reference_controller
 
@@ -41,7 +41,7 @@ def write_status(ntinv, name, status):
     rt = ntinv.server.resource("kubernaut.ai/v1alpha1", "NotificationRequest")
     ntinv.server.store.patch(rt, "default", name, "application/merge-patch+json",
                              {"status": status}, subresource="status")
-'''
+"""
 
 
 @pytest.fixture
@@ -52,29 +52,43 @@ def pt(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--markers")
-    result.stdout.fnmatch_lines([
-        "@pytest.mark.ntinv_replicas(count=2, *, operator=None, namespaces=None, "
-        "prefix='replica')*",
-        "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
-        "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
-        "@pytest.mark.ntinv_faults(code, *, verb='write'*",
-        "@pytest.mark.ntinv_explore(schedules=10, *, space=None)*",
-        "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.ntinv_replicas(count=2, *, operator=None, namespaces=None, "
+            "prefix='replica')*",
+            "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
+            "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
+            "@pytest.mark.ntinv_faults(code, *, verb='write'*",
+            "@pytest.mark.ntinv_explore(schedules=10, *, space=None)*",
+            "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
+        ]
+    )
 
 
 def test_options_are_documented(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--help")
-    result.stdout.fnmatch_lines([
-        "*--ntinv-seed=N*", "*--ntinv-replay=SEED*", "*--ntinv-schedules=K*",
-        "*--ntinv-json=PATH*", "*--ntinv-report-dir=DIR*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*--ntinv-seed=N*",
+            "*--ntinv-replay=SEED*",
+            "*--ntinv-schedules=K*",
+            "*--ntinv-json=PATH*",
+            "*--ntinv-report-dir=DIR*",
+        ]
+    )
 
 
 def test_fixtures_are_documented(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--fixtures")
-    for name in ("ntinv ", "ntinv_apiserver", "ntinv_ledger", "ntinv_kubeconfig",
-                 "ntinv_kubeconfig_factory", "ntinv_operator", "ntinv_schedule_seed"):
+    for name in (
+        "ntinv ",
+        "ntinv_apiserver",
+        "ntinv_ledger",
+        "ntinv_kubeconfig",
+        "ntinv_kubeconfig_factory",
+        "ntinv_operator",
+        "ntinv_schedule_seed",
+    ):
         assert any(line.startswith(name.strip()) for line in result.stdout.lines), name
     result.stdout.fnmatch_lines(["*One test's fake cluster*"])
 
@@ -83,8 +97,10 @@ def test_fixtures_are_documented(pt: pytest.Pytester) -> None:
     ("mark", "message"),
     [
         ("ntinv_watch_latency(-1)", "ntinv_watch_latency: delay must be a number of seconds >= 0"),
-        ("ntinv_watch_latency(0.1, colour=1)", "ntinv_watch_latency: got an unexpected keyword "
-                                               "argument 'colour'"),
+        (
+            "ntinv_watch_latency(0.1, colour=1)",
+            "ntinv_watch_latency: got an unexpected keyword argument 'colour'",
+        ),
         ("ntinv_stale_reads(versions=0)", "ntinv_stale_reads: versions must be an int >= 1"),
         ("ntinv_stale_reads(versions=1, seconds=1)", "give versions or seconds, not both"),
         ("ntinv_faults(418)", "ntinv_faults: code must be one of"),
@@ -209,22 +225,25 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
                 "totalAttempts": 2, "failedDeliveries": 2, "successfulDeliveries": 0})
     """)
     report = tmp_path / "report.json"
-    result = pt.runpytest(f"--ntinv-json={report}", f"--ntinv-report-dir={tmp_path / 'svg'}",
-                          "--ntinv-seed=11")
+    result = pt.runpytest(
+        f"--ntinv-json={report}", f"--ntinv-report-dir={tmp_path / 'svg'}", "--ntinv-seed=11"
+    )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "InvariantViolation" in out
     assert "nr-counters-match-attempts" in out
-    result.stdout.fnmatch_lines([
-        "*- ntinvariants timeline -*",
-        "*- ntinvariants replay -*",
-        "seed: *",
-        "replay: pytest *test_counts_twice*--ntinv-seed=11*",
-        "svg: *",
-        "*= ntinvariants =*",
-        "1 test(s) checked, * violation(s) in 1 test(s), 0 seeded schedule(s); seed 11",
-        "*JSON report: *report.json",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*- ntinvariants timeline -*",
+            "*- ntinvariants replay -*",
+            "seed: *",
+            "replay: pytest *test_counts_twice*--ntinv-seed=11*",
+            "svg: *",
+            "*= ntinvariants =*",
+            "1 test(s) checked, * violation(s) in 1 test(s), 0 seeded schedule(s); seed 11",
+            "*JSON report: *report.json",
+        ]
+    )
     doc = json.loads(report.read_text())
     (entry,) = doc["tests"]
     assert entry["nodeid"].endswith("test_counts_twice")
@@ -322,11 +341,13 @@ def test_xdist_workers_share_the_seed_and_merge_reports(
             ntinv.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
     """)
     report = tmp_path / "report.json"
-    result = pt.runpytest_subprocess("-n", "2", "--ntinv-seed=3", f"--ntinv-json={report}",
-                                     "-p", "no:cacheprovider")
+    result = pt.runpytest_subprocess(
+        "-n", "2", "--ntinv-seed=3", f"--ntinv-json={report}", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["6 test(s) checked, * 0 violation(s) in 0 test(s), "
-                                 "6 seeded schedule(s); seed 3"])
+    result.stdout.fnmatch_lines(
+        ["6 test(s) checked, * 0 violation(s) in 0 test(s), 6 seeded schedule(s); seed 3"]
+    )
     doc = json.loads(report.read_text())
     assert doc["summary"] == {"tests": 6, "violations": 0, "schedules": 6}
     serial = pt.runpytest("--ntinv-seed=3", "--collect-only", "-q")

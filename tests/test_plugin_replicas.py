@@ -24,7 +24,7 @@ addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
 """
 
 # A tiny operator: every replica stamps the objects it sees with its identity.
-OPERATOR = '''
+OPERATOR = """
 import kopf
 
 CRD = {
@@ -49,9 +49,9 @@ def make_registry(identity):
             patch.status["seen"] = seen
 
     return registry
-'''
+"""
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 import gadget_operator
 
@@ -64,7 +64,7 @@ GADGET = {"apiVersion": "ntinv.test/v1", "kind": "Gadget", "metadata": {"name": 
 
 def seen_by(*identities):
     return lambda o: set((o.get("status") or {}).get("seen") or {}) >= set(identities)
-'''
+"""
 
 
 @pytest.fixture
@@ -237,14 +237,16 @@ def test_explore_with_replicas_reports_the_schedule_on_failure(pt: pytest.Pytest
     """)
     result = pt.runpytest("--ntinv-seed=9")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*- ntinvariants schedule -*",
-        "seed *:",
-        "  - watch-latency replica-0 delay=0.00*",
-        "*- ntinvariants timeline -*",
-        "*replica-0*",
-        "replay: pytest *test_it?seed-*--ntinv-replay=*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*- ntinvariants schedule -*",
+            "seed *:",
+            "  - watch-latency replica-0 delay=0.00*",
+            "*- ntinvariants timeline -*",
+            "*replica-0*",
+            "replay: pytest *test_it?seed-*--ntinv-replay=*",
+        ]
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="process groups and signals as on Linux")

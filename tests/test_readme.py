@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def _blocks() -> dict[str, str]:
     text = README.read_text()
-    example = text[text.index("## A short example"):text.index("When the test body ends")]
+    example = text[text.index("## A short example") : text.index("When the test body ends")]
     blocks = re.findall(r"```python\n(.*?)```", example, flags=re.S)
     return {b.splitlines()[0].lstrip("# ").strip(): b for b in blocks}
 
@@ -25,11 +25,14 @@ def _blocks() -> dict[str, str]:
 def test_the_short_example_passes(pytester: pytest.Pytester) -> None:
     blocks = _blocks()
     assert set(blocks) == {"conftest.py", "test_notifications.py"}
-    pytester.makeini("[pytest]\naddopts = -p no:hypothesispytest -p no:kmock -p no:anyio "
-                     "-p no:benchmark\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\naddopts = -p no:hypothesispytest -p no:kmock -p no:anyio "
+        "-p no:benchmark\nasyncio_default_fixture_loop_scope = function\n"
+    )
     pytester.makeconftest(blocks["conftest.py"])
     pytester.makepyfile(test_notifications=blocks["test_notifications.py"])
     result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-seed=1")
     result.assert_outcomes(passed=20)
-    result.stdout.fnmatch_lines(["20 test(s) checked, * 0 violation(s) in 0 test(s), "
-                                 "20 seeded schedule(s); seed 1"])
+    result.stdout.fnmatch_lines(
+        ["20 test(s) checked, * 0 violation(s) in 0 test(s), 20 seeded schedule(s); seed 1"]
+    )

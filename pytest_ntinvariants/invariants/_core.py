@@ -176,8 +176,7 @@ class CheckContext:
             "crashesByObject": (
                 dict(self.crashes_by_object) if self.crashes_by_object is not None else None
             ),
-            "sinkChannels": sorted(self.sink_channels) if self.sink_channels is not None
-            else None,
+            "sinkChannels": sorted(self.sink_channels) if self.sink_channels is not None else None,
         }
 
 

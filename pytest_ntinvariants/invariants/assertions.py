@@ -44,16 +44,21 @@ def assert_attempts(
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}; got {outcome!r}")
     h = _find(ledger, name_or_uid, namespace)
     st = nr_state(h.last, h.index)
-    mine = [a for a in st.attempts
-            if (channel is None or a.channel == channel) and _has_outcome(a, outcome)]
+    mine = [
+        a
+        for a in st.attempts
+        if (channel is None or a.channel == channel) and _has_outcome(a, outcome)
+    ]
     if len(mine) == count:
         return
     calls = h.side_effects(channel)
     what = _describe(count, channel, outcome, "attempt")
-    summary = (f"expected {what} for {h.ref.path}, recorded {len(mine)} "
-               f"(deliveries: {len(calls)})")
-    highlight = {r.version.seq for r in recorded_attempts(h)
-                 if r.attempt.channel == channel or channel is None}
+    summary = f"expected {what} for {h.ref.path}, recorded {len(mine)} (deliveries: {len(calls)})"
+    highlight = {
+        r.version.seq
+        for r in recorded_attempts(h)
+        if r.attempt.channel == channel or channel is None
+    }
     highlight.update(c.seq for c in calls)
     raise AssertionError(_message(summary, h, ledger, ctx, highlight))
 
@@ -78,8 +83,10 @@ def assert_deliveries(
         st = nr_state(h.last, h.index)
         recorded = sum(1 for a in st.attempts if channel is None or a.channel == channel)
     what = _describe(count, channel, None, "delivery", plural="deliveries")
-    summary = (f"expected {what} to {h.ref.path}, endpoints received {len(calls)} "
-               f"(recorded attempts: {recorded})")
+    summary = (
+        f"expected {what} to {h.ref.path}, endpoints received {len(calls)} "
+        f"(recorded attempts: {recorded})"
+    )
     raise AssertionError(_message(summary, h, ledger, ctx, {c.seq for c in calls}))
 
 
@@ -112,16 +119,30 @@ def _find(ledger: Ledger, name_or_uid: str, namespace: str) -> ObjectHistory:
     index = index_of(ledger)
     h = index.find(name_or_uid, namespace, kind=KIND) or index.find(name_or_uid, namespace)
     if h is None:
-        known = ", ".join(sorted({f"{o.ref.path} (uid {o.ref.uid})" for o in
-                                  index.objects.values() if o.ref.kind == KIND})) or "none"
+        known = (
+            ", ".join(
+                sorted(
+                    {
+                        f"{o.ref.path} (uid {o.ref.uid})"
+                        for o in index.objects.values()
+                        if o.ref.kind == KIND
+                    }
+                )
+            )
+            or "none"
+        )
         raise AssertionError(
             f"no object {name_or_uid!r} (namespace {namespace!r}) in the ledger; "
-            f"NotificationRequests known: {known}")
+            f"NotificationRequests known: {known}"
+        )
     return h
 
 
 def _message(
-    summary: str, h: ObjectHistory, ledger: Ledger, ctx: CheckContext | None,
+    summary: str,
+    h: ObjectHistory,
+    ledger: Ledger,
+    ctx: CheckContext | None,
     highlight: set[int],
 ) -> str:
     # Imported here: report imports this package, and the report is only needed on failure.

@@ -135,8 +135,9 @@ class LedgerBuilder:
         at: float | None = None,
     ) -> NotificationBuilder:
         """Create a NotificationRequest (an ``ADDED`` version by ``creator``)."""
-        return NotificationBuilder(self, name, namespace, list(channels), retry_policy,
-                                   uid or self.new_uid(), creator, at)
+        return NotificationBuilder(
+            self, name, namespace, list(channels), retry_policy, uid or self.new_uid(), creator, at
+        )
 
     # ------------------------------------------------------------- other entries
 
@@ -248,15 +249,22 @@ class LedgerBuilder:
         self, rule: str, action: str, identity: str, detail: str = "", *, at: float | None = None
     ) -> PerturbationFired:
         """A perturbation that fired."""
-        return self.ledger.record(PerturbationFired, t=self._t(at), rule=rule, action=action,
-                                  identity=identity, detail=detail)
+        return self.ledger.record(
+            PerturbationFired,
+            t=self._t(at),
+            rule=rule,
+            action=action,
+            identity=identity,
+            detail=detail,
+        )
 
     def replica(
         self, identity: str, action: str, detail: str = "", *, at: float | None = None
     ) -> ReplicaEvent:
         """A replica started, stopped, crashed or restarted."""
-        return self.ledger.record(ReplicaEvent, t=self._t(at), identity=identity, action=action,
-                                  detail=detail)
+        return self.ledger.record(
+            ReplicaEvent, t=self._t(at), identity=identity, action=action, detail=detail
+        )
 
     def crash(self, identity: str, detail: str = "", *, at: float | None = None) -> ReplicaEvent:
         """An injected crash of a replica."""
@@ -282,8 +290,13 @@ class NotificationBuilder:
         self.namespace = namespace
         self.uid = uid
         self.resource = "kubernaut.ai/notificationrequests"
-        spec: JSON = {"type": "simple", "priority": "medium", "subject": "disk full",
-                      "body": "node-1 disk is 95% full", "channels": channels}
+        spec: JSON = {
+            "type": "simple",
+            "priority": "medium",
+            "subject": "disk full",
+            "body": "node-1 disk is 95% full",
+            "channels": channels,
+        }
         if retry_policy is not None:
             spec["retryPolicy"] = dict(retry_policy)
         self.obj: JSON = {
@@ -293,8 +306,9 @@ class NotificationBuilder:
             "spec": spec,
         }
         self.versions: list[ObjectVersion] = [
-            builder.version(self.obj, creator, type="ADDED", verb="create",
-                            resource=self.resource, at=at)
+            builder.version(
+                self.obj, creator, type="ADDED", verb="create", resource=self.resource, at=at
+            )
         ]
 
     @property
@@ -329,8 +343,12 @@ class NotificationBuilder:
             error = "slack webhook returned 503"
         if permanent and error is not None and "permanent failure" not in error:
             error = f"permanent failure: {error}"
-        a: JSON = {"channel": channel, "attempt": number,
-                   "timestamp": timestamp or self.b.wall(at), "status": status}
+        a: JSON = {
+            "channel": channel,
+            "attempt": number,
+            "timestamp": timestamp or self.b.wall(at),
+            "status": status,
+        }
         if error:
             a["error"] = error
         if extra.pop("permanent_field", False):
@@ -378,17 +396,20 @@ class NotificationBuilder:
             else:
                 status["completionTime"] = completion_time
         elif status.get("phase") in ("Sent", "PartiallySent", "Failed") and not status.get(
-                "completionTime"):
+            "completionTime"
+        ):
             status["completionTime"] = self.b.wall(at).split(".")[0] + "Z"
         self.obj["status"] = status
-        v = self.b.version(self.obj, identity, verb=verb, subresource=subresource,
-                           resource=self.resource, at=at)
+        v = self.b.version(
+            self.obj, identity, verb=verb, subresource=subresource, resource=self.resource, at=at
+        )
         self.versions.append(v)
         return v
 
     def delete(self, identity: str = "test", *, at: float | None = None) -> ObjectVersion:
         """The ``DELETED`` version."""
-        v = self.b.version(self.obj, identity, type="DELETED", verb="delete",
-                           resource=self.resource, at=at)
+        v = self.b.version(
+            self.obj, identity, type="DELETED", verb="delete", resource=self.resource, at=at
+        )
         self.versions.append(v)
         return v

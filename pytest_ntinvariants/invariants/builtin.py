@@ -34,16 +34,26 @@ class ResourceVersionMonotonic(Invariant):
             prev = None
             for v in history.versions:
                 if prev is not None and v.rv <= prev.rv:
-                    out.append(Violation(
-                        self.name,
-                        history.ref,
-                        f"rv {v.rv} ({v.type} by {v.identity or '?'}) committed after rv "
-                        f"{prev.rv} ({prev.type} by {prev.identity or '?'})",
-                        (prev.rv, v.rv),
-                        tuple({"seq": x.seq, "t ms": round(x.t * 1000, 3), "rv": x.rv,
-                               "type": x.type, "writer": x.identity or "?"} for x in (prev, v)),
-                        (prev.seq, v.seq),
-                    ))
+                    out.append(
+                        Violation(
+                            self.name,
+                            history.ref,
+                            f"rv {v.rv} ({v.type} by {v.identity or '?'}) committed after rv "
+                            f"{prev.rv} ({prev.type} by {prev.identity or '?'})",
+                            (prev.rv, v.rv),
+                            tuple(
+                                {
+                                    "seq": x.seq,
+                                    "t ms": round(x.t * 1000, 3),
+                                    "rv": x.rv,
+                                    "type": x.type,
+                                    "writer": x.identity or "?",
+                                }
+                                for x in (prev, v)
+                            ),
+                            (prev.seq, v.seq),
+                        )
+                    )
                 if prev is None or v.rv > prev.rv:
                     prev = v
         # Per stream and object, not across objects: a watch that starts from "0" (or with
@@ -54,29 +64,46 @@ class ResourceVersionMonotonic(Invariant):
             before = last.get(key)
             if before is not None and d.rv <= before.rv:
                 version = index.by_rv.get(d.rv)
-                ref = (version and ObjectRef(version.kind_, version.namespace, version.name,
-                                             version.uid, version.api_version)) or ObjectRef(
-                    d.resource, d.namespace, d.name)
+                ref = (
+                    version
+                    and ObjectRef(
+                        version.kind_,
+                        version.namespace,
+                        version.name,
+                        version.uid,
+                        version.api_version,
+                    )
+                ) or ObjectRef(d.resource, d.namespace, d.name)
                 if self.applies_to(ref.kind, ref.api_version):
-                    out.append(Violation(
-                        self.name,
-                        ref,
-                        f"{d.identity or '?'}'s watch #{d.watcher} delivered {d.type} rv {d.rv} "
-                        f"after {before.type} rv {before.rv}",
-                        (before.rv, d.rv),
-                        tuple({"seq": x.seq, "t ms": round(x.t * 1000, 3), "watcher":
-                               f"{x.identity or '?'} #{x.watcher}", "event": x.type, "rv": x.rv,
-                               "delay ms": round(x.delay * 1000, 3)} for x in (before, d)),
-                        (before.seq, d.seq),
-                    ))
+                    out.append(
+                        Violation(
+                            self.name,
+                            ref,
+                            f"{d.identity or '?'}'s watch #{d.watcher} delivered {d.type} "
+                            f"rv {d.rv} "
+                            f"after {before.type} rv {before.rv}",
+                            (before.rv, d.rv),
+                            tuple(
+                                {
+                                    "seq": x.seq,
+                                    "t ms": round(x.t * 1000, 3),
+                                    "watcher": f"{x.identity or '?'} #{x.watcher}",
+                                    "event": x.type,
+                                    "rv": x.rv,
+                                    "delay ms": round(x.delay * 1000, 3),
+                                }
+                                for x in (before, d)
+                            ),
+                            (before.seq, d.seq),
+                        )
+                    )
             if before is None or d.rv > before.rv:
                 last[key] = d
         return out
 
 
 #: Every built-in invariant class, in the order they run and are reported.
-BUILTIN_INVARIANTS: Final[tuple[type[Invariant], ...]] = (ResourceVersionMonotonic,
-                                                          *NR_INVARIANTS)
+BUILTIN_INVARIANTS: Final[tuple[type[Invariant], ...]] = (ResourceVersionMonotonic, *NR_INVARIANTS)
 
 
 def default_registry() -> InvariantRegistry:

@@ -99,8 +99,9 @@ class RetryPolicy:
         d = cls()
         return cls(
             max_attempts=int(_num(raw.get("maxAttempts"), d.max_attempts)),
-            initial_backoff_seconds=_num(raw.get("initialBackoffSeconds"),
-                                         d.initial_backoff_seconds),
+            initial_backoff_seconds=_num(
+                raw.get("initialBackoffSeconds"), d.initial_backoff_seconds
+            ),
             backoff_multiplier=_num(raw.get("backoffMultiplier"), d.backoff_multiplier),
             max_backoff_seconds=_num(raw.get("maxBackoffSeconds"), d.max_backoff_seconds),
         )
@@ -278,9 +279,7 @@ def _parse_state(
     )
 
 
-def _parse_attempts(
-    raw: tuple[Any, ...], prev: NotificationState | None
-) -> tuple[Attempt, ...]:
+def _parse_attempts(raw: tuple[Any, ...], prev: NotificationState | None) -> tuple[Attempt, ...]:
     reuse = prev.attempts if prev is not None else ()
     out = []
     for i, a in enumerate(raw):
@@ -375,8 +374,14 @@ class _Problems:
             if len(rvs) > 1:
                 message = f"{message} (still so in rv {_rv_list(rvs[1:])})"
             out.append(
-                Violation(self.invariant, self.ref, message, tuple(rvs), tuple(evidence),
-                          tuple(sorted(set(seqs))))
+                Violation(
+                    self.invariant,
+                    self.ref,
+                    message,
+                    tuple(rvs),
+                    tuple(evidence),
+                    tuple(sorted(set(seqs))),
+                )
             )
         return out
 
@@ -445,14 +450,18 @@ class CountersMatchAttempts(_NRInvariant):
             wrong = [r for r in rows if r[1] != r[2]]
             if not wrong:
                 continue
-            parts = [f"{f} is {have} but deliveryAttempts has {_plural(want, what)}"
-                     for f, have, want, what in wrong]
+            parts = [
+                f"{f} is {have} but deliveryAttempts has {_plural(want, what)}"
+                for f, have, want, what in wrong
+            ]
             problems.add(
                 tuple((f, have, want) for f, have, want, _ in wrong),
                 [v],
                 f"{'; '.join(parts)} ({_by(v)})",
-                [{"counter": f, "status says": have, "deliveryAttempts has": want}
-                 for f, have, want, _ in rows],
+                [
+                    {"counter": f, "status says": have, "deliveryAttempts has": want}
+                    for f, have, want, _ in rows
+                ],
             )
         return problems.violations()
 
@@ -477,8 +486,11 @@ class NoDuplicateAttempt(_NRInvariant):
                 same = [a for a in st.attempts if (a.channel, a.number) == (channel, number)]
                 positions = ", ".join(f"#{a.index + 1}" for a in same)
                 stamps = {a.timestamp for a in same}
-                how = ("identical copies" if len(stamps) == 1 and len({a.status for a in same})
-                       == 1 else "different timestamps or outcomes")
+                how = (
+                    "identical copies"
+                    if len(stamps) == 1 and len({a.status for a in same}) == 1
+                    else "different timestamps or outcomes"
+                )
                 problems.add(
                     (channel, number, n),
                     [v],
@@ -522,44 +534,56 @@ class AttemptsAppendOnly(_NRInvariant):
                     change = f"moved from #{a.index + 1} to #{moved[0].index + 1}"
                     now = moved[0]
                 elif same:
-                    diff = sorted(k for k in set(a.raw) | set(same[0].raw)
-                                  if a.raw.get(k) != same[0].raw.get(k))
+                    diff = sorted(
+                        k
+                        for k in set(a.raw) | set(same[0].raw)
+                        if a.raw.get(k) != same[0].raw.get(k)
+                    )
                     change = "rewritten: " + ", ".join(
-                        f"{k} {a.raw.get(k)!r} -> {same[0].raw.get(k)!r}" for k in diff)
+                        f"{k} {a.raw.get(k)!r} -> {same[0].raw.get(k)!r}" for k in diff
+                    )
                     now = same[0]
                 else:
                     change = "lost"
                     now = None
-                rows.append({
-                    "#": a.index + 1,
-                    "channel": a.channel,
-                    "attempt": a.number if a.number is not None else "?",
-                    "outcome": a.outcome,
-                    "timestamp": a.timestamp,
-                    "change": change,
-                    "now": f"#{now.index + 1}" if now is not None else "-",
-                })
+                rows.append(
+                    {
+                        "#": a.index + 1,
+                        "channel": a.channel,
+                        "attempt": a.number if a.number is not None else "?",
+                        "outcome": a.outcome,
+                        "timestamp": a.timestamp,
+                        "change": change,
+                        "now": f"#{now.index + 1}" if now is not None else "-",
+                    }
+                )
             if not rows:
                 continue
             lost = sum(1 for r in rows if r["change"] == "lost")
             rewritten = sum(1 for r in rows if str(r["change"]).startswith("rewritten"))
             moved_n = len(rows) - lost - rewritten
-            parts = [p for p in (
-                f"{_plural(lost, 'attempt')} lost" if lost else "",
-                f"{rewritten} rewritten" if rewritten else "",
-                f"{moved_n} moved" if moved_n else "",
-            ) if p]
+            parts = [
+                p
+                for p in (
+                    f"{_plural(lost, 'attempt')} lost" if lost else "",
+                    f"{rewritten} rewritten" if rewritten else "",
+                    f"{moved_n} moved" if moved_n else "",
+                )
+                if p
+            ]
             first = rows[0]
-            out.append(Violation(
-                self.name,
-                history.ref,
-                f"{', '.join(parts)} between rv {pv.rv} ({pv.identity or '?'}) and rv {cv.rv} "
-                f"({cv.identity or '?'}): {len(prev.attempts)} -> {len(cur.attempts)} entries; "
-                f"first: {first['channel']} attempt {first['attempt']} {first['change']}",
-                (pv.rv, cv.rv),
-                tuple(rows),
-                (pv.seq, cv.seq),
-            ))
+            out.append(
+                Violation(
+                    self.name,
+                    history.ref,
+                    f"{', '.join(parts)} between rv {pv.rv} ({pv.identity or '?'}) and rv {cv.rv} "
+                    f"({cv.identity or '?'}): {len(prev.attempts)} -> {len(cur.attempts)} entries; "
+                    f"first: {first['channel']} attempt {first['attempt']} {first['change']}",
+                    (pv.rv, cv.rv),
+                    tuple(rows),
+                    (pv.seq, cv.seq),
+                )
+            )
         return out
 
 
@@ -589,16 +613,21 @@ class ValidPhaseTransitions(_NRInvariant):
                     why = f"unknown phase {p0!r} changed to {p1 or '<none>'}"
                 elif p1 not in TRANSITIONS[p0]:
                     allowed = ", ".join(sorted(TRANSITIONS[p0])) or "none"
-                    why = (f"{p0 or '<none>'} -> {p1 or '<none>'} is not an allowed transition "
-                           f"(from {p0 or '<none>'}: {allowed})")
+                    why = (
+                        f"{p0 or '<none>'} -> {p1 or '<none>'} is not an allowed transition "
+                        f"(from {p0 or '<none>'}: {allowed})"
+                    )
                 else:
                     why = ""
                 if why:
                     out.append(self._violation(history, pv, cv, why))
             c0, c1 = prev.completion_time, cur.completion_time
             if c0 and c1 != c0:
-                why = (f"completionTime changed from {c0} to {c1}" if c1
-                       else f"completionTime {c0} was removed")
+                why = (
+                    f"completionTime changed from {c0} to {c1}"
+                    if c1
+                    else f"completionTime {c0} was removed"
+                )
                 out.append(self._violation(history, pv, cv, why))
         return out
 
@@ -607,13 +636,23 @@ class ValidPhaseTransitions(_NRInvariant):
     ) -> Violation:
         index = history.index
         rows = [
-            {"rv": v.rv, "writer": v.identity or "?", "verb": _verb(v),
-             "phase": nr_state(v, index).phase or "<none>",
-             "completionTime": nr_state(v, index).completion_time or "-"}
+            {
+                "rv": v.rv,
+                "writer": v.identity or "?",
+                "verb": _verb(v),
+                "phase": nr_state(v, index).phase or "<none>",
+                "completionTime": nr_state(v, index).completion_time or "-",
+            }
             for v in (pv, cv)
         ]
-        return Violation(self.name, history.ref, f"{why} (rv {pv.rv} -> rv {cv.rv} by "
-                         f"{cv.identity or '?'})", (pv.rv, cv.rv), tuple(rows), (pv.seq, cv.seq))
+        return Violation(
+            self.name,
+            history.ref,
+            f"{why} (rv {pv.rv} -> rv {cv.rv} by {cv.identity or '?'})",
+            (pv.rv, cv.rv),
+            tuple(rows),
+            (pv.seq, cv.seq),
+        )
 
 
 def _verb(v: ObjectVersion) -> str:
@@ -662,7 +701,8 @@ class AttemptLimits(_NRInvariant):
         limit = st.policy.max_attempts
         if len(distinct) > limit:
             problems.add(
-                ("max", channel, len(distinct)), [v],
+                ("max", channel, len(distinct)),
+                [v],
                 f"{channel} has {len(distinct)} attempts but retryPolicy.maxAttempts is "
                 f"{limit} ({_by(v)})",
                 [_attempt_row(a) for a in distinct],
@@ -671,20 +711,21 @@ class AttemptLimits(_NRInvariant):
         if numbers != expected:
             shown = ", ".join("?" if n is None else str(n) for n in numbers)
             problems.add(
-                ("numbers", channel, tuple(numbers)), [v],
+                ("numbers", channel, tuple(numbers)),
+                [v],
                 f"{channel} attempts are numbered {shown}; expected "
                 f"{', '.join(map(str, expected))} ({_by(v)})",
                 [_attempt_row(a) for a in distinct],
             )
         for i, a in enumerate(distinct):
             if a.status == "success" or (a.status == "failed" and a.permanent):
-                later = distinct[i + 1:]
+                later = distinct[i + 1 :]
                 if later:
                     what = "succeeded" if a.status == "success" else "failed permanently"
-                    names = ", ".join(str(b.number) if b.number is not None else "?"
-                                      for b in later)
+                    names = ", ".join(str(b.number) if b.number is not None else "?" for b in later)
                     problems.add(
-                        ("after", channel, a.number, len(later)), [v],
+                        ("after", channel, a.number, len(later)),
+                        [v],
                         f"{channel} attempt {names} made after attempt {a.number} {what} "
                         f"({_by(v)})",
                         [_attempt_row(b) for b in [a, *later]],
@@ -741,16 +782,18 @@ class RetrySpacing(_NRInvariant):
                 if ok:
                     continue
                 scale = f" x time scale {ctx.time_scale:g}" if ctx.time_scale != 1.0 else ""
-                out.append(Violation(
-                    self.name,
-                    history.ref,
-                    f"{channel} attempt {b.number} came {fmt_seconds(gap)} after attempt "
-                    f"{a.number} failed; backoff({n}) = {base:g} s{scale} needs at least "
-                    f"{fmt_seconds(required)} (-10% jitter) [by {source}]",
-                    (ra.version.rv, rb.version.rv),
-                    tuple(_attempt_row(r.attempt, r.version) for r in (ra, rb)),
-                    (ra.version.seq, rb.version.seq),
-                ))
+                out.append(
+                    Violation(
+                        self.name,
+                        history.ref,
+                        f"{channel} attempt {b.number} came {fmt_seconds(gap)} after attempt "
+                        f"{a.number} failed; backoff({n}) = {base:g} s{scale} needs at least "
+                        f"{fmt_seconds(required)} (-10% jitter) [by {source}]",
+                        (ra.version.rv, rb.version.rv),
+                        tuple(_attempt_row(r.attempt, r.version) for r in (ra, rb)),
+                        (ra.version.seq, rb.version.seq),
+                    )
+                )
         return out
 
 
@@ -777,8 +820,9 @@ class DeliveriesMatchRecords(_NRInvariant):
             return []  # a delivery may be in flight: made, not yet recorded
         sinks = ctx.sink_channels
         if sinks is None:
-            sinks = index.memo("nr-sink-channels",
-                               lambda: frozenset(c.channel for c in index.side_effects))
+            sinks = index.memo(
+                "nr-sink-channels", lambda: frozenset(c.channel for c in index.side_effects)
+            )
         calls = history.side_effects()
         by_channel: dict[str, int] = Counter(c.channel for c in calls)
         recorded: dict[str, int] = Counter(a.channel for a in final.attempts)
@@ -803,27 +847,39 @@ class DeliveriesMatchRecords(_NRInvariant):
                 why.append("deleted mid-flight")
             allowed = f"allowed extra: {allowance}" + (f" for {', '.join(why)}" if why else "")
             if sent > rec:
-                msg = (f"{channel} endpoint received {_plural(sent, 'call')} but "
-                       f"{_plural(rec, 'attempt')} recorded in rv {history.last.rv} "
-                       f"({allowed}): a delivery is hidden")
+                msg = (
+                    f"{channel} endpoint received {_plural(sent, 'call')} but "
+                    f"{_plural(rec, 'attempt')} recorded in rv {history.last.rv} "
+                    f"({allowed}): a delivery is hidden"
+                )
             else:
-                msg = (f"{_plural(rec, 'attempt')} on {channel} recorded in rv "
-                       f"{history.last.rv} but the endpoint received {_plural(sent, 'call')}: "
-                       "an attempt is counted that was never made")
+                msg = (
+                    f"{_plural(rec, 'attempt')} on {channel} recorded in rv "
+                    f"{history.last.rv} but the endpoint received {_plural(sent, 'call')}: "
+                    "an attempt is counted that was never made"
+                )
             mine = [c for c in calls if c.channel == channel]
             numbers = [a.number for a in final.attempts if a.channel == channel]
-            out.append(Violation(
-                self.name,
-                history.ref,
-                msg,
-                (history.last.rv,),
-                ({"channel": channel, "recorded attempts": rec, "endpoint calls": sent,
-                  "allowed extra": allowance,
-                  # The attempt numbers on both sides show which attempt was repeated.
-                  "recorded numbers": _numbers(numbers),
-                  "endpoint numbers": _numbers(c.attempt or None for c in mine)},),
-                (history.last.seq, *(c.seq for c in mine)),
-            ))
+            out.append(
+                Violation(
+                    self.name,
+                    history.ref,
+                    msg,
+                    (history.last.rv,),
+                    (
+                        {
+                            "channel": channel,
+                            "recorded attempts": rec,
+                            "endpoint calls": sent,
+                            "allowed extra": allowance,
+                            # The attempt numbers on both sides show which attempt was repeated.
+                            "recorded numbers": _numbers(numbers),
+                            "endpoint numbers": _numbers(c.attempt or None for c in mine),
+                        },
+                    ),
+                    (history.last.seq, *(c.seq for c in mine)),
+                )
+            )
         return out
 
 
@@ -855,16 +911,19 @@ class EventuallyTerminal(_NRInvariant):
             + (f" ({st.on_channel(ch)[-1].outcome})" if st.on_channel(ch) else "")
             for ch in dict.fromkeys(st.channels or [a.channel for a in st.attempts])
         )
-        return [Violation(
-            self.name,
-            history.ref,
-            f"still {st.phase or 'without a phase'} when the test went quiet (latest: rv "
-            f"{last.rv} by {last.identity or '?'} at {last.t * 1000:.1f} ms"
-            + (f"; attempts {progress}" if progress else "") + ")",
-            (last.rv,),
-            (),
-            (last.seq,),
-        )]
+        return [
+            Violation(
+                self.name,
+                history.ref,
+                f"still {st.phase or 'without a phase'} when the test went quiet (latest: rv "
+                f"{last.rv} by {last.identity or '?'} at {last.t * 1000:.1f} ms"
+                + (f"; attempts {progress}" if progress else "")
+                + ")",
+                (last.rv,),
+                (),
+                (last.seq,),
+            )
+        ]
 
 
 #: The pack, in the order reports list them.

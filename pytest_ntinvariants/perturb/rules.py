@@ -169,8 +169,12 @@ class Rule:
         """Write that this rule acted to the ledger."""
         if self.perturber is not None:
             self.perturber.ledger.record(
-                PerturbationFired, rule=self.name, action=self.action, identity=identity,
-                detail=detail)
+                PerturbationFired,
+                rule=self.name,
+                action=self.action,
+                identity=identity,
+                detail=detail,
+            )
 
 
 # --------------------------------------------------------------------- watch rules
@@ -297,14 +301,16 @@ class Coalesce(Rule):
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         key = _obj_key(d)
         for queued in list(w.pending):
-            if _obj_key(queued) == key and queued.type in ("ADDED", "MODIFIED") and \
-                    d.type == "MODIFIED":
+            if (
+                _obj_key(queued) == key
+                and queued.type in ("ADDED", "MODIFIED")
+                and d.type == "MODIFIED"
+            ):
                 w.pending.remove(queued)
                 if queued.type == "ADDED":
                     d.type = "ADDED"  # the watcher never saw the object: it appears now
                 d.not_before = queued.not_before
-                self.record(w.identity, f"rv={queued.version.rv} superseded by "
-                                        f"rv={d.version.rv}")
+                self.record(w.identity, f"rv={queued.version.rv} superseded by rv={d.version.rv}")
                 return [d]
         d.not_before = max(d.not_before, w.loop.time() + self.window)
         if w.pending:
@@ -377,16 +383,22 @@ class Fault(Rule):
     action = "fault"
 
     _ERRORS = {
-        400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden,
-        404: errors.NotFound, 409: errors.Conflict, 410: errors.Gone, 422: errors.Invalid,
-        429: errors.TooManyRequests, 500: errors.InternalError,
-        503: errors.ServiceUnavailable, 504: errors.Timeout,
+        400: errors.BadRequest,
+        401: errors.Unauthorized,
+        403: errors.Forbidden,
+        404: errors.NotFound,
+        409: errors.Conflict,
+        410: errors.Gone,
+        422: errors.Invalid,
+        429: errors.TooManyRequests,
+        500: errors.InternalError,
+        503: errors.ServiceUnavailable,
+        504: errors.Timeout,
     }
 
     def __post_init__(self) -> None:
         if self.code not in self._ERRORS:
-            raise ValueError(
-                f"code must be one of {sorted(self._ERRORS)}, got {self.code!r}")
+            raise ValueError(f"code must be one of {sorted(self._ERRORS)}, got {self.code!r}")
         if self.code == 429 and self.retry_after is None:
             self.retry_after = 1
         super().__post_init__()
@@ -397,16 +409,19 @@ class Fault(Rule):
         what = f'{r.resource.group_resource if r.resource else ""} "{r.name}"'.strip()
         default = {
             409: f"Operation cannot be fulfilled on {what}: the object has been modified; "
-                 f"please apply your changes to the latest version and try again",
+            f"please apply your changes to the latest version and try again",
             429: "Too many requests, please try again later.",
             500: "Internal error occurred: injected by pytest-ntinvariants",
             503: "the server is currently unable to handle the request",
             504: "Timeout: request did not complete within the allowed duration",
         }.get(self.code, f"injected {self.code} by pytest-ntinvariants")
-        return cls(self.message or default, name=r.name or None,
-                   group=r.resource.group if r.resource else None,
-                   kind=r.resource.plural if r.resource else None,
-                   retry_after=self.retry_after)
+        return cls(
+            self.message or default,
+            name=r.name or None,
+            group=r.resource.group if r.resource else None,
+            kind=r.resource.plural if r.resource else None,
+            retry_after=self.retry_after,
+        )
 
 
 @dataclass(eq=False)
@@ -450,8 +465,7 @@ class Perturber(Interceptor):
             if rule.after is None:
                 rule._frozen_at = self.store.resource_version
             else:
-                rule.after.on_fire(lambda: setattr(rule, "_frozen_at",
-                                                   self.store.resource_version))
+                rule.after.on_fire(lambda: setattr(rule, "_frozen_at", self.store.resource_version))
         if isinstance(rule, ExpireWatch):
             # Open streams end now, so the target's next watch is a resumption to refuse.
             if rule.after is None:
@@ -492,11 +506,17 @@ class Perturber(Interceptor):
         """Delay watch events to a target by ``delay`` s (or a seeded ``(lo, hi)`` range)."""
         return self.add(WatchLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
 
-    def stale_reads(self, *, versions: int | None = None, seconds: float | None = None,
-                    **when: Any) -> StaleView:
+    def stale_reads(
+        self, *, versions: int | None = None, seconds: float | None = None, **when: Any
+    ) -> StaleView:
         """Serve a target's GETs and LISTs as of an older resourceVersion."""
-        return self.add(StaleView(versions=versions, seconds=seconds,  # type: ignore[return-value]
-                                  **_rule_args(when)))
+        return self.add(
+            StaleView(
+                versions=versions,
+                seconds=seconds,  # type: ignore[return-value]
+                **_rule_args(when),
+            )
+        )
 
     def hold(self, **when: Any) -> Hold:
         """Hold a target's watch events until ``release()`` or the ``until`` trigger."""
@@ -514,39 +534,73 @@ class Perturber(Interceptor):
         """Force a target's watches to relist (in-stream 410 Expired on resume)."""
         return self.add(ExpireWatch(**_rule_args(when)))  # type: ignore[return-value]
 
-    def fault(self, code: int, *, retry_after: int | None = None, message: str = "",
-              delay: float = 0.0, **when: Any) -> Fault:
+    def fault(
+        self,
+        code: int,
+        *,
+        retry_after: int | None = None,
+        message: str = "",
+        delay: float = 0.0,
+        **when: Any,
+    ) -> Fault:
         """Answer a target's requests with an API error (409, 422, 429, 500, 503, 504…)."""
-        return self.add(Fault(code=code, retry_after=retry_after,  # type: ignore[return-value]
-                              message=message, delay=delay, **_rule_args(when)))
+        return self.add(
+            Fault(
+                code=code,
+                retry_after=retry_after,  # type: ignore[return-value]
+                message=message,
+                delay=delay,
+                **_rule_args(when),
+            )
+        )
 
     def latency(self, delay: Delay, **when: Any) -> RequestLatency:
         """Add latency to a target's requests."""
         return self.add(RequestLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
 
-    def trigger(self, entry_type: type[Any], *, nth: int = 1,
-                where: Callable[[Any], bool] | None = None, **match: Any) -> Trigger:
+    def trigger(
+        self,
+        entry_type: type[Any],
+        *,
+        nth: int = 1,
+        where: Callable[[Any], bool] | None = None,
+        **match: Any,
+    ) -> Trigger:
         """A trigger on the nth matching ledger entry (see ``Trigger.when``)."""
         return Trigger.when(self.ledger, entry_type, nth=nth, where=where, **match)
 
-    def after_write(self, identity: str | None = None, *, nth: int = 1,
-                    subresource: str | None = None, name: str | None = None,
-                    resource: str | None = None) -> Trigger:
+    def after_write(
+        self,
+        identity: str | None = None,
+        *,
+        nth: int = 1,
+        subresource: str | None = None,
+        name: str | None = None,
+        resource: str | None = None,
+    ) -> Trigger:
         """A trigger on a target's nth successful write (``subresource="status"`` for
         status writes)."""
         from ..ledger import RequestServed
 
         def ok(e: Any) -> bool:
-            return (e.verb in _WRITE_VERBS and e.status < 300
-                    and (subresource is None or e.subresource == subresource)
-                    and (name is None or e.name == name)
-                    and (resource is None or e.resource.endswith("/" + resource)))
+            return (
+                e.verb in _WRITE_VERBS
+                and e.status < 300
+                and (subresource is None or e.subresource == subresource)
+                and (name is None or e.name == name)
+                and (resource is None or e.resource.endswith("/" + resource))
+            )
 
         who = identity or "anyone"
-        return Trigger.when(self.ledger, RequestServed, nth=nth, where=ok,
-                            description=f"after {who}'s write #{nth}"
-                            + (f" to /{subresource}" if subresource else ""),
-                            **({"identity": identity} if identity else {}))
+        return Trigger.when(
+            self.ledger,
+            RequestServed,
+            nth=nth,
+            where=ok,
+            description=f"after {who}'s write #{nth}"
+            + (f" to /{subresource}" if subresource else ""),
+            **({"identity": identity} if identity else {}),
+        )
 
     # -- Interceptor hooks
 
@@ -560,13 +614,17 @@ class Perturber(Interceptor):
                 continue
             if isinstance(rule, RequestLatency):
                 seconds = _draw(rule.delay, self.rng)
-                rule.record(request.identity, f"{request.verb} {request.name} "
-                                              f"+{seconds * 1000:.1f}ms")
+                rule.record(
+                    request.identity, f"{request.verb} {request.name} +{seconds * 1000:.1f}ms"
+                )
                 await asyncio.sleep(seconds)
             elif isinstance(rule, Fault):
-                rule.record(request.identity,
-                            f"{rule.code} on {request.verb} {request.resource.plural if request.resource else ''}"
-                            f"/{request.name}{'/' + request.subresource if request.subresource else ''}")
+                plural = request.resource.plural if request.resource else ""
+                sub = f"/{request.subresource}" if request.subresource else ""
+                rule.record(
+                    request.identity,
+                    f"{rule.code} on {request.verb} {plural}/{request.name}{sub}",
+                )
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
                 raise rule.error(request)
@@ -582,8 +640,11 @@ class Perturber(Interceptor):
             at = self._stale_rv(rule, request)
             if at is None:
                 continue
-            rule.record(request.identity, f"{request.verb} {request.name or '*'} served at "
-                                          f"rv={at} (current {self.store.resource_version})")
+            rule.record(
+                request.identity,
+                f"{request.verb} {request.name or '*'} served at "
+                f"rv={at} (current {self.store.resource_version})",
+            )
             best = at if best is None else min(best, at)
         return best
 
@@ -595,8 +656,11 @@ class Perturber(Interceptor):
             at = self._rvs[i - 1] if i else 0
         elif rule.versions is not None:
             assert request.resource is not None
-            rvs = self.store.version_rvs(request.resource, request.namespace, request.name) \
-                if request.verb == "get" else self.store.resource_rvs(request.resource)
+            rvs = (
+                self.store.version_rvs(request.resource, request.namespace, request.name)
+                if request.verb == "get"
+                else self.store.resource_rvs(request.resource)
+            )
             if len(rvs) <= rule.versions:
                 # Never behind the object's creation: a cache that has not seen the object
                 # at all is a different perturbation (hold), not a stale read.
@@ -637,9 +701,11 @@ def _rule_args(when: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(
             f"unexpected argument(s) {', '.join(sorted(unknown))}; a rule takes "
-            f"{', '.join(sorted(target_fields | timing))}")
+            f"{', '.join(sorted(target_fields | timing))}"
+        )
     target = when.pop("target", None) or Target(
-        **{k: when.pop(k) for k in list(when) if k in target_fields})
+        **{k: when.pop(k) for k in list(when) if k in target_fields}
+    )
     if "name_" in when:
         when["name"] = when.pop("name_")
     return {"target": target, **when}

@@ -74,8 +74,9 @@ class Space:
         for prob in ("coalesce", "hold", "crash"):
             if prob in kwargs and not 0.0 <= float(kwargs[prob]) <= 1.0:
                 raise ValueError(f"space.{prob} must be a probability in [0, 1]")
-        if "stale_reads" in kwargs and (not isinstance(kwargs["stale_reads"], int)
-                                        or kwargs["stale_reads"] < 0):
+        if "stale_reads" in kwargs and (
+            not isinstance(kwargs["stale_reads"], int) or kwargs["stale_reads"] < 0
+        ):
             raise ValueError("space.stale_reads must be an int >= 0")
         for code, p in dict(kwargs.get("faults") or {}).items():
             if int(code) not in _FAULT_CODES:
@@ -95,8 +96,9 @@ class Step:
 
     def describe(self) -> str:
         """``watch-latency replica-0 delay=0.012`` for reports."""
-        args = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in self.params)
+        args = " ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params
+        )
         return f"{self.kind} {self.identity} {args}".strip()
 
 
@@ -117,8 +119,9 @@ class Schedule:
                 lo, hi = space.watch_latency
                 steps.append(Step("watch-latency", ident, (("delay", rng.uniform(lo, hi)),)))
             if space.stale_reads and rng.random() < 0.5:
-                steps.append(Step("stale-reads", ident,
-                                  (("versions", rng.randint(1, space.stale_reads)),)))
+                steps.append(
+                    Step("stale-reads", ident, (("versions", rng.randint(1, space.stale_reads)),))
+                )
             if space.coalesce and rng.random() < space.coalesce:
                 steps.append(Step("coalesce", ident, (("window", rng.uniform(0.005, 0.03)),)))
             for code, p in sorted(space.faults.items()):
@@ -128,8 +131,9 @@ class Schedule:
             victim, writer = rng.sample(list(identities), 2)
             steps.append(Step("hold", victim, (("until_status_write_of", writer),)))
         if identities and space.crash and rng.random() < space.crash:
-            steps.append(Step("crash", rng.choice(list(identities)),
-                              (("after_writes", rng.randint(1, 3)),)))
+            steps.append(
+                Step("crash", rng.choice(list(identities)), (("after_writes", rng.randint(1, 3)),))
+            )
         return cls(seed, tuple(steps))
 
     def describe(self) -> str:
@@ -157,12 +161,15 @@ class Schedule:
             elif step.kind == "coalesce":
                 rules.append(perturber.coalesce(p["window"], target=target))
             elif step.kind == "fault":
-                rules.append(perturber.fault(p["code"], probability=p["probability"],
-                                             target=Target(identity=step.identity,
-                                                           verb="write")))
+                rules.append(
+                    perturber.fault(
+                        p["code"],
+                        probability=p["probability"],
+                        target=Target(identity=step.identity, verb="write"),
+                    )
+                )
             elif step.kind == "hold":
-                trigger = perturber.after_write(p["until_status_write_of"],
-                                                subresource="status")
+                trigger = perturber.after_write(p["until_status_write_of"], subresource="status")
                 rules.append(perturber.hold(target=target, until=trigger))
             elif step.kind == "crash":
                 crashes.append(step)

@@ -81,8 +81,7 @@ class Trigger:
         if nth < 1:
             raise ValueError(f"nth must be >= 1, got {nth}")
         text = description or (
-            f"{entry_type.__name__} #{nth}"
-            + "".join(f" {k}={v!r}" for k, v in match.items())
+            f"{entry_type.__name__} #{nth}" + "".join(f" {k}={v!r}" for k, v in match.items())
         )
         trigger = cls(text)
         seen = 0

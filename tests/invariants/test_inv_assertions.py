@@ -14,8 +14,12 @@ from pytest_ntinvariants.invariants import (
     assert_deliveries,
 )
 
-POLICY = {"maxAttempts": 3, "initialBackoffSeconds": 1, "backoffMultiplier": 2,
-          "maxBackoffSeconds": 60}
+POLICY = {
+    "maxAttempts": 3,
+    "initialBackoffSeconds": 1,
+    "backoffMultiplier": 2,
+    "maxBackoffSeconds": 60,
+}
 REPLAY = "pytest 'tests/test_nr.py::test_400[seed=1234]' --ntinv-seed=1234"
 
 
@@ -28,13 +32,22 @@ def stale_double(b: LedgerBuilder) -> NotificationBuilder:
     b.watch("replica-b", nr, delay=0.001)
     b.perturb("stale-b", "stale-read", "replica-b", "GETs served at rv 3")
     b.call("slack", nr, attempt=1, status=400)
-    nr.write("replica-a", phase="Failed", append=[
-        nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)])
+    nr.write(
+        "replica-a",
+        phase="Failed",
+        append=[
+            nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)
+        ],
+    )
     b.read("replica-b", nr, rv=3, served_at=3)
     b.call("slack", nr, attempt=1, status=400)
     b.failed_write("replica-b", nr)
-    nr.write("replica-b", append=[
-        nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)])
+    nr.write(
+        "replica-b",
+        append=[
+            nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)
+        ],
+    )
     return nr
 
 
@@ -62,33 +75,52 @@ def test_assert_attempts_failure_tells_the_whole_story() -> None:
     lines = failure(excinfo)
     assert lines[0] == "expected 1 slack attempt for default/nr-1, recorded 2 (deliveries: 2)"
     assert lines[1] == ""
-    assert lines[2] == (f"NotificationRequest default/nr-1 (uid {nr.uid}): 5 versions, "
-                        f"latest rv {nr.rv} (Failed)")
+    assert lines[2] == (
+        f"NotificationRequest default/nr-1 (uid {nr.uid}): 5 versions, latest rv {nr.rv} (Failed)"
+    )
     text = "\n".join(lines)
     # The attempts table: aligned columns, one row per attempt, with writer and rv.
     header = next(line for line in lines if line.strip().startswith("#  channel"))
-    assert header.split() == ["#", "channel", "attempt", "outcome", "writer", "rv",
-                              "recorded", "ms", "timestamp", "error"]
-    rows = lines[lines.index(header) + 1: lines.index(header) + 3]
+    assert header.split() == [
+        "#",
+        "channel",
+        "attempt",
+        "outcome",
+        "writer",
+        "rv",
+        "recorded",
+        "ms",
+        "timestamp",
+        "error",
+    ]
+    rows = lines[lines.index(header) + 1 : lines.index(header) + 3]
     assert [r.split()[:6] for r in rows] == [
         ["1", "slack", "1", "failed", "(permanent)", "replica-a"],
         ["2", "slack", "1", "failed", "(permanent)", "replica-b"],
     ]
-    assert all(len(r) > header.index("writer") and r[header.index("writer") - 1] == " "
-               for r in rows)
+    assert all(
+        len(r) > header.index("writer") and r[header.index("writer") - 1] == " " for r in rows
+    )
     # The endpoint calls and the timeline of the race.
     assert "  endpoint calls about default/nr-1:" in lines
     assert re.search(r"^\s+t ms\s+endpoint\s+channel\s+attempt\s+status\s+detail$", text, re.M)
     assert re.search(r"lanes: 1=test  2=replica-a  3=replica-b  4=slack$", text, re.M)
-    assert re.search(r"\| \| R \|  replica-b  GET default/nr-1 -> rv 3 STALE \(served at rv 3; "
-                     r"latest rv 4\)$", text, re.M)
-    assert re.search(r"\| \| ! \|  replica-b  UPDATE default/nr-1/status -> 409 Conflict$",
-                     text, re.M)
+    assert re.search(
+        r"\| \| R \|  replica-b  GET default/nr-1 -> rv 3 STALE \(served at rv 3; "
+        r"latest rv 4\)$",
+        text,
+        re.M,
+    )
+    assert re.search(
+        r"\| \| ! \|  replica-b  UPDATE default/nr-1/status -> 409 Conflict$", text, re.M
+    )
     assert re.search(r"replica-b  watch #1 got MODIFIED rv 3 \(\+1\.0 ms\)$", text, re.M)
-    assert re.search(r"replica-b  perturbation stale-b \(stale-read\): GETs served at rv 3$",
-                     text, re.M)
-    assert re.search(r"^    > +\d+\.\d{3}  \| \| \| C  slack      call slack attempt 1 -> 400$",
-                     text, re.M)
+    assert re.search(
+        r"replica-b  perturbation stale-b \(stale-read\): GETs served at rv 3$", text, re.M
+    )
+    assert re.search(
+        r"^    > +\d+\.\d{3}  \| \| \| C  slack      call slack attempt 1 -> 400$", text, re.M
+    )
     assert lines[-2:] == ["seed: 1234", f"replay: {REPLAY}"]
 
 
@@ -98,11 +130,13 @@ def test_outcome_and_plural_wording() -> None:
     with pytest.raises(AssertionError) as excinfo:
         assert_attempts(b.ledger, "nr-1", channel="slack", outcome="failed", count=1)
     assert failure(excinfo)[0] == (
-        "expected 1 failed slack attempt for default/nr-1, recorded 2 (deliveries: 2)")
+        "expected 1 failed slack attempt for default/nr-1, recorded 2 (deliveries: 2)"
+    )
     with pytest.raises(AssertionError) as excinfo:
         assert_attempts(b.ledger, "nr-1", outcome="permanent", count=3)
     assert failure(excinfo)[0] == (
-        "expected 3 permanently failed attempts for default/nr-1, recorded 2 (deliveries: 2)")
+        "expected 3 permanently failed attempts for default/nr-1, recorded 2 (deliveries: 2)"
+    )
     with pytest.raises(AssertionError) as excinfo:
         assert_attempts(b.ledger, "nr-1", outcome="success", count=1)
     assert failure(excinfo)[0].startswith("expected 1 successful attempt for default/nr-1, ")
@@ -114,31 +148,44 @@ def test_assert_deliveries_failure() -> None:
     b = LedgerBuilder()
     stale_double(b)
     with pytest.raises(AssertionError) as excinfo:
-        assert_deliveries(b.ledger, "nr-1", channel="slack", count=1,
-                          ctx=CheckContext(seed=99))
+        assert_deliveries(b.ledger, "nr-1", channel="slack", count=1, ctx=CheckContext(seed=99))
     lines = failure(excinfo)
-    assert lines[0] == ("expected 1 slack delivery to default/nr-1, endpoints received 2 "
-                        "(recorded attempts: 2)")
+    assert lines[0] == (
+        "expected 1 slack delivery to default/nr-1, endpoints received 2 (recorded attempts: 2)"
+    )
     assert lines[-1] == "seed: 99"
     schedule = "stale-read replica-b at=3\nwatch-latency replica-b delay=0.250"
     with pytest.raises(AssertionError) as excinfo:
-        assert_deliveries(b.ledger, "nr-1", count=1,
-                          ctx=CheckContext(seed=99, schedule=schedule, replay="pytest x"))
-    assert failure(excinfo)[-5:] == ["seed: 99", "schedule:", "  stale-read replica-b at=3",
-                                     "  watch-latency replica-b delay=0.250",
-                                     "replay: pytest x"]
+        assert_deliveries(
+            b.ledger,
+            "nr-1",
+            count=1,
+            ctx=CheckContext(seed=99, schedule=schedule, replay="pytest x"),
+        )
+    assert failure(excinfo)[-5:] == [
+        "seed: 99",
+        "schedule:",
+        "  stale-read replica-b at=3",
+        "  watch-latency replica-b delay=0.250",
+        "replay: pytest x",
+    ]
     with pytest.raises(AssertionError) as excinfo:
         assert_deliveries(b.ledger, "nr-1", count=3)
-    assert failure(excinfo)[0] == ("expected 3 deliveries to default/nr-1, endpoints received 2 "
-                                   "(recorded attempts: 2)")
+    assert failure(excinfo)[0] == (
+        "expected 3 deliveries to default/nr-1, endpoints received 2 (recorded attempts: 2)"
+    )
 
 
 def test_unknown_object_and_bad_outcome() -> None:
     b = LedgerBuilder()
     nr = stale_double(b)
-    with pytest.raises(AssertionError, match=(
+    with pytest.raises(
+        AssertionError,
+        match=(
             rf"no object 'nr-9' \(namespace 'default'\) in the ledger; NotificationRequests "
-            rf"known: default/nr-1 \(uid {nr.uid}\)")):
+            rf"known: default/nr-1 \(uid {nr.uid}\)"
+        ),
+    ):
         assert_attempts(b.ledger, "nr-9", count=1)
     with pytest.raises(AssertionError, match="no object 'nr-1' \\(namespace 'prod'\\)"):
         assert_deliveries(b.ledger, "nr-1", namespace="prod", count=1)
@@ -173,13 +220,27 @@ def test_helpers_hide_their_own_frames(pytester: pytest.Pytester) -> None:
     )
     # pytest-benchmark, where installed, warns inside an xdist worker and that warning is
     # an error here; the other plugins only cost the inner run time.
-    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:benchmark",
-                                "-p", "no:hypothesispytest", "-p", "no:kmock", "-p", "no:anyio")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:asyncio",
+        "-p",
+        "no:benchmark",
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:kmock",
+        "-p",
+        "no:anyio",
+    )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*assert_attempts(b.ledger, \"nr-1\", channel=\"slack\", count=2)",
-        "E*AssertionError: expected 2 slack attempts for default/nr-1, recorded 1 "
-        "(deliveries: 0)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            '*assert_attempts(b.ledger, "nr-1", channel="slack", count=2)',
+            "E*AssertionError: expected 2 slack attempts for default/nr-1, recorded 1 "
+            "(deliveries: 0)",
+        ]
+    )
     assert "assertions.py" not in result.stdout.str()
     assert "__tracebackhide__" not in result.stdout.str()

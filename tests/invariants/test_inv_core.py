@@ -44,25 +44,69 @@ BUILTIN_NAMES = [
 ]
 
 
-def cm_version(ledger: Ledger, rv: int, *, t: float, uid: str = "cm-1", name: str = "cm",
-               identity: str = "replica-a", type: str = "MODIFIED", **data: Any) -> ObjectVersion:
+def cm_version(
+    ledger: Ledger,
+    rv: int,
+    *,
+    t: float,
+    uid: str = "cm-1",
+    name: str = "cm",
+    identity: str = "replica-a",
+    type: str = "MODIFIED",
+    **data: Any,
+) -> ObjectVersion:
     """Record a ConfigMap version by hand."""
     return ledger.record(
-        ObjectVersion, t=t, rv=rv, type=type, resource="/configmaps", api_version="v1",
-        kind_="ConfigMap", namespace="default", name=name, uid=uid, identity=identity,
-        verb="update", subresource="",
-        obj={"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-             "metadata": {"name": name, "namespace": "default", "uid": uid,
-                          "resourceVersion": str(rv)}},
+        ObjectVersion,
+        t=t,
+        rv=rv,
+        type=type,
+        resource="/configmaps",
+        api_version="v1",
+        kind_="ConfigMap",
+        namespace="default",
+        name=name,
+        uid=uid,
+        identity=identity,
+        verb="update",
+        subresource="",
+        obj={
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "data": data,
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "uid": uid,
+                "resourceVersion": str(rv),
+            },
+        },
     )
 
 
-def delivered(ledger: Ledger, rv: int, *, t: float, identity: str = "replica-b",
-              watcher: int = 1, name: str = "cm", delay: float = 0.0) -> WatchDelivered:
+def delivered(
+    ledger: Ledger,
+    rv: int,
+    *,
+    t: float,
+    identity: str = "replica-b",
+    watcher: int = 1,
+    name: str = "cm",
+    delay: float = 0.0,
+) -> WatchDelivered:
     """Record a watch delivery by hand."""
-    return ledger.record(WatchDelivered, t=t, identity=identity, watcher=watcher,
-                         resource="/configmaps", type="MODIFIED", namespace="default",
-                         name=name, rv=rv, delay=delay)
+    return ledger.record(
+        WatchDelivered,
+        t=t,
+        identity=identity,
+        watcher=watcher,
+        resource="/configmaps",
+        type="MODIFIED",
+        namespace="default",
+        name=name,
+        rv=rv,
+        delay=delay,
+    )
 
 
 # ------------------------------------------------------------ registry
@@ -112,8 +156,11 @@ def test_select_by_names_and_patterns() -> None:
     picked = registry.select(["nr-*"], exclude=["nr-eventually-terminal", "nr-retry-*"])
     assert [i.name for i in picked] == [*BUILTIN_NAMES[1:6], "nr-deliveries-match-records"]
     assert registry.select(["no-such-*"]) == []
-    with pytest.raises(KeyError, match=r"no invariant named 'nr-retry-spacin'.*registered: "
-                                       r"resource-version-monotonic, nr-counters"):
+    with pytest.raises(
+        KeyError,
+        match=r"no invariant named 'nr-retry-spacin'.*registered: "
+        r"resource-version-monotonic, nr-counters",
+    ):
         registry.select(["nr-retry-spacin"])
     with pytest.raises(KeyError, match="'typo'"):
         registry.select(exclude=["typo"])
@@ -132,8 +179,13 @@ def test_function_invariant_and_applies_to() -> None:
             if not v.obj.get("data"):
                 yield Violation("cm-has-data", history.ref, f"rv {v.rv} has no data", (v.rv,))
 
-    inv = FunctionInvariant("cm-has-data", "ConfigMaps have data", no_empty_data,
-                            kinds=["ConfigMap"], api_versions=["v1"])
+    inv = FunctionInvariant(
+        "cm-has-data",
+        "ConfigMaps have data",
+        no_empty_data,
+        kinds=["ConfigMap"],
+        api_versions=["v1"],
+    )
     assert inv.applies_to("ConfigMap") and inv.applies_to("ConfigMap", "v1")
     assert not inv.applies_to("ConfigMap", "v2") and not inv.applies_to("Secret")
     ledger = Ledger()
@@ -150,17 +202,31 @@ def test_violation_and_context_serialise() -> None:
     assert ref.path == "cluster-thing"
     v = Violation("x", ref, "broken", (3, 4), ({"a": 1},), (7,))
     assert v.to_dict() == {
-        "invariant": "x", "message": "broken", "resourceVersions": [3, 4],
-        "evidence": [{"a": 1}], "seqs": [7],
-        "object": {"kind": "NotificationRequest", "apiVersion": "", "namespace": "",
-                   "name": "cluster-thing", "uid": "u"},
+        "invariant": "x",
+        "message": "broken",
+        "resourceVersions": [3, 4],
+        "evidence": [{"a": 1}],
+        "seqs": [7],
+        "object": {
+            "kind": "NotificationRequest",
+            "apiVersion": "",
+            "namespace": "",
+            "name": "cluster-thing",
+            "uid": "u",
+        },
     }
     assert Violation("x", None, "m").summary() == "x: m"
     ctx = CheckContext(time_scale=0.01, quiet=True, seed=42, replay="pytest -k x")
-    assert ctx.to_dict() == {"timeScale": 0.01, "quiet": True, "seed": 42,
-                             "replay": "pytest -k x", "schedule": None,
-                             "crashesByIdentity": {},
-                             "crashesByObject": None, "sinkChannels": None}
+    assert ctx.to_dict() == {
+        "timeScale": 0.01,
+        "quiet": True,
+        "seed": 42,
+        "replay": "pytest -k x",
+        "schedule": None,
+        "crashesByIdentity": {},
+        "crashesByObject": None,
+        "sinkChannels": None,
+    }
     with pytest.raises(ValueError, match="time_scale must be > 0"):
         CheckContext(time_scale=0)
 
@@ -221,15 +287,18 @@ def test_index_finds_objects_by_uid_name_and_path() -> None:
     assert index.objects[old.uid].deleted and not index.objects[new.uid].deleted
 
 
-@pytest.mark.parametrize(("text", "seconds", "resolution"), [
-    ("2025-12-26T10:00:00Z", 1766743200.0, 1.0),
-    ("2025-12-26T10:00:00.5Z", 1766743200.5, 0.1),
-    ("2025-12-26T10:00:00.123456Z", 1766743200.123456, 1e-6),
-    ("2025-12-26T10:00:00.123456789Z", 1766743200.123456789, 1e-9),
-    ("2025-12-26T11:00:00+01:00", 1766743200.0, 1.0),
-    ("2025-12-26T05:30:00-0430", 1766743200.0, 1.0),
-    ("2025-12-26t10:00:00z", 1766743200.0, 1.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds", "resolution"),
+    [
+        ("2025-12-26T10:00:00Z", 1766743200.0, 1.0),
+        ("2025-12-26T10:00:00.5Z", 1766743200.5, 0.1),
+        ("2025-12-26T10:00:00.123456Z", 1766743200.123456, 1e-6),
+        ("2025-12-26T10:00:00.123456789Z", 1766743200.123456789, 1e-9),
+        ("2025-12-26T11:00:00+01:00", 1766743200.0, 1.0),
+        ("2025-12-26T05:30:00-0430", 1766743200.0, 1.0),
+        ("2025-12-26t10:00:00z", 1766743200.0, 1.0),
+    ],
+)
 def test_parse_time(text: str, seconds: float, resolution: float) -> None:
     parsed = parse_time(text)
     assert parsed is not None
@@ -246,8 +315,7 @@ def test_parse_time_rejects(text: Any) -> None:
 
 
 def rv_check(ledger: Ledger) -> list[Violation]:
-    return default_registry().check(ledger, CheckContext(),
-                                    include=["resource-version-monotonic"])
+    return default_registry().check(ledger, CheckContext(), include=["resource-version-monotonic"])
 
 
 def test_rvs_increasing_per_object_and_per_stream_pass() -> None:
@@ -299,8 +367,12 @@ def test_initial_events_of_many_objects_may_come_in_key_order() -> None:
 
 def test_a_pass_over_thousands_of_entries_is_fast() -> None:
     b = LedgerBuilder()
-    policy = {"maxAttempts": 5, "initialBackoffSeconds": 1, "backoffMultiplier": 2,
-              "maxBackoffSeconds": 60}
+    policy = {
+        "maxAttempts": 5,
+        "initialBackoffSeconds": 1,
+        "backoffMultiplier": 2,
+        "maxBackoffSeconds": 60,
+    }
     for i in range(200):
         nr = b.notification(f"nr-{i}", channels=["slack", "console"], retry_policy=policy)
         b.read("replica-a", nr)
@@ -309,19 +381,19 @@ def test_a_pass_over_thousands_of_entries_is_fast() -> None:
         nr.write("replica-a", phase="Sending")
         b.watch("replica-a", nr)
         for n in range(1, 5):
-            b.advance(2.0 ** n)
+            b.advance(2.0**n)
             b.call("slack", nr, attempt=n, status=503)
             extra = [nr.attempt("console", 1, "success")] if n == 1 else []
-            nr.write("replica-a", phase="Retrying",
-                     append=[nr.attempt("slack", n, "failed"), *extra])
+            nr.write(
+                "replica-a", phase="Retrying", append=[nr.attempt("slack", n, "failed"), *extra]
+            )
             b.watch("replica-a", nr)
         b.advance(40)
         b.call("slack", nr, attempt=5)
         nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 5, "success")])
     assert len(b.ledger) == 4000
     started = time.perf_counter()
-    violations = default_registry().check(b.ledger, CheckContext.from_ledger(b.ledger,
-                                                                             quiet=True))
+    violations = default_registry().check(b.ledger, CheckContext.from_ledger(b.ledger, quiet=True))
     elapsed = time.perf_counter() - started
     assert violations == []
     # About 35 ms on a busy 2-core machine; the bound only catches a quadratic slip.
@@ -330,8 +402,18 @@ def test_a_pass_over_thousands_of_entries_is_fast() -> None:
 
 def test_raw_request_and_replica_entries_are_indexed() -> None:
     ledger = Ledger()
-    ledger.record(RequestServed, t=0.0, identity="a", verb="get", resource="/configmaps",
-                  namespace="default", name="cm", subresource="", status=404, rv="")
+    ledger.record(
+        RequestServed,
+        t=0.0,
+        identity="a",
+        verb="get",
+        resource="/configmaps",
+        namespace="default",
+        name="cm",
+        subresource="",
+        status=404,
+        rv="",
+    )
     ledger.record(ReplicaEvent, t=0.1, identity="a", action="started")
     index = index_of(ledger)
     assert len(index.requests) == 1 and len(index.replica_events) == 1

@@ -22,8 +22,12 @@ from pytest_ntinvariants.invariants import (
 from pytest_ntinvariants.ledger import SideEffect
 
 # Short backoffs keep the hand-built clocks readable: backoff(n) = 1 s x 2^(n-1), max 60 s.
-POLICY = {"maxAttempts": 3, "initialBackoffSeconds": 1, "backoffMultiplier": 2,
-          "maxBackoffSeconds": 60}
+POLICY = {
+    "maxAttempts": 3,
+    "initialBackoffSeconds": 1,
+    "backoffMultiplier": 2,
+    "maxBackoffSeconds": 60,
+}
 
 
 def check(b: LedgerBuilder, name: str, **ctx: Any) -> list[Violation]:
@@ -69,12 +73,25 @@ def test_the_happy_history_passes_every_rule(name: str) -> None:
 def test_the_pack_judges_only_notification_requests() -> None:
     b = LedgerBuilder()
     # A ConfigMap with a status that would break every NR rule if it were judged.
-    b.version({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "cm", "namespace": "default", "uid": "cm-1"},
-               "status": {"phase": "Sent", "totalAttempts": 9}}, "test", type="ADDED")
-    b.version({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "cm", "namespace": "default", "uid": "cm-1"},
-               "status": {"phase": "Pending"}}, "test")
+    b.version(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "default", "uid": "cm-1"},
+            "status": {"phase": "Sent", "totalAttempts": 9},
+        },
+        "test",
+        type="ADDED",
+    )
+    b.version(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "default", "uid": "cm-1"},
+            "status": {"phase": "Pending"},
+        },
+        "test",
+    )
     for name in ALL_NR:
         assert check(b, name, quiet=True) == []
 
@@ -162,7 +179,8 @@ def test_a_stale_read_duplicate_has_different_timestamps() -> None:
     v2 = nr.write("replica-b", append=[nr.attempt("slack", 1, "failed")])
     [violation] = check(b, "nr-no-duplicate-attempt")
     assert "slack attempt 1 is recorded 2 times (entries #1, #2, different timestamps" in (
-        violation.message)
+        violation.message
+    )
     assert f"rv {v2.rv} by replica-b" in violation.message
     assert v1.rv not in violation.rvs
 
@@ -171,8 +189,11 @@ def test_same_number_on_different_channels_is_not_a_duplicate() -> None:
     b = LedgerBuilder()
     nr = b.notification("nr-1", channels=["slack", "console"], retry_policy=POLICY)
     nr.write("replica-a", phase="Pending")
-    nr.write("replica-a", phase="Sending", append=[nr.attempt("slack", 1, "failed"),
-                                                  nr.attempt("console", 1, "success")])
+    nr.write(
+        "replica-a",
+        phase="Sending",
+        append=[nr.attempt("slack", 1, "failed"), nr.attempt("console", 1, "success")],
+    )
     assert check(b, "nr-no-duplicate-attempt") == []
 
 
@@ -217,8 +238,9 @@ def test_an_attempt_rewritten_in_place() -> None:
     [v] = check(b, "nr-attempts-append-only")
     assert "1 rewritten between" in v.message
     change = v.evidence[0]["change"]
-    assert change == ("rewritten: error 'slack webhook returned 503' -> None, "
-                      "status 'failed' -> 'success'")
+    assert change == (
+        "rewritten: error 'slack webhook returned 503' -> None, status 'failed' -> 'success'"
+    )
 
 
 def test_attempts_moved_and_shrunk_lists() -> None:
@@ -250,29 +272,39 @@ def _phases(*phases: str | None) -> LedgerBuilder:
     return b
 
 
-@pytest.mark.parametrize("phases", [
-    ("Pending", "Sending", "Sent"),
-    ("Pending", "Sending", "Retrying", "Retrying", "PartiallySent"),
-    ("Pending", "Failed"),
-    ("Pending", "Pending", "Sending", "Sending", "Failed", "Failed"),
-    ("Pending", "Sending", "Retrying", "Sent", "Sent"),
-])
+@pytest.mark.parametrize(
+    "phases",
+    [
+        ("Pending", "Sending", "Sent"),
+        ("Pending", "Sending", "Retrying", "Retrying", "PartiallySent"),
+        ("Pending", "Failed"),
+        ("Pending", "Pending", "Sending", "Sending", "Failed", "Failed"),
+        ("Pending", "Sending", "Retrying", "Sent", "Sent"),
+    ],
+)
 def test_allowed_phase_paths(phases: tuple[str, ...]) -> None:
     assert check(_phases(*phases), "nr-valid-phase-transitions") == []
 
 
-@pytest.mark.parametrize(("phases", "expected"), [
-    (("Pending", "Sending", "Sent", "Retrying"), "terminal phase Sent changed to Retrying"),
-    (("Pending", "Failed", "Sending"), "terminal phase Failed changed to Sending"),
-    (("Pending", "Sent"),
-     "Pending -> Sent is not an allowed transition (from Pending: Failed, Sending)"),
-    (("Sending",), "<none> -> Sending is not an allowed transition (from <none>: Pending)"),
-    (("Pending", "Sending", "Pending"),
-     "Sending -> Pending is not an allowed transition (from Sending: Failed, PartiallySent, "
-     "Retrying, Sent)"),
-    (("Pending", "Sending", None), "Sending -> <none> is not an allowed transition"),
-    (("Pending", "Bogus", "Sending"), "unknown phase 'Bogus' changed to Sending"),
-])
+@pytest.mark.parametrize(
+    ("phases", "expected"),
+    [
+        (("Pending", "Sending", "Sent", "Retrying"), "terminal phase Sent changed to Retrying"),
+        (("Pending", "Failed", "Sending"), "terminal phase Failed changed to Sending"),
+        (
+            ("Pending", "Sent"),
+            "Pending -> Sent is not an allowed transition (from Pending: Failed, Sending)",
+        ),
+        (("Sending",), "<none> -> Sending is not an allowed transition (from <none>: Pending)"),
+        (
+            ("Pending", "Sending", "Pending"),
+            "Sending -> Pending is not an allowed transition (from Sending: Failed, PartiallySent, "
+            "Retrying, Sent)",
+        ),
+        (("Pending", "Sending", None), "Sending -> <none> is not an allowed transition"),
+        (("Pending", "Bogus", "Sending"), "unknown phase 'Bogus' changed to Sending"),
+    ],
+)
 def test_forbidden_phase_changes(phases: tuple[str | None, ...], expected: str) -> None:
     violations = check(_phases(*phases), "nr-valid-phase-transitions")
     messages = [v.message for v in violations]
@@ -285,8 +317,9 @@ def test_sent_to_retrying_names_both_versions_and_the_writer() -> None:
     sent = nr.rv
     stale = nr.write("replica-b", phase="Retrying")
     [v] = check(b, "nr-valid-phase-transitions")
-    assert v.message == (f"terminal phase Sent changed to Retrying (rv {sent} -> rv {stale.rv} "
-                         "by replica-b)")
+    assert v.message == (
+        f"terminal phase Sent changed to Retrying (rv {sent} -> rv {stale.rv} by replica-b)"
+    )
     assert [r["phase"] for r in v.evidence] == ["Sent", "Retrying"]
     assert [r["writer"] for r in v.evidence] == ["replica-a", "replica-b"]
 
@@ -299,7 +332,8 @@ def test_completion_time_is_set_once() -> None:
     nr.write("replica-b", completion_time=None)
     changed, removed = check(b, "nr-valid-phase-transitions")
     assert changed.message.startswith(
-        f"completionTime changed from {first} to 2025-12-26T10:05:00Z")
+        f"completionTime changed from {first} to 2025-12-26T10:05:00Z"
+    )
     assert removed.message.startswith("completionTime 2025-12-26T10:05:00Z was removed")
 
 
@@ -315,8 +349,9 @@ def test_more_attempts_than_max_attempts() -> None:
         b.advance(10)
         last = nr.write("replica-a", append=[nr.attempt("slack", n, "failed")])
     [v] = check(b, "nr-attempt-limits")
-    assert v.message == (f"slack has 4 attempts but retryPolicy.maxAttempts is 3 (rv {last.rv} "
-                         "by replica-a)")
+    assert v.message == (
+        f"slack has 4 attempts but retryPolicy.maxAttempts is 3 (rv {last.rv} by replica-a)"
+    )
     assert len(v.evidence) == 4
 
 
@@ -339,20 +374,21 @@ def test_no_attempt_after_a_permanent_failure(how: str) -> None:
     nr.write("replica-a", phase="Pending")
     nr.write("replica-a", phase="Sending")
     if how == "marker":
-        first = nr.attempt("slack", 1, "failed", error="slack webhook returned 400",
-                           permanent=True)
+        first = nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)
     elif how == "slack-format":
         # The original Slack service: "slack webhook returned %d (permanent failure): body".
-        first = nr.attempt("slack", 1, "failed",
-                           error="slack webhook returned 400 (permanent failure): bad")
+        first = nr.attempt(
+            "slack", 1, "failed", error="slack webhook returned 400 (permanent failure): bad"
+        )
     else:
         first = nr.attempt("slack", 1, "failed", error="HTTP 400", permanent_field=True)
     nr.write("replica-a", append=[first])
     b.advance(5)
     v2 = nr.write("replica-b", append=[nr.attempt("slack", 2, "failed")])
     [v] = check(b, "nr-attempt-limits")
-    assert v.message == (f"slack attempt 2 made after attempt 1 failed permanently (rv {v2.rv} "
-                         "by replica-b)")
+    assert v.message == (
+        f"slack attempt 2 made after attempt 1 failed permanently (rv {v2.rv} by replica-b)"
+    )
     assert [r["outcome"] for r in v.evidence] == ["failed (permanent)", "failed"]
 
 
@@ -365,11 +401,14 @@ def test_no_attempt_after_a_success() -> None:
     assert v.message.startswith("slack attempt 3 made after attempt 2 succeeded")
 
 
-@pytest.mark.parametrize(("numbers", "expected"), [
-    ((1, 3), "slack attempts are numbered 1, 3; expected 1, 2"),
-    ((2,), "slack attempts are numbered 2; expected 1"),
-    ((2, 1), "slack attempts are numbered 2, 1; expected 1, 2"),
-])
+@pytest.mark.parametrize(
+    ("numbers", "expected"),
+    [
+        ((1, 3), "slack attempts are numbered 1, 3; expected 1, 2"),
+        ((2,), "slack attempts are numbered 2; expected 1"),
+        ((2, 1), "slack attempts are numbered 2, 1; expected 1, 2"),
+    ],
+)
 def test_attempt_numbers_are_consecutive_from_one(numbers: tuple[int, ...], expected: str) -> None:
     b = LedgerBuilder()
     nr = b.notification("nr-1", retry_policy=POLICY)
@@ -406,16 +445,22 @@ def test_duplicates_are_left_to_the_duplicate_rule() -> None:
 # (step=0: the builder's clock moves only by the gaps the tests give.)
 
 
-def _retry(b: LedgerBuilder, gap: float, policy: dict[str, Any] | None = None,
-           first: int = 1, **attempt_kw: Any) -> NotificationBuilder:
+def _retry(
+    b: LedgerBuilder,
+    gap: float,
+    policy: dict[str, Any] | None = None,
+    first: int = 1,
+    **attempt_kw: Any,
+) -> NotificationBuilder:
     nr = b.notification("nr-1", retry_policy=policy or POLICY)
     nr.write("replica-a", phase="Pending")
     nr.write("replica-a", phase="Sending")
     for n in range(1, first):
         nr.write("replica-a", append=[nr.attempt("slack", n, "failed", **attempt_kw)])
         b.advance(1000)
-    nr.write("replica-a", phase="Retrying",
-             append=[nr.attempt("slack", first, "failed", **attempt_kw)])
+    nr.write(
+        "replica-a", phase="Retrying", append=[nr.attempt("slack", first, "failed", **attempt_kw)]
+    )
     b.advance(gap)
     nr.write("replica-a", append=[nr.attempt("slack", first + 1, "failed", **attempt_kw)])
     return nr
@@ -441,8 +486,12 @@ def test_jitter_allows_ten_percent_early(gap: float, ok: bool) -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    policy = {"maxAttempts": 5, "initialBackoffSeconds": 30, "backoffMultiplier": 2,
-              "maxBackoffSeconds": 60}
+    policy = {
+        "maxAttempts": 5,
+        "initialBackoffSeconds": 30,
+        "backoffMultiplier": 2,
+        "maxBackoffSeconds": 60,
+    }
     b = LedgerBuilder(step=0)
     _retry(b, 55, policy, first=3)  # backoff(3) = min(120, 60) = 60 -> at least 54 s
     assert check(b, "nr-retry-spacing") == []
@@ -462,8 +511,10 @@ def test_time_scale_shrinks_the_backoff() -> None:
     b = LedgerBuilder(step=0)
     _retry(b, 0.020, {"initialBackoffSeconds": 30})
     [v] = check(b, "nr-retry-spacing", time_scale=0.001)
-    assert ("came 20.0 ms after attempt 1 failed; backoff(1) = 30 s x time scale 0.001 needs "
-            "at least 27.0 ms") in v.message
+    assert (
+        "came 20.0 ms after attempt 1 failed; backoff(1) = 30 s x time scale 0.001 needs "
+        "at least 27.0 ms"
+    ) in v.message
 
 
 def test_whole_second_timestamps_fall_back_to_ledger_times() -> None:
@@ -483,18 +534,27 @@ def test_whole_second_timestamps_fall_back_to_ledger_times() -> None:
 def test_whole_second_timestamps_judge_long_backoffs_within_a_second() -> None:
     b = LedgerBuilder(step=0)
     nr = b.notification("nr-1", retry_policy={"initialBackoffSeconds": 30})
-    nr.write("replica-a", phase="Sending",
-             append=[nr.attempt("slack", 1, "failed", timestamp="2025-12-26T10:00:00Z")])
+    nr.write(
+        "replica-a",
+        phase="Sending",
+        append=[nr.attempt("slack", 1, "failed", timestamp="2025-12-26T10:00:00Z")],
+    )
     # 26 s apart by the stamps; the true gap may be up to 27 s: benefit of the doubt.
-    nr.write("replica-a", append=[nr.attempt("slack", 2, "failed",
-                                             timestamp="2025-12-26T10:00:26Z")])
+    nr.write(
+        "replica-a", append=[nr.attempt("slack", 2, "failed", timestamp="2025-12-26T10:00:26Z")]
+    )
     assert check(b, "nr-retry-spacing") == []
     b = LedgerBuilder(step=0)
     nr = b.notification("nr-1", retry_policy={"initialBackoffSeconds": 30})
-    nr.write("replica-a", phase="Sending",
-             append=[nr.attempt("slack", 1, "failed", timestamp="2025-12-26T10:00:00Z")])
-    nr.write("replica-a", append=[nr.attempt("slack", 2, "failed",
-                                             timestamp="2025-12-26T10:00:25+00:00")])
+    nr.write(
+        "replica-a",
+        phase="Sending",
+        append=[nr.attempt("slack", 1, "failed", timestamp="2025-12-26T10:00:00Z")],
+    )
+    nr.write(
+        "replica-a",
+        append=[nr.attempt("slack", 2, "failed", timestamp="2025-12-26T10:00:25+00:00")],
+    )
     [v] = check(b, "nr-retry-spacing")
     assert "came 25.000 s after" in v.message and "[by attempt timestamps]" in v.message
 
@@ -502,11 +562,15 @@ def test_whole_second_timestamps_judge_long_backoffs_within_a_second() -> None:
 def test_spacing_ignores_other_channels_and_attempts_after_success() -> None:
     b = LedgerBuilder(step=0)
     nr = b.notification("nr-1", channels=["slack", "console"], retry_policy=POLICY)
-    nr.write("replica-a", phase="Sending", append=[nr.attempt("slack", 1, "failed"),
-                                                  nr.attempt("console", 1, "failed")])
+    nr.write(
+        "replica-a",
+        phase="Sending",
+        append=[nr.attempt("slack", 1, "failed"), nr.attempt("console", 1, "failed")],
+    )
     b.advance(1)
-    nr.write("replica-a", append=[nr.attempt("slack", 2, "success"),
-                                  nr.attempt("console", 2, "success")])
+    nr.write(
+        "replica-a", append=[nr.attempt("slack", 2, "success"), nr.attempt("console", 2, "success")]
+    )
     nr.write("replica-a", append=[nr.attempt("slack", 3, "success")])  # limits' business
     assert check(b, "nr-retry-spacing") == []
 
@@ -544,8 +608,13 @@ def _permanent_400(b: LedgerBuilder, calls: int, crash: str | None = None) -> No
         b.call("slack", nr, attempt=1, status=400)
     if crash:
         b.crash(crash)
-    nr.write("replica-a", phase="Failed", append=[
-        nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)])
+    nr.write(
+        "replica-a",
+        phase="Failed",
+        append=[
+            nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)
+        ],
+    )
     return nr
 
 
@@ -556,11 +625,20 @@ def test_the_seeds_hidden_duplicate_delivery() -> None:
     assert check(b, "nr-counters-match-attempts") == []
     assert check(b, "nr-no-duplicate-attempt") == []
     [v] = check(b, "nr-deliveries-match-records")
-    assert v.message == (f"slack endpoint received 2 calls but 1 attempt recorded in rv {nr.rv} "
-                         "(allowed extra: 0): a delivery is hidden")
+    assert v.message == (
+        f"slack endpoint received 2 calls but 1 attempt recorded in rv {nr.rv} "
+        "(allowed extra: 0): a delivery is hidden"
+    )
     assert [dict(r) for r in v.evidence] == [
-        {"channel": "slack", "recorded attempts": 1, "endpoint calls": 2, "allowed extra": 0,
-         "recorded numbers": "1", "endpoint numbers": "1, 1"}]
+        {
+            "channel": "slack",
+            "recorded attempts": 1,
+            "endpoint calls": 2,
+            "allowed extra": 0,
+            "recorded numbers": "1",
+            "endpoint numbers": "1, 1",
+        }
+    ]
     calls = [e.seq for e in b.ledger.side_effects()]
     assert set(calls) <= set(v.seqs)
 
@@ -603,8 +681,10 @@ def test_attempts_recorded_twice_for_one_delivery() -> None:
     a1 = nr.attempt("slack", 1, "failed", permanent=True)
     last = nr.write("replica-a", phase="Failed", append=[a1, {**a1, "attempt": 2}])
     [v] = check(b, "nr-deliveries-match-records")
-    assert v.message == (f"2 attempts on slack recorded in rv {last.rv} but the endpoint "
-                         "received 1 call: an attempt is counted that was never made")
+    assert v.message == (
+        f"2 attempts on slack recorded in rv {last.rv} but the endpoint "
+        "received 1 call: an attempt is counted that was never made"
+    )
 
 
 def test_in_flight_deliveries_are_not_judged_until_settled() -> None:
@@ -622,8 +702,11 @@ def test_channels_without_an_endpoint_are_not_compared() -> None:
     nr = b.notification("nr-1", channels=["slack", "console"], retry_policy=POLICY)
     nr.write("replica-a", phase="Sending")
     b.call("slack", nr, attempt=1)
-    nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 1, "success"),
-                                                nr.attempt("console", 1, "success")])
+    nr.write(
+        "replica-a",
+        phase="Sent",
+        append=[nr.attempt("slack", 1, "success"), nr.attempt("console", 1, "success")],
+    )
     assert check(b, "nr-deliveries-match-records") == []
     # Declared sink channels are compared even when they saw no call at all.
     ctx = CheckContext(sink_channels=frozenset({"slack", "console"}))
@@ -637,8 +720,17 @@ def test_calls_without_a_channel_are_not_compared() -> None:
     nr.write("replica-a", phase="Sending")
     b.call("slack", nr, attempt=1)
     # A call the endpoint could not attribute to a channel: nothing to compare it with.
-    b.ledger.record(SideEffect, t=0.5, endpoint="slack", channel="", uid=nr.uid,
-                    namespace="default", name="nr-1", attempt="", status=200)
+    b.ledger.record(
+        SideEffect,
+        t=0.5,
+        endpoint="slack",
+        channel="",
+        uid=nr.uid,
+        namespace="default",
+        name="nr-1",
+        attempt="",
+        status=200,
+    )
     nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 1, "success")])
     assert check(b, "nr-deliveries-match-records") == []
 
@@ -680,9 +772,11 @@ def test_eventually_terminal_only_when_quiet() -> None:
     nr.write("replica-a", phase="Retrying", append=[nr.attempt("slack", 1, "failed")])
     assert check(b, "nr-eventually-terminal") == []
     [v] = check(b, "nr-eventually-terminal", quiet=True)
-    assert v.message == (f"still Retrying when the test went quiet (latest: rv {nr.rv} by "
-                         f"replica-a at {nr.versions[-1].t * 1000:.1f} ms; attempts slack 1/3 "
-                         "(failed))")
+    assert v.message == (
+        f"still Retrying when the test went quiet (latest: rv {nr.rv} by "
+        f"replica-a at {nr.versions[-1].t * 1000:.1f} ms; attempts slack 1/3 "
+        "(failed))"
+    )
 
 
 def test_never_reconciled_and_deleted_objects() -> None:

@@ -27,8 +27,12 @@ from pytest_ntinvariants.report import (
     to_json,
 )
 
-POLICY = {"maxAttempts": 3, "initialBackoffSeconds": 1, "backoffMultiplier": 2,
-          "maxBackoffSeconds": 60}
+POLICY = {
+    "maxAttempts": 3,
+    "initialBackoffSeconds": 1,
+    "backoffMultiplier": 2,
+    "maxBackoffSeconds": 60,
+}
 REPLAY = "pytest 'tests/test_nr.py::test_400[seed=1234]' --ntinv-seed=1234"
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -45,8 +49,13 @@ def hidden_duplicate(b: LedgerBuilder) -> NotificationBuilder:
     b.read("replica-b", nr, rv=2, served_at=2)
     b.call("slack", nr, attempt=1, status=400)
     b.call("slack", nr, attempt=1, status=400)
-    nr.write("replica-a", phase="Failed", append=[
-        nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)])
+    nr.write(
+        "replica-a",
+        phase="Failed",
+        append=[
+            nr.attempt("slack", 1, "failed", error="slack webhook returned 400", permanent=True)
+        ],
+    )
     b.watch("replica-b", nr, delay=0.25)
     b.failed_write("replica-b", nr)
     nr.write("replica-b")  # dedupe absorbed replica-b's attempt: nothing changes
@@ -59,8 +68,10 @@ def violations(b: LedgerBuilder, ctx: CheckContext) -> list[Violation]:
 
 
 def test_format_table_aligns_columns_and_trims() -> None:
-    lines = format_table([{"a": 1, "long header": "x", "c": None},
-                          {"a": 12345, "long header": "y" * 80, "c": 0.5}], indent="")
+    lines = format_table(
+        [{"a": 1, "long header": "x", "c": None}, {"a": 12345, "long header": "y" * 80, "c": 0.5}],
+        indent="",
+    )
     assert lines[0] == "a      long header                                                   c"
     assert lines[1] == "1      x                                                             -"
     assert lines[2].endswith("...  0.500")
@@ -93,17 +104,31 @@ def test_format_violations_reads_top_down() -> None:
     assert lines[0] == "1 invariant violation (1 invariant, 1 object), seed 1234"
     assert lines[1] == "  nr-deliveries-match-records    1  default/nr-1"
     assert lines[2] == ""
-    assert lines[3] == (f"NotificationRequest default/nr-1 (uid {nr.uid}): 5 versions, "
-                        f"latest rv {nr.rv} (Failed)")
-    assert lines[4] == (f"  nr-deliveries-match-records: slack endpoint received 2 calls but "
-                        f"1 attempt recorded in rv {nr.rv} (allowed extra: 0): a delivery is "
-                        "hidden")
-    assert lines[5].split() == ["channel", "recorded", "attempts", "endpoint", "calls",
-                                "allowed", "extra", "recorded", "numbers", "endpoint",
-                                "numbers"]
+    assert lines[3] == (
+        f"NotificationRequest default/nr-1 (uid {nr.uid}): 5 versions, latest rv {nr.rv} (Failed)"
+    )
+    assert lines[4] == (
+        f"  nr-deliveries-match-records: slack endpoint received 2 calls but "
+        f"1 attempt recorded in rv {nr.rv} (allowed extra: 0): a delivery is "
+        "hidden"
+    )
+    assert lines[5].split() == [
+        "channel",
+        "recorded",
+        "attempts",
+        "endpoint",
+        "calls",
+        "allowed",
+        "extra",
+        "recorded",
+        "numbers",
+        "endpoint",
+        "numbers",
+    ]
     assert lines[6].split() == ["slack", "1", "2", "0", "1", "1,", "1"]
-    assert lines[7] == (f"  attempts of default/nr-1 (every one ever recorded; # is the "
-                        f"position in rv {nr.rv}):")
+    assert lines[7] == (
+        f"  attempts of default/nr-1 (every one ever recorded; # is the position in rv {nr.rv}):"
+    )
     assert lines[8].split()[:6] == ["#", "channel", "attempt", "outcome", "writer", "rv"]
     assert lines[9].split()[:6] == ["1", "slack", "1", "failed", "(permanent)", "replica-a"]
     assert "  endpoint calls about default/nr-1:" in lines
@@ -111,8 +136,12 @@ def test_format_violations_reads_top_down() -> None:
     marked = [line for line in lines if line.startswith("    >")]
     assert len(marked) == 3
     assert sum("call slack attempt 1 -> 400" in line for line in marked) == 2
-    assert re.search(r"replica-b  GET default/nr-1 -> rv 2 STALE \(served at rv 2; latest "
-                     r"rv 3\)$", text, re.M)
+    assert re.search(
+        r"replica-b  GET default/nr-1 -> rv 2 STALE \(served at rv 2; latest "
+        r"rv 3\)$",
+        text,
+        re.M,
+    )
     assert re.search(r"replica-b  replica CRASHED$", text, re.M)
     assert re.search(r"replica-a  replica started$", text, re.M)
     assert re.search(r"replica-b  wrote rv \d+ \(patch/status\): no change$", text, re.M)
@@ -153,19 +182,27 @@ def test_timeline_of_the_whole_ledger_names_objects_and_lanes() -> None:
     lines = text.splitlines()
     assert lines[0] == "  lanes: 1=test  2=replica-a  3=replica-b  4=slack"
     assert lines[1].split() == ["t", "ms", "1", "2", "3", "4", "who", "what"]
-    assert re.search(r"W \| \| \|  test       created NotificationRequest default/nr-1 rv 1: "
-                     r"channels slack, maxAttempts 3, backoff 1 s x2 <= 60 s$", text, re.M)
-    assert re.search(r"\| \| \| C  slack      call slack attempt 1 for default/nr-2 -> 200$",
-                     text, re.M)
-    assert re.search(r"replica-b  watch #1 got MODIFIED default/nr-1 rv \d+ \(\+250\.0 ms\)$",
-                     text, re.M)
+    assert re.search(
+        r"W \| \| \|  test       created NotificationRequest default/nr-1 rv 1: "
+        r"channels slack, maxAttempts 3, backoff 1 s x2 <= 60 s$",
+        text,
+        re.M,
+    )
+    assert re.search(
+        r"\| \| \| C  slack      call slack attempt 1 for default/nr-2 -> 200$", text, re.M
+    )
+    assert re.search(
+        r"replica-b  watch #1 got MODIFIED default/nr-1 rv \d+ \(\+250\.0 ms\)$", text, re.M
+    )
     # Times are milliseconds with three decimals, right-aligned under the header.
     width = len(lines[1].split("ms")[0]) + 2
     assert all(re.fullmatch(r"  [ >] *\d+\.\d{3}", line[:width]) for line in lines[2:])
     # The lane strip sits in the same columns on every line.
     strip = lines[1].index("1 2 3 4")
-    assert all(re.fullmatch(r"[|WREPXC!] [|WREPXC!] [|WREPXC!] [|WREPXC!]",
-                            line[strip:strip + 7]) for line in lines[2:])
+    assert all(
+        re.fullmatch(r"[|WREPXC!] [|WREPXC!] [|WREPXC!] [|WREPXC!]", line[strip : strip + 7])
+        for line in lines[2:]
+    )
 
 
 def test_timeline_of_one_object_leaves_others_out() -> None:
@@ -229,8 +266,11 @@ def parse_svg(path: Path) -> ET.Element:
 
 
 def marks(root: ET.Element, cls: str) -> list[ET.Element]:
-    return [g for g in root.iter(f"{SVG}g") if cls in (g.get("class") or "").split()
-            and "mark" in (g.get("class") or "").split()]
+    return [
+        g
+        for g in root.iter(f"{SVG}g")
+        if cls in (g.get("class") or "").split() and "mark" in (g.get("class") or "").split()
+    ]
 
 
 def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
@@ -238,16 +278,29 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
     nr = hidden_duplicate(b)
     ctx = CheckContext(quiet=True, crashes_by_object={})
     [v] = violations(b, ctx)
-    path = render_svg(b.ledger, tmp_path / "race.svg", title="nr-1 & the <hidden> duplicate",
-                      uid=nr.uid, highlight=v.seqs)
+    path = render_svg(
+        b.ledger,
+        tmp_path / "race.svg",
+        title="nr-1 & the <hidden> duplicate",
+        uid=nr.uid,
+        highlight=v.seqs,
+    )
     root = parse_svg(path)
     assert root.tag == f"{SVG}svg"
     title = next(t for t in root.iter(f"{SVG}text") if t.get("class") == "title")
     assert title.text == "nr-1 & the <hidden> duplicate"
-    lanes = {g.get("data-lane"): g.get("data-kind") for g in root.iter(f"{SVG}g")
-             if g.get("class") == "lane"}
-    assert lanes == {"apiserver": "apiserver", "test": "replica", "replica-a": "replica",
-                     "replica-b": "replica", "slack": "endpoint"}
+    lanes = {
+        g.get("data-lane"): g.get("data-kind")
+        for g in root.iter(f"{SVG}g")
+        if g.get("class") == "lane"
+    }
+    assert lanes == {
+        "apiserver": "apiserver",
+        "test": "replica",
+        "replica-a": "replica",
+        "replica-b": "replica",
+        "slack": "endpoint",
+    }
     lane_y = {}
     for g in root.iter(f"{SVG}g"):
         if g.get("class") == "lane":
@@ -258,14 +311,17 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
     assert lane_y["replica-b"] < lane_y["slack"]
     writes = marks(root, "write")
     assert [int(w.get("data-rv", "0")) for w in writes] == [v.rv for v in nr.versions]
-    assert all(any(t.text == f"rv {w.get('data-rv')}" for t in w.iter(f"{SVG}text"))
-               for w in writes)
+    assert all(
+        any(t.text == f"rv {w.get('data-rv')}" for t in w.iter(f"{SVG}text")) for w in writes
+    )
     [stale] = marks(root, "stale")
     assert stale.get("data-lane") == "replica-b" and stale.get("data-rv") == "2"
     assert any(t.text == "rv 2 stale" for t in stale.iter(f"{SVG}text"))
     assert [w.get("data-lane") for w in marks(root, "watch")] == ["replica-a", "replica-b"]
-    assert any(t.text == f"rv {nr.versions[3].rv} +250 ms"
-               for t in marks(root, "watch")[1].iter(f"{SVG}text"))
+    assert any(
+        t.text == f"rv {nr.versions[3].rv} +250 ms"
+        for t in marks(root, "watch")[1].iter(f"{SVG}text")
+    )
     assert [m.get("data-lane") for m in marks(root, "perturbation")] == ["replica-b"]
     assert [m.get("data-lane") for m in marks(root, "crashed")] == ["replica-b"]
     assert [m.get("data-lane") for m in marks(root, "error")] == ["replica-b"]
@@ -275,10 +331,18 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
     # Time runs left to right in ledger order.
     xs = [float(g.get("data-t-ms", "0")) for g in root.iter(f"{SVG}g") if g.get("data-seq")]
     assert xs == sorted(xs)
-    legend = {g.get("data-item") for g in root.iter(f"{SVG}g")
-              if g.get("class") == "legend-item"}
-    assert legend == {"write", "read", "stale", "error", "watch", "perturbation", "crash",
-                      "call", "highlight"}
+    legend = {g.get("data-item") for g in root.iter(f"{SVG}g") if g.get("class") == "legend-item"}
+    assert legend == {
+        "write",
+        "read",
+        "stale",
+        "error",
+        "watch",
+        "perturbation",
+        "crash",
+        "call",
+        "highlight",
+    }
     # Every mark explains itself on hover.
     assert all(m.find(f"{SVG}title") is not None for m in writes + calls)
 
@@ -298,7 +362,8 @@ def test_svg_of_a_whole_ledger_with_long_gaps(tmp_path: Path) -> None:
 def test_svg_of_an_empty_ledger(tmp_path: Path) -> None:
     root = parse_svg(render_svg(LedgerBuilder().ledger, tmp_path / "empty.svg"))
     assert [g.get("data-lane") for g in root.iter(f"{SVG}g") if g.get("class") == "lane"] == [
-        "apiserver"]
+        "apiserver"
+    ]
 
 
 @pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="rsvg-convert not installed")

@@ -27,12 +27,16 @@ class Client:
         self.server = server
         self.token = server.token_for(identity)
 
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json") -> tuple[int, dict[str, Any], Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, dict[str, Any], Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server.url + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.token}",
-                                              "Content-Type": content_type})
+        req = urllib.request.Request(
+            self.server.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, dict(resp.headers), json.loads(resp.read())
@@ -41,14 +45,15 @@ class Client:
                 return e.code, dict(e.headers), json.loads(e.read())
 
     def patch(self, name: str, data: dict[str, str]) -> tuple[int, dict[str, Any], Any]:
-        return self.request("PATCH", f"{CM}/{name}", {"data": data},
-                            "application/merge-patch+json")
+        return self.request("PATCH", f"{CM}/{name}", {"data": data}, "application/merge-patch+json")
 
     def watch(self, query: str = "") -> Iterator[dict[str, Any]]:
         """Open a watch now (so it is registered before the caller writes) and iterate
         its events; the stream is closed when the iterator is exhausted or collected."""
-        req = urllib.request.Request(f"{self.server.url}{CM}?watch=true&{query}",
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        req = urllib.request.Request(
+            f"{self.server.url}{CM}?watch=true&{query}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         resp = urllib.request.urlopen(req, timeout=10)
 
         def events() -> Iterator[dict[str, Any]]:
@@ -223,8 +228,9 @@ def test_coalesce_hides_intermediate_states(env: Any) -> None:
     marker = a.request("POST", CM, {"metadata": {"name": "after"}})[2]
     seen = []
     for event in stream:
-        seen.append((event["type"], event["object"]["metadata"]["name"],
-                     event["object"].get("data")))
+        seen.append(
+            (event["type"], event["object"]["metadata"]["name"], event["object"].get("data"))
+        )
         if event["object"]["metadata"]["name"] == "after":
             break
     assert seen == [("MODIFIED", "x", {"n": "3"}), ("ADDED", "after", None)]
@@ -316,5 +322,6 @@ def test_triggers_fire_once_on_the_nth_match(env: Any) -> None:
     late: list[int] = []
     trigger.on_fire(lambda: late.append(1))
     assert late == [1]
-    assert ledger.deliveries() == [] or all(isinstance(d, WatchDelivered)
-                                            for d in ledger.deliveries())
+    assert ledger.deliveries() == [] or all(
+        isinstance(d, WatchDelivered) for d in ledger.deliveries()
+    )
