@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,32 +212,32 @@ import variants as _variants  # noqa: E402
 
 # autouse: the ntinv fixture asks for ntinv_operator (and so nr_strategy) dynamically, and
 # only fixtures in a test's static closure are parametrized.
-@pytest.fixture(autouse=True, params={names!r})
+@pytest.fixture(autouse=True, params={params!r}, ids={ids!r})
 def nr_strategy(request: pytest.FixtureRequest) -> object:
     """The recording strategy named by the parameter ("reference" or a variant)."""
-    name = request.param
+    name = request.param[0]
     return _rc.ReferenceStrategy() if name == "reference" else _variants.VARIANTS[name]()
 '''
 
-_REPEATS = '''
 
-@pytest.fixture(autouse=True, params=range({repeats}), ids=lambda i: f"run{{i}}")
-def _nr_repeat(request: pytest.FixtureRequest) -> int:
-    """Each schedule {repeats} times (each item its own nodeid, so its own seed)."""
-    return int(request.param)
-'''
-
-
-def variant_suite(strategies: Sequence[str], *, repeats: int = 1) -> dict[str, str]:
+def variant_suite(
+    strategies: Sequence[str] | Mapping[str, int], *, repeats: int = 1
+) -> dict[str, str]:
     """The files of a self-contained pytest directory (name -> text) that runs the
-    scenarios of ``test_variants_scenarios.py`` once per strategy in ``strategies`` (variant
-    names, or ``"reference"``) and per repeat: this suite's conftest and nrkit, the module
-    with an ``nr_strategy`` override appended, and a ``pytest.ini``."""
-    if not strategies:
-        raise ValueError("name at least one strategy")
-    module = VARIANT_SCENARIOS.read_text() + _STRATEGIES.format(names=list(strategies))
-    if repeats > 1:
-        module += _REPEATS.format(repeats=repeats)
+    scenarios of ``test_variants_scenarios.py`` with each strategy (a variant name, or
+    ``"reference"``): ``repeats`` times each, or as many times as a mapping says. Each run
+    is its own item (``test[<strategy>-run<k>]``, or ``test[<strategy>]`` when every
+    strategy runs once), so its own seed. The files: this suite's conftest and nrkit, the
+    module with an ``nr_strategy`` override appended, and a ``pytest.ini``."""
+    runs = (
+        dict(strategies) if isinstance(strategies, Mapping) else dict.fromkeys(strategies, repeats)
+    )
+    if not runs or min(runs.values()) < 1:
+        raise ValueError(f"name at least one strategy, each run at least once: {runs}")
+    params = [(name, k) for name, count in runs.items() for k in range(count)]
+    once = max(runs.values()) == 1
+    ids = [name if once else f"{name}-run{k}" for name, k in params]
+    module = VARIANT_SCENARIOS.read_text() + _STRATEGIES.format(params=params, ids=ids)
     ini = "\n".join(
         [
             "[pytest]",

@@ -31,7 +31,7 @@ import json
 import re
 import shlex
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,7 +52,7 @@ import pytest_ntinvariants.invariants
 import pytest_ntinvariants.operators
 import pytest_ntinvariants.report  # noqa: F401
 
-#: Runs (items, each with its own seed) per strategy in every check.
+#: Runs of each variant (items, each with its own seed) in every check.
 REPEATS = 3
 
 
@@ -84,13 +84,13 @@ class Inner:
 
 def run_inner(
     pytester: pytest.Pytester,
-    strategies: Sequence[str],
+    runs: Mapping[str, int],
     *args: str,
     seed: int,
-    repeats: int = 1,
 ) -> Inner:
-    """Write the variant suite for ``strategies`` and run pytest on it in-process."""
-    for name, text in variant_suite(strategies, repeats=repeats).items():
+    """Write the variant suite (``runs``: strategy -> runs) and run pytest on it in-process."""
+    strategies = list(runs)
+    for name, text in variant_suite(runs).items():
         (pytester.path / name).write_text(text)
     report = pytester.path / "ntinv.json"
     result = pytester.runpytest(*args, f"--ntinv-seed={seed}", f"--ntinv-json={report}")
@@ -100,7 +100,7 @@ def run_inner(
     reprec = cast(pytest.HookRecorder, result.reprec)  # type: ignore[attr-defined]
     reports: dict[str, list[pytest.TestReport]] = {}
     for rep in reprec.getreports("pytest_runtest_logreport"):
-        reports.setdefault(rep.nodeid, []).append(cast(pytest.TestReport, rep))
+        reports.setdefault(rep.nodeid, []).append(rep)
     items = []
     for nodeid, reps in reports.items():
         by_when = {rep.when: rep for rep in reps}
@@ -133,6 +133,7 @@ def pt(pytester: pytest.Pytester) -> pytest.Pytester:
 def seed(request: pytest.FixtureRequest) -> int:
     """The outer session's seed: ``--ntinv-seed=N`` on this suite replays the inner runs."""
     session = request.config.pluginmanager.get_plugin("ntinvariants-session")
+    assert session is not None
     return int(session.seed)
 
 
@@ -178,23 +179,18 @@ def detection_summary(items: Sequence[Item]) -> dict[str, Any]:
     return {"median_ms": statistics.median(ms), "runs_ms": ms}
 
 
-#: One inner run per schedule, shared by the variants it catches: (schedule, seed) -> run.
-_RUNS: dict[tuple[str, int], Inner] = {}
+def assert_real_retry_merged(item: Item) -> None:
+    """``no-attempt-number``, beyond the hidden duplicates it shares with the timestamp
+    window: a real retry was merged away. The endpoint answered attempt 2 with a 502, yet
+    the only attempt 2 recorded is the success that came after it."""
+    calls = re.findall(r"^\S*\s+[\d.]+\s+slack\s+slack\s+2\s+(\d{3})\s", item.report, re.M)
+    assert calls[:2] == ["502", "200"], item.report
+    recorded = re.findall(r"^\S*\s+\d+\s+slack\s+2\s+(\w+)\s+replica-0", item.report, re.M)
+    assert recorded == ["success"], item.report
 
 
-def strategies_for(scenario: str) -> list[str]:
-    """The variants a schedule is designated to catch, and the reference."""
-    return [*(case.variant for case in VARIANT_CASES if case.scenario == scenario), REFERENCE]
-
-
-def designated_run(pytester: pytest.Pytester, scenario: str, seed: int) -> Inner:
-    """The variants of ``scenario`` and the reference on it, ``REPEATS`` times each (run
-    once per process and seed; the variants' checks share it)."""
-    key = (scenario, seed)
-    if key not in _RUNS:
-        _RUNS[key] = run_inner(pytester, strategies_for(scenario), "-k", scenario, seed=seed,
-                               repeats=REPEATS)  # fmt: skip
-    return _RUNS[key]
+#: What a variant's report shows beyond its invariants.
+EXTRA_CHECKS: dict[str, Callable[[Item], None]] = {"no-attempt-number": assert_real_retry_merged}
 
 
 @pytest.mark.parametrize("case", VARIANT_CASES, ids=[case.variant for case in VARIANT_CASES])
@@ -204,11 +200,13 @@ def test_variant_is_caught_and_the_reference_is_not(
     case: VariantCase,
     record_property: Any,
 ) -> None:
-    """The variant fails its schedule on a named invariant in every run; the reference
-    passes the same schedule with the same seeds; the printed replay fails again."""
-    inner = designated_run(pt, case.scenario, seed)
+    """The variant fails its schedule on a named invariant in every run (three, each its own
+    seed); the reference passes the same schedule in the same inner session (it also passes
+    it in this suite, ``test_variants_scenarios.py``); the printed replay fails again."""
+    runs = {case.variant: REPEATS, REFERENCE: 1}
+    inner = run_inner(pt, runs, "-k", case.scenario, seed=seed)
     variant, reference = inner.of(case.variant), inner.of(REFERENCE)
-    assert len(variant) == len(reference) == REPEATS, inner.stdout
+    assert (len(variant), len(reference)) == (REPEATS, 1), inner.stdout
     for item in reference:
         assert (item.outcome, item.violated) == ("passed", ()), item.report or inner.stdout
     for item in variant:
@@ -217,26 +215,14 @@ def test_variant_is_caught_and_the_reference_is_not(
         assert_reported(item, case)
         # The terminal summary names the item and its invariants.
         assert f"  {item.nodeid}: {', '.join(item.violated)}" in inner.stdout
+        if case.variant in EXTRA_CHECKS:
+            EXTRA_CHECKS[case.variant](item)
     summary = detection_summary(variant)
     record_property("variant_detection", json.dumps({"variant": case.variant, **summary}))
-    again = run_inner(pt, strategies_for(case.scenario), *replay_command(variant[-1]),
-                      seed=seed, repeats=REPEATS)  # fmt: skip
+    again = run_inner(pt, runs, *replay_command(variant[-1]), seed=seed)
     (replayed,) = again.items
     assert replayed.outcome == "failed", again.stdout
     assert set(case.invariants) <= set(replayed.violated), replayed.report
-
-
-def test_no_attempt_number_dedupe_drops_a_real_retry(pt: pytest.Pytester, seed: int) -> None:
-    """Beyond the hidden duplicates it shares with the timestamp window, the key without the
-    attempt number merges a real retry: the endpoint answered attempt 2 with a 502, yet the
-    only attempt 2 recorded is the success that followed."""
-    inner = designated_run(pt, "test_fast_retries_with_the_same_error", seed)
-    for item in inner.of("no-attempt-number"):
-        assert item.outcome == "failed", inner.stdout
-        calls = re.findall(r"^\S*\s+[\d.]+\s+slack\s+slack\s+2\s+(\d{3})\s", item.report, re.M)
-        assert calls[:2] == ["502", "200"], item.report
-        recorded = re.findall(r"^\S*\s+\d+\s+slack\s+2\s+(\w+)\s+replica-0", item.report, re.M)
-        assert recorded == ["success"], item.report
 
 
 HELD_SCENARIOS = {  # the original suite's recorded-count specs, on held stale events
@@ -253,8 +239,8 @@ def test_the_hidden_duplicate_shown(pt: pytest.Pytester, seed: int) -> None:
     Slack endpoint was called twice. The race is built from triggers (the replica's events
     held from its first status write until the object is terminal), so it happens in every
     run; the reference passes the same schedules with the same seeds."""
-    inner = run_inner(pt, ["timestamp-window", REFERENCE], "-k", " or ".join(HELD_SCENARIOS),
-                      seed=seed, repeats=2)  # fmt: skip
+    runs = {"timestamp-window": 2, REFERENCE: 1}
+    inner = run_inner(pt, runs, "-k", " or ".join(HELD_SCENARIOS), seed=seed)
     for item in inner.of(REFERENCE):
         assert (item.outcome, item.violated) == ("passed", ()), item.report or inner.stdout
     hidden = inner.of("timestamp-window")
@@ -280,8 +266,7 @@ def test_the_hidden_duplicate_shown(pt: pytest.Pytester, seed: int) -> None:
         phase = HELD_SCENARIOS[item.nodeid.split("::")[1].partition("[")[0]]
         assert matches(item.report, f"*: * versions, latest rv * ({phase})"), item.report
     # Replayed from the printed command, it fails the same way.
-    again = run_inner(pt, ["timestamp-window", REFERENCE], *replay_command(hidden[-1]),
-                      seed=seed, repeats=2)  # fmt: skip
+    again = run_inner(pt, runs, *replay_command(hidden[-1]), seed=seed)
     (replayed,) = again.items
     assert (replayed.outcome, replayed.violated) == ("failed", ("nr-deliveries-match-records",))
 
