@@ -29,12 +29,27 @@ def _parser() -> argparse.ArgumentParser:
         description="A fake Kubernetes API server on 127.0.0.1 (pytest-ntinvariants).",
     )
     p.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (default: free)")
-    p.add_argument("--kubeconfig", type=Path, default=None,
-                   help="write a kubeconfig here (default: ./kubeconfig-ntinv.yaml)")
-    p.add_argument("--identity", action="append", default=[], metavar="NAME",
-                   help="also write KUBECONFIG.NAME for this client identity (repeatable)")
-    p.add_argument("--crd", action="append", default=[], type=Path, metavar="FILE",
-                   help="install the CustomResourceDefinitions (or any manifests) in FILE")
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="write a kubeconfig here (default: ./kubeconfig-ntinv.yaml)",
+    )
+    p.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also write KUBECONFIG.NAME for this client identity (repeatable)",
+    )
+    p.add_argument(
+        "--crd",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="install the CustomResourceDefinitions (or any manifests) in FILE",
+    )
     p.add_argument("--tls", action="store_true", help="serve https with a generated CA")
     p.add_argument("--seed", type=int, default=0, help="seed for generated names and uids")
     return p
@@ -56,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ntinv-apiserver: cannot parse --crd {path} as YAML: {e}", file=sys.stderr)
             return 2
         for doc in loaded:
-            if not (isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str)
-                    and isinstance(doc.get("kind"), str)
-                    and isinstance(doc.get("metadata", {}), dict)):
-                print(f"ntinv-apiserver: --crd {path}: not a Kubernetes object (a mapping "
-                      f"with apiVersion, kind and metadata): {str(doc)[:80]}", file=sys.stderr)
+            if not (
+                isinstance(doc, dict)
+                and isinstance(doc.get("apiVersion"), str)
+                and isinstance(doc.get("kind"), str)
+                and isinstance(doc.get("metadata", {}), dict)
+            ):
+                print(
+                    f"ntinv-apiserver: --crd {path}: not a Kubernetes object (a mapping "
+                    f"with apiVersion, kind and metadata): {str(doc)[:80]}",
+                    file=sys.stderr,
+                )
                 return 2
             docs.append((path, doc))
     # The kernel hands a process signal to any thread that does not block it. A handler
@@ -79,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 server.apply(doc, identity="ntinv-apiserver")
             except ApiError as e:
-                print(f"ntinv-apiserver: --crd {path}: manifest refused: {e.message}",
-                      file=sys.stderr)
+                print(
+                    f"ntinv-apiserver: --crd {path}: manifest refused: {e.message}", file=sys.stderr
+                )
                 return 2
         server.start()
     except OSError as e:
-        print(f"ntinv-apiserver: cannot listen on 127.0.0.1:{args.port}: {e.strerror}",
-              file=sys.stderr)
+        print(
+            f"ntinv-apiserver: cannot listen on 127.0.0.1:{args.port}: {e.strerror}",
+            file=sys.stderr,
+        )
         return 2
     try:
         path = args.kubeconfig or Path("kubeconfig-ntinv.yaml")

@@ -101,13 +101,15 @@ def resource_list(registry: Registry, group: str, version: str) -> JSON | None:
             # kopf needs "<plural>/status" here, or it folds status into the main patch,
             # where status-subresource semantics silently drop it.
             sub_kind = "Scale" if sub == "scale" else t.kind
-            resources.append({
-                "name": f"{t.plural}/{sub}",
-                "singularName": "",
-                "namespaced": t.namespaced,
-                "kind": sub_kind,
-                "verbs": list(SUBRESOURCE_VERBS),
-            })
+            resources.append(
+                {
+                    "name": f"{t.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": t.namespaced,
+                    "kind": sub_kind,
+                    "verbs": list(SUBRESOURCE_VERBS),
+                }
+            )
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -142,8 +144,9 @@ def aggregated_discovery(registry: Registry, core: bool) -> JSON:
                     doc["subresources"] = [
                         {
                             "subresource": s,
-                            "responseKind": gvk if s != "scale" else {
-                                "group": "autoscaling", "version": "v1", "kind": "Scale"},
+                            "responseKind": gvk
+                            if s != "scale"
+                            else {"group": "autoscaling", "version": "v1", "kind": "Scale"},
                             "verbs": list(SUBRESOURCE_VERBS),
                         }
                         for s in sorted(t.subresources)
@@ -151,8 +154,12 @@ def aggregated_discovery(registry: Registry, core: bool) -> JSON:
                 resources.append(doc)
             vdocs.append({"version": v, "resources": resources, "freshness": "Current"})
         items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": vdocs})
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
-            "metadata": {}, "items": items}
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
 
 
 def _gv_path(group: str, version: str) -> str:
@@ -171,7 +178,8 @@ def openapi_root(registry: Registry) -> JSON:
     for group, versions in registry.groups().items():
         for v in versions:
             path = _gv_path(group, v)
-            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={_hash(registry, group, v)}"}
+            digest = _hash(registry, group, v)
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return {"paths": paths}
 
 
@@ -208,30 +216,53 @@ def openapi_group_version(registry: Registry, group: str, version: str) -> JSON 
         # find api field "metadata"'. Unlisted, kubectl uses its compiled-in types for
         # built-ins (the same strategic patch) and a JSON merge patch for custom
         # resources, which is what a real server's CRD document leads it to.
-        body = {"content": {m: {"schema": ref} for m in (
-            "application/json-patch+json", "application/merge-patch+json",
-            "application/apply-patch+yaml")}}
-        item = f"/{_gv_path(group, version)}/" + (
-            f"namespaces/{{namespace}}/{t.plural}/{{name}}" if t.namespaced else f"{t.plural}/{{name}}"
-        )
+        body = {
+            "content": {
+                m: {"schema": ref}
+                for m in (
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                )
+            }
+        }
+        scope = "namespaces/{namespace}/" if t.namespaced else ""
+        item = f"/{_gv_path(group, version)}/{scope}{t.plural}/{{name}}"
         collection = item.rsplit("/", 1)[0]
-        op = {"x-kubernetes-group-version-kind": gvk, "parameters": params,
-              "responses": {"200": {"description": "OK", "content": {"application/json": {
-                  "schema": ref}}}}}
+        op = {
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
+            },
+        }
         paths[item] = {
             "get": dict(op, **{"x-kubernetes-action": "get"}),
-            "put": dict(op, **{"x-kubernetes-action": "put", "requestBody": {
-                "content": {"application/json": {"schema": ref}}}}),
+            "put": dict(
+                op,
+                **{
+                    "x-kubernetes-action": "put",
+                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                },
+            ),
             "patch": dict(op, **{"x-kubernetes-action": "patch", "requestBody": body}),
             "delete": dict(op, **{"x-kubernetes-action": "delete"}),
         }
         paths[collection] = {
-            "post": dict(op, **{"x-kubernetes-action": "post", "requestBody": {
-                "content": {"application/json": {"schema": ref}}}}),
+            "post": dict(
+                op,
+                **{
+                    "x-kubernetes-action": "post",
+                    "requestBody": {"content": {"application/json": {"schema": ref}}},
+                },
+            ),
             "get": dict(op, **{"x-kubernetes-action": "list"}),
         }
-        schema: JSON = dict(t.schema) if t.schema else {
-            "type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        schema: JSON = (
+            dict(t.schema)
+            if t.schema
+            else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        )
         schema["x-kubernetes-group-version-kind"] = [gvk]
         schemas[name] = schema
     return {
@@ -315,21 +346,39 @@ def table(
     t: ResourceType, objs: list[JSON], *, list_meta: JSON | None, include_object: str = "Metadata"
 ) -> JSON:
     """A ``meta.k8s.io/v1`` Table of the objects, with the type's printer columns."""
-    columns: list[JSON] = [{"name": "Name", "type": "string", "format": "name",
-                            "description": "Name must be unique within a namespace.",
-                            "priority": 0}]
+    columns: list[JSON] = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "description": "Name must be unique within a namespace.",
+            "priority": 0,
+        }
+    ]
     for c in t.printer_columns:
-        columns.append({"name": c.name, "type": c.type, "format": c.format,
-                        "description": c.description, "priority": c.priority})
+        columns.append(
+            {
+                "name": c.name,
+                "type": c.type,
+                "format": c.format,
+                "description": c.description,
+                "priority": c.priority,
+            }
+        )
     builtin = _BUILTIN_COLUMNS.get(t.key, ()) if t.builtin else ()
     for name, kind, _ in builtin:
-        columns.append({"name": name, "type": kind, "format": "", "description": "",
-                        "priority": 0})
-    has_age = any(c.name == "Age" for c in t.printer_columns) or (
-        t.builtin and t.key in _NO_AGE)
+        columns.append({"name": name, "type": kind, "format": "", "description": "", "priority": 0})
+    has_age = any(c.name == "Age" for c in t.printer_columns) or (t.builtin and t.key in _NO_AGE)
     if not has_age:
-        columns.append({"name": "Age", "type": "date", "format": "",
-                        "description": "CreationTimestamp is a timestamp.", "priority": 0})
+        columns.append(
+            {
+                "name": "Age",
+                "type": "date",
+                "format": "",
+                "description": "CreationTimestamp is a timestamp.",
+                "priority": 0,
+            }
+        )
     rows = []
     now = datetime.now(UTC)
     for obj in objs:
@@ -348,8 +397,16 @@ def table(
         elif include_object == "None":
             row_obj = None
         else:
-            row_obj = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                       "metadata": meta}
+            row_obj = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+            }
         rows.append({"cells": cells, "object": row_obj})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {},
-            "columnDefinitions": columns, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta or {},
+        "columnDefinitions": columns,
+        "rows": rows,
+    }

@@ -27,7 +27,8 @@ class RequestInfo:
     identity: str
     method: str
     path: str
-    verb: str  # get, list, watch, create, update, patch, delete, deletecollection, or "" (non-resource)
+    # get, list, watch, create, update, patch, delete, deletecollection; "" for non-resource
+    verb: str
     resource: ResourceType | None = None
     namespace: str = ""
     name: str = ""

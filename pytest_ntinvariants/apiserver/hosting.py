@@ -223,8 +223,12 @@ class FakeApiServer:
             "kind": "Config",
             "clusters": [{"name": "ntinv", "cluster": cluster}],
             "users": [{"name": identity, "user": {"token": self.token_for(identity)}}],
-            "contexts": [{"name": identity, "context": {
-                "cluster": "ntinv", "user": identity, "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": identity,
+                    "context": {"cluster": "ntinv", "user": identity, "namespace": namespace},
+                }
+            ],
             "current-context": identity,
             "preferences": {},
         }
@@ -244,17 +248,19 @@ class FakeApiServer:
         """The served type for ``apiVersion`` and a kind or plural name."""
         group, _, version = api_version.rpartition("/")
         for t in self.store.registry:
-            if t.group == group and t.version == version and kind_or_plural in (
-                t.kind, t.plural, t.singular, *t.short_names
+            if (
+                t.group == group
+                and t.version == version
+                and kind_or_plural in (t.kind, t.plural, t.singular, *t.short_names)
             ):
                 return t
         raise NotFound(f"no resource {kind_or_plural!r} in {api_version!r}")
 
     def apply(self, manifest: JSON | str, *, identity: str = "test") -> list[JSON]:
         """Create (or update) the objects of a manifest: a dict, or YAML with ``---`` docs."""
-        docs = [manifest] if isinstance(manifest, dict) else [
-            d for d in _yaml.load_all(manifest) if d
-        ]
+        docs = (
+            [manifest] if isinstance(manifest, dict) else [d for d in _yaml.load_all(manifest) if d]
+        )
         out = []
         for doc in docs:
             rt = self.resource(doc["apiVersion"], doc["kind"])
@@ -268,7 +274,8 @@ class FakeApiServer:
                 continue
             body = orjson.loads(orjson.dumps(doc))
             body.setdefault("metadata", {})["resourceVersion"] = current.obj["metadata"][
-                "resourceVersion"]
+                "resourceVersion"
+            ]
             out.append(self.store.update(rt, ns, meta["name"], body, ctx).obj)
         return [orjson.loads(orjson.dumps(o)) for o in out]
 

@@ -51,10 +51,15 @@ _PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 _NS_SUBRESOURCES = ("status", "finalize")
 
 
-def _json(body: Any, status: int = 200, content_type: str = JSON_CT,
-          headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type=None,
-                        headers={"Content-Type": content_type, **(headers or {})})
+def _json(
+    body: Any, status: int = 200, content_type: str = JSON_CT, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type=None,
+        headers={"Content-Type": content_type, **(headers or {})},
+    )
 
 
 # The headers of a plain JSON answer: shared, as web.Response copies what it is given.
@@ -62,12 +67,16 @@ _JSON_HEADERS = {"Content-Type": JSON_CT}
 
 
 def _raw(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=body, status=status,
-                        headers={"Content-Type": JSON_CT, **headers} if headers else _JSON_HEADERS)
+    return web.Response(
+        body=body,
+        status=status,
+        headers={"Content-Type": JSON_CT, **headers} if headers else _JSON_HEADERS,
+    )
 
 
-def _list_body(rt: ResourceType, items: Sequence[Version], rv: int, token: str,
-               remaining: int | None) -> bytes:
+def _list_body(
+    rt: ResourceType, items: Sequence[Version], rv: int, token: str, remaining: int | None
+) -> bytes:
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if token:
         meta["continue"] = token
@@ -200,7 +209,8 @@ class ApiHandler:
         collected, so the test that used the server fails at teardown instead of a log line.
         """
         asyncio.get_running_loop().call_exception_handler(
-            {"message": "fake apiserver internal error", "exception": error})
+            {"message": "fake apiserver internal error", "exception": error}
+        )
 
     async def _route(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path
@@ -217,15 +227,19 @@ class ApiHandler:
         if parts[0] == "api":
             if len(parts) == 1:
                 if _wants_aggregated(request):
-                    return _json(discovery.aggregated_discovery(registry, core=True),
-                                 content_type=AGGREGATED_CT)
+                    return _json(
+                        discovery.aggregated_discovery(registry, core=True),
+                        content_type=AGGREGATED_CT,
+                    )
                 return _json(discovery.api_versions(self.server_address))
             group, version, rest = "", parts[1], parts[2:]
         else:
             if len(parts) == 1:
                 if _wants_aggregated(request):
-                    return _json(discovery.aggregated_discovery(registry, core=False),
-                                 content_type=AGGREGATED_CT)
+                    return _json(
+                        discovery.aggregated_discovery(registry, core=False),
+                        content_type=AGGREGATED_CT,
+                    )
                 return _json(discovery.api_group_list(registry))
             if len(parts) == 2:
                 doc = discovery.api_group(registry, parts[1])
@@ -245,7 +259,7 @@ class ApiHandler:
         if path.rstrip("/") == "/openapi/v3":
             return _json(discovery.openapi_root(registry))
         if path.startswith("/openapi/v3/"):
-            parts = path[len("/openapi/v3/"):].strip("/").split("/")
+            parts = path[len("/openapi/v3/") :].strip("/").split("/")
             if parts[0] == "api" and len(parts) == 2:
                 doc = discovery.openapi_group_version(registry, "", parts[1])
             elif parts[0] == "apis" and len(parts) == 3:
@@ -259,14 +273,18 @@ class ApiHandler:
 
     # -------------------------------------------------------------- resources
 
-    async def _resource(self, request: web.Request, info: RequestInfo, group: str,
-                        version: str, rest: list[str]) -> web.StreamResponse:
+    async def _resource(
+        self, request: web.Request, info: RequestInfo, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
         watch_path = rest[0] == "watch"  # the deprecated /watch/ prefix
         if watch_path:
             rest = rest[1:]
         namespace = ""
-        if rest and rest[0] == "namespaces" and len(rest) >= 3 and not (
-            len(rest) == 3 and rest[2] in _NS_SUBRESOURCES
+        if (
+            rest
+            and rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in _NS_SUBRESOURCES)
         ):
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
@@ -278,12 +296,14 @@ class ApiHandler:
         if rt is None:
             raise errors.NotFound(
                 f"the server could not find the requested resource"
-                f" ({request.method} {plural}{'.' + group if group else ''})")
+                f" ({request.method} {plural}{'.' + group if group else ''})"
+            )
         if namespace and not rt.namespaced:
             raise errors.NotFound("the server could not find the requested resource")
         if sub and sub not in rt.subresources:
             raise errors.NotFound(
-                f"the server could not find the requested resource ({sub} of {plural})")
+                f"the server could not find the requested resource ({sub} of {plural})"
+            )
         q = request.query
         method = request.method
         # ``?watch`` on a named path is a plain GET, as kube's RequestInfoFactory resolves it;
@@ -306,7 +326,12 @@ class ApiHandler:
         if not sub and verb not in rt.verbs:  # the verbs discovery lists are the ones served
             raise errors.MethodNotAllowed(f"{verb} is not supported on {rt.group_resource}")
         info.verb, info.resource, info.namespace, info.name, info.subresource = (
-            verb, rt, namespace, name, sub)
+            verb,
+            rt,
+            namespace,
+            name,
+            sub,
+        )
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             info.body = await self._read_body(request)
         for interceptor in self.interceptors:
@@ -324,7 +349,8 @@ class ApiHandler:
         if ctx.field_validation not in ("", "Ignore", "Warn", "Strict"):
             raise errors.BadRequest(
                 f"fieldValidation must be one of Ignore, Warn, Strict (got "
-                f"{ctx.field_validation!r})")
+                f"{ctx.field_validation!r})"
+            )
         if q.get("dryRun") not in (None, "All"):
             raise errors.BadRequest(f"unsupported dryRun value {q.get('dryRun')!r}; only All")
         store = self.store
@@ -332,8 +358,9 @@ class ApiHandler:
             v = store.create(rt, namespace, self._decode(request, info.body), ctx)
             return self._written(request, rt, v, ctx, status=201)
         if verb == "update":
-            v = store.update(rt, namespace, name, self._decode(request, info.body), ctx,
-                             subresource=sub)
+            v = store.update(
+                rt, namespace, name, self._decode(request, info.body), ctx, subresource=sub
+            )
             return self._written(request, rt, v, ctx)
         if verb == "patch":
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
@@ -343,11 +370,13 @@ class ApiHandler:
             if ctype not in _PATCH_TYPES:
                 raise errors.UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(_PATCH_TYPES)}")
+                    f"include: {', '.join(_PATCH_TYPES)}"
+                )
             if ctype == APPLY_PATCH:
                 raise errors.UnsupportedMediaType(
                     "server-side apply (application/apply-patch+yaml) is not supported by this "
-                    "fake API server; use kubectl apply without --server-side")
+                    "fake API server; use kubectl apply without --server-side"
+                )
             patch = self._parse_json(info.body)
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
@@ -357,22 +386,25 @@ class ApiHandler:
             # kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
             if options["dryRun"] != ["All"]:
                 raise errors.BadRequest(
-                    f"unsupported dryRun value {options['dryRun']!r}; only [\"All\"]")
+                    f'unsupported dryRun value {options["dryRun"]!r}; only ["All"]'
+                )
             ctx = dataclasses.replace(ctx, dry_run=True)
         if verb == "delete":
             v = store.delete(rt, namespace, name, options, ctx)
             return self._written(request, rt, v, ctx)
         labels = LabelSelector.parse(q.get("labelSelector"))
         fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
-        deleted = store.delete_collection(rt, namespace or None, labels=labels, fields=fields,
-                                          options=options, ctx=ctx)
+        deleted = store.delete_collection(
+            rt, namespace or None, labels=labels, fields=fields, options=options, ctx=ctx
+        )
         return _raw(_list_body(rt, deleted, store.resource_version, "", None))
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise errors.RequestEntityTooLarge(
-                f"the request body is too large (limit is {MAX_BODY_BYTES})")
+                f"the request body is too large (limit is {MAX_BODY_BYTES})"
+            )
         if length is not None:
             # aiohttp ends a Content-Length body after exactly that many bytes, so this is
             # what the chunk loop below reads, without its extra read of the end (one await
@@ -386,7 +418,8 @@ class ApiHandler:
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise errors.RequestEntityTooLarge(
-                    f"the request body is too large (limit is {MAX_BODY_BYTES})")
+                    f"the request body is too large (limit is {MAX_BODY_BYTES})"
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -411,10 +444,12 @@ class ApiHandler:
             raise errors.UnsupportedMediaType(
                 "this fake API server speaks JSON and YAML only, not protobuf "
                 "(kubectl's typed generators such as `kubectl create namespace` send protobuf; "
-                "use `kubectl create -f` or `kubectl apply -f` with a manifest instead)")
+                "use `kubectl create -f` or `kubectl apply -f` with a manifest instead)"
+            )
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format ({ctype}) - accepted media "
-            f"types include: application/json, application/yaml")
+            f"types include: application/json, application/yaml"
+        )
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -427,13 +462,20 @@ class ApiHandler:
             options["propagationPolicy"] = request.query["propagationPolicy"]
         return options
 
-    def _written(self, request: web.Request, rt: ResourceType, v: Version, ctx: WriteContext,
-                 status: int = 200) -> web.Response:
+    def _written(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        v: Version,
+        ctx: WriteContext,
+        status: int = 200,
+    ) -> web.Response:
         headers = {}
         if ctx.warnings:
             # One header line per warning, as kube sends them (RFC 7234 warn-code 299).
             headers["Warning"] = ", ".join(
-                '299 - "' + w.replace('"', '\\"') + '"' for w in ctx.warnings)
+                '299 - "' + w.replace('"', '\\"') + '"' for w in ctx.warnings
+            )
         if _wants_table(request):
             return _json(discovery.table(rt, [v.obj], list_meta={}), status, TABLE_CT, headers)
         return _raw(v.raw, status, headers)
@@ -446,8 +488,15 @@ class ApiHandler:
                 at = candidate if at is None else min(at, candidate)
         return at
 
-    def _read(self, request: web.Request, info: RequestInfo, rt: ResourceType,
-              namespace: str, name: str, verb: str) -> web.Response:
+    def _read(
+        self,
+        request: web.Request,
+        info: RequestInfo,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        verb: str,
+    ) -> web.Response:
         q = request.query
         at = info.served_at = self._read_at(info)
         asked = _parse_rv(q.get("resourceVersion"))  # validated even when not "Exact": 400
@@ -464,21 +513,34 @@ class ApiHandler:
         if limit < 0:
             raise errors.BadRequest("limit must not be negative")
         items, rv, token, remaining = self.store.list(
-            rt, namespace or None, labels=labels, fields=fields, limit=limit,
-            continue_token=q.get("continue", ""), at=at)
+            rt,
+            namespace or None,
+            labels=labels,
+            fields=fields,
+            limit=limit,
+            continue_token=q.get("continue", ""),
+            at=at,
+        )
         if _wants_table(request):
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if token:
                 meta["continue"] = token
-            return _json(discovery.table(rt, [v.obj for v in items], list_meta=meta,
-                                         include_object=q.get("includeObject", "Metadata")),
-                         content_type=TABLE_CT)
+            return _json(
+                discovery.table(
+                    rt,
+                    [v.obj for v in items],
+                    list_meta=meta,
+                    include_object=q.get("includeObject", "Metadata"),
+                ),
+                content_type=TABLE_CT,
+            )
         return _raw(_list_body(rt, items, rv, token, remaining))
 
     # ------------------------------------------------------------------ watch
 
-    async def _watch(self, request: web.Request, info: RequestInfo, rt: ResourceType,
-                     namespace: str) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType, namespace: str
+    ) -> web.StreamResponse:
         q = request.query
         labels = LabelSelector.parse(q.get("labelSelector"))
         fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
@@ -490,7 +552,8 @@ class ApiHandler:
         if initial and (not bookmarks or q.get("resourceVersionMatch") != "NotOlderThan"):
             raise errors.Invalid(
                 "sendInitialEvents requires allowWatchBookmarks=true and "
-                "resourceVersionMatch=NotOlderThan")
+                "resourceVersionMatch=NotOlderThan"
+            )
         rv_text = q.get("resourceVersion")
         start_rv = _parse_rv(rv_text)
         table = _wants_table(request)
@@ -502,16 +565,17 @@ class ApiHandler:
         with self.store.lock:
             backlog: list[Delivery] = []
             if initial or start_rv in (None, 0):
-                items, list_rv, _, _ = self.store.list(rt, namespace or None, labels=labels,
-                                                        fields=fields)
+                items, list_rv, _, _ = self.store.list(
+                    rt, namespace or None, labels=labels, fields=fields
+                )
                 backlog = [Delivery("ADDED", v, None) for v in items]
                 watcher.seen_rv = list_rv
             else:
                 try:
                     if any(i.expire_watch(info) for i in self.interceptors):
                         raise errors.Expired(
-                            f"too old resource version: {start_rv} "
-                            f"({self.store.resource_version})")
+                            f"too old resource version: {start_rv} ({self.store.resource_version})"
+                        )
                     events = self.store.events_since(start_rv)
                 except errors.Expired as e:
                     expired = e
@@ -528,10 +592,13 @@ class ApiHandler:
                 # back until the backlog is queued, so they cannot overtake it.
                 watcher.held = []
                 self.hub.add(watcher)
-        response = _Streamed(status=200, headers={
-            "Content-Type": TABLE_CT if table else JSON_CT,
-            "Cache-Control": "no-cache, private",
-        })
+        response = _Streamed(
+            status=200,
+            headers={
+                "Content-Type": TABLE_CT if table else JSON_CT,
+                "Cache-Control": "no-cache, private",
+            },
+        )
         response.enable_chunked_encoding()
         opened = False
         try:
@@ -542,7 +609,8 @@ class ApiHandler:
                 # An in-stream ERROR 410 (not an HTTP 410): kopf relists on it, and dies on
                 # anything else (client-wire-facts 3).
                 await response.write(
-                    orjson.dumps({"type": "ERROR", "object": expired.status()}) + b"\n")
+                    orjson.dumps({"type": "ERROR", "object": expired.status()}) + b"\n"
+                )
                 return response
             opened = True
             for interceptor in self.interceptors:
@@ -550,8 +618,9 @@ class ApiHandler:
             for d in backlog:
                 watcher.enqueue(d)
             if initial:
-                watcher.pending.append(Delivery("BOOKMARK", self._bookmark(
-                    rt, watcher.seen_rv, end=True), None))
+                watcher.pending.append(
+                    Delivery("BOOKMARK", self._bookmark(rt, watcher.seen_rv, end=True), None)
+                )
             watcher.release()
             await self._stream(response, watcher, rt, timeout, bookmarks, table)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -583,8 +652,15 @@ class ApiHandler:
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
         return Version(obj, orjson.dumps(obj), rv)
 
-    async def _stream(self, response: web.StreamResponse, watcher: Watcher, rt: ResourceType,
-                      timeout: float | None, bookmarks: bool, table: bool) -> None:
+    async def _stream(
+        self,
+        response: web.StreamResponse,
+        watcher: Watcher,
+        rt: ResourceType,
+        timeout: float | None,
+        bookmarks: bool,
+        table: bool,
+    ) -> None:
         loop = asyncio.get_running_loop()
         # timeoutSeconds=0 (or absent) means the server's own limit, as in kube's ListResource.
         deadline = loop.time() + (timeout if timeout else self.watch_timeout)
@@ -617,9 +693,13 @@ class ApiHandler:
                     if not pending:
                         # Nothing is in flight for this watcher, so everything up to
                         # seen_rv has reached it: a bookmark may say so.
-                        await response.write(self._line(
-                            Delivery("BOOKMARK", self._bookmark(rt, watcher.seen_rv), None),
-                            rt, False))
+                        await response.write(
+                            self._line(
+                                Delivery("BOOKMARK", self._bookmark(rt, watcher.seen_rv), None),
+                                rt,
+                                False,
+                            )
+                        )
                     next_bookmark = now + self.bookmark_interval
                     continue
                 wait = min(wait, next_bookmark - now)

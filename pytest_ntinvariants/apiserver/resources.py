@@ -157,51 +157,137 @@ _EVENT_FIELDS = (
 # resources it does not model: enough for controllers that read and write them.
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     # No deletecollection for namespaces (kube serves none): one DELETE must not empty a cluster.
-    _b("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",), status=True,
-       generation=False, fields=("status.phase",), extra_sub=("finalize",),
-       verbs=tuple(v for v in ALL_VERBS if v != "deletecollection")),
+    _b(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short=("ns",),
+        status=True,
+        generation=False,
+        fields=("status.phase",),
+        extra_sub=("finalize",),
+        verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
+    ),
     _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
     _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
     _b("", "v1", "events", "Event", short=("ev",), generation=False, fields=_EVENT_FIELDS),
-    _b("", "v1", "pods", "Pod", short=("po",), status=True,
-       fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
-               "spec.serviceAccountName", "status.phase", "status.podIP",
-               "status.nominatedNodeName"),
-       categories=("all",)),
+    _b(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short=("po",),
+        status=True,
+        fields=(
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
+        categories=("all",),
+    ),
     _b("", "v1", "services", "Service", short=("svc",), status=True, categories=("all",)),
     _b("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",), generation=False),
     _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False),
     _b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
-    _b("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False, short=("pv",),
-       status=True),
+    _b(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short=("pv",),
+        status=True,
+    ),
     _b("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
     _b("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True),
     _b("", "v1", "limitranges", "LimitRange", short=("limits",)),
-    _b("apps", "v1", "deployments", "Deployment", short=("deploy",), status=True,
-       extra_sub=("scale",), categories=("all",)),
-    _b("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), status=True,
-       extra_sub=("scale",), categories=("all",)),
-    _b("apps", "v1", "statefulsets", "StatefulSet", short=("sts",), status=True,
-       extra_sub=("scale",), categories=("all",)),
+    _b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short=("deploy",),
+        status=True,
+        extra_sub=("scale",),
+        categories=("all",),
+    ),
+    _b(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short=("rs",),
+        status=True,
+        extra_sub=("scale",),
+        categories=("all",),
+    ),
+    _b(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        short=("sts",),
+        status=True,
+        extra_sub=("scale",),
+        categories=("all",),
+    ),
     _b("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True, categories=("all",)),
     _b("batch", "v1", "jobs", "Job", status=True, categories=("all",)),
     _b("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, categories=("all",)),
     _b("coordination.k8s.io", "v1", "leases", "Lease", generation=False),
-    _b("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False,
-       fields=("regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
-               "reason", "reportingController", "type")),
-    _b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-       namespaced=False, short=("crd", "crds"), status=True),
+    _b(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        short=("ev",),
+        generation=False,
+        fields=(
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "reportingController",
+            "type",
+        ),
+    ),
+    _b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short=("crd", "crds"),
+        status=True,
+    ),
     _b("rbac.authorization.k8s.io", "v1", "roles", "Role", generation=False),
     _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", generation=False),
-    _b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False,
-       generation=False),
-    _b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
-       namespaced=False, generation=False),
+    _b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        namespaced=False,
+        generation=False,
+    ),
+    _b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+        generation=False,
+    ),
     _b("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True),
     _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
-    _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",),
-       status=True),
+    _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
 )
 
 # Core-group events share storage with events.k8s.io/v1 events in the real server; the
@@ -236,7 +322,7 @@ def crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
         # A list where an object belongs, a number for a name, ...: kube never gets as far
         # as validation with those, and a fake must not answer them with a 500.
         raise BadRequest(
-            f"CustomResourceDefinition in version \"v1\" cannot be handled as a "
+            f'CustomResourceDefinition in version "v1" cannot be handled as a '
             f"CustomResourceDefinition: unexpected shape ({type(e).__name__}: {e})"
         ) from None
 
@@ -253,15 +339,21 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     if any(t is not None and not isinstance(t, str) for t in texts):
         raise TypeError("names, group and version names must be strings")
     causes: list[Cause] = []
-    causes += [Cause(f"spec.versions[{i}].name", "Required value", "FieldValueRequired")
-               for i, v in enumerate(versions) if not v.get("name")]
+    causes += [
+        Cause(f"spec.versions[{i}].name", "Required value", "FieldValueRequired")
+        for i, v in enumerate(versions)
+        if not v.get("name")
+    ]
     if not group:
         causes.append(Cause("spec.group", "Required value", "FieldValueRequired"))
     elif "." not in group:
         # kube's ValidateCustomResourceDefinitionSpec; it also keeps CRDs off the built-in
         # groups without dots (apps, batch, policy).
-        causes.append(Cause("spec.group", f'Invalid value: "{group}": should be a domain with '
-                                          f"at least one dot"))
+        causes.append(
+            Cause(
+                "spec.group", f'Invalid value: "{group}": should be a domain with at least one dot'
+            )
+        )
     for f in ("plural", "kind"):
         if not names.get(f):
             causes.append(Cause(f"spec.names.{f}", "Required value", "FieldValueRequired"))

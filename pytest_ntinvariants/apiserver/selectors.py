@@ -17,8 +17,10 @@ from .errors import BadRequest
 
 __all__ = ["FieldSelector", "LabelSelector", "field_value"]
 
-_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                  r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
@@ -76,8 +78,10 @@ class LabelSelector:
         reqs = []
         for part in _split_top_level(text):
             if not part:
-                raise BadRequest(f"unable to parse requirement: found '', expected: identifier "
-                                 f"(selector {text!r})")
+                raise BadRequest(
+                    f"unable to parse requirement: found '', expected: identifier "
+                    f"(selector {text!r})"
+                )
             reqs.append(cls._parse_one(part, text))
         return cls(tuple(reqs))
 
@@ -97,9 +101,11 @@ class LabelSelector:
                 if op in (">", "<"):
                     # kube's "key>N" / "key<N" (selection.GreaterThan/LessThan): N an integer.
                     if not re.fullmatch(r"-?\d+", value):
-                        raise BadRequest(f"unable to parse requirement: for 'Gt', 'Lt' "
-                                         f"operators, the value must be an integer "
-                                         f"(selector {whole!r})")
+                        raise BadRequest(
+                            f"unable to parse requirement: for 'Gt', 'Lt' "
+                            f"operators, the value must be an integer "
+                            f"(selector {whole!r})"
+                        )
                     return _Requirement(key, "gt" if op == ">" else "lt", frozenset([value]))
                 return _Requirement(key, "!=" if op == "!=" else "=", frozenset([value]))
         if part.startswith("!"):
@@ -112,12 +118,14 @@ class LabelSelector:
     @staticmethod
     def _check(key: str, values: frozenset[str], whole: str) -> None:
         if not _KEY.match(key) or len(key.rsplit("/", 1)[-1]) > 63:
-            raise BadRequest(f"unable to parse requirement: invalid label key {key!r} "
-                             f"(selector {whole!r})")
+            raise BadRequest(
+                f"unable to parse requirement: invalid label key {key!r} (selector {whole!r})"
+            )
         for v in values:
             if len(v) > 63 or not _VALUE.match(v):
-                raise BadRequest(f"unable to parse requirement: invalid label value {v!r} "
-                                 f"(selector {whole!r})")
+                raise BadRequest(
+                    f"unable to parse requirement: invalid label value {v!r} (selector {whole!r})"
+                )
 
     def matches(self, obj: dict[str, Any]) -> bool:
         """Whether the object's labels satisfy every requirement."""
@@ -168,7 +176,7 @@ class FieldSelector:
             else:
                 raise BadRequest(f"invalid selector: '{text}'; can't understand '{part}'")
             if path not in allowed:
-                raise BadRequest(f'field label not supported: {path}', kind=kind)
+                raise BadRequest(f"field label not supported: {path}", kind=kind)
             terms.append((path, op != "!=", value.strip()))
         return cls(tuple(terms))
 

@@ -138,8 +138,16 @@ def _private(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
-_META_STRINGS = ("name", "generateName", "namespace", "uid", "resourceVersion",
-                 "creationTimestamp", "deletionTimestamp", "selfLink")
+_META_STRINGS = (
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "selfLink",
+)
 _JSON_TYPE_NAMES = {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
 
 
@@ -157,14 +165,14 @@ def _meta(obj: JSON) -> JSON:
         if value is not None and not isinstance(value, str):
             raise errors.BadRequest(
                 f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into Go "
-                f"struct field ObjectMeta.metadata.{key} of type string")
+                f"struct field ObjectMeta.metadata.{key} of type string"
+            )
     refs = meta.get("ownerReferences")
-    if refs is not None and not (
-        isinstance(refs, list) and all(isinstance(r, dict) for r in refs)
-    ):
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, dict) for r in refs)):
         raise errors.BadRequest(
             "json: cannot unmarshal into Go struct field ObjectMeta.metadata.ownerReferences "
-            "of type []v1.OwnerReference")
+            "of type []v1.OwnerReference"
+        )
     return meta
 
 
@@ -187,8 +195,11 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
 def _bad_meta_key(key: str) -> bool:
     """Whether a label or annotation key is not a qualified name (optional DNS prefix)."""
     prefix, _, local = key.rpartition("/")
-    return not local or len(local) > 63 or not _QUALIFIED.match(local) or bool(
-        prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix))
+    return (
+        not local
+        or len(local) > 63
+        or not _QUALIFIED.match(local)
+        or bool(prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)))
     )
 
 
@@ -226,8 +237,17 @@ def _go_json(obj: JSON) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-               "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def _go_quote(text: str) -> str:
@@ -368,8 +388,10 @@ class Store:
             if not self._history or rv >= self._rv:
                 return []
             first = self._history[0].rv
-            return list(self._history)[max(0, rv + 1 - first):] if rv >= first else list(
-                self._history
+            return (
+                list(self._history)[max(0, rv + 1 - first) :]
+                if rv >= first
+                else list(self._history)
             )
 
     def compact(self, rv: int | None = None) -> None:
@@ -527,23 +549,39 @@ class Store:
                 crdv = self._objects.get(CRD_KEY, {}).get(("", f"{rt.plural}.{rt.group}"))
                 if crdv is not None and "deletionTimestamp" in crdv.obj["metadata"]:
                     raise errors.MethodNotAllowed(
-                        "create not allowed while custom resource definition is terminating")
+                        "create not allowed while custom resource definition is terminating"
+                    )
             name = meta.get("name") or ""
             if not name:
                 prefix = meta.get("generateName")
                 if not prefix:
-                    raise invalid(rt.kind, rt.group, "", [Cause(
-                        "metadata.name", "Required value: name or generateName is required",
-                        "FieldValueRequired")])
+                    raise invalid(
+                        rt.kind,
+                        rt.group,
+                        "",
+                        [
+                            Cause(
+                                "metadata.name",
+                                "Required value: name or generateName is required",
+                                "FieldValueRequired",
+                            )
+                        ],
+                    )
                 name = self._generate_name(rt, ns, str(prefix))
             meta["name"] = name
             if (ns, name) in self._objects.get(rt.key, {}):
                 raise errors.AlreadyExists(
                     f'{rt.group_resource} "{name}" already exists',
-                    name=name, group=rt.group, kind=rt.plural,
+                    name=name,
+                    group=rt.group,
+                    kind=rt.plural,
                 )
-            for system in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion",
-                           "selfLink"):
+            for system in (
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "resourceVersion",
+                "selfLink",
+            ):
                 meta.pop(system, None)
             meta["uid"] = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
             meta["creationTimestamp"] = _now_rfc3339(self._clock)
@@ -588,10 +626,17 @@ class Store:
             )
         if not meta.get("resourceVersion") and not rt.builtin:
             # Custom resources require the precondition (unconditional updates are off).
-            raise invalid(rt.kind, rt.group, name, [Cause(
-                "metadata.resourceVersion",
-                "Invalid value: 0x0: must be specified for an update",
-            )])
+            raise invalid(
+                rt.kind,
+                rt.group,
+                name,
+                [
+                    Cause(
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
         return self._update(rt, namespace, name, lambda _cur: new, ctx, subresource)
 
     def patch(
@@ -615,11 +660,13 @@ class Store:
         """
         ctx = ctx or WriteContext(verb="patch")
         if content_type == MERGE_PATCH:
+
             def compute(cur: JSON) -> Any:
                 # Owned: nothing else holds the result, so it may share what the patch does
                 # not touch with the stored object (_update never mutates below metadata).
                 return apply_merge_patch(cur, patch, share=owned)
         elif content_type == JSON_PATCH:
+
             def compute(cur: JSON) -> Any:
                 return apply_json_patch(cur, patch)
         elif content_type == STRATEGIC_PATCH and rt.builtin:
@@ -630,8 +677,8 @@ class Store:
                 return apply_strategic_merge_patch(cur, patch)
         else:
             raise errors.UnsupportedMediaType(
-                f'the body of the request was in an unknown format - accepted media types '
-                f'include: {JSON_PATCH}, {MERGE_PATCH}'
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON_PATCH}, {MERGE_PATCH}"
                 + (f", {STRATEGIC_PATCH}" if rt.builtin else "")
                 # kube lists server-side apply too (kubectl and lightkube print this verbatim),
                 # though this fake answers it with its own 415.
@@ -681,7 +728,9 @@ class Store:
                     f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the object '
                     f"has been modified; please apply your changes to the latest version and "
                     f"try again",
-                    name=name, group=rt.group, kind=rt.plural,
+                    name=name,
+                    group=rt.group,
+                    kind=rt.plural,
                 )
             if subresource == "status":
                 # /status writes change status only (kube's status strategy): the stored
@@ -721,12 +770,19 @@ class Store:
             if deleting:
                 added = set(meta.get("finalizers") or ()) - set(cur_meta.get("finalizers") or ())
                 if added:
-                    raise invalid(rt.kind, rt.group, name, [Cause(
-                        "metadata.finalizers",
-                        f"Forbidden: no new finalizers can be added if the object is being "
-                        f"deleted, found new finalizers {sorted(added)!r}",
-                        "FieldValueForbidden",
-                    )])
+                    raise invalid(
+                        rt.kind,
+                        rt.group,
+                        name,
+                        [
+                            Cause(
+                                "metadata.finalizers",
+                                f"Forbidden: no new finalizers can be added if the object is being "
+                                f"deleted, found new finalizers {sorted(added)!r}",
+                                "FieldValueForbidden",
+                            )
+                        ],
+                    )
             _default_builtin(rt, new)
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
@@ -736,8 +792,11 @@ class Store:
             if checked is not None and checked[0] is cur and checked[1] is schema:
                 cur_obj = cur.obj
                 if schema is not None:
-                    unchanged = [k for k, v in new.items()
-                                 if k not in _ROOT_META and cur_obj.get(k, _MISSING) is v]
+                    unchanged = [
+                        k
+                        for k, v in new.items()
+                        if k not in _ROOT_META and cur_obj.get(k, _MISSING) is v
+                    ]
                 # What _validate_meta reads, as in the version that passed it: the same name
                 # and the very same values (one absent here was absent or empty there, as
                 # _drop_empty_meta leaves it), so it would find no cause again.
@@ -747,8 +806,15 @@ class Store:
                             break
                     else:
                         meta_unchanged = True
-            new = self._validate(rt, new, cur.obj, ctx, shared=True, unchanged=unchanged,
-                                 meta_unchanged=meta_unchanged)
+            new = self._validate(
+                rt,
+                new,
+                cur.obj,
+                ctx,
+                shared=True,
+                unchanged=unchanged,
+                meta_unchanged=meta_unchanged,
+            )
             meta = new["metadata"]
             if rt.has_generation and _content_changed(new, cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
@@ -766,8 +832,12 @@ class Store:
                 old_scope = (cur.obj.get("spec") or {}).get("scope")
                 new_scope = (new.get("spec") or {}).get("scope")
                 if old_scope != new_scope:
-                    raise invalid(rt.kind, rt.group, name, [Cause(
-                        "spec.scope", f'Invalid value: "{new_scope}": field is immutable')])
+                    raise invalid(
+                        rt.kind,
+                        rt.group,
+                        name,
+                        [Cause("spec.scope", f'Invalid value: "{new_scope}": field is immutable')],
+                    )
                 self.registry.check_crd(name, types)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
@@ -804,16 +874,27 @@ class Store:
                 # kube's NamespaceLifecycle admission refuses these, whoever asks.
                 raise errors.Forbidden(
                     f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                    name=name, kind="namespaces")
+                    name=name,
+                    kind="namespaces",
+                )
             self._check_preconditions(rt, cur, options.get("preconditions") or {})
             policy = options.get("propagationPolicy") or (
                 "Orphan" if options.get("orphanDependents") else "Background"
             )
             if policy not in ("Background", "Foreground", "Orphan"):
-                raise invalid("DeleteOptions", "", "", [Cause(
-                    "propagationPolicy",
-                    f'Unsupported value: "{policy}": supported values: "Foreground", '
-                    f'"Background", "Orphan"', "FieldValueNotSupported")])
+                raise invalid(
+                    "DeleteOptions",
+                    "",
+                    "",
+                    [
+                        Cause(
+                            "propagationPolicy",
+                            f'Unsupported value: "{policy}": supported values: "Foreground", '
+                            f'"Background", "Orphan"',
+                            "FieldValueNotSupported",
+                        )
+                    ],
+                )
             if ctx.dry_run:
                 return cur
             if policy == "Orphan":
@@ -942,8 +1023,13 @@ class Store:
             refs = dep.obj["metadata"].get("ownerReferences") or ()
             blocking = any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in refs)
             try:
-                self.delete(drt, dep.namespace, dep.name,
-                            {"propagationPolicy": "Foreground" if blocking else "Background"}, gc)
+                self.delete(
+                    drt,
+                    dep.namespace,
+                    dep.name,
+                    {"propagationPolicy": "Foreground" if blocking else "Background"},
+                    gc,
+                )
             except errors.NotFound:
                 continue
         self._maybe_finish_foreground(uid)
@@ -957,8 +1043,10 @@ class Store:
         if FOREGROUND not in finalizers or "deletionTimestamp" not in owner.obj["metadata"]:
             return
         for _, dep in self._owners_of(uid):
-            if any(r.get("uid") == uid and r.get("blockOwnerDeletion")
-                   for r in dep.obj["metadata"].get("ownerReferences") or ()):
+            if any(
+                r.get("uid") == uid and r.get("blockOwnerDeletion")
+                for r in dep.obj["metadata"].get("ownerReferences") or ()
+            ):
                 return  # still waiting for a blocking dependent
         gc = WriteContext(identity="system:garbage-collector", verb="update")
         new = _private(owner.obj)
@@ -976,8 +1064,9 @@ class Store:
         for key, bucket in self._objects.items():
             types = self.registry.by_key(key)
             if types:
-                out += [(types[0], v) for v in bucket.values()
-                        if v.obj["metadata"].get("uid") == uid]
+                out += [
+                    (types[0], v) for v in bucket.values() if v.obj["metadata"].get("uid") == uid
+                ]
         return out
 
     def _drain_crd(self, crd: Version, ctx: WriteContext) -> None:
@@ -1007,9 +1096,11 @@ class Store:
         plural = (spec.get("names") or {}).get("plural", "")
         if self._objects.get(f"{spec.get('group', '')}/{plural}"):
             return
-        self._finish_delete(self._type("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-                            crdv, WriteContext(identity="system:apiextensions-controller",
-                                               verb="delete"))
+        self._finish_delete(
+            self._type("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
+            crdv,
+            WriteContext(identity="system:apiextensions-controller", verb="delete"),
+        )
 
     def _owners_of(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
         out = []
@@ -1046,9 +1137,7 @@ class Store:
                 continue
             if others:
                 new = _private(current.obj)
-                new["metadata"]["ownerReferences"] = [
-                    r for r in refs if r.get("uid") != uid
-                ]
+                new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                 self._commit(rt, "MODIFIED", new, current, gc)
             else:
                 self.delete(rt, v.namespace, v.name, {"propagationPolicy": "Background"}, gc)
@@ -1072,7 +1161,7 @@ class Store:
             types = self.registry.by_key(key)
             if not types or not types[0].namespaced:
                 continue
-            for (ons, oname) in [k for k in bucket if k[0] == ns]:
+            for ons, oname in [k for k in bucket if k[0] == ns]:
                 try:
                     self.delete(types[0], ons, oname, None, nsctl)
                 except errors.NotFound:
@@ -1089,20 +1178,32 @@ class Store:
             if key != NAMESPACE_KEY and any(k[0] == ns for k in bucket):
                 return
         rt = self._type("", "v1", "namespaces")
-        self._commit(rt, "DELETED", nsv.obj, nsv,
-                     WriteContext(identity="system:namespace-controller", verb="delete"))
+        self._commit(
+            rt,
+            "DELETED",
+            nsv.obj,
+            nsv,
+            WriteContext(identity="system:namespace-controller", verb="delete"),
+        )
 
     def _check_preconditions(self, rt: ResourceType, cur: Version, pre: JSON) -> None:
         meta = cur.obj["metadata"]
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
             raise errors.Conflict(
                 f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                f"{meta.get('uid')}", name=cur.name, group=rt.group, kind=rt.plural)
+                f"{meta.get('uid')}",
+                name=cur.name,
+                group=rt.group,
+                kind=rt.plural,
+            )
         if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
             raise errors.Conflict(
                 f"Precondition failed: ResourceVersion in precondition: "
                 f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}",
-                name=cur.name, group=rt.group, kind=rt.plural)
+                name=cur.name,
+                group=rt.group,
+                kind=rt.plural,
+            )
 
     def _check_body(self, body: Any, rt: ResourceType) -> JSON:
         if not isinstance(body, dict):
@@ -1111,9 +1212,13 @@ class Store:
                 f"{type(body).__name__ if body is not None else 'null'}"
             )
         api_version, kind = body.get("apiVersion"), body.get("kind")
-        if api_version not in (None, "") and api_version != rt.api_version and not (
-            # Any served version of the same group may be written through another.
-            str(api_version).rpartition("/")[0] == rt.group and rt.group
+        if (
+            api_version not in (None, "")
+            and api_version != rt.api_version
+            and not (
+                # Any served version of the same group may be written through another.
+                str(api_version).rpartition("/")[0] == rt.group and rt.group
+            )
         ):
             raise errors.BadRequest(
                 f"the API version in the data ({api_version}) does not match the expected API "
@@ -1148,8 +1253,10 @@ class Store:
             raise errors.NotFound(f'namespaces "{ns}" not found', name=ns, kind="namespaces")
         if "deletionTimestamp" in nsv.obj["metadata"]:
             raise errors.Forbidden(
-                f"unable to create new content in namespace {ns} because it is being "
-                f"terminated", name=ns, kind="namespaces")
+                f"unable to create new content in namespace {ns} because it is being terminated",
+                name=ns,
+                kind="namespaces",
+            )
 
     def _generate_name(self, rt: ResourceType, ns: str, prefix: str) -> str:
         bucket = self._objects.get(rt.key, {})
@@ -1169,8 +1276,15 @@ class Store:
             self._checked[(rt.key, ns, name)] = (version, self.schema(rt))
 
     def _validate(
-        self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext, *,
-        shared: bool = False, unchanged: Sequence[str] = (), meta_unchanged: bool = False,
+        self,
+        rt: ResourceType,
+        obj: JSON,
+        old: JSON | None,
+        ctx: WriteContext,
+        *,
+        shared: bool = False,
+        unchanged: Sequence[str] = (),
+        meta_unchanged: bool = False,
     ) -> JSON:
         """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
 
@@ -1207,8 +1321,12 @@ class Store:
                     if ctx.verb == "patch":
                         # apiserver/pkg/endpoints/handlers/patch.go (jsonPatcher): a 422
                         # about the field "patch", its value the patched object.
-                        raise invalid("", "", "", [Cause(
-                            "patch", f"Invalid value: {_go_quote(before)}: {strict}")])
+                        raise invalid(
+                            "",
+                            "",
+                            "",
+                            [Cause("patch", f"Invalid value: {_go_quote(before)}: {strict}")],
+                        )
                     # The strict decoder's words for a create or update body.
                     raise errors.BadRequest(
                         f'{rt.kind} in version "{rt.version}" cannot be handled as a '
@@ -1231,60 +1349,95 @@ class Store:
         label_named = rt.key in _LABEL_NAMED
         pattern, limit = (_DNS1123_LABEL, 63) if label_named else (_DNS1123_SUBDOMAIN, 253)
         if len(name) > limit:
-            causes.append(Cause(
-                "metadata.name",
-                f'Invalid value: "{name}": must be no more than {limit} characters'))
+            causes.append(
+                Cause(
+                    "metadata.name",
+                    f'Invalid value: "{name}": must be no more than {limit} characters',
+                )
+            )
         elif (_bad_name_cached if type(name) is str else _bad_name)(name, label_named):
             what = "RFC 1123 label" if label_named else "RFC 1123 subdomain"
             chars = "'-'" if label_named else "'-' or '.'"
-            causes.append(Cause(
-                "metadata.name",
-                f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-                f"alphanumeric characters, {chars}, and must start and end with an "
-                f"alphanumeric character (regex used for validation is "
-                f"'{pattern.pattern[1:-1]}')",
-            ))
+            causes.append(
+                Cause(
+                    "metadata.name",
+                    f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+                    f"alphanumeric characters, {chars}, and must start and end with an "
+                    f"alphanumeric character (regex used for validation is "
+                    f"'{pattern.pattern[1:-1]}')",
+                )
+            )
         for section in ("labels", "annotations"):
             values = meta.get(section)
             if values is None:
                 continue
             if not isinstance(values, dict):
-                causes.append(Cause(f"metadata.{section}", "Invalid value: must be a map",
-                                    "FieldValueTypeInvalid"))
+                causes.append(
+                    Cause(
+                        f"metadata.{section}",
+                        "Invalid value: must be a map",
+                        "FieldValueTypeInvalid",
+                    )
+                )
                 continue
             for k, v in values.items():
                 key = str(k)
                 if (_bad_meta_key_cached if type(key) is str else _bad_meta_key)(key):
-                    causes.append(Cause(f"metadata.{section}",
-                                        f'Invalid value: "{k}": name part must consist of '
-                                        f"alphanumeric characters, '-', '_' or '.', and must "
-                                        f"start and end with an alphanumeric character"))
+                    causes.append(
+                        Cause(
+                            f"metadata.{section}",
+                            f'Invalid value: "{k}": name part must consist of '
+                            f"alphanumeric characters, '-', '_' or '.', and must "
+                            f"start and end with an alphanumeric character",
+                        )
+                    )
                 if not isinstance(v, str):
-                    causes.append(Cause(f"metadata.{section}.{k}",
-                                        "Invalid value: must be a string", "FieldValueTypeInvalid"))
+                    causes.append(
+                        Cause(
+                            f"metadata.{section}.{k}",
+                            "Invalid value: must be a string",
+                            "FieldValueTypeInvalid",
+                        )
+                    )
                 elif section == "labels" and (
                     _bad_label_value_cached if type(v) is str else _bad_label_value
                 )(v):
-                    causes.append(Cause("metadata.labels",
-                                        f'Invalid value: "{v}": a valid label must be an empty '
-                                        f"string or consist of alphanumeric characters, '-', '_' "
-                                        f"or '.', and must start and end with an alphanumeric "
-                                        f"character"))
+                    causes.append(
+                        Cause(
+                            "metadata.labels",
+                            f'Invalid value: "{v}": a valid label must be an empty '
+                            f"string or consist of alphanumeric characters, '-', '_' "
+                            f"or '.', and must start and end with an alphanumeric "
+                            f"character",
+                        )
+                    )
         finalizers = meta.get("finalizers")
         if finalizers is not None and (
             not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
         ):
-            causes.append(Cause("metadata.finalizers", "Invalid value: must be a list of strings",
-                                "FieldValueTypeInvalid"))
+            causes.append(
+                Cause(
+                    "metadata.finalizers",
+                    "Invalid value: must be a list of strings",
+                    "FieldValueTypeInvalid",
+                )
+            )
         for ref in meta.get("ownerReferences") or ():
             # kube's ValidateOwnerReferences; the garbage collector relies on uid.
-            for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"),
-                              ("uid", "uid")):
+            for key, what in (
+                ("apiVersion", "version"),
+                ("kind", "kind"),
+                ("name", "name"),
+                ("uid", "uid"),
+            ):
                 value = ref.get(key)
                 if not isinstance(value, str) or not value:
-                    causes.append(Cause(f"metadata.ownerReferences.{key}",
-                                        f'Invalid value: "{value or ""}": {what} must not be '
-                                        f"empty"))
+                    causes.append(
+                        Cause(
+                            f"metadata.ownerReferences.{key}",
+                            f'Invalid value: "{value or ""}": {what} must not be empty',
+                        )
+                    )
         return causes
 
     @staticmethod
@@ -1299,9 +1452,19 @@ class Store:
                 v["name"] for v in (crd.get("spec") or {}).get("versions") or [] if v.get("storage")
             ],
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": now},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": now,
+                },
             ],
         }

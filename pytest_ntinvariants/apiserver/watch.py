@@ -27,7 +27,7 @@ from .store import Event, Store, Version
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Delivery", "Watcher", "WatchHub"]
+__all__ = ["Delivery", "WatchHub", "Watcher"]
 
 _ids = itertools.count(1)
 
@@ -123,7 +123,8 @@ class Watcher:
             # failing interceptor must not turn a committed write into an error. The loop's
             # handler (FakeApiServer's LoopThread) keeps it, and stop() raises it.
             self.loop.call_exception_handler(
-                {"message": f"watch delivery to watcher {self.id} failed", "exception": e})
+                {"message": f"watch delivery to watcher {self.id} failed", "exception": e}
+            )
 
     def release(self) -> None:
         """Pass on the events held while the stream was opened (in order), then go live."""

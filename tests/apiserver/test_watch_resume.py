@@ -16,9 +16,13 @@ def test_resumed_watch_replays_only_its_resource() -> None:
         server.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
         server.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
         server.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}})
-        url = (f"{server.url}/api/v1/namespaces/default/configmaps?watch=true"
-               f"&resourceVersion={start}&timeoutSeconds=0.2")
+        url = (
+            f"{server.url}/api/v1/namespaces/default/configmaps?watch=true"
+            f"&resourceVersion={start}&timeoutSeconds=0.2"
+        )
         with urllib.request.urlopen(url, timeout=5) as resp:
             events = [json.loads(line) for line in resp]
     assert [(e["type"], e["object"]["kind"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "ConfigMap", "c"), ("ADDED", "ConfigMap", "d")]
+        ("ADDED", "ConfigMap", "c"),
+        ("ADDED", "ConfigMap", "d"),
+    ]
