@@ -15,10 +15,11 @@ Each variant of ``tests/reference_controller/variants.py`` is one step of the se
   retries that fail alike within a second;
 - ``stale-success-count``: counters taken from the pass's stale starting view.
 
-Every check runs the scenarios of ``test_variants_scenarios.py`` in a pytester directory
-(``nrkit.variant_suite``), once with the variant and once with the reference, on the same
-schedule and the same seeds, and judges what a user sees: the outcome, the invariant named
-in the report, its tables and timeline, the seed and a replay command that fails again.
+Every check runs a scenario of ``test_variants_scenarios.py`` in a pytester directory
+(``nrkit.variant_suite``): three runs of the variant (each its own item, so its own seed)
+and one of the reference, on the same schedule in one session whose seed is this suite's.
+It judges what a user sees: the outcome, the invariant named in the report, its tables and
+timeline, the seed and a replay command that fails again.
 The time to detection (setup + call of the failing item) is measured on the way and
 printed in the terminal summary; ``benchmarks/bench_variants.py`` measures it over more
 runs.
