@@ -362,7 +362,28 @@ class Harness:
         self.perturb.undo()
         if self.replicas is None:
             return False
-        return self.wait_quiet(period, timeout)
+        # Silence only means "done" if it outlasts how long a replica takes to react to
+        # what it was sent; on a loaded machine that grows, so the period grows with it.
+        return self.wait_quiet(max(period, 2 * self.reaction_time()), timeout)
+
+    def reaction_time(self) -> float:
+        """The longest a replica took in this test from a watch event reaching it to its
+        next request (0 when none reacted): how long a quiet spell must last to mean the
+        replicas have handled what they were sent."""
+        from .ledger import RequestServed, WatchDelivered
+
+        waiting: dict[str, float] = {}  # identity -> time of its oldest unanswered event
+        longest = 0.0
+        for entry in self.ledger:
+            if isinstance(entry, WatchDelivered):
+                waiting.setdefault(entry.identity, entry.t)
+            elif isinstance(entry, RequestServed) and entry.identity in waiting:
+                gap = entry.t - waiting.pop(entry.identity)
+                # A request long after an event answers something else (a timer, another
+                # object): not a reaction, and it must not stretch every quiet wait.
+                if gap <= _LONGEST_REACTION:
+                    longest = max(longest, gap)
+        return longest
 
     def close(self) -> None:
         """Stop replicas and endpoints, detach from the server; re-raise their errors."""
@@ -384,6 +405,10 @@ class Harness:
         self._perturb_handle.remove()
         if errors:
             raise errors[0]
+
+
+# Reactions slower than this are not counted (so quiet waits stay under a second).
+_LONGEST_REACTION = 0.25
 
 
 def _summary(obj: JSON) -> str:
