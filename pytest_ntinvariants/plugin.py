@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .markers import MARKERS, MarkerError, parse_item_markers
-from .session import HARNESS_KEY, LEDGER_KEY, MARKERS_KEY, RUN_KEY, NtinvSession
+from .session import HARNESS_KEY, LEDGER_KEY, MARKERS_KEY, RUN_KEY, NtinvSession, float_ini
 
 if TYPE_CHECKING:
     from .apiserver import FakeApiServer
@@ -153,14 +153,6 @@ def _session(config: pytest.Config) -> NtinvSession:
     return plugin
 
 
-def _float_ini(config: pytest.Config, name: str) -> float:
-    raw = config.getini(name)
-    try:
-        return float(raw)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"ini option {name} must be a number, got {raw!r}") from None
-
-
 # ------------------------------------------------------------------------ fixtures
 
 
@@ -185,7 +177,7 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
         tls = bool(config.getini("ntinv_apiserver_tls"))
     server = FakeApiServer(
         tls=tls,
-        bookmark_interval=_float_ini(config, "ntinv_bookmark_interval"),
+        bookmark_interval=float_ini(config, "ntinv_bookmark_interval"),
         seed=_session(config).item_seed(request.node.nodeid),
     )
     ledger = Ledger()
@@ -309,7 +301,7 @@ def ntinv(
     seed = (
         ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(item.nodeid)
     )
-    scale = markers.invariants.time_scale or _float_ini(request.config, "ntinv_time_scale")
+    scale = markers.invariants.time_scale or float_ini(request.config, "ntinv_time_scale")
     run = RunInfo(
         item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed), time_scale=scale
     )

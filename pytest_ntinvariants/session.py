@@ -150,8 +150,8 @@ class NtinvSession:
             return
         harness = item.stash.get(HARNESS_KEY, None)
         run = item.stash.get(RUN_KEY, None)
-        period = _float_ini(self.config, "ntinv_quiet_period")
-        timeout = _float_ini(self.config, "ntinv_quiet_timeout")
+        period = float_ini(self.config, "ntinv_quiet_period")
+        timeout = float_ini(self.config, "ntinv_quiet_timeout")
         quiet = harness.settle(period, timeout) if harness is not None else False
         from .invariants import CheckContext
 
@@ -312,7 +312,8 @@ class NtinvSession:
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
 
 
-def _float_ini(config: pytest.Config, name: str) -> float:
+def float_ini(config: pytest.Config, name: str) -> float:
+    """A numeric ini setting, or a usage error that names it."""
     raw = config.getini(name)
     try:
         return float(raw)
