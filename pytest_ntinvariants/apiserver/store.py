@@ -35,7 +35,7 @@ from . import errors
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
-from .schema import StructuralSchema
+from .schema import StructuralSchema, _go_quote
 from .selectors import FieldSelector, LabelSelector
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
@@ -235,32 +235,6 @@ def _go_json(obj: JSON) -> str:
     """``obj`` as Go's encoding/json writes a map: compact, sorted keys, HTML-safe escapes."""
     text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def _go_quote(text: str) -> str:
-    """Go's ``%q`` of a string (``strconv.Quote``), as field errors print bad values."""
-    out = []
-    for ch in text:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif not ch.isprintable():
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
