@@ -50,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Self
 
 HERE = Path(__file__).resolve().parent
 # Runnable as a script from any directory, with or without the project installed.
@@ -206,7 +206,37 @@ class Config:
 # ------------------------------------------------------------------ the servers
 
 
-class FloorServer:
+class _ThreadedServer:
+    """A baseline server on its own ``LoopThread``: ``url``, ``start()`` and ``stop()``
+    as ``FakeApiServer`` has them; subclasses set ``_setup`` and ``_teardown``."""
+
+    def __init__(self, name: str) -> None:
+        self.port = 0
+        self._thread = LoopThread(name, self._setup, self._teardown)
+
+    async def _setup(self) -> None:
+        raise NotImplementedError
+
+    async def _teardown(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Serve; returns once listening (idempotent, like ``FakeApiServer.start``)."""
+        if not self._thread.running:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._thread.stop()
+
+
+class FloorServer(_ThreadedServer):
     """The floor: a bare aiohttp app in a ``LoopThread``, set up exactly like the fake's.
 
     It answers each (method, path) with bytes recorded from the fake, reading the request
@@ -223,24 +253,8 @@ class FloorServer:
         self.watch_object = watch_object
         self.streams: list[web.StreamResponse] = []
         self.commits: list[float] = []
-        self.port = 0
         self._runner: web.AppRunner | None = None
-        self._thread = LoopThread("bench-floor", self._setup, self._teardown)
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FloorServer:
-        """Serve; returns once listening (idempotent, like ``FakeApiServer.start``)."""
-        if not self._thread.running:
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._thread.stop()
+        super().__init__("bench-floor")
 
     async def _setup(self) -> None:
         # Same application options, runner options and socket setup as FakeApiServer.
@@ -294,7 +308,7 @@ class FloorServer:
         return response
 
 
-class KMockServer:
+class KMockServer(_ThreadedServer):
     """KMock 0.8's ``KubernetesEmulator`` served as its pytest fixture serves it.
 
     ``async with KubernetesEmulator() as kmock, Server(kmock)`` on the loop of a
@@ -304,25 +318,9 @@ class KMockServer:
 
     def __init__(self, seed: list[tuple[str, str, str, JSON]] = ()) -> None:  # type: ignore[assignment]
         self.seed = list(seed)
-        self.port = 0
         self._kmock: Any = None
         self._server: Any = None
-        self._thread = LoopThread("bench-kmock", self._setup, self._teardown)
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> KMockServer:
-        """Serve; returns once listening (idempotent, like ``FakeApiServer.start``)."""
-        if not self._thread.running:
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._thread.stop()
+        super().__init__("bench-kmock")
 
     async def _setup(self) -> None:
         import kmock
