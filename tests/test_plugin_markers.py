@@ -11,16 +11,10 @@ import re
 from pathlib import Path
 
 import pytest
+from inner_pytest import INI
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
-# Inner runs re-import their plugins (pytester restores sys.modules after each run), so
-# the unrelated plugins some machines have installed are switched off to keep them fast.
-INI = """
-[pytest]
-asyncio_default_fixture_loop_scope = function
-addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
-"""
 
 NR_HELPERS = """
 import pytest

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from inner_pytest import INI
 
 # Imported here so pytester's inner runs find them already loaded: pytester removes the
 # modules a run imported, and cryptography's Rust extension cannot be imported twice
@@ -17,11 +18,6 @@ import pytest_ntinvariants.tls  # noqa: F401
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
 HERE = Path(__file__).parent
-INI = """
-[pytest]
-asyncio_default_fixture_loop_scope = function
-addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
-"""
 
 # A tiny operator: every replica stamps the objects it sees with its identity.
 OPERATOR = """

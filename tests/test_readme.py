@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from inner_pytest import INI
 
 # Loaded before the inner run, which would otherwise import cryptography's Rust extension a
 # second time (pytester removes what a run imported).
@@ -25,10 +26,7 @@ def _blocks() -> dict[str, str]:
 def test_the_short_example_passes(pytester: pytest.Pytester) -> None:
     blocks = _blocks()
     assert set(blocks) == {"conftest.py", "test_notifications.py"}
-    pytester.makeini(
-        "[pytest]\naddopts = -p no:hypothesispytest -p no:kmock -p no:anyio "
-        "-p no:benchmark\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    pytester.makeini(INI)
     pytester.makeconftest(blocks["conftest.py"])
     pytester.makepyfile(test_notifications=blocks["test_notifications.py"])
     result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-seed=1")
