@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -70,10 +70,10 @@ _VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
-# Versions and events are made by every write and kept (history): slots make them smaller
-# (no per-instance __dict__) and a little quicker to build.
-@dataclass(frozen=True, slots=True)
-class Version:
+# Versions and events are made by every write and kept (history): immutable named tuples
+# are small and build in a third of the time of frozen dataclasses, whose __init__ goes
+# through object.__setattr__ for every field.
+class Version(NamedTuple):
     """One version of one object: the dict (never mutated) and its JSON bytes."""
 
     obj: JSON
@@ -102,8 +102,7 @@ class WriteContext:
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One change: exactly one per write, in resourceVersion order."""
 
     type: str  # ADDED, MODIFIED or DELETED
@@ -229,6 +228,17 @@ def _drop_empty_meta(meta: JSON) -> None:
     for key in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
         if key in meta and meta[key] in (None, {}, []):
             del meta[key]
+
+
+def _kept_json(obj: JSON) -> bytes:
+    """``orjson.dumps(obj)`` for bytes that are kept (a stored version's), copied to size.
+
+    orjson writes into a generous buffer and shrinks it in place; kept for the life of the
+    history, such buffers make every later allocation slower (fresh memory, never reused).
+    An exact-size copy costs a fraction of that: retaining 20,000 encodings of a 400-byte
+    object took 2.9 µs each straight from orjson and 0.8 µs copied (1.6 KiB: 4.5 and 1.7).
+    """
+    return bytes(memoryview(orjson.dumps(obj)))
 
 
 def _go_json(obj: JSON) -> str:
@@ -681,8 +691,12 @@ class Store:
             # strategy below): stored versions are never mutated, so nothing below metadata
             # is written to in place (the schema's pruning and defaulting copy on write).
             new = self._check_body(result if fresh else _private(result), rt)
-            meta = _meta(new)
-            if meta is cur.obj.get("metadata") and subresource != "status":
+            cur_meta = cur.obj["metadata"]
+            # A merge patch that leaves metadata alone shares the stored metadata, which
+            # passed every check below when it was stored.
+            meta_touched = new.get("metadata") is not cur_meta
+            meta = _meta(new) if meta_touched else cur_meta
+            if not meta_touched and subresource != "status":
                 # (a /status write takes its metadata from the stored object, copied below)
                 meta = new["metadata"] = dict(meta)
             if meta.get("name", name) != name:
@@ -716,6 +730,7 @@ class Store:
                 else:
                     merged.pop("status", None)
                 new, meta = merged, merged["metadata"]
+                meta_touched = False
             elif subresource:
                 raise errors.NotFound(
                     f"the server could not find the requested resource ({subresource})"
@@ -725,7 +740,6 @@ class Store:
                     new["status"] = cur.obj["status"]  # shared, never mutated
                 else:
                     new.pop("status", None)
-            cur_meta = cur.obj["metadata"]
             meta["name"] = name
             if rt.namespaced:
                 meta["namespace"] = ns
@@ -774,7 +788,9 @@ class Store:
                 # What _validate_meta reads, as in the version that passed it: the same name
                 # and the very same values (one absent here was absent or empty there, as
                 # _drop_empty_meta leaves it), so it would find no cause again.
-                if meta.get("name") == cur_meta.get("name"):
+                if not meta_touched:
+                    meta_unchanged = True
+                elif meta.get("name") == cur_meta.get("name"):
                     for key in _VALIDATED_META:
                         if meta.get(key, _MISSING) is not cur_meta.get(key, _MISSING):
                             break
@@ -790,9 +806,12 @@ class Store:
                 meta_unchanged=meta_unchanged,
             )
             meta = new["metadata"]
-            if rt.has_generation and _content_changed(new, cur.obj, rt):
+            # A /status write keeps all but status, so it never bumps generation (nor does
+            # kube's status strategy); metadata it did not touch has no empties to drop.
+            if subresource != "status" and rt.has_generation and _content_changed(new, cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
-            _drop_empty_meta(meta)
+            if meta_touched:
+                _drop_empty_meta(meta)
             if new == cur.obj or (
                 # (with the same apiVersion this is the comparison just made)
                 new["apiVersion"] != cur.obj.get("apiVersion")
@@ -949,7 +968,7 @@ class Store:
             obj["metadata"] = dict(meta, resourceVersion=str(rv))
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
-        version = Version(obj, orjson.dumps(obj), rv)
+        version = Version(obj, _kept_json(obj), rv)
         bucket = self._objects.setdefault(rt.key, {})
         if kind == "DELETED":
             bucket.pop((ns, name), None)
