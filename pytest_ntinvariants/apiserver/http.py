@@ -478,7 +478,7 @@ class ApiHandler:
             )
         if _wants_table(request):
             return _json(discovery.table(rt, [v.obj], list_meta={}), status, TABLE_CT, headers)
-        return _raw(v.raw, status, headers)
+        return _raw(v.encoded(), status, headers)
 
     def _read_at(self, info: RequestInfo) -> int | None:
         at = None
@@ -650,7 +650,7 @@ class ApiHandler:
         if end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
-        return Version(obj, orjson.dumps(obj), rv)
+        return Version(obj, rv)
 
     async def _stream(
         self,

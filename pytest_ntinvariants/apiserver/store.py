@@ -70,15 +70,35 @@ _VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
-# Versions and events are made by every write and kept (history): immutable named tuples
-# are small and build in a third of the time of frozen dataclasses, whose __init__ goes
-# through object.__setattr__ for every field.
-class Version(NamedTuple):
-    """One version of one object: the dict (never mutated) and its JSON bytes."""
+class Version:
+    """One version of one object: the dict (never mutated), its resourceVersion, its JSON.
 
-    obj: JSON
-    raw: bytes
-    rv: int
+    Every write makes one and history keeps them all, so a version is small and its JSON
+    is encoded only when first read (``raw``), then kept: every GET, LIST and watch line
+    that serves it shares those bytes. A write's own response, which most versions never
+    get past, uses ``encoded()`` instead and leaves nothing behind in history.
+    """
+
+    __slots__ = ("_raw", "obj", "rv")
+
+    def __init__(self, obj: JSON, rv: int, raw: bytes | None = None) -> None:
+        self.obj = obj
+        self.rv = rv
+        self._raw = raw
+
+    @property
+    def raw(self) -> bytes:
+        """The JSON bytes, encoded once and kept."""
+        raw = self._raw
+        if raw is None:
+            # (Two threads may both encode: the same bytes, one of them kept.)
+            raw = self._raw = _kept_json(self.obj)
+        return raw
+
+    def encoded(self) -> bytes:
+        """The JSON bytes, without keeping them if nothing has read them yet."""
+        raw = self._raw
+        return raw if raw is not None else orjson.dumps(self.obj)
 
     @property
     def namespace(self) -> str:
@@ -90,8 +110,13 @@ class Version(NamedTuple):
         """The object's name."""
         return str(self.obj["metadata"]["name"])
 
+    def __repr__(self) -> str:
+        return f"Version(rv={self.rv}, {self.namespace}/{self.name})"
 
-@dataclass(frozen=True)
+
+# One per write request: slots and not frozen, as a frozen dataclass's __init__ goes
+# through object.__setattr__ for every field (three times the cost).
+@dataclass(slots=True)
 class WriteContext:
     """Who writes, and how: carried into events so the ledger can attribute them."""
 
@@ -102,6 +127,9 @@ class WriteContext:
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
+# Events are made by every write and kept (history): an immutable named tuple is small and
+# builds in a third of the time of a frozen dataclass (whose __init__ goes through
+# object.__setattr__ for every field).
 class Event(NamedTuple):
     """One change: exactly one per write, in resourceVersion order."""
 
@@ -509,7 +537,7 @@ class Store:
             return v
         obj = dict(v.obj)
         obj["apiVersion"] = rt.api_version
-        return Version(obj, orjson.dumps(obj), v.rv)
+        return Version(obj, v.rv)
 
     def _not_found(self, rt: ResourceType, name: str) -> errors.NotFound:
         return errors.NotFound(
@@ -699,27 +727,29 @@ class Store:
             if not meta_touched and subresource != "status":
                 # (a /status write takes its metadata from the stored object, copied below)
                 meta = new["metadata"] = dict(meta)
-            if meta.get("name", name) != name:
-                # kube's checkName runs on the patched object too: a patch cannot rename.
-                raise errors.BadRequest(
-                    f"the name of the object ({meta.get('name')}) does not match the name on "
-                    f"the URL ({name})"
-                )
-            if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
-                raise errors.BadRequest(
-                    "the namespace of the provided object does not match the namespace sent "
-                    "on the request"
-                )
-            wanted = meta.get("resourceVersion")
-            if wanted not in (None, "") and str(wanted) != str(cur.rv):
-                raise errors.Conflict(
-                    f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the object '
-                    f"has been modified; please apply your changes to the latest version and "
-                    f"try again",
-                    name=name,
-                    group=rt.group,
-                    kind=rt.plural,
-                )
+            if meta_touched:
+                # (untouched, it is the stored metadata: these checks pass as they did)
+                if meta.get("name", name) != name:
+                    # kube's checkName runs on the patched object too: a patch cannot rename.
+                    raise errors.BadRequest(
+                        f"the name of the object ({meta.get('name')}) does not match the name "
+                        f"on the URL ({name})"
+                    )
+                if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
+                    raise errors.BadRequest(
+                        "the namespace of the provided object does not match the namespace "
+                        "sent on the request"
+                    )
+                wanted = meta.get("resourceVersion")
+                if wanted not in (None, "") and str(wanted) != str(cur.rv):
+                    raise errors.Conflict(
+                        f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the '
+                        f"object has been modified; please apply your changes to the latest "
+                        f"version and try again",
+                        name=name,
+                        group=rt.group,
+                        kind=rt.plural,
+                    )
             if subresource == "status":
                 # /status writes change status only (kube's status strategy): the stored
                 # object with the new status, sharing the rest (only metadata is written to).
@@ -740,37 +770,42 @@ class Store:
                     new["status"] = cur.obj["status"]  # shared, never mutated
                 else:
                     new.pop("status", None)
-            meta["name"] = name
-            if rt.namespaced:
-                meta["namespace"] = ns
-            else:
-                meta.pop("namespace", None)
-            for key in _SYSTEM_META:
-                if key in cur_meta:
-                    meta[key] = cur_meta[key]
-                else:
-                    meta.pop(key, None)
-            meta.pop("selfLink", None)
-            if rt.has_generation:
-                meta["generation"] = cur_meta.get("generation", 1)
-            meta["resourceVersion"] = str(cur.rv)
             deleting = "deletionTimestamp" in cur_meta
-            if deleting:
-                added = set(meta.get("finalizers") or ()) - set(cur_meta.get("finalizers") or ())
-                if added:
-                    raise invalid(
-                        rt.kind,
-                        rt.group,
-                        name,
-                        [
-                            Cause(
-                                "metadata.finalizers",
-                                f"Forbidden: no new finalizers can be added if the object is being "
-                                f"deleted, found new finalizers {sorted(added)!r}",
-                                "FieldValueForbidden",
-                            )
-                        ],
+            if meta_touched:
+                # What the system owns comes from the stored object, whatever was sent
+                # (untouched metadata already holds exactly that).
+                meta["name"] = name
+                if rt.namespaced:
+                    meta["namespace"] = ns
+                else:
+                    meta.pop("namespace", None)
+                for key in _SYSTEM_META:
+                    if key in cur_meta:
+                        meta[key] = cur_meta[key]
+                    else:
+                        meta.pop(key, None)
+                meta.pop("selfLink", None)
+                if rt.has_generation:
+                    meta["generation"] = cur_meta.get("generation", 1)
+                meta["resourceVersion"] = str(cur.rv)
+                if deleting:
+                    added = set(meta.get("finalizers") or ()) - set(
+                        cur_meta.get("finalizers") or ()
                     )
+                    if added:
+                        raise invalid(
+                            rt.kind,
+                            rt.group,
+                            name,
+                            [
+                                Cause(
+                                    "metadata.finalizers",
+                                    f"Forbidden: no new finalizers can be added if the object "
+                                    f"is being deleted, found new finalizers {sorted(added)!r}",
+                                    "FieldValueForbidden",
+                                )
+                            ],
+                        )
             _default_builtin(rt, new)
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
@@ -957,8 +992,7 @@ class Store:
         meta = obj["metadata"]
         ns, name = str(meta.get("namespace", "")), str(meta["name"])
         if ctx.dry_run:
-            raw = orjson.dumps(obj)
-            return Version(obj, raw, old.rv if old else 0)
+            return Version(obj, old.rv if old else 0)
         self._rv += 1
         rv = self._rv
         if kind != "DELETED":
@@ -968,7 +1002,7 @@ class Store:
             obj["metadata"] = dict(meta, resourceVersion=str(rv))
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
-        version = Version(obj, _kept_json(obj), rv)
+        version = Version(obj, rv)
         bucket = self._objects.setdefault(rt.key, {})
         if kind == "DELETED":
             bucket.pop((ns, name), None)

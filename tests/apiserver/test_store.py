@@ -349,6 +349,59 @@ def test_update_name_mismatch_is_400(store: Store) -> None:
         store.update(cms(store), "default", "a", cm("b"))
 
 
+@pytest.mark.parametrize("subresource", ["", "status"])
+def test_patched_metadata_is_checked_on_the_main_resource_and_status(
+    store: Store, subresource: str
+) -> None:
+    # A patch that leaves metadata alone skips these checks (the stored metadata passed
+    # them); one that reaches it gets them all, through /status too.
+    t = widgets(store)
+    v = store.create(t, "default", widget("w"))
+    store.patch(t, "default", "w", MERGE_PATCH, {"spec": {"size": 2}})
+    change = {"status": {"phase": "p"}} if subresource else {"spec": {"size": 4}}
+
+    def patch(meta: JSON) -> Any:
+        body = {"metadata": meta, **change}
+        return store.patch(t, "default", "w", MERGE_PATCH, body, subresource=subresource)
+
+    with pytest.raises(errors.Conflict):
+        patch({"resourceVersion": v.obj["metadata"]["resourceVersion"]})
+    with pytest.raises(errors.BadRequest, match="does not match the name"):
+        patch({"name": "other"})
+    with pytest.raises(errors.BadRequest, match="does not match the namespace"):
+        patch({"namespace": "kube-system"})
+    with pytest.raises(errors.BadRequest, match="cannot unmarshal number"):
+        patch({"uid": 7})
+    current = store.get(t, "default", "w")
+    assert patch({"resourceVersion": current.obj["metadata"]["resourceVersion"]}).rv > current.rv
+
+
+def test_a_patch_that_leaves_metadata_alone_keeps_the_system_fields(store: Store) -> None:
+    t = widgets(store)
+    v = store.create(t, "default", widget("w"))
+    new = store.patch(t, "default", "w", MERGE_PATCH, {"spec": {"size": 3}}, owned=True)
+    meta, old = new.obj["metadata"], v.obj["metadata"]
+    assert meta is not old  # a write's metadata is its own ...
+    assert {k: meta[k] for k in ("uid", "creationTimestamp", "name", "namespace")} == {
+        k: old[k] for k in ("uid", "creationTimestamp", "name", "namespace")
+    }
+    assert meta["resourceVersion"] == str(new.rv) and meta["generation"] == 2
+    assert old["resourceVersion"] == str(v.rv) and old["generation"] == 1  # ... never shared
+
+
+def test_a_versions_json_is_encoded_once_read_and_then_shared(store: Store) -> None:
+    t = widgets(store)
+    store.create(t, "default", widget("w"))
+    v = store.patch(t, "default", "w", MERGE_PATCH, {"spec": {"size": 3}})
+    # A write's own response takes its bytes without keeping them in history ...
+    assert orjson.loads(v.encoded()) == v.obj
+    assert v.encoded() is not v.encoded()
+    # ... the first reader encodes and keeps them, and every later one shares them.
+    raw = store.get(t, "default", "w").raw
+    assert raw is v.raw and orjson.loads(raw) == v.obj
+    assert v.encoded() is raw
+
+
 def test_update_keeps_system_metadata(store: Store) -> None:
     v = store.create(cms(store), "default", cm("a"))
     body = orjson.loads(v.raw)
