@@ -391,7 +391,21 @@ class ApiHandler:
             ctx = dataclasses.replace(ctx, dry_run=True)
         if verb == "delete":
             v = store.delete(rt, namespace, name, options, ctx)
-            return self._written(request, rt, v, ctx)
+            meta = v.obj["metadata"]
+            if rt.returns_deleted or "deletionTimestamp" in meta:
+                # (a deletion waiting for finalizers answers with the object, whatever kind)
+                return self._written(request, rt, v, ctx)
+            # kube's finalizeDelete: what was deleted, with the resource in "kind".
+            details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")}
+            return _json(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {key: value for key, value in details.items() if value},
+                }
+            )
         labels = LabelSelector.parse(q.get("labelSelector"))
         fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
         deleted = store.delete_collection(

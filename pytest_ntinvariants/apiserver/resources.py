@@ -58,6 +58,9 @@ class ResourceType:
     has_generation: bool = True
     # Built-in kinds accept strategic merge patch; custom resources answer 415.
     builtin: bool = True
+    # A DELETE that removes the object at once answers with the object itself (kube's
+    # ReturnDeletedObject: pods, services, ...) rather than a Success Status.
+    returns_deleted: bool = False
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -118,6 +121,7 @@ def _b(
     extra_sub: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
     verbs: tuple[str, ...] = ALL_VERBS,
+    returns_deleted: bool = False,
 ) -> ResourceType:
     subs = set(extra_sub)
     if status:
@@ -136,6 +140,7 @@ def _b(
         has_generation=generation,
         builtin=True,
         verbs=verbs,
+        returns_deleted=returns_deleted,
     )
 
 
@@ -169,6 +174,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         fields=("status.phase",),
         extra_sub=("finalize",),
         verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
+        returns_deleted=True,
     ),
     _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
     _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
@@ -190,11 +196,37 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
             "status.nominatedNodeName",
         ),
         categories=("all",),
+        returns_deleted=True,
     ),
-    _b("", "v1", "services", "Service", short=("svc",), status=True, categories=("all",)),
-    _b("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",), generation=False),
+    _b(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short=("svc",),
+        status=True,
+        categories=("all",),
+        returns_deleted=True,
+    ),
+    _b(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        short=("sa",),
+        generation=False,
+        returns_deleted=True,
+    ),
     _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False),
-    _b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
+    _b(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        short=("pvc",),
+        status=True,
+        returns_deleted=True,
+    ),
     _b(
         "",
         "v1",
@@ -203,6 +235,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         namespaced=False,
         short=("pv",),
         status=True,
+        returns_deleted=True,
     ),
     _b("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
     _b("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True),

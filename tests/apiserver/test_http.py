@@ -377,6 +377,31 @@ def test_delete_with_finalizers_and_preconditions(api: Api) -> None:
     api.get(f"{WIDGETS}/w").expect_status(404, "NotFound")
 
 
+def test_a_delete_answers_as_kube_does_for_its_kind(api: Api) -> None:
+    # Removed at once: a Success Status naming the resource (kube's finalizeDelete) for most
+    # kinds, the object itself for those kube returns (ReturnDeletedObject: pods, ...).
+    made = api.post(CMS, cm("a")).expect(201)
+    assert api.delete(f"{CMS}/a").expect(200) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": "a", "kind": "configmaps", "uid": made["metadata"]["uid"]},
+    }
+    deploys = "/apis/apps/v1/namespaces/default/deployments"
+    api.post(deploys, {"metadata": {"name": "d"}, "spec": {}}).expect(201)
+    details = api.delete(f"{deploys}/d").expect(200)["details"]
+    assert (details["group"], details["kind"]) == ("apps", "deployments")
+    pods = "/api/v1/namespaces/default/pods"
+    pod = api.post(pods, {"metadata": {"name": "p"}, "spec": {}}).expect(201)
+    gone = api.delete(f"{pods}/p").expect(200)
+    assert gone["kind"] == "Pod" and gone["metadata"]["uid"] == pod["metadata"]["uid"]
+    # Waiting for a finalizer: the object, with its deletionTimestamp, whatever the kind.
+    api.post(CMS, {"metadata": {"name": "held", "finalizers": ["x/y"]}}).expect(201)
+    held = api.delete(f"{CMS}/held").expect(200)
+    assert held["kind"] == "ConfigMap" and held["metadata"]["deletionTimestamp"]
+
+
 def test_owner_references_and_propagation(api: Api) -> None:
     p = api.post(WIDGETS, widget("p")).expect(201)
     ref = {
@@ -444,7 +469,7 @@ def test_dry_run_in_delete_options(server: FakeApiServer, api: Api) -> None:
     api.post(CMS, cm("a")).expect(201)
     rv = server.store.resource_version
     options = {"propagationPolicy": "Background", "dryRun": ["All"]}
-    assert api.delete(f"{CMS}/a", options).expect(200)["metadata"]["name"] == "a"
+    assert api.delete(f"{CMS}/a", options).expect(200)["details"]["name"] == "a"
     assert names(api.delete(CMS, options).expect(200)) == ["a"]
     assert server.store.resource_version == rv
     api.get(f"{CMS}/a").expect(200)

@@ -61,11 +61,15 @@ def test_each_write_sends_one_event_with_the_writes_version(api: Api, watch: Wat
     assert noop["metadata"]["resourceVersion"] == status["metadata"]["resourceVersion"]
     put = api.put(f"{WIDGETS}/a", noop).expect(200)
     assert put["metadata"]["resourceVersion"] == status["metadata"]["resourceVersion"]
+    # A custom resource deleted at once answers with a Success Status, as kube does.
     deleted = api.delete(f"{WIDGETS}/a").expect(200)
+    assert deleted["status"] == "Success"
+    assert deleted["details"]["uid"] == created["metadata"]["uid"]
     events = w.take(4)
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "MODIFIED", "DELETED"]
     assert [rv_of(e) for e in events] == [
-        r["metadata"]["resourceVersion"] for r in (created, patched, status, deleted)
+        *(r["metadata"]["resourceVersion"] for r in (created, patched, status)),
+        list_rv(api, WIDGETS),
     ]
     assert [int(rv_of(e)) for e in events] == sorted(int(rv_of(e)) for e in events)
     assert events[2]["object"]["status"] == {"phase": "Up"}
@@ -216,7 +220,8 @@ def test_field_selector_on_name(api: Api, watch: Watch) -> None:
     api.post(CMS, cm("a")).expect(201)
     mine = api.post(CMS, cm("b")).rv
     api.post(CMS, cm("c")).expect(201)
-    gone = api.delete(f"{CMS}/b").rv
+    api.delete(f"{CMS}/b").expect(200)
+    gone = list_rv(api, CMS)
     assert [(e["type"], rv_of(e)) for e in w.take(2)] == [("ADDED", mine), ("DELETED", gone)]
 
 
