@@ -697,7 +697,7 @@ class ApiHandler:
                         interceptor.on_delivered(watcher, d)
                 await response.write(b"".join(chunks))
                 continue
-            if now >= deadline:
+            if now >= deadline or (watcher.ending and not pending):
                 return
             wait = deadline - now
             if pending:

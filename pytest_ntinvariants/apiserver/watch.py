@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .resources import ResourceType
+from .resources import CRD_KEY, ResourceType
 from .selectors import FieldSelector, LabelSelector
 from .store import Event, Store, Version
 
@@ -64,6 +64,9 @@ class Watcher:
     # While the stream is being opened, live events wait here (not None) so that they
     # follow the backlog the stream starts with; ``release()`` passes them on.
     held: list[Event] | None = None
+    # Set when what it watches stopped being served (its CRD was deleted): the stream sends
+    # what was offered before, then ends.
+    ending: bool = False
     _queued: int = 0  # offers sent through the loop's queue ...
     _dequeued: int = 0  # ... and those of them pushed since (see offer)
 
@@ -138,6 +141,22 @@ class Watcher:
         self.pending.extend(batch)
         self.wakeup.set()
 
+    def end(self) -> None:
+        """End the stream after what was offered before (called where ``offer`` is)."""
+        if self.closed:
+            return
+        on_loop = threading.get_ident() == self.loop_thread
+        if on_loop and self._queued == self._dequeued:
+            self._end()
+        elif on_loop:
+            self.loop.call_soon(self._end)  # after the offers that wait in the queue
+        else:
+            self.loop.call_soon_threadsafe(self._end)
+
+    def _end(self) -> None:
+        self.ending = True
+        self.wakeup.set()
+
     def close(self) -> None:
         """End the stream at its next wake-up."""
         self.closed = True
@@ -155,6 +174,13 @@ class WatchHub:
     def _on_event(self, event: Event) -> None:
         for watcher in list(self._watchers.get(event.resource.key, ())):
             watcher.offer(event)
+        if event.type == "DELETED" and event.resource.key == CRD_KEY:
+            # Its resource is no longer served: kube tears its storage down, which ends
+            # every watch of it (after the DELETED events of its objects, sent above).
+            spec = event.obj.get("spec") or {}
+            key = f"{spec.get('group', '')}/{(spec.get('names') or {}).get('plural', '')}"
+            for watcher in list(self._watchers.get(key, ())):
+                watcher.end()
 
     def add(self, watcher: Watcher) -> None:
         """Start routing events to a watcher (call with the store's lock held)."""

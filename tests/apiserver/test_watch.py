@@ -473,3 +473,20 @@ def test_writes_from_other_threads_and_the_loop_stay_in_order(
     events = w.take(2)
     assert [e["object"]["metadata"]["name"] for e in events] == ["from-thread", "from-loop"]
     assert int(rv_of(events[0])) < int(rv_of(events[1]))
+
+
+def test_deleting_the_crd_ends_the_watches_of_its_resource(api: Api, watch: Watch) -> None:
+    # kube tears the resource's storage down with its CRD: every watch of it ends, after
+    # the DELETED events of the objects the CRD's cleanup removed; other watches go on.
+    api.post(WIDGETS, widget("a")).expect(201)
+    start = list_rv(api, WIDGETS)
+    widgets = watch(WIDGETS, resourceVersion=start)
+    everywhere = watch("/apis/example.com/v1/widgets", resourceVersion=start)
+    configmaps = watch(CMS, resourceVersion=list_rv(api, CMS))
+    api.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    for stream in (widgets, everywhere):
+        rest = [e for e in stream.rest() if e["type"] != "BOOKMARK"]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in rest] == [("DELETED", "a")]
+    api.get(WIDGETS).expect_status(404, "NotFound")
+    mine = api.post(CMS, cm("still")).rv
+    assert [rv_of(e) for e in configmaps.take(1)] == [mine]
