@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from .. import _yaml
-from . import discovery, errors
+from . import discovery, errors, reviews
 from .hooks import Interceptor, RequestInfo
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
@@ -354,6 +354,9 @@ class ApiHandler:
         if q.get("dryRun") not in (None, "All"):
             raise errors.BadRequest(f"unsupported dryRun value {q.get('dryRun')!r}; only All")
         store = self.store
+        if verb == "create" and rt.key in reviews.REVIEW_KEYS:
+            body = self._decode(request, info.body)
+            return _json(reviews.answer(rt, body, info.identity, self.tokens), 201)
         if verb == "create":
             v = store.create(rt, namespace, self._decode(request, info.body), ctx)
             return self._written(request, rt, v, ctx, status=201)

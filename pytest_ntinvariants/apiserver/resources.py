@@ -321,6 +321,18 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _b("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True),
     _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
     _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
+    # Reviews: created and answered, never stored (see reviews.py).
+    *(
+        _b(group, "v1", plural, kind, namespaced=plural.startswith("local"), verbs=("create",))
+        for group, plural, kind in (
+            ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+            ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+            ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+            ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview"),
+            ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+            ("authentication.k8s.io", "tokenreviews", "TokenReview"),
+        )
+    ),
 )
 
 # Core-group events share storage with events.k8s.io/v1 events in the real server; the
