@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from .. import _yaml
-from . import discovery, errors, reviews
+from . import discovery, errors, protobuf, reviews
 from .hooks import Interceptor, RequestInfo
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
@@ -457,15 +457,12 @@ class ApiHandler:
                 return _yaml.load(body)
             except yaml.YAMLError as e:
                 raise errors.BadRequest(f"the request body is not valid YAML: {e}") from None
-        if "protobuf" in ctype:
-            raise errors.UnsupportedMediaType(
-                "this fake API server speaks JSON and YAML only, not protobuf "
-                "(kubectl's typed generators such as `kubectl create namespace` send protobuf; "
-                "use `kubectl create -f` or `kubectl apply -f` with a manifest instead)"
-            )
+        if ctype == protobuf.MEDIA_TYPE:
+            # kubectl's typed generators (`kubectl create namespace`, `auth can-i`, ...) send it.
+            return protobuf.decode(body)
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format ({ctype}) - accepted media "
-            f"types include: application/json, application/yaml"
+            f"types include: application/json, application/yaml, {protobuf.MEDIA_TYPE}"
         )
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict[str, Any]:

@@ -55,12 +55,12 @@ BAD_REQUESTS: list[tuple[str, Callable[[Api], Reply], int, str]] = [
         "UnsupportedMediaType",
     ),
     (
-        "protobuf body",
+        "protobuf envelope naming no kind",
         lambda a: a.post(
             CMS, None, raw=b"k8s\x00", content_type="application/vnd.kubernetes.protobuf"
         ),
-        415,
-        "UnsupportedMediaType",
+        400,
+        "BadRequest",
     ),
     (
         "malformed YAML",
