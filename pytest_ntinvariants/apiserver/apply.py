@@ -695,8 +695,9 @@ def apply(
     if config.get("apiVersion") != rt.api_version or config.get("kind") != rt.kind:
         # kube's versionCheckManager prints the GroupVersionKind it decoded.
         api_version = str(config.get("apiVersion") or "")
-        gv = api_version if "/" in api_version else "/" + api_version
-        raise errors.BadRequest(f"invalid object type: {gv}, Kind={config.get('kind') or ''}")
+        raise errors.BadRequest(
+            f"invalid object type: {_gv(api_version)}, Kind={config.get('kind') or ''}"
+        )
     meta = config.get("metadata")
     if not isinstance(meta, dict):
         meta = {}
@@ -707,8 +708,12 @@ def apply(
             f"the name of the object ({meta.get('name', '')}) does not match the name on the "
             f"URL ({name})"
         )
-    config = orjson.loads(orjson.dumps(config))
+    try:
+        config = orjson.loads(orjson.dumps(config))
+    except TypeError as e:  # YAML can say what JSON cannot (a map with a number as a key)
+        raise errors.BadRequest(f"error decoding YAML: {e}") from None
     shape = _RootShape(rt)
+    _check_keys(config, shape, "", rt)
     if rt.has_status:
         # The part of the configuration this endpoint does not write is ignored (kube's
         # reset fields), and not claimed.
@@ -738,9 +743,9 @@ def apply(
     )
     if previous is not None:
         others: Tree = {}
-        for e in entries:
-            if e is not previous:
-                others = _union(others, e.fields)
+        for entry in entries:
+            if entry is not previous:
+                others = _union(others, entry.fields)
         gone = _difference(_difference(previous.fields, applied), others)
         if gone:
             merged = dict(_remove(merged, gone, shape, rt.builtin))
@@ -749,6 +754,41 @@ def apply(
     )
     merged["metadata"]["managedFields"] = _encode(result)
     return merged
+
+
+def _gv(api_version: str) -> str:
+    """A GroupVersion as Go prints it: ``/v1`` for the core group."""
+    return api_version if "/" in api_version else "/" + api_version
+
+
+def _check_keys(value: Any, shape: _Shape, path: str, rt: ResourceType) -> None:
+    """Refuse what structured-merge-diff cannot type: an item of a map-type list without
+    its keys, or two items with the same key. kube answers these with a 500 (an unmapped
+    error); a fake answers bad input with a 400, in kube's words."""
+    if _is_granular_map(value, shape):
+        for k, v in value.items():
+            _check_keys(v, shape.field(k), f"{path}.{k}", rt)
+    elif _is_granular_list(value, shape):
+        seen = set()
+        for i, item in enumerate(value):
+            pe = _item_key(item, shape)
+            where = (
+                f"failed to create typed patch object ({_gv(rt.api_version)}, Kind={rt.kind}): "
+                + path
+            )
+            if pe is None:
+                missing = next(
+                    (k for k in shape.keys if not isinstance(item, dict) or k not in item), ""
+                )
+                raise errors.BadRequest(
+                    f"{where}: element {i}: associative list with keys has an element that "
+                    f'omits key field "{missing}" (and doesn\'t have default value)'
+                )
+            if pe in seen:
+                raise errors.BadRequest(f"{where}: duplicate entries for key {pe[2:]}")
+            seen.add(pe)
+            if shape.list_type == "map":
+                _check_keys(item, shape.item(), f"{path}[{i}]", rt)
 
 
 def _merge(live: Any, config: Any, shape: _Shape) -> Any:

@@ -394,6 +394,18 @@ def test_apply_refuses_what_kube_refuses(st: Store) -> None:
         st.apply(cms, "default", "other", cm(a="1"), ctx("m"))
     with pytest.raises(errors.BadRequest):
         st.apply(cms, "default", "c", ["not", "an", "object"], ctx("m"))
+    racks = rt(st, GROUP, "v1", "racks")
+    with pytest.raises(errors.BadRequest) as keyless:
+        st.apply(racks, "default", "r", rack(slots=[{"size": 1}]), ctx("m"))
+    assert keyless.value.message == (
+        "failed to create typed patch object (racks.example.com/v1, Kind=Rack): .spec.slots: "
+        'element 0: associative list with keys has an element that omits key field "name" '
+        "(and doesn't have default value)"
+    )
+    with pytest.raises(errors.BadRequest, match=r"duplicate entries for key \{\"name\":\"a\"\}"):
+        st.apply(racks, "default", "r", rack(slots=[{"name": "a"}, {"name": "a"}]), ctx("m"))
+    with pytest.raises(errors.BadRequest, match="error decoding YAML"):
+        st.apply(cms, "default", "c", {**cm(), "data": {1: "x"}}, ctx("m"))
     dry = WriteContext(verb="patch", field_manager="m", dry_run=True)
     v, created = st.apply(cms, "default", "c", cm(a="1"), dry)
     assert created and v.obj["data"] == {"a": "1"}
