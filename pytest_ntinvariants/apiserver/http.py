@@ -345,6 +345,9 @@ class ApiHandler:
             verb=verb,
             dry_run=q.get("dryRun") == "All",
             field_validation=q.get("fieldValidation", ""),
+            field_manager=q.get("fieldManager", ""),
+            force=q.get("force") == "true",
+            user_agent=request.headers.get("User-Agent", ""),
         )
         if ctx.field_validation not in ("", "Ignore", "Warn", "Strict"):
             raise errors.BadRequest(
@@ -376,9 +379,24 @@ class ApiHandler:
                     f"include: {', '.join(_PATCH_TYPES)}"
                 )
             if ctype == APPLY_PATCH:
-                raise errors.UnsupportedMediaType(
-                    "server-side apply (application/apply-patch+yaml) is not supported by this "
-                    "fake API server; use kubectl apply without --server-side"
+                try:
+                    config = _yaml.load(info.body)  # YAML, or JSON (which YAML reads too)
+                except yaml.YAMLError as e:
+                    raise errors.BadRequest(f"error decoding YAML: {e}") from None
+                v, created = store.apply(rt, namespace, name, config, ctx, subresource=sub)
+                return self._written(request, rt, v, ctx, status=201 if created else 200)
+            if "force" in q:
+                raise errors.invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    [
+                        errors.Cause(
+                            "force",
+                            "Forbidden: may not be specified for non-apply patch",
+                            "FieldValueForbidden",
+                        )
+                    ],
                 )
             patch = self._parse_json(info.body)
             # The patch was just decoded for this request: the store may keep what it yields.

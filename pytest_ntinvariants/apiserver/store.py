@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from . import apply as ssa
 from . import errors
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
@@ -124,6 +125,9 @@ class WriteContext:
     verb: str = ""
     dry_run: bool = False
     field_validation: str = ""  # "", "Ignore", "Warn" or "Strict"
+    field_manager: str = ""  # the fieldManager query parameter
+    force: bool = False  # an apply's force=true
+    user_agent: str = ""  # names the manager of a write without fieldManager
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
@@ -547,9 +551,18 @@ class Store:
     # --------------------------------------------------------------- writes
 
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, ctx: WriteContext | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        ctx: WriteContext | None = None,
+        *,
+        managed: bool = False,
     ) -> Version:
-        """Create an object (POST); returns the stored version."""
+        """Create an object (POST); returns the stored version.
+
+        ``managed``: the body's managedFields are already the server's (an apply's).
+        """
         ctx = ctx or WriteContext(verb="create")
         obj = self._check_body(body, rt)
         meta = _meta(obj)
@@ -605,6 +618,19 @@ class Store:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
+            if "managedFields" in meta and not managed:
+                # A client may send managedFields: the creator is then tracked from there
+                # (kube's field manager), while objects created without them stay untracked.
+                ssa.managed_fields_from_request(meta)
+                ssa.track_update(
+                    {},
+                    obj,
+                    rt,
+                    self._manager(ctx),
+                    "",
+                    _now_rfc3339(self._clock),
+                    meta.get("managedFields"),
+                )
             _drop_empty_meta(meta)
             self._validate(rt, obj, None, ctx)
             if rt.key == CRD_KEY:
@@ -692,11 +718,57 @@ class Store:
                 f"the body of the request was in an unknown format - accepted media types "
                 f"include: {JSON_PATCH}, {MERGE_PATCH}"
                 + (f", {STRATEGIC_PATCH}" if rt.builtin else "")
-                # kube lists server-side apply too (kubectl and lightkube print this verbatim),
-                # though this fake answers it with its own 415.
+                # kube lists server-side apply too (kubectl and lightkube print this verbatim);
+                # it is served by Store.apply.
                 + f", {APPLY_PATCH}"
             )
         return self._update(rt, namespace, name, compute, ctx, subresource, fresh=owned)
+
+    def apply(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        config: Any,
+        ctx: WriteContext | None = None,
+        *,
+        subresource: str = "",
+    ) -> tuple[Version, bool]:
+        """Server-side apply ``config`` as ``ctx.field_manager`` (``ctx.force`` to take over
+        conflicting fields); creates the object if there is none. Returns the version and
+        whether it was created. The semantics are in ``apply.py``.
+        """
+        ctx = ctx or WriteContext(verb="patch")
+        ssa.check_field_manager(ctx.field_manager, required=True)
+        ns = namespace if rt.namespaced else ""
+        now = _now_rfc3339(self._clock)
+
+        def compute(cur: JSON) -> JSON:
+            return ssa.apply(
+                cur,
+                config,
+                rt,
+                name,
+                ctx.field_manager,
+                force=ctx.force,
+                subresource=subresource,
+                now=now,
+            )
+
+        with self._lock:
+            if (ns, name) not in self._objects.get(rt.key, {}):
+                if subresource:
+                    raise self._not_found(rt, name)
+                created = compute(None)  # type: ignore[arg-type]
+                return self.create(rt, namespace, created, ctx, managed=True), True
+            version = self._update(
+                rt, namespace, name, compute, ctx, subresource, fresh=True, managed=True
+            )
+            return version, False
+
+    def _manager(self, ctx: WriteContext) -> str:
+        """The manager of a non-apply write: fieldManager, else the User-Agent's product."""
+        return ctx.field_manager or ssa.manager_from_user_agent(ctx.user_agent)
 
     def _update(
         self,
@@ -707,7 +779,9 @@ class Store:
         ctx: WriteContext,
         subresource: str,
         fresh: bool = False,
+        managed: bool = False,
     ) -> Version:
+        # ``managed``: compute() returns the managedFields too (an apply).
         ns = namespace if rt.namespaced else ""
         with self._lock:
             cur = self._objects.get(rt.key, {}).get((ns, name))
@@ -724,6 +798,10 @@ class Store:
             # passed every check below when it was stored.
             meta_touched = new.get("metadata") is not cur_meta
             meta = _meta(new) if meta_touched else cur_meta
+            # What the request said of managedFields, before anything below drops an empty list.
+            sent_fields = meta.get("managedFields") if meta_touched else None
+            if sent_fields is not None and not managed:
+                ssa.managed_fields_from_request(meta)
             if not meta_touched and subresource != "status":
                 # (a /status write takes its metadata from the stored object, copied below)
                 meta = new["metadata"] = dict(meta)
@@ -759,6 +837,8 @@ class Store:
                     merged["status"] = new["status"]
                 else:
                     merged.pop("status", None)
+                if managed:
+                    merged["metadata"]["managedFields"] = sent_fields
                 new, meta = merged, merged["metadata"]
                 meta_touched = False
             elif subresource:
@@ -845,8 +925,22 @@ class Store:
             # kube's status strategy); metadata it did not touch has no empties to drop.
             if subresource != "status" and rt.has_generation and _content_changed(new, cur.obj, rt):
                 meta["generation"] = int(cur_meta.get("generation", 1)) + 1
+            if not managed and (sent_fields is not None or cur_meta.get("managedFields")):
+                # Only objects with managedFields (or a request that sends some) pay for
+                # tracking: kube's field manager skips objects that were never applied.
+                ssa.track_update(
+                    cur.obj,
+                    new,
+                    rt,
+                    self._manager(ctx),
+                    subresource,
+                    _now_rfc3339(self._clock),
+                    sent_fields,
+                )
             if meta_touched:
                 _drop_empty_meta(meta)
+            elif managed and not meta.get("managedFields"):
+                meta.pop("managedFields", None)
             if new == cur.obj or (
                 # (with the same apiVersion this is the comparison just made)
                 new["apiVersion"] != cur.obj.get("apiVersion")

@@ -486,3 +486,39 @@ def test_describe_custom_resource_with_events(kubectl: Kubectl) -> None:
     event_line = next(line for line in out.splitlines() if "Tuned" in line)
     assert columns(event_line)[:2] == ["Normal", "Tuned"]
     assert "size set to 2" in event_line
+
+
+def test_server_side_apply(kubectl: Kubectl) -> None:
+    """``kubectl apply --server-side``: create, change, a conflict kubectl explains, force."""
+    cm: JSON = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cfg"},
+        "data": {"x": "1", "y": "2"},
+    }
+    assert kubectl.apply(cm, "--server-side").ok() == "configmap/cfg serverside-applied\n"
+    cm["data"] = {"x": "10"}
+    assert kubectl.apply(cm, "--server-side").ok() == "configmap/cfg serverside-applied\n"
+    stored = kubectl.server.get("v1", "ConfigMap", "cfg")
+    assert stored["data"] == {"x": "10"}  # y: applied before, not now, owned by nobody else
+    # Another manager (kubectl patch, an Update) takes x; applying x again conflicts.
+    kubectl("patch", "configmap", "cfg", "-p", '{"data":{"x":"patched"}}').ok()
+    cm["data"] = {"x": "11"}
+    result = kubectl.apply(cm, "--server-side")
+    assert result.rc == 1, result
+    assert "Apply failed with 1 conflict" in result.stderr
+    assert 'conflict with "kubectl-patch" using v1: .data.x' in result.stderr
+    assert "--force-conflicts" in result.stderr  # kubectl's advice, shown for a 409 conflict
+    assert kubectl.server.get("v1", "ConfigMap", "cfg")["data"] == {"x": "patched"}
+    forced = kubectl.apply(cm, "--server-side", "--force-conflicts")
+    assert forced.ok() == "configmap/cfg serverside-applied\n"
+    shown = yaml.safe_load(
+        kubectl("get", "configmap", "cfg", "-o", "yaml", "--show-managed-fields").ok()
+    )
+    assert shown["data"] == {"x": "11"}
+    owners = {
+        (e["manager"], e["operation"]): e["fieldsV1"] for e in shown["metadata"]["managedFields"]
+    }
+    assert owners == {("kubectl", "Apply"): {"f:data": {"f:x": {}}}}
+    hidden = yaml.safe_load(kubectl("get", "configmap", "cfg", "-o", "yaml").ok())
+    assert "managedFields" not in hidden["metadata"]  # kubectl hides them by default

@@ -89,12 +89,35 @@ def test_generic_resource_lifecycle(lk: Client) -> None:
     assert missing.value.status.reason == "NotFound"
 
 
-def test_server_side_apply_is_refused_clearly(lk: Client) -> None:
-    """lightkube's ``apply`` is server-side apply, which this fake does not implement."""
-    with pytest.raises(ApiError) as info:
-        lk.apply(Gizmo(gizmo("g1")), field_manager="test")
-    assert info.value.status.code == 415
-    assert "server-side apply" in info.value.status.message
+def test_server_side_apply(lk: Client) -> None:
+    """lightkube's ``apply`` is server-side apply: create, update, conflict, force."""
+    created = lk.apply(Gizmo(gizmo("g1", size=2)), field_manager="deployer")
+    assert created["spec"] == {"size": 2, "color": "red"}
+    [entry] = created.metadata.managedFields
+    assert (entry.manager, entry.operation, entry.fieldsType) == ("deployer", "Apply", "FieldsV1")
+    # The applier owns what it applied, not what the schema defaulted (color).
+    assert entry.fieldsV1 == {"f:spec": {"f:size": {}}}
+    again = lk.apply(Gizmo(gizmo("g1", size=2)), field_manager="deployer")
+    assert again.metadata.resourceVersion == created.metadata.resourceVersion  # a no-op
+    with pytest.raises(ApiError) as conflict:
+        lk.apply(Gizmo(gizmo("g1", size=5)), field_manager="scaler")
+    assert conflict.value.status.code == 409
+    assert conflict.value.status.message == (
+        'Apply failed with 1 conflict: conflict with "deployer": .spec.size'
+    )
+    assert [(c.field, c.reason) for c in conflict.value.status.details.causes] == [
+        (".spec.size", "FieldManagerConflict")
+    ]
+    forced = lk.apply(Gizmo(gizmo("g1", size=5)), field_manager="scaler", force=True)
+    assert forced["spec"]["size"] == 5
+    # deployer lost its only field, so its entry is gone.
+    owners = {e.manager: e.fieldsV1 for e in forced.metadata.managedFields}
+    assert owners == {"scaler": {"f:spec": {"f:size": {}}}}
+    cm = lk.apply(
+        ConfigMap(metadata=ObjectMeta(name="cfg", namespace="default"), data={"a": "1"}),
+        field_manager="deployer",
+    )
+    assert cm.data == {"a": "1"}
 
 
 def test_generic_resource_watch(lk: Client, gizmo_server: FakeApiServer) -> None:
