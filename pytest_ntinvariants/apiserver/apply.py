@@ -35,7 +35,7 @@ import orjson
 
 from . import errors
 from .errors import Cause, invalid
-from .patch import _DEFAULT_FIELD, _KINDS, _TYPES, _Field
+from .patch import DEFAULT_FIELD, PatchField, field_tags, kind_root_type
 from .resources import ResourceType
 
 __all__ = [
@@ -114,7 +114,11 @@ class _BuiltinShape(_Shape):
     """A built-in kind's field, from patch.py's strategic merge table."""
 
     def __init__(
-        self, type_name: str | None, info: _Field = _DEFAULT_FIELD, owner: str = "", name: str = ""
+        self,
+        type_name: str | None,
+        info: PatchField = DEFAULT_FIELD,
+        owner: str = "",
+        name: str = "",
     ) -> None:
         self.type_name = type_name
         self.info = info
@@ -126,8 +130,8 @@ class _BuiltinShape(_Shape):
     def field(self, name: str) -> _Shape:
         if self.type_name is None:
             return _UNKNOWN
-        info = _TYPES[self.type_name].get(name, _DEFAULT_FIELD)
-        if info is _DEFAULT_FIELD and (self.type_name, name) not in _ATOMIC:
+        info = field_tags(self.type_name, name)
+        if info is DEFAULT_FIELD and (self.type_name, name) not in _ATOMIC:
             return _UNKNOWN
         return _BuiltinShape(
             info.type if info.strategy != "merge" else None, info, self.type_name, name
@@ -165,7 +169,7 @@ class _RootShape(_Shape):
     def __init__(self, rt: ResourceType) -> None:
         self.rest: _Shape
         if rt.builtin:
-            self.rest = _BuiltinShape(_KINDS.get((rt.group, rt.kind), "Object"))
+            self.rest = _BuiltinShape(kind_root_type(rt.group, rt.kind))
         elif isinstance(rt.schema, dict):
             self.rest = _SchemaShape(rt.schema)
         else:

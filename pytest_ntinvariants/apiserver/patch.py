@@ -44,10 +44,14 @@ import jsonpointer
 from .errors import BadRequest, Cause, Invalid, RequestEntityTooLarge
 
 __all__ = [
+    "DEFAULT_FIELD",
     "MAX_JSON_PATCH_OPERATIONS",
+    "PatchField",
     "apply_json_patch",
     "apply_merge_patch",
     "apply_strategic_merge_patch",
+    "field_tags",
+    "kind_root_type",
 ]
 
 # kube-apiserver's limit (handlers/patch.go, maxJSONPatchOperations); more is 413.
@@ -372,7 +376,7 @@ def _apply_op(doc: Any, op: dict[str, Any] | None) -> Any:
 
 
 @dataclass(frozen=True)
-class _Field:
+class PatchField:
     """The SMP tags of one field: ``patchStrategy``, ``patchMergeKey`` and its type."""
 
     strategy: str = ""  # "merge", "replace" or "" (the default: objects merge, lists replace)
@@ -380,15 +384,16 @@ class _Field:
     type: str | None = None  # struct type of the field (of its elements, for lists)
 
 
-_DEFAULT_FIELD = _Field()
+# The tags of an untagged field: objects merge, lists are replaced.
+DEFAULT_FIELD = PatchField()
 
 
-def _merge(key: str = "", type_: str | None = None) -> _Field:
-    return _Field("merge", key, type_)
+def _merge(key: str = "", type_: str | None = None) -> PatchField:
+    return PatchField("merge", key, type_)
 
 
-def _struct(type_: str) -> _Field:
-    return _Field(type=type_)
+def _struct(type_: str) -> PatchField:
+    return PatchField(type=type_)
 
 
 # From the ``patchStrategy``/``patchMergeKey`` tags of k8s.io/api core/v1, apps/v1,
@@ -396,7 +401,7 @@ def _struct(type_: str) -> _Field:
 # merge list are listed; the rest take the default strategy. ``retainKeys`` (Deployment
 # strategy, Pod volumes) matters only when a client builds a patch; applying one honours
 # any ``$retainKeys`` directive, so it needs no entry here.
-_TYPES: dict[str, dict[str, _Field]] = {
+_TYPES: dict[str, dict[str, PatchField]] = {
     "ObjectMeta": {
         "finalizers": _merge(),
         "ownerReferences": _merge("uid"),
@@ -482,10 +487,16 @@ _KINDS: dict[tuple[str, str], str] = {
 }
 
 
-def _lookup(type_name: str | None, key: str) -> _Field:
+def field_tags(type_name: str | None, key: str) -> PatchField:
+    """The tags of field ``key`` of built-in struct ``type_name`` (the default if untagged)."""
     if type_name is None:
-        return _DEFAULT_FIELD
-    return _TYPES[type_name].get(key, _DEFAULT_FIELD)
+        return DEFAULT_FIELD
+    return _TYPES[type_name].get(key, DEFAULT_FIELD)
+
+
+def kind_root_type(group: str, kind: str) -> str:
+    """The struct type of a built-in kind's root in this table (``Object``: metadata only)."""
+    return _KINDS.get((group, kind), "Object")
 
 
 def _root_type(target: dict[str, Any]) -> str:
@@ -495,7 +506,7 @@ def _root_type(target: dict[str, Any]) -> str:
     if isinstance(api_version, str) and "/" in api_version:
         group = api_version.split("/", 1)[0]
     if isinstance(kind, str):
-        return _KINDS.get((group, kind), "Object")
+        return kind_root_type(group, kind)
     return "Object"
 
 
@@ -590,13 +601,13 @@ def _smp_map(
             continue
         current = original[key]
         if isinstance(current, dict) and isinstance(value, dict):
-            meta = _lookup(type_name, key)
+            meta = field_tags(type_name, key)
             if meta.strategy == "replace":
                 original[key] = _clean_map(value)
             else:
                 original[key] = _smp_map(current, value, meta.type)
         elif isinstance(current, list) and isinstance(value, list):
-            meta = _lookup(type_name, key)
+            meta = field_tags(type_name, key)
             if meta.strategy == "merge" or is_delete_list:
                 original[key] = _smp_list(current, value, meta, is_delete_list)
             else:
@@ -685,7 +696,7 @@ def _apply_set_element_order(
             )
         if found_patch and not isinstance(patch_list, list):
             raise BadRequest(f"expected a []interface {{}}, but received a {_go_type(patch_list)}")
-        meta = _lookup(type_name, key)
+        meta = field_tags(type_name, key)
         _check_set_order(patch_list or [], order, meta.merge_key)
         if found_original and not found_patch:
             merged: list[Any] = original_list  # type: ignore[assignment]
@@ -773,7 +784,7 @@ def _element_kind(*lists: list[Any]) -> type | None:
 
 
 def _smp_list(
-    original: list[Any], patch: list[Any], meta: _Field, is_delete_list: bool
+    original: list[Any], patch: list[Any], meta: PatchField, is_delete_list: bool
 ) -> list[Any]:
     if not original and not patch:
         return original
