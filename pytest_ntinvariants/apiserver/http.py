@@ -428,7 +428,9 @@ class ApiHandler:
                 }
             )
         labels = LabelSelector.parse(q.get("labelSelector"))
-        fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
+        fields = FieldSelector.parse(
+            q.get("fieldSelector"), rt.field_selectors, rt.kind, rt.field_paths
+        )
         deleted = store.delete_collection(
             rt, namespace or None, labels=labels, fields=fields, options=options, ctx=ctx
         )
@@ -540,7 +542,9 @@ class ApiHandler:
                 return _raw(v.raw)
             return _json(discovery.table(rt, [v.obj], list_meta={}), content_type=TABLE_CT)
         labels = LabelSelector.parse(q.get("labelSelector"))
-        fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
+        fields = FieldSelector.parse(
+            q.get("fieldSelector"), rt.field_selectors, rt.kind, rt.field_paths
+        )
         limit = _parse_int(q.get("limit"), "limit") or 0
         if limit < 0:
             raise errors.BadRequest("limit must not be negative")
@@ -575,7 +579,9 @@ class ApiHandler:
     ) -> web.StreamResponse:
         q = request.query
         labels = LabelSelector.parse(q.get("labelSelector"))
-        fields = FieldSelector.parse(q.get("fieldSelector"), rt.field_selectors, rt.kind)
+        fields = FieldSelector.parse(
+            q.get("fieldSelector"), rt.field_selectors, rt.kind, rt.field_paths
+        )
         if info.name:  # the deprecated /watch/.../NAME form watches one object
             fields = FieldSelector((*fields.terms, ("metadata.name", True, info.name)))
         timeout = _parse_float(q.get("timeoutSeconds"), "timeoutSeconds")

@@ -9,12 +9,14 @@ CustomResourceDefinition is created, changed or deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conversion import EVENTS_V1, Converter
 from .errors import BadRequest, Cause, Invalid, invalid
 
 __all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
@@ -64,8 +66,12 @@ class ResourceType:
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
-    # Overrides ``key`` for kinds that share storage under another name (none yet).
+    # Overrides ``key`` for kinds that share storage under another name: events.k8s.io/v1
+    # Events are kept with core/v1 Events ("/events"), as kube-apiserver keeps them.
     storage_key: str = ""
+    # For a kind stored in another type's shape (events.k8s.io/v1 Events): how its objects
+    # convert. None for every other kind, which is stored as served and pays nothing.
+    converter: Converter | None = field(default=None, compare=False, hash=False)
 
     # key and api_version are read several times by every write: computed once per type
     # (the fields are frozen), kept in the instance __dict__, outside eq, hash and repr.
@@ -98,6 +104,11 @@ class ResourceType:
     def field_selectors(self) -> tuple[str, ...]:
         """Field paths accepted in ``fieldSelector``."""
         return META_FIELDS + self.selectable_fields
+
+    @property
+    def field_paths(self) -> Mapping[str, str] | None:
+        """Field-selector labels that select another path of the stored object, if any."""
+        return self.converter.field_labels if self.converter is not None else None
 
     def base_path(self, namespace: str | None) -> str:
         """The collection's URL path."""
@@ -144,16 +155,21 @@ def _b(
     )
 
 
+_REF_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+# The field selectors each Event API accepts (kube's AddFieldLabelConversionsForEvent in
+# pkg/apis/core/v1 and pkg/apis/events/v1); "source" selects source.component, or the
+# reporting component when there is none (EventToSelectableFields).
 _EVENT_FIELDS = (
-    "involvedObject.kind",
-    "involvedObject.namespace",
-    "involvedObject.name",
-    "involvedObject.uid",
-    "involvedObject.apiVersion",
-    "involvedObject.resourceVersion",
-    "involvedObject.fieldPath",
+    *(f"involvedObject.{f}" for f in _REF_FIELDS),
     "reason",
     "reportingComponent",
+    "source",
+    "type",
+)
+_EVENTS_V1_FIELDS = (
+    *(f"regarding.{f}" for f in _REF_FIELDS),
+    "reason",
+    "reportingController",
     "source",
     "type",
 )
@@ -274,22 +290,13 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _b("batch", "v1", "jobs", "Job", status=True, categories=("all",)),
     _b("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, categories=("all",)),
     _b("coordination.k8s.io", "v1", "leases", "Lease", generation=False),
-    _b(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "Event",
-        short=("ev",),
-        generation=False,
-        fields=(
-            "regarding.kind",
-            "regarding.namespace",
-            "regarding.name",
-            "regarding.uid",
-            "reason",
-            "reportingController",
-            "type",
-        ),
+    # One storage with core/v1 Events, in their shape (kube's cohabitating resources: the
+    # internal Event is core's, and etcd holds core/v1): see conversion.py.
+    dataclasses.replace(
+        _b("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False),
+        selectable_fields=_EVENTS_V1_FIELDS,
+        storage_key="/events",
+        converter=EVENTS_V1,
     ),
     _b(
         "apiextensions.k8s.io",
@@ -335,8 +342,6 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
 )
 
-# Core-group events share storage with events.k8s.io/v1 events in the real server; the
-# fake keeps them apart (their schemas differ) and says so in the README.
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
 
@@ -477,8 +482,11 @@ class Registry:
         return self._by_gvr.get((group, version, plural))
 
     def by_key(self, key: str) -> list[ResourceType]:
-        """Every served version of the resource stored under ``key``."""
-        return [t for t in self._by_gvr.values() if t.key == key]
+        """Every served version of the resource stored under ``key``, the storage's own
+        shape first (types with a converter last): callers that handle stored objects
+        directly take the first."""
+        types = [t for t in self._by_gvr.values() if t.key == key]
+        return sorted(types, key=lambda t: t.converter is not None)
 
     def kind_in(self, group: str, version: str, kind: str) -> ResourceType | None:
         """The type for a kind in a group/version (e.g. to resolve ownerReferences)."""

@@ -9,7 +9,7 @@ against a real cluster.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,13 +145,18 @@ def field_value(obj: dict[str, Any], path: str) -> str:
         if not isinstance(node, dict):
             return ""
         node = node.get(part)
+    if isinstance(node, dict) or (node is None and path == "source"):
+        # Event's ``source`` is selected by its component, or by reportingComponent when it
+        # has none (kube's EventToSelectableFields): Events written through events.k8s.io
+        # rarely carry a deprecatedSource.
+        component = node.get("component") if node else None
+        if not component and path == "source":
+            component = obj.get("reportingComponent")
+        return str(component or "")
     if node is None:
         return ""
     if isinstance(node, bool):
         return "true" if node else "false"
-    if isinstance(node, dict):
-        # Event's ``source`` is selected by its component (kube's event field set).
-        return str(node.get("component", ""))
     return str(node)
 
 
@@ -162,8 +167,18 @@ class FieldSelector:
     terms: tuple[tuple[str, bool, str], ...] = ()  # (path, equal?, value)
 
     @classmethod
-    def parse(cls, text: str | None, allowed: Sequence[str], kind: str) -> FieldSelector:
-        """Parse; a field the kind does not support is 400 like kube's conversion error."""
+    def parse(
+        cls,
+        text: str | None,
+        allowed: Sequence[str],
+        kind: str,
+        paths: Mapping[str, str] | None = None,
+    ) -> FieldSelector:
+        """Parse; a field the kind does not support is 400 like kube's conversion error.
+
+        ``paths``: labels that select another path of the stored object (kube's field label
+        conversion, e.g. events.k8s.io's ``regarding.name`` is core's ``involvedObject.name``).
+        """
         if not text or not text.strip():
             return cls()
         terms = []
@@ -177,6 +192,8 @@ class FieldSelector:
                 raise BadRequest(f"invalid selector: '{text}'; can't understand '{part}'")
             if path not in allowed:
                 raise BadRequest(f"field label not supported: {path}", kind=kind)
+            if paths:
+                path = paths.get(path, path)
             terms.append((path, op != "!=", value.strip()))
         return cls(tuple(terms))
 

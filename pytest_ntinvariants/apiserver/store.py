@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import bisect
 import builtins
+import contextlib
 import functools
 import random
 import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -135,7 +136,11 @@ class WriteContext:
 # builds in a third of the time of a frozen dataclass (whose __init__ goes through
 # object.__setattr__ for every field).
 class Event(NamedTuple):
-    """One change: exactly one per write, in resourceVersion order."""
+    """One change: exactly one per write, in resourceVersion order.
+
+    ``resource`` is the type the object is stored as, and ``version`` holds it in that
+    shape: an events.k8s.io/v1 Event's write is a core/v1 Event's (see conversion.py).
+    """
 
     type: str  # ADDED, MODIFIED or DELETED
     resource: ResourceType
@@ -536,9 +541,12 @@ class Store:
             raise errors.BadRequest(f"continue key is not valid: {e}") from None
 
     def _as_served(self, v: Version, rt: ResourceType) -> Version:
-        """Objects are stored once per resource; each served version names its own apiVersion."""
+        """Objects are stored once per resource; each served version names its own apiVersion,
+        and a kind stored in another's shape (events.k8s.io Events) is converted to its own."""
         if v.obj.get("apiVersion") == rt.api_version:
             return v
+        if rt.converter is not None:
+            return Version(rt.converter.from_storage(v.obj), v.rv)
         obj = dict(v.obj)
         obj["apiVersion"] = rt.api_version
         return Version(obj, v.rv)
@@ -565,6 +573,13 @@ class Store:
         """
         ctx = ctx or WriteContext(verb="create")
         obj = self._check_body(body, rt)
+        if rt.converter is not None:
+            stored_rt = self._storage_of(rt)
+            with self._served_errors(rt, stored_rt):
+                v = self.create(
+                    stored_rt, namespace, self._to_storage(rt, obj, ctx), ctx, managed=managed
+                )
+            return self._as_served(v, rt)
         meta = _meta(obj)
         ns = self._check_namespace(rt, namespace, meta)
         with self._lock:
@@ -656,6 +671,18 @@ class Store:
         """Replace an object (PUT) with a resourceVersion precondition."""
         ctx = ctx or WriteContext(verb="update")
         new = self._check_body(body, rt)
+        if rt.converter is not None:
+            stored_rt = self._storage_of(rt)
+            with self._served_errors(rt, stored_rt):
+                v = self.update(
+                    stored_rt,
+                    namespace,
+                    name,
+                    self._to_storage(rt, new, ctx),
+                    ctx,
+                    subresource=subresource,
+                )
+            return self._as_served(v, rt)
         meta = _meta(new)
         if meta.get("name", name) != name:
             raise errors.BadRequest(
@@ -722,6 +749,8 @@ class Store:
                 # it is served by Store.apply.
                 + f", {APPLY_PATCH}"
             )
+        if rt.converter is not None:
+            return self._update_converted(rt, namespace, name, compute, ctx, subresource, owned)
         return self._update(rt, namespace, name, compute, ctx, subresource, fresh=owned)
 
     def apply(
@@ -761,6 +790,11 @@ class Store:
                     raise self._not_found(rt, name)
                 created = compute(None)  # type: ignore[arg-type]
                 return self.create(rt, namespace, created, ctx, managed=True), True
+            if rt.converter is not None:
+                version = self._update_converted(
+                    rt, namespace, name, compute, ctx, subresource, True, managed=True
+                )
+                return version, False
             version = self._update(
                 rt, namespace, name, compute, ctx, subresource, fresh=True, managed=True
             )
@@ -986,6 +1020,11 @@ class Store:
     ) -> Version:
         """Delete an object; with finalizers it only gets a deletionTimestamp."""
         ctx = ctx or WriteContext(verb="delete")
+        if rt.converter is not None:
+            stored_rt = self._storage_of(rt)
+            with self._served_errors(rt, stored_rt):
+                v = self.delete(stored_rt, namespace, name, options, ctx)
+            return self._as_served(v, rt)
         options = options or {}
         ns = namespace if rt.namespaced else ""
         with self._lock:
@@ -1071,6 +1110,80 @@ class Store:
                 except errors.NotFound:  # removed by garbage collection meanwhile
                     continue
             return out
+
+    # ------------------------------------------------- kinds stored in another's shape
+
+    # Writes through a type with a converter (events.k8s.io/v1 Events) are made through
+    # the storage type (core/v1 Events) on the converted object, so history, watches,
+    # garbage collection and the ledger see one kind in one shape; what they answer is
+    # converted back. Every other type skips all of this on one ``converter is None``.
+
+    def _storage_of(self, rt: ResourceType) -> ResourceType:
+        assert rt.converter is not None
+        return self._type(*rt.converter.storage)
+
+    def _to_storage(self, rt: ResourceType, obj: JSON, ctx: WriteContext) -> JSON:
+        """``obj`` (as ``rt`` shows it) in the storage shape. Fields only the storage shape
+        defines are unknown to ``rt``'s API: dropped with kube's warning (or refused under
+        Strict field validation), as its typed decoding does."""
+        assert rt.converter is not None
+        foreign = rt.converter.foreign(obj)
+        if foreign:
+            unknown = [f'unknown field "{f}"' for f in foreign]
+            if ctx.field_validation == "Strict":
+                raise errors.BadRequest(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    f"strict decoding error: " + ", ".join(unknown)
+                )
+            if ctx.field_validation in ("", "Warn"):
+                ctx.warnings.extend(unknown)
+        return rt.converter.to_storage(obj)
+
+    def _update_converted(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        compute: Callable[[JSON], Any],
+        ctx: WriteContext,
+        subresource: str,
+        fresh: bool,
+        managed: bool = False,
+    ) -> Version:
+        """A patch or apply through ``rt``: ``compute`` sees the object as ``rt`` shows it,
+        and its result is stored converted."""
+        assert rt.converter is not None
+        conv = rt.converter
+        stored_rt = self._storage_of(rt)
+
+        def converted(cur: JSON) -> JSON:
+            result = compute(conv.from_storage(cur))
+            # (_update copies a result that is not fresh; this one is converted first)
+            served = self._check_body(result if fresh else _private(result), rt)
+            return self._to_storage(rt, served, ctx)
+
+        with self._served_errors(rt, stored_rt):
+            v = self._update(stored_rt, namespace, name, converted, ctx, subresource, True, managed)
+        return self._as_served(v, rt)
+
+    @contextlib.contextmanager
+    def _served_errors(self, rt: ResourceType, stored_rt: ResourceType) -> Iterator[None]:
+        """Errors of a write made through ``stored_rt`` on behalf of ``rt``, in ``rt``'s
+        words (``events.events.k8s.io "x" not found``, ``Event.events.k8s.io "x" is
+        invalid``), as kube names the resource that was asked for."""
+        try:
+            yield
+        except errors.ApiError as e:
+            if e.kind == stored_rt.plural and e.group == stored_rt.group:
+                old, new = f'{stored_rt.group_resource} "', f'{rt.group_resource} "'
+            elif e.kind == stored_rt.kind and e.group == stored_rt.group:
+                old, new = f'{stored_rt.kind} "', f'{rt.kind}.{rt.group} "'
+            else:
+                raise
+            e.group = rt.group
+            e.message = e.message.replace(old, new, 1)
+            e.args = (e.message,)
+            raise
 
     # ---------------------------------------------------------------- internals
 
