@@ -50,16 +50,7 @@ class Converter:
         storage API defines (kube's decoding would have dropped it): it is left out, so it
         cannot shadow the renamed value.
         """
-        out, back = self._out, self._back
-        served: JSON = {}
-        for key, value in obj.items():
-            name = out.get(key)
-            if name is not None:
-                served[name] = value
-            elif key not in back:
-                served[key] = value
-        served["apiVersion"] = self.served_api_version
-        return served
+        return _renamed(obj, self._out, self._back, self.served_api_version)
 
     def foreign(self, obj: JSON) -> list[str]:
         """Fields of ``obj`` (served shape) that only the storage shape defines."""
@@ -68,16 +59,21 @@ class Converter:
 
     def to_storage(self, obj: JSON) -> JSON:
         """``obj`` (served shape) as it is stored; ``foreign`` fields are dropped."""
-        out, back = self._out, self._back
-        stored: JSON = {}
-        for key, value in obj.items():
-            name = back.get(key)
-            if name is not None:
-                stored[name] = value
-            elif key not in out:
-                stored[key] = value
-        stored["apiVersion"] = self.storage_api_version
-        return stored
+        return _renamed(obj, self._back, self._out, self.storage_api_version)
+
+
+def _renamed(obj: JSON, renames: dict[str, str], drop: dict[str, str], api_version: str) -> JSON:
+    """``obj``'s top-level fields renamed by ``renames``, those named in ``drop`` left out
+    (the other shape's names for them), under ``api_version``."""
+    out: JSON = {}
+    for key, value in obj.items():
+        name = renames.get(key)
+        if name is not None:
+            out[name] = value
+        elif key not in drop:
+            out[key] = value
+    out["apiVersion"] = api_version
+    return out
 
 
 # events.k8s.io/v1 Event <-> core/v1 Event, as kube's Convert_v1_Event_To_core_Event and

@@ -79,6 +79,7 @@ KINDS: dict[tuple[str, str], str] = {
 #   !      the JSON tag has no omitempty: the zero value (null for a nil list, map or
 #          pointer) is written too;
 #   inline a Go embedded struct: its fields are the parent's in JSON.
+# ``Message = Other`` lays a message out as an earlier one (same fields, same numbers).
 _LAYOUT = """
 # core/v1 (k8s.io/api/core/v1/generated.proto). VolumeSource lacks the deprecated in-tree
 # plugins (awsElasticBlockStore, azureDisk, azureFile, cephfs, cinder, flexVolume, flocker,
@@ -202,13 +203,7 @@ PodAffinity requiredDuringSchedulingIgnoredDuringExecution=1:[PodAffinityTerm]
 PodAntiAffinity requiredDuringSchedulingIgnoredDuringExecution=1:[PodAffinityTerm]
     preferredDuringSchedulingIgnoredDuringExecution=2:[WeightedPodAffinityTerm]
 PodDNSConfigOption name=1 value=2:*string
-EphemeralContainerCommon name=1! image=2 command=3:[string] args=4:[string] workingDir=5
-    ports=6:[ContainerPort] env=7:[EnvVar] resources=8:ResourceRequirements
-    volumeMounts=9:[VolumeMount] livenessProbe=10:*Probe readinessProbe=11:*Probe
-    lifecycle=12:*Lifecycle terminationMessagePath=13 imagePullPolicy=14
-    securityContext=15:*SecurityContext stdin=16:bool stdinOnce=17:bool tty=18:bool
-    envFrom=19:[EnvFromSource] terminationMessagePolicy=20 volumeDevices=21:[VolumeDevice]
-    startupProbe=22:*Probe resizePolicy=23:[ContainerResizePolicy] restartPolicy=24:*string
+EphemeralContainerCommon = Container
 ResourceClaim name=1! request=2
 ContainerState waiting=1:*ContainerStateWaiting running=2:*ContainerStateRunning
     terminated=3:*ContainerStateTerminated
@@ -469,6 +464,9 @@ def _parse_layout(text: str) -> dict[str, tuple[_Field, ...]]:
             entries.append(line.split())
     layout: dict[str, tuple[_Field, ...]] = {}
     for name, *tokens in entries:
+        if tokens[:1] == ["="]:
+            layout[name] = layout[tokens[1]]
+            continue
         fields = []
         for token in tokens:
             m = _TOKEN.fullmatch(token)
