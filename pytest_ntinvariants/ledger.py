@@ -86,6 +86,7 @@ class ObjectVersion(Entry):
     obj: JSON = field(repr=False, compare=False)
 
     def to_dict(self) -> JSON:
+        """As ``Entry.to_dict``, with the object's kind under ``kind``."""
         d = super().to_dict()
         d["kind"] = d.pop("kind_")
         return d

@@ -68,6 +68,7 @@ class LedgerRecorder(Interceptor):
         )
 
     def on_response(self, request: RequestInfo, status: int, body: bytes) -> None:
+        """Record a resource request as served: status, resourceVersion, stale read, time."""
         if not request.verb:
             return  # discovery and openapi: not part of any race
         rv = _RV.search(body[:4096]) if body else None
@@ -88,6 +89,7 @@ class LedgerRecorder(Interceptor):
         )
 
     def on_delivered(self, watcher: Watcher, delivery: Delivery) -> None:
+        """Record a watch event written to its watcher, with its delay since the commit."""
         if delivery.type == "BOOKMARK":
             return
         meta = delivery.version.obj.get("metadata") or {}

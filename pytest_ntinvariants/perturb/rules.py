@@ -193,6 +193,7 @@ class WatchLatency(Rule):
         super().__post_init__()
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """Make ``d`` due ``delay`` seconds from now, and never before what is queued."""
         assert self.perturber is not None
         seconds = _draw(self.delay, self.perturber.rng)
         d.not_before = max(d.not_before, w.loop.time() + seconds)
@@ -231,6 +232,7 @@ class Hold(Rule):
         return self.after is None or self.after.fired
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """Keep ``d`` back until the release (passed on once releasing has begun)."""
         with self._lock:
             if self._releasing and w.id not in self._held:
                 return [d]  # released (or nothing was held for it): nothing to overtake
@@ -271,6 +273,7 @@ class Hold(Rule):
             self.perturber._forget(self)
 
     def remove(self) -> None:
+        """Undo the hold: what it keeps is released, in order, not lost."""
         self.release()
 
 
@@ -299,6 +302,7 @@ class Coalesce(Rule):
         super().__post_init__()
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """Replace a queued event of the same object by ``d``, or queue ``d`` for the window."""
         key = _obj_key(d)
         for queued in list(w.pending):
             if (
@@ -331,6 +335,7 @@ class DropWatch(Rule):
     action = "drop-watch"
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """Close the stream instead of sending ``d``."""
         w.close()
         self.record(w.identity, f"closed watch #{w.id} before {d.type} rv={d.version.rv}")
         return []
@@ -609,6 +614,7 @@ class Perturber(Interceptor):
             return [r for r in self._rules if isinstance(r, kinds)]
 
     async def on_request(self, request: RequestInfo) -> None:
+        """Delay the request or answer it with a fault, as the matching rules say."""
         for rule in self._matching((RequestLatency, Fault)):
             if not rule.target.matches_request(request) or not rule.should_fire():
                 continue
@@ -630,6 +636,7 @@ class Perturber(Interceptor):
                 raise rule.error(request)
 
     def read_at(self, request: RequestInfo) -> int | None:
+        """The oldest resourceVersion a matching stale view serves this read at, if any."""
         if request.verb not in ("get", "list"):
             return None
         best: int | None = None
@@ -674,6 +681,7 @@ class Perturber(Interceptor):
         return max(at, self.store.compacted)
 
     def expire_watch(self, request: RequestInfo) -> bool:
+        """Whether a matching rule answers this watch resume with an in-stream 410."""
         for rule in self._matching(ExpireWatch):
             if rule.target.matches_request(request) and rule.should_fire():
                 rule.record(request.identity, "watch resume answered with 410 Expired")
@@ -681,6 +689,7 @@ class Perturber(Interceptor):
         return False
 
     def on_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:
+        """Pass a watch event through the matching watch rules, in their fixed order."""
         batch = [delivery]
         for rule in self._matching((Hold, DropWatch, Coalesce, WatchLatency)):
             out: list[Delivery] = []
