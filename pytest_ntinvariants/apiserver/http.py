@@ -348,6 +348,7 @@ class ApiHandler:
             field_manager=q.get("fieldManager", ""),
             force=q.get("force") == "true",
             user_agent=request.headers.get("User-Agent", ""),
+            api_version=rt.api_version,
         )
         if ctx.field_validation not in ("", "Ignore", "Warn", "Strict"):
             raise errors.BadRequest(

@@ -129,6 +129,9 @@ class WriteContext:
     field_manager: str = ""  # the fieldManager query parameter
     force: bool = False  # an apply's force=true
     user_agent: str = ""  # names the manager of a write without fieldManager
+    # The group/version the request came through (kube's requestVersion; "" for callers
+    # of the store itself): events.k8s.io/v1 writes get kube's strict Event validation.
+    api_version: str = ""
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
@@ -316,6 +319,114 @@ def _content_changed(new: JSON, old: JSON, rt: ResourceType) -> bool:
         if key in old:
             count += 1
     return count != len(old)
+
+
+EVENTS_KEY = "/events"  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
+_EVENTS_STRICT = "events.k8s.io/v1"
+# kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
+_EVENT_LIMITS = (("reportingInstance", 128), ("action", 128), ("reason", 128))
+_NOTE_LIMIT = 1024
+# What an events.k8s.io/v1 update may not change (the storage names; the causes use kube's
+# internal field names, which are core's but for reportingController).
+_EVENT_IMMUTABLE = (
+    ("involvedObject", "involvedObject"),
+    ("reason", "reason"),
+    ("message", "message"),
+    ("source", "source"),
+    ("firstTimestamp", "firstTimestamp"),
+    ("lastTimestamp", "lastTimestamp"),
+    ("count", "count"),
+    ("reason", "reason"),  # (kube checks reason twice, and reports it twice)
+    ("type", "type"),
+    ("eventTime", "eventTime"),
+    ("action", "action"),
+    ("related", "related"),
+    ("reportingComponent", "reportingController"),
+    ("reportingInstance", "reportingInstance"),
+)
+
+
+def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list[Cause]:
+    """kube's ValidateEventCreate/Update (pkg/apis/core/validation/events.go) on an Event
+    in its stored (core/v1) shape.
+
+    Every write passes the legacy checks, through either API: an Event without
+    ``eventTime`` must be in its object's namespace (or in "default" when the object has
+    none); one with ``eventTime`` (a "new" Event) needs reportingController, a
+    reportingInstance, an action and a reason, within kube's lengths. A write through
+    events.k8s.io/v1 (``strict``) also needs, on create, an eventTime, a type of Normal
+    or Warning, no deprecated field and a sound series; on update it may change only the
+    series and metadata.
+    """
+    causes: list[Cause] = []
+    ns = str(obj["metadata"].get("namespace") or "")
+    involved = obj.get("involvedObject")
+    involved_ns = str((involved if isinstance(involved, dict) else {}).get("namespace") or "")
+    mismatch = Cause(
+        "involvedObject.namespace",
+        f"Invalid value: {_go_quote(involved_ns)}: does not match event.namespace",
+    )
+    if not obj.get("eventTime"):
+        if (not involved_ns and ns not in ("", "default")) or (involved_ns and ns != involved_ns):
+            causes.append(mismatch)
+    else:
+        if not involved_ns and ns not in ("default", "kube-system"):
+            causes.append(mismatch)
+        controller = str(obj.get("reportingComponent") or "")
+        if not controller:
+            causes.append(Cause("reportingController", "Required value", "FieldValueRequired"))
+        elif _bad_meta_key(controller):
+            causes.append(
+                Cause(
+                    "reportingController",
+                    f"Invalid value: {_go_quote(controller)}: name part must consist of "
+                    f"alphanumeric characters, '-', '_' or '.', and must start and end with "
+                    f"an alphanumeric character",
+                )
+            )
+        for name, limit in _EVENT_LIMITS:
+            value = str(obj.get(name) or "")
+            if not value:
+                causes.append(Cause(name, "Required value", "FieldValueRequired"))
+            elif len(value) > limit:
+                causes.append(
+                    Cause(name, f'Invalid value: "": can have at most {limit} characters')
+                )
+        if len(str(obj.get("message") or "")) > _NOTE_LIMIT:
+            causes.append(
+                Cause("message", f'Invalid value: "": can have at most {_NOTE_LIMIT} characters')
+            )
+    if not strict:
+        return causes
+    # (in kube's order: the series, then the create's or the update's own checks)
+    if old is None or obj.get("series") != old.get("series"):
+        series = obj.get("series")
+        if isinstance(series, dict):
+            if not isinstance(series.get("count"), int) or series["count"] < 2:
+                causes.append(Cause("series.count", 'Invalid value: "": should be at least 2'))
+            if not series.get("lastObservedTime"):
+                causes.append(
+                    Cause("series.lastObservedTime", "Required value", "FieldValueRequired")
+                )
+    if old is None:
+        if not obj.get("eventTime"):
+            causes.append(Cause("eventTime", "Required value", "FieldValueRequired"))
+        if obj.get("type") not in ("Normal", "Warning"):
+            causes.append(
+                Cause("type", f'Invalid value: "": has invalid value: {obj.get("type") or ""}')
+            )
+        for name in ("firstTimestamp", "lastTimestamp", "count"):
+            if obj.get(name):
+                causes.append(Cause(name, 'Invalid value: "": needs to be unset'))
+        source = obj.get("source")
+        if isinstance(source, dict) and (source.get("component") or source.get("host")):
+            causes.append(Cause("source", 'Invalid value: "": needs to be unset'))
+    else:
+        for stored, name in _EVENT_IMMUTABLE:
+            if obj.get(stored) != old.get(stored):
+                shown = _go_quote(orjson.dumps(obj.get(stored)).decode())
+                causes.append(Cause(name, f"Invalid value: {shown}: field is immutable"))
+    return causes
 
 
 class Store:
@@ -1531,6 +1642,8 @@ class Store:
         """
         meta = obj["metadata"]
         causes = [] if meta_unchanged else self._validate_meta(rt, meta)
+        if rt.key == EVENTS_KEY:
+            causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
         schema = self.schema(rt)
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.

@@ -199,7 +199,9 @@ def test_field_selectors_of_each_api_match_the_converted_object(api: Api) -> Non
     api.post(CORE, core_event("c1", "a", source={"component": "kubelet"})).expect(201)
     api.post(CORE, core_event("c2", "b", reason="Killing", reportingComponent="rc")).expect(201)
     api.post(NEW, new_event("n1", "a", type="Warning")).expect(201)
-    api.post(NEW, new_event("n2", "b", deprecatedSource={"component": "old"})).expect(201)
+    # (kube refuses a deprecated field on an events.k8s.io create: n2 comes through core)
+    n2 = core_event("n2", "b", source={"component": "old"}, reportingComponent="ctl")
+    api.post(CORE, n2).expect(201)
 
     def select(path: str, selector: str) -> list[str]:
         return names(api.get(path, query={"fieldSelector": selector}).expect(200))
@@ -340,47 +342,37 @@ def test_deletecollection_through_events_api_with_a_field_selector(api: Api) -> 
 
 
 def test_server_side_apply_through_events_api(api: Api) -> None:
-    api.post(CORE, core_event("e1", message="first")).expect(201)
-    applied = api.patch(
-        f"{NEW}/e1",
-        {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {"name": "e1"},
-            "note": "a",
-        },
-        "apply",
-        query={"fieldManager": "me"},
-    )
+    api.post(CORE, core_event("e1", message="first", series=SERIES)).expect(201)
+
+    def apply(name: str, body: JSON, **query: str) -> Any:
+        return api.patch(f"{NEW}/{name}", body, "apply", query={"fieldManager": "me", **query})
+
+    series = {**SERIES, "count": 5}
+    config = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"}}
     # The fields the core create set belong to before-first-apply, in the events API's names.
-    conflict = applied.expect_status(409, "Conflict")
-    assert conflict["details"]["causes"][0]["field"] == ".note"
-    forced = api.patch(
-        f"{NEW}/e1",
-        {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {"name": "e1"},
-            "note": "a",
-        },
-        "apply",
-        query={"fieldManager": "me", "force": "true"},
-    ).expect(200)
-    assert forced["note"] == "a" and api.get(f"{CORE}/e1").expect(200)["message"] == "a"
-    created = api.patch(
-        f"{NEW}/e2",
-        new_event("e2", note="made by apply"),
-        "apply",
-        query={"fieldManager": "me"},
-    )
+    conflict = apply("e1", {**config, "series": series}).expect_status(409, "Conflict")
+    assert {c["field"] for c in conflict["details"]["causes"]} == {".series.count"}
+    forced = apply("e1", {**config, "series": series}, force="true").expect(200)
+    assert forced["series"]["count"] == 5
+    assert api.get(f"{CORE}/e1").expect(200)["series"]["count"] == 5
+    # kube's events.k8s.io update may change only the series: the note stays as created.
+    refused = apply("e1", {**config, "series": series, "note": "a"}, force="true")
+    causes = refused.expect_status(422, "Invalid")["details"]["causes"]
+    assert [(c["field"], c["message"].endswith("field is immutable")) for c in causes] == [
+        ("message", True)
+    ]
+    created = apply("e2", new_event("e2", note="made by apply"))
     assert created.expect(201)["note"] == "made by apply"
     assert api.get(f"{CORE}/e2").expect(200)["message"] == "made by apply"
 
 
 def test_namespace_deletion_removes_events_written_through_either_api(api: Api) -> None:
     api.post("/api/v1/namespaces", {"metadata": {"name": "gone"}}).expect(201)
-    api.post("/api/v1/namespaces/gone/events", core_event("c1")).expect(201)
-    api.post("/apis/events.k8s.io/v1/namespaces/gone/events", new_event("n1")).expect(201)
+    pod = {"kind": "Pod", "namespace": "gone", "name": "p"}  # (an Event is in its object's)
+    api.post("/api/v1/namespaces/gone/events", core_event("c1", involvedObject=pod)).expect(201)
+    api.post(
+        "/apis/events.k8s.io/v1/namespaces/gone/events", new_event("n1", regarding=pod)
+    ).expect(201)
     api.delete("/api/v1/namespaces/gone").expect(200)
     api.get("/api/v1/namespaces/gone").expect(404)
     assert names(api.get("/apis/events.k8s.io/v1/events").expect(200)) == []
@@ -394,7 +386,8 @@ def writes_through_both(api: Api) -> list[str]:
     rvs = [
         api.post(CORE, core_event("e1", message="one")).rv,
         api.post(NEW, new_event("e2", note="two")).rv,
-        api.patch(f"{NEW}/e1", {"note": "one!"}).rv,
+        # (an update through events.k8s.io may change only the series and metadata)
+        api.patch(f"{NEW}/e1", {"series": SERIES}).rv,
         api.patch(f"{CORE}/e2", {"message": "two!"}).rv,
     ]
     api.delete(f"{NEW}/e2").expect(200)  # (answered with a Status: the list says its version)
@@ -422,7 +415,7 @@ def test_each_api_watches_the_others_writes_converted_once_each_in_order(
     expected = [
         ("ADDED", "e1", rvs[0], "one"),
         ("ADDED", "e2", rvs[1], "two"),
-        ("MODIFIED", "e1", rvs[2], "one!"),
+        ("MODIFIED", "e1", rvs[2], "one"),
         ("MODIFIED", "e2", rvs[3], "two!"),
         ("DELETED", "e2", rvs[4], "two!"),
     ]
@@ -516,8 +509,12 @@ def test_python_client_writes_through_one_api_reads_through_the_other(
             source=client.V1EventSource(component="kubelet", host="node-1"),
             count=3,
             # This client's EventsV1Event requires eventTime when it reads one back (kube
-            # would send null for a core Event without it, which the client refuses too).
+            # would send null for a core Event without it, which the client refuses too);
+            # with it, kube wants the reporter and the action too.
             event_time=datetime(2026, 1, 1, tzinfo=UTC),
+            reporting_component="kubelet",
+            reporting_instance="kubelet-node-1",
+            action="Pulling",
         ),
     )
     when = datetime(2026, 1, 2, tzinfo=UTC)
@@ -572,6 +569,10 @@ def test_python_client_watch_of_the_events_api_sees_core_writes(
             involved_object=client.V1ObjectReference(kind="Pod", name="web-0"),
             message="hello",
             event_time=datetime(2026, 1, 1, tzinfo=UTC),  # (see the test above)
+            reason="Greeted",
+            action="Greeting",
+            reporting_component="greeter",
+            reporting_instance="greeter-1",
         ),
     )
     core.delete_namespaced_event("e1", "default")
@@ -622,3 +623,78 @@ def test_kubectl_gets_events_through_both_apis(
     assert selected.split() == ["event.events.k8s.io/from-new"]
     shown = kubectl("events", "--for", "Pod/web-1")
     assert "new says" in shown and "core says" not in shown
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def causes_of(reply: Any) -> list[tuple[str, str]]:
+    """(field, message) of each cause of a 422."""
+    body = reply.expect_status(422, "Invalid")
+    return [(c["field"], c["message"]) for c in body["details"]["causes"]]
+
+
+def test_every_event_write_passes_kubes_legacy_checks(api: Api) -> None:
+    # An old-style Event (no eventTime) is in its object's namespace, or about an object
+    # without one while in "default".
+    elsewhere = {"kind": "Pod", "namespace": "other", "name": "p"}
+    assert causes_of(api.post(CORE, core_event("a", involvedObject=elsewhere))) == [
+        ("involvedObject.namespace", 'Invalid value: "other": does not match event.namespace')
+    ]
+    api.post(CORE, core_event("b", involvedObject={"kind": "Node", "name": "n"})).expect(201)
+    # A new-style one (with eventTime) names its reporter and its action, through core too.
+    new_style = core_event("c", eventTime="2026-01-01T00:00:00.000000Z", reason="")
+    assert causes_of(api.post(CORE, new_style)) == [
+        ("reportingController", "Required value"),
+        ("reportingInstance", "Required value"),
+        ("action", "Required value"),
+        ("reason", "Required value"),
+    ]
+    long = core_event(
+        "d",
+        eventTime="2026-01-01T00:00:00.000000Z",
+        reportingComponent="not a name!",
+        reportingInstance="i" * 129,
+        action="a",
+        message="m" * 1025,
+    )
+    assert causes_of(api.post(CORE, long)) == [
+        (
+            "reportingController",
+            'Invalid value: "not a name!": name part must consist of alphanumeric characters, '
+            "'-', '_' or '.', and must start and end with an alphanumeric character",
+        ),
+        ("reportingInstance", 'Invalid value: "": can have at most 128 characters'),
+        ("message", 'Invalid value: "": can have at most 1024 characters'),
+    ]
+    # Through core, an update may change anything the legacy checks allow.
+    api.patch(f"{CORE}/b", {"message": "changed", "count": 2}).expect(200)
+
+
+def test_events_api_writes_get_kubes_strict_checks(api: Api) -> None:
+    bare = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "x"},
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p"},
+        "type": "Info",
+        "deprecatedCount": 3,
+        "deprecatedSource": {"component": "old"},
+        "series": {"count": 1},
+    }
+    assert causes_of(api.post(NEW, bare)) == [
+        ("series.count", 'Invalid value: "": should be at least 2'),
+        ("series.lastObservedTime", "Required value"),
+        ("eventTime", "Required value"),
+        ("type", 'Invalid value: "": has invalid value: Info'),
+        ("count", 'Invalid value: "": needs to be unset'),
+        ("source", 'Invalid value: "": needs to be unset'),
+    ]
+    api.post(NEW, new_event("ok")).expect(201)
+    # An update through events.k8s.io may change the series and metadata, nothing else.
+    api.patch(f"{NEW}/ok", {"series": SERIES, "metadata": {"labels": {"a": "b"}}}).expect(200)
+    refused = api.patch(f"{NEW}/ok", {"note": "rewritten", "reason": "Other"})
+    assert [f for f, _ in causes_of(refused)] == ["reason", "message", "reason"]
+    assert api.get(f"{NEW}/ok").expect(200).get("note") is None
+    # The same change through core is allowed (legacy checks only), as in kube.
+    api.patch(f"{CORE}/ok", {"message": "rewritten"}).expect(200)
