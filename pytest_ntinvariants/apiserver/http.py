@@ -365,10 +365,11 @@ class ApiHandler:
             v = store.create(rt, namespace, self._decode(request, info.body), ctx)
             return self._written(request, rt, v, ctx, status=201)
         if verb == "update":
-            v = store.update(
-                rt, namespace, name, self._decode(request, info.body), ctx, subresource=sub
-            )
-            return self._written(request, rt, v, ctx)
+            body = self._decode(request, info.body)
+            # (a PUT that creates, where kube allows it, answers 201 as a create does)
+            created = rt.create_on_update and not sub and not store.exists(rt, namespace, name)
+            v = store.update(rt, namespace, name, body, ctx, subresource=sub)
+            return self._written(request, rt, v, ctx, status=201 if created else 200)
         if verb == "patch":
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
             # for it, without the parse); anything else is parsed, parameters and all.

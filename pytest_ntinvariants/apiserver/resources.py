@@ -63,6 +63,12 @@ class ResourceType:
     # A DELETE that removes the object at once answers with the object itself (kube's
     # ReturnDeletedObject: pods, services, ...) rather than a Success Status.
     returns_deleted: bool = False
+    # kube's AllowCreateOnUpdate: a PUT of a missing object creates it (events, endpoints,
+    # leases, services).
+    create_on_update: bool = False
+    # kube's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion replaces the
+    # object; off for custom resources and leases (422: it must be specified).
+    unconditional_update: bool = True
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -133,6 +139,8 @@ def _b(
     categories: tuple[str, ...] = (),
     verbs: tuple[str, ...] = ALL_VERBS,
     returns_deleted: bool = False,
+    create_on_update: bool = False,
+    unconditional_update: bool = True,
 ) -> ResourceType:
     subs = set(extra_sub)
     if status:
@@ -152,6 +160,8 @@ def _b(
         builtin=True,
         verbs=verbs,
         returns_deleted=returns_deleted,
+        create_on_update=create_on_update,
+        unconditional_update=unconditional_update,
     )
 
 
@@ -194,7 +204,16 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
     _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
-    _b("", "v1", "events", "Event", short=("ev",), generation=False, fields=_EVENT_FIELDS),
+    _b(
+        "",
+        "v1",
+        "events",
+        "Event",
+        short=("ev",),
+        generation=False,
+        fields=_EVENT_FIELDS,
+        create_on_update=True,
+    ),
     _b(
         "",
         "v1",
@@ -223,6 +242,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         status=True,
         categories=("all",),
         returns_deleted=True,
+        create_on_update=True,
     ),
     _b(
         "",
@@ -233,7 +253,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         generation=False,
         returns_deleted=True,
     ),
-    _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False),
+    _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False, create_on_update=True),
     _b(
         "",
         "v1",
@@ -289,7 +309,15 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _b("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True, categories=("all",)),
     _b("batch", "v1", "jobs", "Job", status=True, categories=("all",)),
     _b("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, categories=("all",)),
-    _b("coordination.k8s.io", "v1", "leases", "Lease", generation=False),
+    _b(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        generation=False,
+        create_on_update=True,
+        unconditional_update=False,
+    ),
     # One storage with core/v1 Events, in their shape (kube's cohabitating resources: the
     # internal Event is core's, and etcd holds core/v1): see conversion.py.
     dataclasses.replace(
@@ -297,6 +325,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         selectable_fields=_EVENTS_V1_FIELDS,
         storage_key="/events",
         converter=EVENTS_V1,
+        create_on_update=True,
     ),
     _b(
         "apiextensions.k8s.io",
@@ -459,6 +488,7 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 selectable_fields=selectable,
                 has_generation=True,
                 builtin=False,
+                unconditional_update=False,
                 printer_columns=_columns(v.get("additionalPrinterColumns") or ()),
                 schema=schema,
             )

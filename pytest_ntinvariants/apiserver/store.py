@@ -800,20 +800,29 @@ class Store:
                 f"the name of the object ({meta.get('name')}) does not match the name on "
                 f"the URL ({name})"
             )
-        if not meta.get("resourceVersion") and not rt.builtin:
-            # Custom resources require the precondition (unconditional updates are off).
-            raise invalid(
-                rt.kind,
-                rt.group,
-                name,
-                [
-                    Cause(
-                        "metadata.resourceVersion",
-                        "Invalid value: 0x0: must be specified for an update",
-                    )
-                ],
-            )
-        return self._update(rt, namespace, name, lambda _cur: new, ctx, subresource)
+        with self._lock:  # (what exists and what this write does, decided at once)
+            if not subresource and rt.create_on_update and not self.exists(rt, namespace, name):
+                # kube's AllowCreateOnUpdate: the PUT of a missing object creates it.
+                meta.pop("resourceVersion", None)
+                return self.create(rt, namespace, new, ctx)
+            if not meta.get("resourceVersion") and not rt.unconditional_update:
+                # kube names the resource here, not the kind (genericregistry Store.Update).
+                raise invalid(
+                    rt.plural,
+                    rt.group,
+                    name,
+                    [
+                        Cause(
+                            "metadata.resourceVersion",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
+                )
+            return self._update(rt, namespace, name, lambda _cur: new, ctx, subresource)
+
+    def exists(self, rt: ResourceType, namespace: str, name: str) -> bool:
+        """Whether the object is stored (being deleted or not)."""
+        return (namespace if rt.namespaced else "", name) in self._objects.get(rt.key, {})
 
     def patch(
         self,

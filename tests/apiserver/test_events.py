@@ -698,3 +698,12 @@ def test_events_api_writes_get_kubes_strict_checks(api: Api) -> None:
     assert api.get(f"{NEW}/ok").expect(200).get("note") is None
     # The same change through core is allowed (legacy checks only), as in kube.
     api.patch(f"{CORE}/ok", {"message": "rewritten"}).expect(200)
+
+
+def test_a_put_of_a_missing_event_creates_it_through_either_api(api: Api) -> None:
+    made = api.put(f"{NEW}/p1", new_event("p1")).expect(201)  # kube's AllowCreateOnUpdate
+    assert api.get(f"{CORE}/p1").expect(200)["metadata"]["uid"] == made["metadata"]["uid"]
+    api.put(f"{CORE}/p2", core_event("p2")).expect(201)
+    # Created through a PUT, still validated as a create of that API.
+    fields = [f for f, _ in causes_of(api.put(f"{NEW}/p3", {**new_event("p3"), "type": "X"}))]
+    assert fields == ["type"]

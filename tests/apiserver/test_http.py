@@ -719,3 +719,34 @@ def test_malformed_crd_is_a_4xx_not_a_crash(
     bad = copy.deepcopy(good)
     change(bad)
     assert api.put(f"{CRDS}/gadgets.toys.example.org", bad).status == code
+
+
+def test_a_put_creates_where_kube_allows_it_and_leases_need_their_version(api: Api) -> None:
+    # kube's AllowCreateOnUpdate: Events, Endpoints, Leases and Services may be created
+    # with a PUT (201); other kinds answer 404.
+    leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    lease = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}
+    made = api.put(f"{leases}/leader", lease).expect(201)
+    assert made["spec"]["holderIdentity"] == "a" and made["metadata"]["uid"]
+    api.put(f"{CMS}/absent", cm("absent")).expect_status(404, "NotFound")
+    endpoints = "/api/v1/namespaces/default/endpoints"
+    api.put(f"{endpoints}/svc", {"metadata": {"name": "svc"}}).expect(201)
+    # kube's AllowUnconditionalUpdate is off for Leases: a PUT must name the version it
+    # replaces (422, worded with the resource as kube words it); then it is an update.
+    refused = api.put(f"{leases}/leader", lease).expect_status(422, "Invalid")
+    assert refused["message"] == (
+        'leases.coordination.k8s.io "leader" is invalid: metadata.resourceVersion: '
+        "Invalid value: 0x0: must be specified for an update"
+    )
+    versioned = {
+        **lease,
+        "metadata": {
+            **lease["metadata"],
+            **{"resourceVersion": made["metadata"]["resourceVersion"]},
+        },
+    }
+    versioned["spec"] = {"holderIdentity": "b"}
+    assert api.put(f"{leases}/leader", versioned).expect(200)["spec"]["holderIdentity"] == "b"
+    # ConfigMaps take unconditional updates.
+    api.post(CMS, cm("c")).expect(201)
+    api.put(f"{CMS}/c", {**cm("c"), "data": {"k": "v"}}).expect(200)
