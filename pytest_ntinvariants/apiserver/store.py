@@ -231,6 +231,141 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
             obj["type"] = "Opaque"
 
 
+# ConfigMaps and Secrets: kube's ValidateConfigMap/ValidateSecret (and their updates).
+_DATA_KINDS = frozenset(("/configmaps", "/secrets"))
+# The fields of each whose values are bytes (base64 strings on the wire).
+_BYTES_FIELDS = {"/configmaps": ("binaryData",), "/secrets": ("data",)}
+_MAX_DATA_SIZE = 1024 * 1024  # kube's MaxSecretSize, which bounds ConfigMaps too
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _check_bytes(rt: ResourceType, obj: JSON, old: JSON | None) -> None:
+    """Refuse bytes fields that are not base64, as kube's JSON decoding does (400).
+
+    Values the write shares with the stored version passed when they were stored.
+    """
+    for name in _BYTES_FIELDS.get(rt.key, ()):
+        values = obj.get(name)
+        if not isinstance(values, dict):
+            continue
+        before = (old or {}).get(name) or {}
+        if values is before:
+            continue
+        for key, value in values.items():
+            if isinstance(before, dict) and before.get(key, _MISSING) is value:
+                continue
+            if not isinstance(value, str):
+                raise errors.BadRequest(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into "
+                    f"Go struct field {rt.kind}.{name} of type []uint8"
+                )
+            bad = _base64_error_at(value)
+            if bad is not None:
+                raise errors.BadRequest(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    f"illegal base64 data at input byte {bad}"
+                )
+
+
+def _base64_error_at(text: str) -> int | None:
+    """Where Go's strict standard base64 decoding fails on ``text`` (None: it decodes)."""
+    data = text.encode()
+    for i, ch in enumerate(data):
+        if ch not in _B64_ALPHABET:
+            return i
+    try:
+        base64.b64decode(data, validate=True)
+    except ValueError:
+        return len(data) - len(data) % 4 if len(data) % 4 else max(len(data) - 4, 0)
+    return None
+
+
+def _config_key_causes(path: str, key: str) -> builtins.list[Cause]:
+    """kube's IsConfigMapKey, for a key of ``path`` (``data``, ``binaryData``)."""
+    shown = _go_quote(key)
+    field_path = f"{path}[{key}]"
+    causes = []
+    if len(key) > 253:
+        causes.append(
+            Cause(field_path, f"Invalid value: {shown}: must be no more than 253 characters")
+        )
+    if not _CONFIG_KEY.match(key):
+        causes.append(
+            Cause(
+                field_path,
+                f"Invalid value: {shown}: a valid config key must consist of alphanumeric "
+                f"characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+                f"'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+            )
+        )
+    if key == ".":
+        causes.append(Cause(field_path, f"Invalid value: {shown}: must not be '.'"))
+    elif key == "..":
+        causes.append(Cause(field_path, f"Invalid value: {shown}: must not be '..'"))
+    elif key.startswith(".."):
+        causes.append(Cause(field_path, f"Invalid value: {shown}: must not start with '..'"))
+    return causes
+
+
+def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list[Cause]:
+    """kube's ValidateConfigMap/ValidateSecret and their Update checks: keys, size,
+    ``immutable``, and a Secret's type (immutable, and the keys its type requires)."""
+    causes: list[Cause] = []
+    bags = ("data", "binaryData") if rt.key == "/configmaps" else ("data",)
+    total = 0
+    for bag in bags:
+        values = obj.get(bag)
+        if not isinstance(values, dict):
+            continue
+        before = (old or {}).get(bag)
+        # The very keys of a version that passed: valid already (only sizes may change).
+        if not (isinstance(before, dict) and values.keys() == before.keys()):
+            for key in values:
+                causes.extend(_config_key_causes(bag, str(key)))
+            if bag == "data" and rt.key == "/configmaps":
+                others = obj.get("binaryData")
+                for key in values:
+                    if isinstance(others, dict) and key in others:
+                        causes.append(
+                            Cause(
+                                f"data[{key}]",
+                                f"Invalid value: {_go_quote(str(key))}: duplicate of key "
+                                f"present in binaryData",
+                            )
+                        )
+        total += sum(len(v) for v in values.values() if isinstance(v, str))
+    if rt.key == "/secrets":
+        total = sum(
+            len(base64.b64decode(v)) for v in (obj.get("data") or {}).values() if isinstance(v, str)
+        )
+    if total > _MAX_DATA_SIZE:
+        causes.append(
+            Cause("", f"Too long: must have at most {_MAX_DATA_SIZE} bytes", "FieldValueTooLong")
+        )
+    if rt.key == "/secrets":
+        data = obj.get("data") or {}
+        if obj.get("type") == "kubernetes.io/tls":
+            for key in ("tls.crt", "tls.key"):
+                if key not in data:
+                    causes.append(Cause(f"data[{key}]", "Required value", "FieldValueRequired"))
+        if old is not None and old.get("type", "Opaque") != obj.get("type", "Opaque"):
+            causes.append(
+                Cause(
+                    "type", f"Invalid value: {_go_quote(str(obj.get('type')))}: field is immutable"
+                )
+            )
+    if old is not None and old.get("immutable") is True:
+        forbidden = "Forbidden: field is immutable when `immutable` is set"
+        if obj.get("immutable") is not True:
+            causes.append(Cause("immutable", forbidden, "FieldValueForbidden"))
+        for bag in bags:
+            if obj.get(bag) != old.get(bag):
+                causes.append(Cause(bag, forbidden, "FieldValueForbidden"))
+    return causes
+
+
 def _bad_meta_key(key: str) -> bool:
     """Whether a label or annotation key is not a qualified name (optional DNS prefix)."""
     prefix, _, local = key.rpartition("/")
@@ -744,6 +879,7 @@ class Store:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
+            _check_bytes(rt, obj, None)
             if "managedFields" in meta and not managed:
                 # A client may send managedFields: the creator is then tracked from there
                 # (kube's field manager), while objects created without them stay untracked.
@@ -1041,6 +1177,7 @@ class Store:
                             ],
                         )
             _default_builtin(rt, new)
+            _check_bytes(rt, new, cur.obj)
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
             meta_unchanged = False
@@ -1653,6 +1790,8 @@ class Store:
         causes = [] if meta_unchanged else self._validate_meta(rt, meta)
         if rt.key == EVENTS_KEY:
             causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
+        elif rt.key in _DATA_KINDS:
+            causes.extend(_data_causes(rt, obj, old))
         schema = self.schema(rt)
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.

@@ -750,3 +750,51 @@ def test_a_put_creates_where_kube_allows_it_and_leases_need_their_version(api: A
     # ConfigMaps take unconditional updates.
     api.post(CMS, cm("c")).expect(201)
     api.put(f"{CMS}/c", {**cm("c"), "data": {"k": "v"}}).expect(200)
+
+
+# -------------------------------------------------------------- ConfigMaps and Secrets
+
+SECRETS = "/api/v1/namespaces/default/secrets"
+
+
+def test_configmap_and_secret_keys_sizes_and_bytes_are_checked_as_kube_does(api: Api) -> None:
+    bad_keys = {"metadata": {"name": "k"}, "data": {"ok.key": "v", "no space": "v", "..x": "v"}}
+    causes = api.post(CMS, bad_keys).expect_status(422, "Invalid")["details"]["causes"]
+    assert [(c["field"], c["message"].split(": ", 2)[-1][:40]) for c in causes] == [
+        ("data[no space]", "a valid config key must consist of alpha"),
+        ("data[..x]", "must not start with '..'"),
+    ]
+    both = {"metadata": {"name": "b"}, "data": {"k": "v"}, "binaryData": {"k": "dg=="}}
+    causes = api.post(CMS, both).expect_status(422, "Invalid")["details"]["causes"]
+    assert [c["field"] for c in causes] == ["data[k]"]
+    big = {"metadata": {"name": "big"}, "data": {"k": "x" * (1024 * 1024 + 1)}}
+    assert api.post(CMS, big).expect_status(422, "Invalid")["details"]["causes"][0]["message"] == (
+        "Too long: must have at most 1048576 bytes"
+    )
+    # Bytes fields are base64 on the wire: anything else fails kube's decoding (400).
+    reply = api.post(SECRETS, {"metadata": {"name": "s"}, "data": {"k": "not base64!"}})
+    assert reply.expect_status(400, "BadRequest")["message"] == (
+        'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3'
+    )
+    api.post(SECRETS, {"metadata": {"name": "s"}, "data": {"k": "dmFsdWU="}}).expect(201)
+    api.patch(f"{SECRETS}/s", {"data": {"k": "%%%"}}).expect_status(400, "BadRequest")
+    tls = {"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}
+    causes = api.post(SECRETS, tls).expect_status(422, "Invalid")["details"]["causes"]
+    assert [(c["field"], c["message"]) for c in causes] == [("data[tls.key]", "Required value")]
+    api.patch(f"{SECRETS}/s", {"type": "kubernetes.io/tls"}).expect_status(422, "Invalid")
+
+
+def test_immutable_configmaps_and_secrets_keep_their_data(api: Api) -> None:
+    api.post(CMS, {"metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": True})
+    api.patch(f"{CMS}/frozen", {"metadata": {"labels": {"a": "b"}}}).expect(200)  # metadata may
+    causes = api.patch(f"{CMS}/frozen", {"data": {"k": "w"}, "immutable": False}).expect_status(
+        422, "Invalid"
+    )["details"]["causes"]
+    assert [(c["field"], c["reason"]) for c in causes] == [
+        ("immutable", "FieldValueForbidden"),
+        ("data", "FieldValueForbidden"),
+    ]
+    secret = {"metadata": {"name": "sealed"}, "data": {"k": "dg=="}, "immutable": True}
+    api.post(SECRETS, secret).expect(201)
+    api.patch(f"{SECRETS}/sealed", {"stringData": {"k": "new"}}).expect_status(422, "Invalid")
+    assert api.get(f"{SECRETS}/sealed").expect(200)["data"] == {"k": "dg=="}
