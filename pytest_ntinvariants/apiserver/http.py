@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from .. import _yaml
-from . import discovery, errors, protobuf, reviews
+from . import discovery, errors, protobuf, reviews, scale
 from .hooks import Interceptor, RequestInfo
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
@@ -369,6 +369,8 @@ class ApiHandler:
             # (a PUT that creates, where kube allows it, answers 201 as a create does)
             created = rt.create_on_update and not sub and not store.exists(rt, namespace, name)
             v = store.update(rt, namespace, name, body, ctx, subresource=sub)
+            if sub == "scale":
+                return _json(scale.scale_of(rt, v.obj))
             return self._written(request, rt, v, ctx, status=201 if created else 200)
         if verb == "patch":
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
@@ -379,6 +381,11 @@ class ApiHandler:
                 raise errors.UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media types "
                     f"include: {', '.join(_PATCH_TYPES)}"
+                )
+            if ctype == APPLY_PATCH and sub == "scale":
+                raise errors.UnsupportedMediaType(
+                    "server-side apply to the scale subresource is not supported by this fake "
+                    "API server: patch (merge or json) or replace the Scale instead"
                 )
             if ctype == APPLY_PATCH:
                 try:
@@ -403,6 +410,8 @@ class ApiHandler:
             patch = self._parse_json(info.body)
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
+            if sub == "scale":
+                return _json(scale.scale_of(rt, v.obj))
             return self._written(request, rt, v, ctx)
         options = self._delete_options(request, info.body)
         if options.get("dryRun"):
@@ -540,6 +549,8 @@ class ApiHandler:
             at = asked
         if verb == "get":
             v = self.store.get(rt, namespace, name, at=at)
+            if info.subresource == "scale":
+                return _json(scale.scale_of(rt, v.obj))
             if info.subresource == "status" or not _wants_table(request):
                 return _raw(v.raw)
             return _json(discovery.table(rt, [v.obj], list_meta={}), content_type=TABLE_CT)

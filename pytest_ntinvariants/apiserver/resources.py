@@ -69,6 +69,9 @@ class ResourceType:
     # kube's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion replaces the
     # object; off for custom resources and leases (422: it must be specified).
     unconditional_update: bool = True
+    # A custom resource's scale subresource: (specReplicasPath, statusReplicasPath,
+    # labelSelectorPath or None). None for built-ins, whose scale maps spec.replicas.
+    scale: tuple[str, str, str | None] | None = None
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -469,7 +472,18 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
     for v in versions:
         if not v.get("served", True):
             continue
-        subs = set((v.get("subresources") or spec.get("subresources") or {}).keys())
+        subresources = v.get("subresources") or spec.get("subresources") or {}
+        subs = set(subresources.keys())
+        scale = subresources.get("scale") if isinstance(subresources, dict) else None
+        scale_paths = (
+            (
+                str(scale.get("specReplicasPath") or ".spec.replicas"),
+                str(scale.get("statusReplicasPath") or ".status.replicas"),
+                str(scale["labelSelectorPath"]) if scale.get("labelSelectorPath") else None,
+            )
+            if isinstance(scale, dict)
+            else None
+        )
         schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
         selectable = tuple(
             str(s.get("jsonPath", "")).lstrip(".") for s in v.get("selectableFields") or ()
@@ -489,6 +503,7 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 has_generation=True,
                 builtin=False,
                 unconditional_update=False,
+                scale=scale_paths,
                 printer_columns=_columns(v.get("additionalPrinterColumns") or ()),
                 schema=schema,
             )

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import apply as ssa
-from . import errors
+from . import errors, scale
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
@@ -917,6 +917,10 @@ class Store:
     ) -> Version:
         """Replace an object (PUT) with a resourceVersion precondition."""
         ctx = ctx or WriteContext(verb="update")
+        if subresource == "scale":  # (the body is a Scale, not the object)
+            return self._update(
+                rt, namespace, name, lambda cur: scale.with_scale(rt, cur, body), ctx, "scale", True
+            )
         new = self._check_body(body, rt)
         if rt.converter is not None:
             stored_rt = self._storage_of(rt)
@@ -1007,6 +1011,14 @@ class Store:
             )
         if rt.converter is not None:
             return self._update_converted(rt, namespace, name, compute, ctx, subresource, owned)
+        if subresource == "scale":
+            # The patch applies to the Scale the client sees; its replicas go to the object.
+            on_object = compute
+
+            def compute(cur: JSON) -> Any:
+                return scale.with_scale(rt, cur, on_object(scale.scale_of(rt, cur)))
+
+            owned = True  # (with_scale's result shares only what it leaves alone)
         return self._update(rt, namespace, name, compute, ctx, subresource, fresh=owned)
 
     def apply(
@@ -1131,7 +1143,7 @@ class Store:
                     merged["metadata"]["managedFields"] = sent_fields
                 new, meta = merged, merged["metadata"]
                 meta_touched = False
-            elif subresource:
+            elif subresource and subresource != "scale":  # (/scale: a write of the object)
                 raise errors.NotFound(
                     f"the server could not find the requested resource ({subresource})"
                 )
