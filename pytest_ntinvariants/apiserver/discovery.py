@@ -298,9 +298,10 @@ def human_age(created: str | None, now: datetime | None = None) -> str:
     if not created:
         return "<unknown>"
     try:
-        then = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        then = datetime.strptime(created.split(".")[0].rstrip("Z") + "Z", "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return "<invalid>"
+    then = then.replace(tzinfo=UTC)
     seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
     if seconds < 120:
         return f"{seconds}s"
@@ -326,6 +327,116 @@ def _path(path: str) -> Callable[[JSON], Any]:
     return lambda obj: _jsonpath(obj, path)
 
 
+def _int(path: str) -> Callable[[JSON], int]:
+    def read(obj: JSON) -> int:
+        value = _jsonpath(obj, path)
+        return value if isinstance(value, int) else 0
+
+    return read
+
+
+def _ratio(ready: str, total: str, default_total: int = 0) -> Callable[[JSON], str]:
+    def read(obj: JSON) -> str:
+        total_value = _jsonpath(obj, total)
+        if not isinstance(total_value, int):
+            total_value = default_total
+        return f"{_int(ready)(obj)}/{total_value}"
+
+    return read
+
+
+def _pod_ready(obj: JSON) -> str:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    ready = sum(1 for c in statuses if isinstance(c, dict) and c.get("ready"))
+    return f"{ready}/{len((obj.get('spec') or {}).get('containers') or [])}"
+
+
+def _pod_status(obj: JSON) -> str:
+    # kube's printPod, in short: a deletion, a waiting or terminated container's reason,
+    # else the pod's reason or phase.
+    status = obj.get("status") or {}
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for c in status.get("containerStatuses") or []:
+        state = c.get("state") or {} if isinstance(c, dict) else {}
+        for kind in ("waiting", "terminated"):
+            reason = (state.get(kind) or {}).get("reason")
+            if reason:
+                return str(reason)
+    return str(status.get("reason") or status.get("phase") or "Unknown")
+
+
+def _pod_restarts(obj: JSON) -> int:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    return sum(int(c.get("restartCount") or 0) for c in statuses if isinstance(c, dict))
+
+
+def _svc_external_ip(obj: JSON) -> str:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    external = list(spec.get("externalIPs") or [])
+    if spec.get("type") == "LoadBalancer":
+        ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+        external += [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict)]
+        return ",".join(str(e) for e in external if e) or "<pending>"
+    if spec.get("type") == "ExternalName":
+        return str(spec.get("externalName") or "<none>")
+    return ",".join(str(e) for e in external) or "<none>"
+
+
+def _svc_ports(obj: JSON) -> str:
+    ports = []
+    for p in (obj.get("spec") or {}).get("ports") or []:
+        if not isinstance(p, dict):
+            continue
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        ports.append(f"{p.get('port')}{node}/{p.get('protocol') or 'TCP'}")
+    return ",".join(ports) or "<none>"
+
+
+def _job_status(obj: JSON) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    true = {c.get("type") for c in conditions if isinstance(c, dict) and c.get("status") == "True"}
+    for kind in ("Failed", "Complete", "SuccessCriteriaMet", "FailureTarget", "Suspended"):
+        if kind in true:
+            return kind
+    return "Running"
+
+
+def _endpoints(obj: JSON) -> str:
+    out = []
+    for subset in obj.get("subsets") or []:
+        if not isinstance(subset, dict):
+            continue
+        for address in subset.get("addresses") or []:
+            for port in subset.get("ports") or [{}]:
+                ip = (address or {}).get("ip", "")
+                out.append(f"{ip}:{port.get('port')}" if port.get("port") else str(ip))
+    return ",".join(out) or "<none>"
+
+
+def _node_status(obj: JSON) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    status = (
+        "Unknown" if ready is None else ("Ready" if ready.get("status") == "True" else "NotReady")
+    )
+    if (obj.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    return status
+
+
+def _node_roles(obj: JSON) -> str:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(k[len(prefix) :] for k in labels if k.startswith(prefix) and k != prefix)
+    return ",".join(roles) or "<none>"
+
+
+def _age_here(obj: JSON) -> None:
+    """Marks where a kind's Age column goes when it is not the last one (nodes)."""
+    return None
+
+
 # The server-side columns of the built-ins users most often ``kubectl get`` (kube's
 # pkg/printers/internalversion); other built-ins print NAME and AGE.
 _BUILTIN_COLUMNS: dict[str, tuple[tuple[str, str, Callable[[JSON], Any]], ...]] = {
@@ -333,13 +444,97 @@ _BUILTIN_COLUMNS: dict[str, tuple[tuple[str, str, Callable[[JSON], Any]], ...]] 
     "/configmaps": (("Data", "integer", _count("data", "binaryData")),),
     "/secrets": (("Type", "string", _path(".type")), ("Data", "integer", _count("data"))),
     "/serviceaccounts": (("Secrets", "integer", _count("secrets")),),
+    "/pods": (
+        ("Ready", "string", _pod_ready),
+        ("Status", "string", _pod_status),
+        ("Restarts", "string", _pod_restarts),
+    ),
+    "/services": (
+        ("Type", "string", lambda o: (o.get("spec") or {}).get("type") or "ClusterIP"),
+        ("Cluster-IP", "string", lambda o: (o.get("spec") or {}).get("clusterIP") or "<none>"),
+        ("External-IP", "string", _svc_external_ip),
+        ("Port(s)", "string", _svc_ports),
+    ),
+    "/endpoints": (("Endpoints", "string", _endpoints),),
+    "/nodes": (
+        ("Status", "string", _node_status),
+        ("Roles", "string", _node_roles),
+        ("Age", "string", _age_here),
+        ("Version", "string", _path(".status.nodeInfo.kubeletVersion")),
+    ),
+    "apps/deployments": (
+        ("Ready", "string", _ratio(".status.readyReplicas", ".spec.replicas", 1)),
+        ("Up-to-date", "integer", _int(".status.updatedReplicas")),
+        ("Available", "integer", _int(".status.availableReplicas")),
+    ),
+    "apps/replicasets": (
+        ("Desired", "integer", _int(".spec.replicas")),
+        ("Current", "integer", _int(".status.replicas")),
+        ("Ready", "integer", _int(".status.readyReplicas")),
+    ),
+    "apps/statefulsets": (
+        ("Ready", "string", _ratio(".status.readyReplicas", ".spec.replicas", 1)),
+    ),
+    "batch/jobs": (
+        ("Status", "string", _job_status),
+        ("Completions", "string", _ratio(".status.succeeded", ".spec.completions", 1)),
+    ),
     "coordination.k8s.io/leases": (("Holder", "string", _path(".spec.holderIdentity")),),
     # CRDs print their creation time as is, and no Age (apiextensions' table convertor).
     "apiextensions.k8s.io/customresourcedefinitions": (
         ("Created At", "date", _path(".metadata.creationTimestamp")),
     ),
 }
-_NO_AGE = frozenset({"apiextensions.k8s.io/customresourcedefinitions"})
+_NO_AGE = frozenset({"apiextensions.k8s.io/customresourcedefinitions", "/nodes"})
+
+
+def _event_cells(obj: JSON, now: datetime) -> list[Any]:
+    """kube's printEvent, through either Event API (the same columns for both)."""
+
+    def pick(*names: str) -> Any:
+        return next((obj[n] for n in names if obj.get(n)), None)
+
+    first = pick("firstTimestamp", "deprecatedFirstTimestamp")
+    first_seen = human_age(first or obj.get("eventTime"), now)
+    last = pick("lastTimestamp", "deprecatedLastTimestamp")
+    last_seen = human_age(last, now) if last else first_seen
+    series = obj.get("series")
+    count = pick("count", "deprecatedCount") or 1
+    if isinstance(series, dict):
+        last_seen = human_age(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
+    ref = pick("involvedObject", "regarding") or {}
+    kind = str(ref.get("kind") or "").lower()
+    target = f"{kind}/{ref['name']}" if ref.get("name") else kind
+    source = pick("source", "deprecatedSource") or {}
+    shown_source = ", ".join(str(source[k]) for k in ("component", "host") if source.get(k))
+    return [
+        last_seen,
+        obj.get("type") or "",
+        obj.get("reason") or "",
+        target,
+        ref.get("fieldPath") or "",
+        shown_source or pick("reportingComponent", "reportingController") or "",
+        str(pick("message", "note") or "").strip(),
+        first_seen,
+        count,
+        (obj.get("metadata") or {}).get("name"),
+    ]
+
+
+# kube's event table: no leading Name, and the wide columns (priority 1) between.
+_EVENT_COLUMNS = (
+    ("Last Seen", "string", 0),
+    ("Type", "string", 0),
+    ("Reason", "string", 0),
+    ("Object", "string", 0),
+    ("Subobject", "string", 1),
+    ("Source", "string", 1),
+    ("Message", "string", 0),
+    ("First Seen", "string", 1),
+    ("Count", "string", 1),
+    ("Name", "string", 1),
+)
 
 
 def table(
@@ -365,9 +560,14 @@ def table(
                 "priority": c.priority,
             }
         )
+    if t.builtin and t.key == "/events":
+        return _table_of_events(objs, list_meta, include_object)
     builtin = _BUILTIN_COLUMNS.get(t.key, ()) if t.builtin else ()
-    for name, kind, _ in builtin:
-        columns.append({"name": name, "type": kind, "format": "", "description": "", "priority": 0})
+    for name, kind, cell in builtin:
+        description = "CreationTimestamp is a timestamp." if cell is _age_here else ""
+        columns.append(
+            {"name": name, "type": kind, "format": "", "description": description, "priority": 0}
+        )
     has_age = any(c.name == "Age" for c in t.printer_columns) or (t.builtin and t.key in _NO_AGE)
     if not has_age:
         columns.append(
@@ -389,24 +589,47 @@ def table(
             if c.type == "date" and isinstance(value, str):
                 value = human_age(value, now)
             cells.append(value)
-        cells.extend(cell(obj) for _, _, cell in builtin)
+        cells.extend(
+            human_age(meta.get("creationTimestamp"), now) if cell is _age_here else cell(obj)
+            for _, _, cell in builtin
+        )
         if not has_age:
             cells.append(human_age(meta.get("creationTimestamp"), now))
-        if include_object == "Object":
-            row_obj: Any = obj
-        elif include_object == "None":
-            row_obj = None
-        else:
-            row_obj = {
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": meta,
-            }
-        rows.append({"cells": cells, "object": row_obj})
+        rows.append({"cells": cells, "object": _row_object(obj, include_object)})
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta or {},
         "columnDefinitions": columns,
         "rows": rows,
+    }
+
+
+def _row_object(obj: JSON, include_object: str) -> Any:
+    """What a row carries of its object (``includeObject``: None, Metadata or Object)."""
+    if include_object == "Object":
+        return obj
+    if include_object == "None":
+        return None
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
+def _table_of_events(objs: list[JSON], list_meta: JSON | None, include_object: str) -> JSON:
+    now = datetime.now(UTC)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta or {},
+        "columnDefinitions": [
+            {"name": name, "type": kind, "format": "", "description": "", "priority": priority}
+            for name, kind, priority in _EVENT_COLUMNS
+        ],
+        "rows": [
+            {"cells": _event_cells(obj, now), "object": _row_object(obj, include_object)}
+            for obj in objs
+        ],
     }

@@ -334,6 +334,48 @@ def test_builtin_tables_have_kube_columns(kubectl: Kubectl) -> None:
     assert columns(crds[1])[0] == GIZMO_RESOURCE
 
 
+def test_workload_and_service_tables_have_kube_columns(kubectl: Kubectl) -> None:
+    kubectl("create", "deployment", "web", "--image=nginx", "--replicas=3").ok()
+    kubectl("create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30080").ok()
+    pod: JSON = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1"},
+        "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]},
+    }
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(pod)).ok()
+    kubectl.server.store.patch(
+        kubectl.server.resource("v1", "Pod"),
+        "default",
+        "p1",
+        "application/merge-patch+json",
+        {
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {"name": "a", "ready": True, "restartCount": 2, "state": {"running": {}}},
+                    {
+                        "name": "b",
+                        "ready": False,
+                        "restartCount": 1,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    },
+                ],
+            }
+        },
+        subresource="status",
+    )
+    deploy = [columns(line)[:-1] for line in kubectl("get", "deploy").ok().splitlines()]
+    assert deploy == [["NAME", "READY", "UP-TO-DATE", "AVAILABLE"], ["web", "0/3", "0", "0"]]
+    service = [columns(line)[:-1] for line in kubectl("get", "svc", "web").ok().splitlines()]
+    assert service == [
+        ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
+        ["web", "NodePort", "<none>", "<none>", "80:30080/TCP"],
+    ]
+    pods = [columns(line)[:-1] for line in kubectl("get", "pod", "p1").ok().splitlines()]
+    assert pods == [["NAME", "READY", "STATUS", "RESTARTS"], ["p1", "1/2", "CrashLoopBackOff", "3"]]
+
+
 def test_patch_merge_json_and_default_strategic(kubectl: Kubectl) -> None:
     kubectl.server.apply(gizmo("g1", size=1))
     out = kubectl("patch", "gizmo", "g1", "--type", "merge", "-p", '{"spec":{"size":5}}').ok()

@@ -248,9 +248,29 @@ def test_limit_continue_and_stale_reads_through_either_api(api: Api) -> None:
 
 
 def test_table_output_of_the_events_api(api: Api) -> None:
-    api.post(CORE, core_event("e1")).expect(201)
-    table = api.get(NEW, headers={"Accept": TABLE}).expect(200)
-    assert table["kind"] == "Table" and [r["cells"][0] for r in table["rows"]] == ["e1"]
+    api.post(CORE, core_event("e1", message=" hello ", count=3)).expect(201)
+    for path in (NEW, CORE):  # kube prints both APIs' Events alike (printEvent)
+        table = api.get(path, headers={"Accept": TABLE}).expect(200)
+        columns = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
+        assert [name for name, priority in columns if priority == 0] == [
+            "Last Seen",
+            "Type",
+            "Reason",
+            "Object",
+            "Message",
+        ]
+        assert dict(zip([n for n, _ in columns], table["rows"][0]["cells"], strict=True)) == {
+            "Last Seen": "<unknown>",  # (no timestamp at all: kube's zero time)
+            "Type": "Normal",
+            "Reason": "Started",
+            "Object": "pod/web-0",
+            "Subobject": "",
+            "Source": "",
+            "Message": "hello",
+            "First Seen": "<unknown>",
+            "Count": 3,
+            "Name": "e1",
+        }
 
 
 # ------------------------------------------------------------------------------ writes
@@ -611,7 +631,11 @@ def test_kubectl_gets_events_through_both_apis(
         return done.stdout
 
     rows = kubectl("get", "events").splitlines()
-    assert [r.split()[0] for r in rows[1:]] == ["from-core", "from-new"]
+    assert rows[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert [r.split()[-3:] for r in rows[1:]] == [
+        ["pod/web-0", "core", "says"],
+        ["pod/web-1", "new", "says"],
+    ]
     as_core = json.loads(kubectl("get", "events", "-o", "json"))
     assert [i["message"] for i in as_core["items"]] == ["core says", "new says"]
     as_new = json.loads(kubectl("get", "events.v1.events.k8s.io", "-o", "json"))
