@@ -456,6 +456,7 @@ def _content_changed(new: JSON, old: JSON, rt: ResourceType) -> bool:
     return count != len(old)
 
 
+SERVICES_KEY = "/services"
 EVENTS_KEY = "/events"  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
 _EVENTS_STRICT = "events.k8s.io/v1"
 # kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
@@ -596,6 +597,9 @@ class Store:
         # again (StructuralSchema.normalize and validate say why that changes nothing), nor
         # validate metadata fields it leaves in place (see _update).
         self._checked: dict[tuple[str, str, str], tuple[Version, StructuralSchema | None]] = {}
+        # Services' allocations: cluster IPs and node ports in use (kube's allocators).
+        self._cluster_ips: set[str] = set()
+        self._node_ports: set[int] = set()
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -880,6 +884,8 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
             _check_bytes(rt, obj, None)
+            if rt.key == SERVICES_KEY:
+                self._allocate_service(obj, None, ctx)
             if "managedFields" in meta and not managed:
                 # A client may send managedFields: the creator is then tracked from there
                 # (kube's field manager), while objects created without them stay untracked.
@@ -1190,6 +1196,8 @@ class Store:
                         )
             _default_builtin(rt, new)
             _check_bytes(rt, new, cur.obj)
+            if rt.key == SERVICES_KEY:
+                self._allocate_service(new, cur.obj, ctx)
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
             meta_unchanged = False
@@ -1495,9 +1503,103 @@ class Store:
             listener(event)
         return version
 
+    def _allocate_service(self, obj: JSON, old: JSON | None, ctx: WriteContext) -> None:
+        """kube's Service defaulting and allocation: type, session affinity, port protocol and
+        target port, a cluster IP from 10.96.0.0/12 (none for ExternalName, "None" for a
+        headless Service), node ports from 30000-32767, the IP family fields and traffic
+        policies. An update keeps what was allocated; a cluster IP may not change."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        spec = obj["spec"] = dict(spec)  # (a stored version's spec is never written to)
+        before = (old or {}).get("spec") or {}
+        kind = spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        previous = {
+            (p.get("port"), p.get("protocol", "TCP")): p
+            for p in before.get("ports") or ()
+            if isinstance(p, dict)
+        }
+        if isinstance(spec.get("ports"), list):
+            ports = []
+            for port in spec["ports"]:
+                if isinstance(port, dict):
+                    port = dict(port)
+                    port.setdefault("protocol", "TCP")
+                    port.setdefault("targetPort", port.get("port"))
+                    if kind in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+                        was = previous.get((port.get("port"), port["protocol"])) or {}
+                        port["nodePort"] = was.get("nodePort") or self._free_node_port()
+                    if port.get("nodePort") and not ctx.dry_run:
+                        self._node_ports.add(port["nodePort"])
+                ports.append(port)
+            spec["ports"] = ports
+        if kind == "ExternalName":
+            return
+        ip = spec.get("clusterIP")
+        old_ip = before.get("clusterIP")
+        if old_ip and ip and ip != old_ip:
+            raise invalid(
+                "Service",
+                "",
+                str(obj["metadata"].get("name", "")),
+                [
+                    Cause(
+                        "spec.clusterIPs[0]",
+                        f'Invalid value: []string{{"{ip}"}}: may not change once set',
+                    )
+                ],
+            )
+        if not ip:
+            ip = spec["clusterIP"] = old_ip or self._free_cluster_ip()
+        elif ip != "None" and ip != old_ip and ip in self._cluster_ips:
+            raise invalid(
+                "Service",
+                "",
+                str(obj["metadata"].get("name", "")),
+                [
+                    Cause(
+                        "spec.clusterIPs",
+                        f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: '
+                        f"provided IP is already allocated",
+                    )
+                ],
+            )
+        if ip != "None" and not ctx.dry_run:
+            self._cluster_ips.add(ip)
+        spec.setdefault("clusterIPs", [ip])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        if kind in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        if kind == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
+
+    def _free_cluster_ip(self) -> str:
+        # 10.96.0.1 is kube's own "kubernetes" Service; the rest in order, never reused twice.
+        n = 10
+        while f"10.96.{n // 256}.{n % 256}" in self._cluster_ips:
+            n += 1
+        return f"10.96.{n // 256}.{n % 256}"
+
+    def _free_node_port(self) -> int:
+        port = 30000
+        while port in self._node_ports:
+            port += 1
+        if port > 32767:
+            raise errors.InternalError("no node port left in 30000-32767")
+        return port
+
     def _finish_delete(self, rt: ResourceType, cur: Version, ctx: WriteContext) -> Version:
         """Remove the object for good, then collect what depended on it."""
         version = self._commit(rt, "DELETED", cur.obj, cur, ctx)
+        if rt.key == SERVICES_KEY:
+            spec = cur.obj.get("spec") or {}
+            self._cluster_ips.discard(str(spec.get("clusterIP")))
+            for port in spec.get("ports") or ():
+                if isinstance(port, dict):
+                    self._node_ports.discard(port.get("nodePort"))
         uid = cur.obj["metadata"].get("uid")
         if rt.key == CRD_KEY:
             for dropped in self.registry.remove_crd(cur.name):

@@ -370,7 +370,7 @@ def test_workload_and_service_tables_have_kube_columns(kubectl: Kubectl) -> None
     service = [columns(line)[:-1] for line in kubectl("get", "svc", "web").ok().splitlines()]
     assert service == [
         ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"],
-        ["web", "NodePort", "<none>", "<none>", "80:30080/TCP"],
+        ["web", "NodePort", "10.96.0.10", "<none>", "80:30080/TCP"],
     ]
     pods = [columns(line)[:-1] for line in kubectl("get", "pod", "p1").ok().splitlines()]
     assert pods == [["NAME", "READY", "STATUS", "RESTARTS"], ["p1", "1/2", "CrashLoopBackOff", "3"]]

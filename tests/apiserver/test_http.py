@@ -798,3 +798,39 @@ def test_immutable_configmaps_and_secrets_keep_their_data(api: Api) -> None:
     api.post(SECRETS, secret).expect(201)
     api.patch(f"{SECRETS}/sealed", {"stringData": {"k": "new"}}).expect_status(422, "Invalid")
     assert api.get(f"{SECRETS}/sealed").expect(200)["data"] == {"k": "dg=="}
+
+
+SERVICES = "/api/v1/namespaces/default/services"
+
+
+def test_services_get_kubes_defaults_cluster_ips_and_node_ports(api: Api) -> None:
+    plain = {"metadata": {"name": "a"}, "spec": {"ports": [{"port": 80}]}}
+    a = api.post(SERVICES, plain).expect(201)["spec"]
+    assert a == {
+        "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
+        "type": "ClusterIP",
+        "sessionAffinity": "None",
+        "clusterIP": "10.96.0.10",
+        "clusterIPs": ["10.96.0.10"],
+        "ipFamilies": ["IPv4"],
+        "ipFamilyPolicy": "SingleStack",
+        "internalTrafficPolicy": "Cluster",
+    }
+    node = {"metadata": {"name": "b"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    b = api.post(SERVICES, node).expect(201)["spec"]
+    assert (b["clusterIP"], b["ports"][0]["nodePort"]) == ("10.96.0.11", 30000)
+    # An update keeps what was allocated, and may not change the cluster IP.
+    replaced = api.put(f"{SERVICES}/b", node).expect(200)["spec"]
+    assert (replaced["clusterIP"], replaced["ports"][0]["nodePort"]) == ("10.96.0.11", 30000)
+    moved = {**node, "spec": {**node["spec"], "clusterIP": "10.96.0.99"}}
+    causes = api.put(f"{SERVICES}/b", moved).expect_status(422, "Invalid")["details"]["causes"]
+    assert [c["field"] for c in causes] == ["spec.clusterIPs[0]"]
+    taken = {"metadata": {"name": "c"}, "spec": {"clusterIP": "10.96.0.10", "ports": []}}
+    api.post(SERVICES, taken).expect_status(422, "Invalid")
+    headless = {"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}
+    assert api.post(SERVICES, headless).expect(201)["spec"]["clusterIPs"] == ["None"]
+    external = {"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "externalName": "e"}}
+    assert "clusterIP" not in api.post(SERVICES, external).expect(201)["spec"]
+    # A deleted Service's addresses are free again.
+    api.delete(f"{SERVICES}/a").expect(200)
+    api.post(SERVICES, {**taken, "spec": {"clusterIP": "10.96.0.10"}}).expect(201)
