@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import apply as ssa
-from . import errors, scale
+from . import defaults, errors, scale
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
@@ -883,6 +883,7 @@ class Store:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
+            obj = defaults.apply_defaults(rt.key, obj)
             _check_bytes(rt, obj, None)
             if rt.key == SERVICES_KEY:
                 self._allocate_service(obj, None, ctx)
@@ -1195,6 +1196,7 @@ class Store:
                             ],
                         )
             _default_builtin(rt, new)
+            new = defaults.apply_defaults(rt.key, new)
             _check_bytes(rt, new, cur.obj)
             if rt.key == SERVICES_KEY:
                 self._allocate_service(new, cur.obj, ctx)

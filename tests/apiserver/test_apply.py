@@ -266,7 +266,7 @@ def test_deployment_containers_merge_by_name(st: Store) -> None:
     st.apply(deps, "default", "d", dep({"name": "app", "image": "a:1"}, replicas=2), ctx("ci"))
     v, _ = st.apply(deps, "default", "d", dep({"name": "side", "image": "s:1"}), ctx("mesh"))
     containers = v.obj["spec"]["template"]["spec"]["containers"]
-    assert containers == [{"name": "app", "image": "a:1"}, {"name": "side", "image": "s:1"}]
+    assert [(c["name"], c["image"]) for c in containers] == [("app", "a:1"), ("side", "s:1")]
     assert fields(v.obj)["mesh"] == {
         "f:spec": {
             "f:template": {
@@ -281,9 +281,10 @@ def test_deployment_containers_merge_by_name(st: Store) -> None:
     assert [c.field for c in info.value.causes] == [
         '.spec.template.spec.containers[name="app"].image'
     ]
-    # ci drops replicas from its configuration: nobody else owns it, so it goes.
+    # ci drops replicas from its configuration: nobody else owns it, so it goes, and kube's
+    # default takes its place.
     v, _ = st.apply(deps, "default", "d", dep({"name": "app", "image": "a:2"}), ctx("ci"))
-    assert "replicas" not in v.obj["spec"]
+    assert v.obj["spec"]["replicas"] == 1
     assert [c["image"] for c in v.obj["spec"]["template"]["spec"]["containers"]] == ["a:2", "s:1"]
     # A strategic merge patch is an Update by its manager, keyed the same way.
     p = st.patch(

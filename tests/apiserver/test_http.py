@@ -341,9 +341,9 @@ def test_strategic_merge_on_built_ins(api: Api) -> None:
         f"{pods}/p", {"spec": {"containers": [{"name": "b", "image": "b:2"}]}}, kind="strategic"
     ).expect(200)
     # Containers merge by name: "a" stays, "b" is updated (a merge patch would replace).
-    assert patched["spec"]["containers"] == [
-        {"name": "a", "image": "a:1"},
-        {"name": "b", "image": "b:2"},
+    assert [(c["name"], c["image"]) for c in patched["spec"]["containers"]] == [
+        ("a", "a:1"),
+        ("b", "b:2"),
     ]
     assert patched["metadata"]["generation"] == 2
     cmp = api.patch(f"{CMS}", {}, kind="strategic")
@@ -633,8 +633,8 @@ def test_table_get_and_list(api: Api) -> None:
         ),
         ("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}, "data": {"k": "v"}}),
         (
-            "/apis/apps/v1/namespaces/default/deployments",
-            {"metadata": {"name": "d"}, "spec": {"replicas": 1}},
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            {"metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "resources": ["pods"]}]},
         ),
     ],
 )
@@ -834,3 +834,44 @@ def test_services_get_kubes_defaults_cluster_ips_and_node_ports(api: Api) -> Non
     # A deleted Service's addresses are free again.
     api.delete(f"{SERVICES}/a").expect(200)
     api.post(SERVICES, {**taken, "spec": {"clusterIP": "10.96.0.10"}}).expect(201)
+
+
+def test_workloads_and_pods_get_kubes_defaults(api: Api) -> None:
+    deploys = "/apis/apps/v1/namespaces/default/deployments"
+    container = {"name": "app", "image": "nginx", "ports": [{"containerPort": 80}]}
+    body = {"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [container]}}}}
+    spec = api.post(deploys, body).expect(201)["spec"]
+    assert {
+        k: spec[k] for k in ("replicas", "revisionHistoryLimit", "progressDeadlineSeconds")
+    } == {
+        "replicas": 1,
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": 600,
+    }
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
+    pod = spec["template"]["spec"]
+    assert {k: pod[k] for k in ("restartPolicy", "dnsPolicy", "terminationGracePeriodSeconds")} == {
+        "restartPolicy": "Always",
+        "dnsPolicy": "ClusterFirst",
+        "terminationGracePeriodSeconds": 30,
+    }
+    assert pod["containers"][0] == {
+        **container,
+        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "imagePullPolicy": "Always",  # (no tag: latest)
+        "resources": {},
+    }
+    # A default is a value like any other: what the writer set stays, and a field it
+    # removes comes back defaulted (a controller that diffs against its wish sees both).
+    patch = {"spec": {"revisionHistoryLimit": None, "replicas": 3}}
+    patched = api.patch(f"{deploys}/d", patch).expect(200)["spec"]
+    assert (patched["revisionHistoryLimit"], patched["replicas"]) == (10, 3)
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [container]}}}}
+    job_spec = api.post(jobs, job).expect(201)["spec"]
+    assert (job_spec["completions"], job_spec["parallelism"], job_spec["backoffLimit"]) == (1, 1, 6)

@@ -141,10 +141,18 @@ def test_create_deployment(gen: Generators) -> None:
     assert spec["selector"] == {"matchLabels": {"app": "web"}}
     template = spec["template"]
     assert template["metadata"]["labels"] == {"app": "web"}
-    assert template["spec"]["containers"] == [
-        {"name": "nginx", "image": "nginx", "ports": [{"containerPort": 8080}], "resources": {}}
-    ]
-    assert spec["strategy"] == {}
+    (container,) = template["spec"]["containers"]
+    assert {k: container[k] for k in ("name", "image", "ports", "resources")} == {
+        "name": "nginx",
+        "image": "nginx",
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],  # (protocol: kube's default)
+        "resources": {},
+    }
+    # kubectl sends an empty strategy; kube stores its defaults.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
 
 
 @needs_kubectl
@@ -208,9 +216,13 @@ def test_create_clusterrole_and_clusterrolebinding(gen: Generators) -> None:
 def test_create_job_and_cronjob(gen: Generators) -> None:
     gen.create("job", "j", "--image=busybox", "--", "echo", "hi")
     pod = gen.stored("batch/v1", "Job", "j")["spec"]["template"]["spec"]
-    assert pod["containers"] == [
-        {"name": "j", "image": "busybox", "command": ["echo", "hi"], "resources": {}}
-    ]
+    (container,) = pod["containers"]
+    assert {k: container[k] for k in ("name", "image", "command", "resources")} == {
+        "name": "j",
+        "image": "busybox",
+        "command": ["echo", "hi"],
+        "resources": {},
+    }
     assert pod["restartPolicy"] == "Never"
     gen.create("cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *")
     spec = gen.stored("batch/v1", "CronJob", "cj")["spec"]

@@ -830,6 +830,9 @@ def test_patches_share_what_they_leave_alone_and_never_mutate_stored_versions(
     # stored spec: versions share values, which is safe only because no write ever mutates
     # a stored version. Each must still be exactly the bytes it was committed as.
     t, c = widgets(store), cms(store)
+    # Each version's JSON as committed (a version encodes lazily: take it now).
+    committed: list[bytes] = []
+    store.subscribe(lambda event: committed.append(orjson.dumps(event.obj)))
     versions = [
         store.create(c, "default", cm("c", labels={"a": "b"}, x="0")),
         store.create(t, "default", widget("w", 1, free={"k": {"n": 1}})),
@@ -843,7 +846,7 @@ def test_patches_share_what_they_leave_alone_and_never_mutate_stored_versions(
             store.patch(t, "default", "w", MERGE_PATCH, status, subresource="status", owned=True),
             store.patch(t, "default", "w", MERGE_PATCH, spec, owned=True),
         ]
-    assert [orjson.loads(v.raw) == v.obj for v in versions] == [True] * len(versions)
+    assert [orjson.loads(raw) for raw in committed] == [v.obj for v in versions]
     cm1, cm2 = versions[2], versions[5]
     assert cm2.obj["data"] == {"x": "2"} and cm2.obj["metadata"]["labels"] == {"a": "b"}
     assert cm2.obj["metadata"]["labels"] is cm1.obj["metadata"]["labels"]
@@ -958,3 +961,19 @@ def test_a_patch_validates_the_metadata_it_changes(store: Store) -> None:
         assert invalid_fields(exc)[0].startswith("metadata."), patch
     v = store.patch(c, "default", "c", MERGE_PATCH, {"data": {"x": "3"}}, owned=True)
     assert v.obj["data"] == {"x": "3"} and v.obj["metadata"]["labels"] == {"a": "b"}
+
+
+def test_defaults_of_built_ins_never_write_into_stored_versions(store: Store) -> None:
+    deps = rt(store, "apps", "v1", "deployments")
+    committed: list[bytes] = []  # each version's JSON as committed
+    store.subscribe(lambda event: committed.append(orjson.dumps(event.obj)))
+    body = {"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{}]}}}}
+    versions = [store.create(deps, "default", body)]
+    for replicas in (2, 3):
+        patch = {"spec": {"replicas": replicas, "strategy": None}}
+        versions.append(store.patch(deps, "default", "d", MERGE_PATCH, patch, owned=True))
+    # Each version is still exactly what it was committed as (its defaults included).
+    assert [orjson.loads(raw) for raw in committed] == [v.obj for v in versions]
+    assert [v.obj["spec"]["strategy"]["type"] for v in versions] == ["RollingUpdate"] * 3
+    containers = [v.obj["spec"]["template"]["spec"]["containers"] for v in versions]
+    assert containers[1] is containers[0]  # what no default touched is shared, not copied

@@ -1,0 +1,253 @@
+"""kube-apiserver's defaulting of the built-in workloads and pods, as clients read it back.
+
+A controller that compares the Deployment it wants with the one it reads meets these
+defaults on a real cluster (``strategy``, ``revisionHistoryLimit``, a container's
+``imagePullPolicy``, a pod's ``dnsPolicy`` …): one that does not expect them rewrites its
+object forever. The fake sets the same values (``SetDefaults_*`` of k8s.io/kubernetes
+pkg/apis/{core,apps,batch}/v1), so such a loop shows here too.
+
+Copy-on-write: a write's object may share values with stored versions, which are never
+mutated, so every function returns its argument itself when nothing was missing and a
+copy, changed on the way down, when something was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["apply_defaults"]
+
+JSON = dict[str, Any]
+
+
+def _with(obj: JSON, key: str, value: Any) -> JSON:
+    if obj.get(key, _ABSENT) is value:
+        return obj
+    out = dict(obj)
+    out[key] = value
+    return out
+
+
+_ABSENT = object()
+
+
+def _fill(obj: JSON, defaults: JSON) -> JSON:
+    """``obj`` with each absent (or null) key of ``defaults`` set (values copied)."""
+    missing = {k: v for k, v in defaults.items() if obj.get(k) is None}
+    if not missing:
+        return obj
+    out = dict(obj)
+    for key, value in missing.items():
+        out[key] = _copy(value)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _each(items: Any, fn: Callable[[JSON], JSON]) -> Any:
+    """``items`` (a list) with ``fn`` applied to its objects; itself if none changed."""
+    if not isinstance(items, list):
+        return items
+    out = [fn(i) if isinstance(i, dict) else i for i in items]
+    return items if all(a is b for a, b in zip(out, items, strict=True)) else out
+
+
+def _at(obj: JSON, key: str, fn: Callable[[JSON], JSON]) -> JSON:
+    """``obj`` with ``fn`` applied to its object at ``key`` (if it is one)."""
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        return obj
+    return _with(obj, key, fn(value))
+
+
+_PROBE = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+
+
+def _probe(probe: JSON) -> JSON:
+    return _fill(probe, _PROBE)
+
+
+def _port(port: JSON) -> JSON:
+    return _fill(port, {"protocol": "TCP"})
+
+
+def _strategy(s: JSON, key: str, rolling: JSON) -> JSON:
+    """``s`` with its ``key`` strategy defaulted: type RollingUpdate when none is given (an
+    empty strategy too), and the rollingUpdate parameters of that type."""
+    strategy = s.get(key)
+    if not isinstance(strategy, dict):
+        return s
+    strategy = _fill(strategy, {"type": "RollingUpdate"})
+    if strategy["type"] == "RollingUpdate":
+        current = strategy.get("rollingUpdate")
+        strategy = _with(
+            strategy, "rollingUpdate", _fill(current if isinstance(current, dict) else {}, rolling)
+        )
+    return _with(s, key, strategy)
+
+
+def _pull_policy(image: Any) -> str:
+    # SetDefaults_Container: Always for :latest or no tag (a digest pins: IfNotPresent).
+    text = str(image or "")
+    if "@" in text:
+        return "IfNotPresent"
+    last = text.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _container(c: JSON) -> JSON:
+    c = _fill(
+        c,
+        {
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": _pull_policy(c.get("image")),
+            "resources": {},
+        },
+    )
+    c = _with(c, "ports", _each(c.get("ports"), _port)) if "ports" in c else c
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        c = _at(c, probe, _probe)
+    return c
+
+
+def _pod_spec(spec: JSON) -> JSON:
+    spec = _fill(
+        spec,
+        {
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "enableServiceLinks": True,
+        },
+    )
+    for key in ("containers", "initContainers"):
+        if key in spec:
+            spec = _with(spec, key, _each(spec.get(key), _container))
+    return spec
+
+
+def _template(template: JSON) -> JSON:
+    return _at(template, "spec", _pod_spec)
+
+
+def _pod(obj: JSON) -> JSON:
+    return _at(obj, "spec", _pod_spec)
+
+
+def _deployment(obj: JSON) -> JSON:
+    def spec(s: JSON) -> JSON:
+        s = _fill(
+            s,
+            {
+                "replicas": 1,
+                "strategy": {"type": "RollingUpdate"},
+                "revisionHistoryLimit": 10,
+                "progressDeadlineSeconds": 600,
+            },
+        )
+        s = _strategy(s, "strategy", {"maxUnavailable": "25%", "maxSurge": "25%"})
+        return _at(s, "template", _template)
+
+    return _at(obj, "spec", spec)
+
+
+def _replica_set(obj: JSON) -> JSON:
+    def spec(s: JSON) -> JSON:
+        return _at(_fill(s, {"replicas": 1}), "template", _template)
+
+    return _at(obj, "spec", spec)
+
+
+def _stateful_set(obj: JSON) -> JSON:
+    def spec(s: JSON) -> JSON:
+        s = _fill(
+            s,
+            {
+                "replicas": 1,
+                "podManagementPolicy": "OrderedReady",
+                "updateStrategy": {"type": "RollingUpdate"},
+                "revisionHistoryLimit": 10,
+                "persistentVolumeClaimRetentionPolicy": {
+                    "whenDeleted": "Retain",
+                    "whenScaled": "Retain",
+                },
+            },
+        )
+        s = _strategy(s, "updateStrategy", {"partition": 0})
+        return _at(s, "template", _template)
+
+    return _at(obj, "spec", spec)
+
+
+def _daemon_set(obj: JSON) -> JSON:
+    def spec(s: JSON) -> JSON:
+        s = _fill(s, {"updateStrategy": {"type": "RollingUpdate"}, "revisionHistoryLimit": 10})
+        s = _strategy(s, "updateStrategy", {"maxUnavailable": 1, "maxSurge": 0})
+        return _at(s, "template", _template)
+
+    return _at(obj, "spec", spec)
+
+
+def _job_spec(s: JSON) -> JSON:
+    if s.get("completions") is None and s.get("parallelism") is None:
+        s = _fill(s, {"completions": 1, "parallelism": 1})
+    s = _fill(
+        s,
+        {
+            "parallelism": 1,
+            "backoffLimit": 6,
+            "completionMode": "NonIndexed",
+            "suspend": False,
+            "podReplacementPolicy": "TerminatingOrFailed",
+        },
+    )
+    return _at(s, "template", _template)
+
+
+def _job(obj: JSON) -> JSON:
+    return _at(obj, "spec", _job_spec)
+
+
+def _cron_job(obj: JSON) -> JSON:
+    def spec(s: JSON) -> JSON:
+        s = _fill(
+            s,
+            {
+                "concurrencyPolicy": "Allow",
+                "suspend": False,
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 1,
+            },
+        )
+        return _at(s, "jobTemplate", lambda t: _at(t, "spec", _job_spec))
+
+    return _at(obj, "spec", spec)
+
+
+_DEFAULTERS: dict[str, Callable[[JSON], JSON]] = {
+    "/pods": _pod,
+    "apps/deployments": _deployment,
+    "apps/replicasets": _replica_set,
+    "apps/statefulsets": _stateful_set,
+    "apps/daemonsets": _daemon_set,
+    "batch/jobs": _job,
+    "batch/cronjobs": _cron_job,
+}
+
+
+def apply_defaults(key: str, obj: JSON) -> JSON:
+    """``obj`` (a built-in of storage key ``key``) with kube's defaults: ``obj`` itself
+    when nothing was missing, else a copy sharing what it did not change."""
+    defaulter = _DEFAULTERS.get(key)
+    return obj if defaulter is None else defaulter(obj)
