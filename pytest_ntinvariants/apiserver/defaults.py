@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["apply_defaults"]
+__all__ = ["apply_defaults", "pod_status_on_create"]
 
 JSON = dict[str, Any]
 
@@ -251,3 +251,35 @@ def apply_defaults(key: str, obj: JSON) -> JSON:
     when nothing was missing, else a copy sharing what it did not change."""
     defaulter = _DEFAULTERS.get(key)
     return obj if defaulter is None else defaulter(obj)
+
+
+def _qos_class(pod: JSON) -> str:
+    """kube's GetPodQOS: Guaranteed when every container limits cpu and memory and
+    requests what it limits, BestEffort when none requests or limits anything."""
+    spec = pod.get("spec") or {}
+    containers = [
+        c
+        for key in ("containers", "initContainers")
+        for c in spec.get(key) or ()
+        if isinstance(c, dict)
+    ]
+    requested = limited = False
+    guaranteed = True
+    for c in containers:
+        resources = c.get("resources") or {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        requested = requested or bool(requests)
+        limited = limited or bool(limits)
+        for name in ("cpu", "memory"):
+            if name not in limits or requests.get(name, limits[name]) != limits[name]:
+                guaranteed = False
+    if not requested and not limited:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed and containers else "Burstable"
+
+
+def pod_status_on_create(pod: JSON) -> JSON:
+    """The status kube gives a new Pod (its strategy's PrepareForCreate): Pending, with the
+    pod's QoS class."""
+    return {"phase": "Pending", "qosClass": _qos_class(pod)}

@@ -457,6 +457,7 @@ def _content_changed(new: JSON, old: JSON, rt: ResourceType) -> bool:
 
 
 SERVICES_KEY = "/services"
+PODS_KEY = "/pods"
 EVENTS_KEY = "/events"  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
 _EVENTS_STRICT = "events.k8s.io/v1"
 # kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
@@ -884,6 +885,8 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             _default_builtin(rt, obj)
             obj = defaults.apply_defaults(rt.key, obj)
+            if rt.key == PODS_KEY:
+                obj["status"] = defaults.pod_status_on_create(obj)
             _check_bytes(rt, obj, None)
             if rt.key == SERVICES_KEY:
                 self._allocate_service(obj, None, ctx)

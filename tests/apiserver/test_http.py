@@ -875,3 +875,27 @@ def test_workloads_and_pods_get_kubes_defaults(api: Api) -> None:
     job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [container]}}}}
     job_spec = api.post(jobs, job).expect(201)["spec"]
     assert (job_spec["completions"], job_spec["parallelism"], job_spec["backoffLimit"]) == (1, 1, 6)
+
+
+@pytest.mark.parametrize(
+    ("resources", "qos"),
+    [
+        ({}, "BestEffort"),
+        ({"requests": {"cpu": "100m"}}, "Burstable"),
+        ({"limits": {"cpu": "1", "memory": "1Gi"}}, "Guaranteed"),
+        (
+            {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
+            "Burstable",
+        ),
+    ],
+)
+def test_a_new_pod_is_pending_with_its_qos_class(
+    api: Api, resources: dict[str, Any], qos: str
+) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    body = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "image": "x:1", "resources": resources}]},
+        "status": {"phase": "Running"},  # (a client's status is not kept: kube's strategy)
+    }
+    assert api.post(pods, body).expect(201)["status"] == {"phase": "Pending", "qosClass": qos}
