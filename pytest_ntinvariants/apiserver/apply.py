@@ -708,10 +708,7 @@ def apply(
     if meta.get("managedFields") is not None:
         raise errors.BadRequest("metadata.managedFields must be nil")
     if meta.get("name") != name:
-        raise errors.BadRequest(
-            f"the name of the object ({meta.get('name', '')}) does not match the name on the "
-            f"URL ({name})"
-        )
+        raise errors.name_mismatch(meta.get("name", ""), name)
     try:
         config = orjson.loads(orjson.dumps(config))
     except TypeError as e:  # YAML can say what JSON cannot (a map with a number as a key)

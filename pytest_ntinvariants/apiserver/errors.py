@@ -225,6 +225,13 @@ class Timeout(ApiError):
     reason = "Timeout"
 
 
+def name_mismatch(sent: object, name: str) -> BadRequest:
+    """kube's checkName: the body names another object than the URL (400)."""
+    return BadRequest(
+        f"the name of the object ({sent}) does not match the name on the URL ({name})"
+    )
+
+
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> Invalid:
     """Build the 422 exactly as kube-apiserver words it.
 

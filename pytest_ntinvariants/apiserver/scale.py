@@ -127,10 +127,7 @@ def with_scale(rt: ResourceType, obj: JSON, scale: Any) -> JSON:
     meta: JSON = raw_meta if isinstance(raw_meta, dict) else {}
     name = str((obj.get("metadata") or {}).get("name", ""))
     if meta.get("name", name) != name:
-        raise errors.BadRequest(
-            f"the name of the object ({meta.get('name')}) does not match the name on the "
-            f"URL ({name})"
-        )
+        raise errors.name_mismatch(meta.get("name"), name)
     spec: JSON = raw_spec if isinstance(raw_spec, dict) else {}
     replicas = spec.get("replicas", 0)
     if not isinstance(replicas, int) or isinstance(replicas, bool):

@@ -946,10 +946,7 @@ class Store:
             return self._as_served(v, rt)
         meta = _meta(new)
         if meta.get("name", name) != name:
-            raise errors.BadRequest(
-                f"the name of the object ({meta.get('name')}) does not match the name on "
-                f"the URL ({name})"
-            )
+            raise errors.name_mismatch(meta.get("name"), name)
         with self._lock:  # (what exists and what this write does, decided at once)
             if not subresource and rt.create_on_update and not self.exists(rt, namespace, name):
                 # kube's AllowCreateOnUpdate: the PUT of a missing object creates it.
@@ -1121,10 +1118,7 @@ class Store:
                 # (untouched, it is the stored metadata: these checks pass as they did)
                 if meta.get("name", name) != name:
                     # kube's checkName runs on the patched object too: a patch cannot rename.
-                    raise errors.BadRequest(
-                        f"the name of the object ({meta.get('name')}) does not match the name "
-                        f"on the URL ({name})"
-                    )
+                    raise errors.name_mismatch(meta.get("name"), name)
                 if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
                     raise errors.BadRequest(
                         "the namespace of the provided object does not match the namespace "
