@@ -282,6 +282,11 @@ def _base64_error_at(text: str) -> int | None:
     return None
 
 
+def _decoded_len(text: str) -> int:
+    """The length of what valid padded base64 ``text`` decodes to, without decoding it."""
+    return len(text) // 4 * 3 - (len(text) - len(text.rstrip("=")))
+
+
 def _config_key_causes(path: str, key: str) -> builtins.list[Cause]:
     """kube's IsConfigMapKey, for a key of ``path`` (``data``, ``binaryData``)."""
     shown = _go_quote(key)
@@ -335,11 +340,9 @@ def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list
                                 f"present in binaryData",
                             )
                         )
-        total += sum(len(v) for v in values.values() if isinstance(v, str))
-    if rt.key == "/secrets":
-        total = sum(
-            len(base64.b64decode(v)) for v in (obj.get("data") or {}).values() if isinstance(v, str)
-        )
+        # kube counts bytes fields decoded (they passed _check_bytes: valid base64).
+        size = _decoded_len if bag in _BYTES_FIELDS[rt.key] else len
+        total += sum(size(v) for v in values.values() if isinstance(v, str))
     if total > _MAX_DATA_SIZE:
         causes.append(
             Cause("", f"Too long: must have at most {_MAX_DATA_SIZE} bytes", "FieldValueTooLong")

@@ -3,6 +3,7 @@ CRDs, discovery and the built-in kinds, checked on the wire."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import TYPE_CHECKING, Any
 
@@ -899,3 +900,13 @@ def test_a_new_pod_is_pending_with_its_qos_class(
         "status": {"phase": "Running"},  # (a client's status is not kept: kube's strategy)
     }
     assert api.post(pods, body).expect(201)["status"] == {"phase": "Pending", "qosClass": qos}
+
+
+def test_secret_size_counts_the_decoded_bytes(api: Api) -> None:
+    limit = 1024 * 1024
+    fits = base64.b64encode(b"x" * limit).decode()  # (its base64 is a third longer: fine)
+    api.post(SECRETS, {"metadata": {"name": "fits"}, "data": {"k": fits}}).expect(201)
+    over = base64.b64encode(b"x" * (limit + 1)).decode()
+    api.post(SECRETS, {"metadata": {"name": "over"}, "data": {"k": over}}).expect_status(
+        422, "Invalid"
+    )
