@@ -14,16 +14,18 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import math
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
-import yaml
 from aiohttp import web
 
-from .. import _yaml
-from . import discovery, errors, protobuf, reviews, scale
+from . import decode, discovery, errors, protobuf, reviews, scale
+from .decode import MAX_BODY_BYTES
 from .hooks import Interceptor, RequestInfo
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
@@ -42,8 +44,6 @@ __all__ = ["MAX_BODY_BYTES", "ApiHandler"]
 
 log = logging.getLogger("pytest_ntinvariants.apiserver")
 
-# kube-apiserver refuses request bodies over 3 MiB (``maxRequestBodyBytes``).
-MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON_CT = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -96,31 +96,58 @@ def _wants_aggregated(request: web.Request) -> bool:
     return "as=APIGroupDiscoveryList" in request.headers.get("Accept", "")
 
 
-def _parse_float(value: str | None, name: str) -> float | None:
+# Go's strconv syntax, which kube's query decoding uses: no spaces, underscores, other
+# digits than ASCII, nan or inf, all of which Python's int() and float() would take.
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_UINT = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _parse_seconds(value: str | None, name: str) -> float | None:
+    # kube reads timeoutSeconds as an int64; kopf sends str(float) ("2.0"), so a decimal
+    # is taken too, but only a finite one.
     if value in (None, ""):
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid value for {name}: {value!r}") from None
+    if not _DECIMAL.fullmatch(value):
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax')
+    seconds = float(value)
+    if not math.isfinite(seconds):  # 1e999
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": value out of range')
+    return seconds
 
 
 def _parse_int(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid value for {name}: {value!r}") from None
+    if not _GO_INT.fullmatch(value):
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax')
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise errors.BadRequest(f'strconv.ParseInt: parsing "{value}": value out of range')
+    return number
 
 
 def _parse_rv(value: str | None) -> int | None:
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f'invalid resource version "{value}"') from None
+    if not _GO_UINT.fullmatch(value) or int(value) >= 2**64:
+        raise errors.BadRequest(f'invalid resource version "{value}"')
+    return int(value)
+
+
+def _path_parts(request: web.Request) -> list[str]:
+    """The path's segments, each decoded on its own, as kube's request info splits them.
+
+    Decoding the whole path first would turn ``configmaps/%2F`` into ``configmaps//``,
+    which reads as the collection; an empty or slash-holding segment names nothing.
+    """
+    raw = request.rel_url.raw_path
+    parts = raw.strip("/").split("/")
+    if "%" in raw:
+        parts = [unquote(p) for p in parts]
+    if any(not p or "/" in p for p in parts):
+        raise errors.NotFound("the server could not find the requested resource")
+    return parts
 
 
 class ApiHandler:
@@ -216,12 +243,19 @@ class ApiHandler:
         path = request.path
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok", content_type="text/plain")
+        parts = _path_parts(request)
+        if request.method not in ("GET", "HEAD") and (
+            parts[0] not in ("api", "apis") or len(parts) <= (2 if parts[0] == "api" else 3)
+        ):
+            # Discovery, /version and /openapi are read-only documents.
+            raise errors.MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
         if path == "/version":
             return _json(discovery.KUBE_VERSION)
         if path.startswith("/openapi/"):
             return self._openapi(path)
-        parts = [p for p in path.split("/") if p]
-        if not parts or parts[0] not in ("api", "apis"):
+        if parts[0] not in ("api", "apis"):
             raise errors.NotFound("the server could not find the requested resource")
         registry = self.store.registry
         if parts[0] == "api":
@@ -388,10 +422,8 @@ class ApiHandler:
                     "API server: patch (merge or json) or replace the Scale instead"
                 )
             if ctype == APPLY_PATCH:
-                try:
-                    config = _yaml.load(info.body)  # YAML, or JSON (which YAML reads too)
-                except yaml.YAMLError as e:
-                    raise errors.BadRequest(f"error decoding YAML: {e}") from None
+                # YAML, or JSON (which YAML reads too), worded as kube's applyPatcher does.
+                config = decode.yaml_body(info.body, prefix="error decoding YAML")
                 v, created = store.apply(rt, namespace, name, config, ctx, subresource=sub)
                 return self._written(request, rt, v, ctx, status=201 if created else 200)
             if "force" in q:
@@ -407,7 +439,7 @@ class ApiHandler:
                         )
                     ],
                 )
-            patch = self._parse_json(info.body)
+            patch = decode.json_body(info.body)
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             if sub == "scale":
@@ -471,26 +503,18 @@ class ApiHandler:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @staticmethod
-    def _parse_json(body: bytes) -> Any:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise errors.BadRequest(f"the request body is not valid JSON: {e}") from None
-
     def _decode(self, request: web.Request, body: bytes) -> Any:
         # The python client sends POST/PUT bodies without Content-Type; kube defaults to JSON.
         ctype = request.content_type if "Content-Type" in request.headers else JSON_CT
-        if ctype in (JSON_CT, "application/octet-stream", "text/plain"):
-            return self._parse_json(body)
+        if ctype == JSON_CT:
+            return decode.json_body(body)
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-            try:
-                return _yaml.load(body)
-            except yaml.YAMLError as e:
-                raise errors.BadRequest(f"the request body is not valid YAML: {e}") from None
+            return decode.yaml_body(body)
         if ctype == protobuf.MEDIA_TYPE:
             # kubectl's typed generators (`kubectl create namespace`, `auth can-i`, ...) send it.
-            return protobuf.decode(body)
+            data = protobuf.decode(body)
+            decode.check_depth(data)
+            return data
         raise errors.UnsupportedMediaType(
             f"the body of the request was in an unknown format ({ctype}) - accepted media "
             f"types include: application/json, application/yaml, {protobuf.MEDIA_TYPE}"
@@ -499,7 +523,7 @@ class ApiHandler:
     def _delete_options(self, request: web.Request, body: bytes) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if body.strip():
-            parsed = self._parse_json(body)
+            parsed = decode.json_body(body)
             if not isinstance(parsed, dict):
                 raise errors.BadRequest("DeleteOptions must be a JSON object")
             options = parsed
@@ -597,7 +621,7 @@ class ApiHandler:
         )
         if info.name:  # the deprecated /watch/.../NAME form watches one object
             fields = FieldSelector((*fields.terms, ("metadata.name", True, info.name)))
-        timeout = _parse_float(q.get("timeoutSeconds"), "timeoutSeconds")
+        timeout = _parse_seconds(q.get("timeoutSeconds"), "timeoutSeconds")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         initial = q.get("sendInitialEvents") in ("true", "1")
         if initial and (not bookmarks or q.get("resourceVersionMatch") != "NotOlderThan"):

@@ -34,6 +34,7 @@ import orjson
 
 from . import apply as ssa
 from . import defaults, errors, scale
+from .decode import check_depth
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
@@ -1003,7 +1004,10 @@ class Store:
         elif content_type == JSON_PATCH:
 
             def compute(cur: JSON) -> Any:
-                return apply_json_patch(cur, patch)
+                patched = apply_json_patch(cur, patch)
+                # copy and move can nest an object deeper than any one body may.
+                check_depth(patched, "patched object")
+                return patched
         elif content_type == STRATEGIC_PATCH and rt.builtin:
             if not isinstance(patch, dict):
                 raise errors.BadRequest("strategic merge patch must be a JSON object")
