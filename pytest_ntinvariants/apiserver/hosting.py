@@ -38,6 +38,9 @@ __all__ = ["FakeApiServer", "InterceptorHandle"]
 
 JSON = dict[str, Any]
 
+# The longest request line served: kube-apiserver's MaxHeaderBytes.
+MAX_REQUEST_LINE = 1 << 20
+
 
 @dataclass
 class InterceptorHandle:
@@ -159,8 +162,14 @@ class FakeApiServer:
         self.stop()
 
     async def _setup(self) -> None:
-        app = web.Application(client_max_size=0, handler_args={"max_field_size": 65536})
-        app.router.add_route("*", "/{tail:.*}", self.handler.handle)
+        # Request lines as long as kube-apiserver takes (Go's MaxHeaderBytes, 1 MiB): a
+        # long label selector is a URL kube serves, where aiohttp would stop at 8 KiB.
+        app = web.Application(
+            client_max_size=0,
+            handler_args={"max_field_size": 65536, "max_line_size": MAX_REQUEST_LINE},
+        )
+        # Every path reaches the handler, those holding an escaped newline too.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handler.handle)
         # No access log: it costs more than serving the request does. The shutdown timeout
         # belongs on the runner (aiohttp >= 3.9 deprecates it on the site).
         self._runner = web.AppRunner(
