@@ -7,6 +7,11 @@ Python's limit.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -315,3 +320,42 @@ def test_a_crd_schema_at_the_limit_installs_and_validates(api: Api) -> None:
     wrong = orjson.loads(orjson.dumps(body).replace(b'"top"', b"5").replace(b'"t"', b'"t2"'))
     status = api.post(towers, wrong).expect_status(422, "Invalid")
     assert "must be of type string" in status["message"] or "string" in status["message"]
+
+
+def test_a_cli_server_fed_the_reproductions_serves_on_and_exits_0() -> None:
+    """The poisoned collection once made SIGTERM exit 1; the alias bomb killed the process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_ntinvariants.apiserver.cli"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
+
+        def send(method: str, path: str, body: bytes, ctype: str) -> int:
+            req = urllib.request.Request(
+                url + path, data=body, method=method, headers={"Content-Type": ctype}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+
+        cm = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\ndata: {%s}\n"
+        assert send("POST", CMS, cm % (b"bin", b"a: !!binary aGk="), YAML) == 201
+        assert send("POST", CMS, cm % (b"keys", b"1: x"), YAML) == 201
+        assert send("POST", CMS, BILLION_LAUGHS, YAML) == 400
+        assert send("POST", CMS, b"[" * 3_000_000, YAML) == 400
+        assert send("POST", CMS, b'{"a":' * 900 + b"1" + b"}" * 900, "application/json") == 400
+        with urllib.request.urlopen(url + CMS, timeout=30) as resp:
+            names = [i["metadata"]["name"] for i in orjson.loads(resp.read())["items"]]
+        assert sorted(names) == ["bin", "keys"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
