@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ControllerFactory, ScriptedChannel, permanent, retryable, spec
+from rc_kit import ControllerFactory, ScriptedChannel, permanent, retryable, spec
 from rc_memapi import MemoryApi, server_error
 from variants import NoDedupe
 

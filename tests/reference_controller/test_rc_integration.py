@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import spec
 from rc_http import Endpoint, serve
+from rc_kit import spec
 from variants import NoDedupe, TimestampWindowDedupe
 
 from reference_controller import ControllerConfig, build_controller, crd_manifest, run_operator
