@@ -268,7 +268,7 @@ class NotificationController:
         self.redactor = redactor or default_redactor()
         self.planner = StatusPlanner(
             holder=self.identity,
-            claim_timeout=config.claim_timeout,
+            claim_timeout=config.effective_claim_timeout,
             clock=clock,
             backoff=self.backoff,
             default_channels=config.default_channels,

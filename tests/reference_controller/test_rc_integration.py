@@ -16,6 +16,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,17 @@ from rc_http import Endpoint, serve
 from rc_kit import spec
 from variants import NoDedupe, TimestampWindowDedupe
 
-from reference_controller import ControllerConfig, build_controller, crd_manifest, run_operator
+from reference_controller import (
+    ControllerConfig,
+    build_controller,
+    build_registry,
+    crd_manifest,
+    run_operator,
+)
 from reference_controller.models import API_VERSION, KIND
 
 apiserver = pytest.importorskip("pytest_ntinvariants.apiserver")
+operators = pytest.importorskip("pytest_ntinvariants.operators")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -250,6 +258,60 @@ async def test_the_reference_delivers_once_on_the_same_events(
     assert len(handled) >= 4  # ADDED, then the bodies of Pending, Sending and Sent
     assert calls_by_uid(slack) == Counter({obj["metadata"]["uid"]: 1})
     assert watcher.status("fixed")["totalAttempts"] == 1
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_replicas_claim_is_taken_over_after_the_scaled_claim_timeout(
+    server: Any, watcher: Watcher
+) -> None:
+    # The default 60 s claim timeout at time scale 0.01 is 0.6 s; the real-time floor
+    # min(60, 2 x http_timeout) = 0.5 s is below it, so the scaled value is what counts.
+    config = ControllerConfig(time_scale=0.01, http_timeout=0.25, seed=1)
+    assert config.effective_claim_timeout == pytest.approx(0.6)
+    release = asyncio.Event()
+    arrivals: list[datetime] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        arrivals.append(datetime.now(UTC))
+        watcher.poke()  # an endpoint call is not a store change: wake the waiter too
+        if len(arrivals) == 1:
+            await release.wait()  # replica-a's delivery never returns: it dies mid-call
+        return web.Response(text="ok")
+
+    async with serve(answer) as slack:
+        settings = config.replace(slack_webhook_url=slack.url)
+
+        def registry(identity: str) -> Any:
+            return build_registry(
+                settings.replace(identity=identity),
+                connection=connection(server, identity),
+            )
+
+        # A real crash (kopf's tasks cancelled, its connections cut) between claim and record.
+        doomed = operators.KopfReplica(server, "replica-a", registry, namespaces=["default"])
+        await asyncio.to_thread(doomed.start)
+        try:
+            create(server, "orphaned", spec("slack"))
+            await watcher.until(lambda: len(slack.requests) == 1)
+            await asyncio.to_thread(doomed.crash)
+        finally:
+            release.set()
+            if doomed.running:  # the crash did not happen: do not leave the thread behind
+                await asyncio.to_thread(doomed.stop)
+        (claim,) = watcher.status("orphaned")["claims"]
+        assert claim["holder"] == "replica-a" and watcher.status("orphaned")["phase"] == "Sending"
+
+        async with replicas(server, "replica-b", **settings.model_dump(exclude={"identity"})):
+            # Unscaled, the claim would block the object for a minute: far beyond this wait.
+            status = await watcher.phase("orphaned", "Sent")
+    claimed_at = datetime.fromisoformat(claim["claimedAt"])
+    waited = (arrivals[1] - claimed_at).total_seconds()
+    assert 0.6 <= waited < 10  # the claim was respected until it expired, and no longer
+    (attempt,) = status["deliveryAttempts"]  # the takeover delivered and recorded it once
+    assert (attempt["attempt"], attempt["holder"]) == (1, "replica-b")
+    assert status["claims"] == []
+    keys = [r["headers"]["Idempotency-Key"] for r in slack.requests]
+    assert len(keys) == 2 and len(set(keys)) == 1  # the one allowed repeat, recognisable
 
 
 @pytest.mark.asyncio
