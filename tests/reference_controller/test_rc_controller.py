@@ -299,7 +299,7 @@ async def test_subject_and_body_are_redacted_but_the_spec_is_not(
     console = ScriptedChannel()
     controller = make_controller(channels={CONSOLE: console})
     obj = memapi.create(
-        spec("console", subject="login failed: password=hunter2", body="token: abc123 on prod-app")
+        spec("console", subject="login failed: password=hunter2", body="prod-app: token: abc123")
     )
     await controller.on_watch_event("ADDED", obj)
     (request,) = console.calls
