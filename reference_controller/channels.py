@@ -1,7 +1,9 @@
 """Delivery channels: console, log, file, slack, webhook; email/teams/sms are not configured.
 
 Each channel turns one ``DeliveryRequest`` into a classified ``Outcome`` and never raises
-for a delivery failure. The request's subject and body are already redacted. Every HTTP
+for a delivery failure. A channel is only ever given ``DeliveryRequest.redacted()``: the
+controller redacts every request there, once, for every channel, so no channel (present or
+future) has to remember to. Every HTTP
 delivery carries the attribution headers ``X-Notification-Uid``, ``-Namespace``, ``-Name``,
 ``-Channel``, ``-Attempt`` and ``Idempotency-Key: <uid>/<channel>/<attempt>``: a receiver
 can drop a repeated delivery of the same attempt (which can only happen after a claim was
@@ -19,7 +21,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, runtime_checkable
@@ -30,6 +32,7 @@ import yaml
 from .classify import ErrorKind, Outcome, classify_exception, classify_http_status
 from .config import ControllerConfig
 from .models import ChannelName, FileFormat, NotificationSpec, Phase, Priority
+from .redact import Redactor, default_redactor
 
 __all__ = [
     "HEADER_ATTEMPT",
@@ -71,7 +74,7 @@ _PRIORITY_EMOJI: Final = {
 
 @dataclass(frozen=True)
 class DeliveryRequest:
-    """Everything a channel needs for one attempt; ``subject``/``body`` are redacted."""
+    """Everything a channel needs for one attempt (channels get it ``redacted()``)."""
 
     uid: str
     namespace: str
@@ -88,6 +91,54 @@ class DeliveryRequest:
     phase: Phase | None = None
     successful_deliveries: int = 0
     failed_deliveries: int = 0
+
+    def redacted(self, redactor: Redactor | None = None) -> DeliveryRequest:
+        """A copy with every secret replaced: what the controller hands to every channel.
+
+        Redacted (``redact`` module): the subject and body (both the fields and the spec's),
+        ``spec.metadata``, every action link's URL, label and service, recipients' webhook
+        URLs, and the labels and annotations; map entries whose key names a secret lose
+        their whole value. Identifiers (uid, namespace, name, channel, attempt, holder) are
+        names the API server validated and receivers attribute calls by, so they stay, as
+        does the file channel's output directory (a path the channel resolves, not content).
+        """
+        redactor = redactor if redactor is not None else default_redactor()
+        text = redactor.text
+        spec = self.spec
+        safe_spec = spec.model_copy(
+            update={
+                "subject": text(spec.subject),
+                "body": text(spec.body),
+                "metadata": redactor.redact_fields(spec.metadata),
+                "action_links": tuple(
+                    link.model_copy(
+                        update={
+                            "service": text(link.service),
+                            "url": redactor.url(link.url),
+                            "label": text(link.label),
+                        }
+                    )
+                    for link in spec.action_links
+                ),
+                "recipients": tuple(
+                    recipient.model_copy(
+                        update={"webhook_url": redactor.url(recipient.webhook_url)}
+                    )
+                    if recipient.webhook_url
+                    else recipient
+                    for recipient in spec.recipients
+                ),
+            }
+        )
+        return replace(
+            self,
+            spec=safe_spec,
+            subject=text(self.subject),
+            body=text(self.body),
+            metadata=redactor.redact_fields(self.metadata),
+            labels=redactor.redact_fields(self.labels),
+            annotations=redactor.redact_fields(self.annotations),
+        )
 
     @property
     def idempotency_key(self) -> str:

@@ -13,7 +13,7 @@ field                                 environment variable         default
 ``ca_bundle``                         ``NOTIFY_CA_BUNDLE``         system trust store
 ``time_scale``                        ``NOTIFY_TIME_SCALE``        1.0
 ``http_timeout``                      ``NOTIFY_HTTP_TIMEOUT``      10 s (the original's)
-``claim_timeout``                     ``NOTIFY_CLAIM_TIMEOUT``     60 s
+``claim_timeout``                     ``NOTIFY_CLAIM_TIMEOUT``     60 s, scaled (see below)
 ``seed``                              ``NOTIFY_SEED``              unset: unseeded jitter
 ``identity``                          ``NOTIFY_IDENTITY``          ``<hostname>-<pid>``
 ``default_channels``                  ``NOTIFY_DEFAULT_CHANNELS``  none (comma-separated)
@@ -22,6 +22,30 @@ field                                 environment variable         default
 ``max_conflicts``                     ``NOTIFY_MAX_CONFLICTS``     16
 ``log_format``                        ``NOTIFY_LOG_FORMAT``        ``text`` (or ``json``)
 ====================================  ===========================  ==========================
+
+Time scale. ``time_scale`` multiplies the durations of the notification protocol: every
+retry delay (backoff, ``Retry-After``, error backoff) and the claim timeout, so 0.001 turns
+the default policy's seconds into milliseconds. ``http_timeout`` is not scaled: it bounds a
+real HTTP call to a real endpoint, which takes as long as it takes at any scale.
+
+Claim timeout. A claim (a delivery announced in status before it is made) may be taken over
+by another replica once it is older than ``effective_claim_timeout``, which is real seconds::
+
+    max(claim_timeout * time_scale, min(claim_timeout, 2 * http_timeout))
+
+The first term is the claim timeout scaled like a backoff (60 s become 60 ms at
+``time_scale=0.001``). The second is a floor in real time: a claim must not expire while its
+holder may still be delivering (up to ``http_timeout``) and then recording the result
+(allowed as long again), or the healthy holder and the replica taking over would both
+deliver. The floor never exceeds ``claim_timeout``, so a time scale never lengthens a claim,
+and at ``time_scale=1`` the effective timeout is ``claim_timeout`` itself.
+
+Validation compares real seconds with real seconds: ``effective_claim_timeout`` must exceed
+``http_timeout`` (for ``time_scale <= 1`` that is ``claim_timeout > http_timeout``). So a
+quick takeover under a small time scale needs a small ``http_timeout`` as well: at
+``time_scale=0.001`` with the defaults a crashed replica's claim is taken over after 20 s
+(the floor), with ``http_timeout=1.0`` (local test endpoints) after 2 s, with
+``http_timeout=0.02`` after the scaled 60 ms.
 """
 
 from __future__ import annotations
@@ -72,15 +96,21 @@ class ControllerConfig(BaseModel):
     time_scale: float = Field(
         default=1.0,
         gt=0,
-        description="Multiplies every retry delay (backoff, Retry-After, error backoff); "
-        "0.001 turns seconds into milliseconds for test suites. The CRD contract is unchanged.",
+        description="Multiplies every retry delay (backoff, Retry-After, error backoff) and "
+        "the claim timeout; 0.001 turns seconds into milliseconds for test suites. The CRD "
+        "contract is unchanged. Never applied to http_timeout.",
     )
-    http_timeout: float = Field(default=10.0, gt=0, description="Total timeout of one delivery.")
+    http_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Total timeout of one HTTP delivery, in real seconds (not scaled).",
+    )
     claim_timeout: float = Field(
         default=60.0,
         gt=0,
         description="Age after which another replica may take over an unrecorded claim "
-        "(a crash between claim and record). Not scaled by time_scale.",
+        "(a crash between claim and record), scaled by time_scale like a backoff but never "
+        "below min(claim_timeout, 2 * http_timeout) real seconds: see effective_claim_timeout.",
     )
     seed: int | None = Field(default=None, description="Seed of the backoff jitter generator.")
     identity: str = Field(
@@ -113,14 +143,29 @@ class ControllerConfig(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @property
+    def effective_claim_timeout(self) -> float:
+        """Real seconds after which a claim may be taken over (see the module docstring).
+
+        ``claim_timeout * time_scale``, but never below ``min(claim_timeout,
+        2 * http_timeout)``: the holder's delivery (real time, up to ``http_timeout``) and its
+        record write must fit in the claim at any scale.
+        """
+        floor = min(self.claim_timeout, 2 * self.http_timeout)
+        return max(self.claim_timeout * self.time_scale, floor)
+
     @model_validator(mode="after")
     def _claims_outlive_deliveries(self) -> Self:
-        # A claim may be taken over once it is older than claim_timeout; if a delivery could
-        # still be in flight by then, a healthy replica and its successor would both deliver.
-        if self.claim_timeout <= self.http_timeout:
+        # A claim may be taken over once it is older than the effective claim timeout; if a
+        # delivery could still be in flight by then, a healthy replica and its successor
+        # would both deliver. Both sides are real seconds: the scaled claim timeout (with
+        # its floor) against the HTTP timeout, which no time scale shortens.
+        if self.effective_claim_timeout <= self.http_timeout:
             raise ValueError(
-                f"claim_timeout ({self.claim_timeout}s) must exceed http_timeout "
-                f"({self.http_timeout}s), or a slow delivery could be taken over and repeated"
+                f"the claim timeout ({self.effective_claim_timeout:g}s of real time: "
+                f"claim_timeout {self.claim_timeout:g}s at time_scale {self.time_scale:g}) "
+                f"must exceed http_timeout ({self.http_timeout:g}s), or a slow delivery could "
+                "be taken over and repeated"
             )
         return self
 

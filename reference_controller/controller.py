@@ -268,7 +268,7 @@ class NotificationController:
         self.redactor = redactor or default_redactor()
         self.planner = StatusPlanner(
             holder=self.identity,
-            claim_timeout=config.claim_timeout,
+            claim_timeout=config.effective_claim_timeout,
             clock=clock,
             backoff=self.backoff,
             default_channels=config.default_channels,
@@ -462,11 +462,10 @@ class NotificationController:
         status = parse_status(obj)
         meta = obj.get("metadata") or {}
         policy = spec.effective_retry_policy
-        subject = self.redactor.redact(spec.subject).text
-        body = self.redactor.redact(spec.body).text
-        metadata = {key: self.redactor.redact(value).text for key, value in spec.metadata.items()}
 
         async def deliver(request: ClaimRequest) -> tuple[Outcome, datetime, float]:
+            # The one place every channel's input is made: redacted here, for all of them
+            # (built-in, unconfigured or injected), so a channel cannot forget it.
             delivery = DeliveryRequest(
                 uid=ref.uid,
                 namespace=ref.namespace,
@@ -474,16 +473,16 @@ class NotificationController:
                 channel=request.channel,
                 attempt=request.attempt,
                 spec=spec,
-                subject=subject,
-                body=body,
-                metadata=metadata,
+                subject=spec.subject,
+                body=spec.body,
+                metadata=spec.metadata,
                 holder=self.identity,
                 labels=dict(meta.get("labels") or {}),
                 annotations=dict(meta.get("annotations") or {}),
                 phase=status.phase,
                 successful_deliveries=status.successful_deliveries,
                 failed_deliveries=status.failed_deliveries,
-            )
+            ).redacted(self.redactor)
             channel = self.channels.get(request.channel)
             started = time.monotonic()
             if channel is None:

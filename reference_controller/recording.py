@@ -180,7 +180,9 @@ class StatusIO(Protocol):
 class StatusPlanner:
     """Pure decisions about one replica's view of objects (no I/O).
 
-    ``clock`` returns the current time (UTC); ``holder`` is this replica's identity.
+    ``clock`` returns the current time (UTC); ``holder`` is this replica's identity;
+    ``claim_timeout`` is in real seconds, already scaled (the controller passes
+    ``ControllerConfig.effective_claim_timeout``).
     """
 
     def __init__(

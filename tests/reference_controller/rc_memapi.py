@@ -62,8 +62,12 @@ class MemoryApi:
         name: str = "nr-1",
         namespace: str = "default",
         status: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Store a new object (status dropped unless given) and return a copy."""
+        """Store a new object (status dropped unless given) and return a copy.
+
+        ``metadata`` adds fields (labels, annotations) to the generated metadata.
+        """
         uid = str(uuid.uuid4())
         obj: dict[str, Any] = {
             "apiVersion": API_VERSION,
@@ -75,6 +79,7 @@ class MemoryApi:
                 "generation": 1,
                 "resourceVersion": str(next(self._rv)),
                 "creationTimestamp": "2025-12-26T10:00:00Z",
+                **copy.deepcopy(dict(metadata or {})),
             },
             "spec": copy.deepcopy(dict(spec)),
         }

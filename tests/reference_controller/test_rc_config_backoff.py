@@ -134,3 +134,37 @@ def test_retry_after_is_a_minimum_and_capped() -> None:
     assert backoff.delay(DEFAULT, 1, retry_after=1) < 40  # shorter than backoff: ignored
     assert backoff.delay(DEFAULT, 1, retry_after=10**9) == MAX_RETRY_AFTER
     assert backoff.delay(DEFAULT, 1, retry_after=0) <= 33
+
+
+@pytest.mark.parametrize(
+    ("settings", "effective"),
+    [
+        ({}, 60.0),  # time scale 1: the configured value itself
+        ({"time_scale": 2.0}, 120.0),  # a slower scale lengthens it, as it does a backoff
+        ({"time_scale": 0.001, "http_timeout": 0.02}, 0.06),  # scaled like a backoff
+        ({"time_scale": 0.001, "http_timeout": 1.0}, 2.0),  # floor: delivery + as long again
+        ({"time_scale": 0.001}, 20.0),  # the default HTTP timeout keeps its floor
+        ({"time_scale": 0.001, "http_timeout": 1.0, "claim_timeout": 1.5}, 1.5),  # floor <= it
+        ({"time_scale": 0.5, "claim_timeout": 30.0}, 20.0),
+    ],
+)
+def test_claim_timeout_scales_like_the_backoff_above_the_delivery_floor(
+    settings: dict[str, float], effective: float
+) -> None:
+    config = ControllerConfig(**settings)
+    assert config.effective_claim_timeout == pytest.approx(effective)
+    # However it is scaled, a claim outlives the real HTTP timeout of its holder's delivery.
+    assert config.effective_claim_timeout > config.http_timeout
+
+
+def test_claim_timeout_is_validated_in_real_seconds_against_the_http_timeout() -> None:
+    # Equal to the HTTP timeout: a delivery still in flight could be taken over.
+    with pytest.raises(
+        pydantic.ValidationError,
+        match=r"\(10s of real time: .* at time_scale 0\.001\) must exceed http_timeout \(10s\)",
+    ):
+        ControllerConfig(time_scale=0.001, claim_timeout=10.0, http_timeout=10.0)
+    # At a time scale above 1 the claim lasts claim_timeout x time_scale real seconds.
+    assert ControllerConfig(time_scale=3.0, claim_timeout=5.0).effective_claim_timeout == 15.0
+    with pytest.raises(pydantic.ValidationError, match=r"\(7\.5s of real time"):
+        ControllerConfig(time_scale=1.5, claim_timeout=5.0)

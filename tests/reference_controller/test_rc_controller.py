@@ -8,16 +8,30 @@ controller's own timers at time scale 0.001; tests wait on store changes, never 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ControllerFactory, ScriptedChannel, permanent, retryable, spec
+from rc_kit import (
+    PLANTED,
+    PLANTED_METADATA,
+    ControllerFactory,
+    ScriptedChannel,
+    leaks,
+    permanent,
+    planted_spec,
+    retryable,
+    spec,
+    strings_in,
+)
 from rc_memapi import MemoryApi, server_error
 from variants import NoDedupe
 
 from reference_controller import MemoryAuditSink, ObjectRef
+from reference_controller.channels import DeliveryRequest, slack_blocks
 from reference_controller.classify import PERMANENT_MARKER
 from reference_controller.models import ChannelName, parse_status
 from reference_controller.phases import Reason
@@ -299,13 +313,45 @@ async def test_subject_and_body_are_redacted_but_the_spec_is_not(
     console = ScriptedChannel()
     controller = make_controller(channels={CONSOLE: console})
     obj = memapi.create(
-        spec("console", subject="login failed: password=hunter2", body="token: abc123 on prod-app")
+        spec("console", subject="login failed: password=hunter2", body="prod-app: token: abc123")
     )
     await controller.on_watch_event("ADDED", obj)
     (request,) = console.calls
     assert "hunter2" not in request.subject and "abc123" not in request.body
     assert "prod-app" in request.body
     assert memapi.current(uid_of(obj))["spec"]["subject"] == "login failed: password=hunter2"
+
+
+def everything_a_channel_sees(request: DeliveryRequest) -> str:
+    """Every string in a request, one per line: what any channel could send on."""
+    fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+    fields["spec"] = request.spec.model_dump(mode="json")
+    # A JSON round trip turns enums, tuples and mappings into plain values to walk.
+    plain = json.loads(json.dumps([fields, request.document(), slack_blocks(request)], default=str))
+    return "\n".join(strings_in(plain))
+
+
+@pytest.mark.asyncio
+async def test_every_channel_is_given_only_redacted_requests(
+    memapi: MemoryApi, make_controller: ControllerFactory
+) -> None:
+    # One scripted channel per channel name, built-in or not (email, teams, sms have no
+    # implementation): all are fed by the one redaction point in the controller.
+    channels = {name: ScriptedChannel() for name in ChannelName}
+    controller = make_controller(channels=channels)
+    obj = memapi.create(planted_spec(*ChannelName), metadata=PLANTED_METADATA)
+    await controller.on_watch_event("ADDED", obj)
+    assert memapi.status(uid_of(obj))["phase"] == "Sent"
+    for name, channel in channels.items():
+        (request,) = channel.calls
+        seen = everything_a_channel_sees(request)
+        assert leaks(seen) == [], name
+        for planted in PLANTED:
+            for kept in planted.kept:
+                assert kept in seen, (name, planted.kind, kept)
+    stored = memapi.current(uid_of(obj))
+    assert stored["spec"] == planted_spec(*ChannelName)  # the stored spec keeps its secrets
+    assert stored["metadata"]["labels"] == PLANTED_METADATA["labels"]
 
 
 @pytest.mark.asyncio

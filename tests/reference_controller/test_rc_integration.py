@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,20 +18,29 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import spec
 from rc_http import Endpoint, serve
+from rc_kit import ORDINARY, PLANTED, PLANTED_METADATA, leaks, planted_spec, spec, strings_in
 from variants import NoDedupe, TimestampWindowDedupe
 
-from reference_controller import ControllerConfig, build_controller, crd_manifest, run_operator
+from reference_controller import (
+    ControllerConfig,
+    build_controller,
+    build_registry,
+    crd_manifest,
+    run_operator,
+)
 from reference_controller.models import API_VERSION, KIND
 
 apiserver = pytest.importorskip("pytest_ntinvariants.apiserver")
+operators = pytest.importorskip("pytest_ntinvariants.operators")
+sinks = pytest.importorskip("pytest_ntinvariants.sinks")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -250,6 +261,140 @@ async def test_the_reference_delivers_once_on_the_same_events(
     assert len(handled) >= 4  # ADDED, then the bodies of Pending, Sending and Sent
     assert calls_by_uid(slack) == Counter({obj["metadata"]["uid"]: 1})
     assert watcher.status("fixed")["totalAttempts"] == 1
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_replicas_claim_is_taken_over_after_the_scaled_claim_timeout(
+    server: Any, watcher: Watcher
+) -> None:
+    # The default 60 s claim timeout at time scale 0.01 is 0.6 s; the real-time floor
+    # min(60, 2 x http_timeout) = 0.5 s is below it, so the scaled value is what counts.
+    config = ControllerConfig(time_scale=0.01, http_timeout=0.25, seed=1)
+    assert config.effective_claim_timeout == pytest.approx(0.6)
+    release = asyncio.Event()
+    arrivals: list[datetime] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        arrivals.append(datetime.now(UTC))
+        watcher.poke()  # an endpoint call is not a store change: wake the waiter too
+        if len(arrivals) == 1:
+            await release.wait()  # replica-a's delivery never returns: it dies mid-call
+        return web.Response(text="ok")
+
+    async with serve(answer) as slack:
+        settings = config.replace(slack_webhook_url=slack.url)
+
+        def registry(identity: str) -> Any:
+            return build_registry(
+                settings.replace(identity=identity),
+                connection=connection(server, identity),
+            )
+
+        # A real crash (kopf's tasks cancelled, its connections cut) between claim and record.
+        doomed = operators.KopfReplica(server, "replica-a", registry, namespaces=["default"])
+        await asyncio.to_thread(doomed.start)
+        try:
+            create(server, "orphaned", spec("slack"))
+            await watcher.until(lambda: len(slack.requests) == 1)
+            await asyncio.to_thread(doomed.crash)
+        finally:
+            release.set()
+            if doomed.running:  # the crash did not happen: do not leave the thread behind
+                await asyncio.to_thread(doomed.stop)
+        (claim,) = watcher.status("orphaned")["claims"]
+        assert claim["holder"] == "replica-a" and watcher.status("orphaned")["phase"] == "Sending"
+
+        async with replicas(server, "replica-b", **settings.model_dump(exclude={"identity"})):
+            # Unscaled, the claim would block the object for a minute: far beyond this wait.
+            status = await watcher.phase("orphaned", "Sent")
+    claimed_at = datetime.fromisoformat(claim["claimedAt"])
+    waited = (arrivals[1] - claimed_at).total_seconds()
+    assert 0.6 <= waited < 10  # the claim was respected until it expired, and no longer
+    (attempt,) = status["deliveryAttempts"]  # the takeover delivered and recorded it once
+    assert (attempt["attempt"], attempt["holder"]) == (1, "replica-b")
+    assert status["claims"] == []
+    keys = [r["headers"]["Idempotency-Key"] for r in slack.requests]
+    assert len(keys) == 2 and len(set(keys)) == 1  # the one allowed repeat, recognisable
+
+
+@pytest.mark.asyncio
+async def test_no_planted_secret_reaches_any_endpoint(
+    server: Any,
+    watcher: Watcher,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every kind of secret of rc_kit.PLANTED in one object: in the subject, the body, the
+    # metadata, the action links, the labels and the annotations; delivered by kopf over
+    # real HTTP to the fake Slack and webhook endpoints, to files, to stdout and to the log.
+    caplog.set_level(logging.INFO, logger="reference_controller.channels.log")
+    outbox = tmp_path / "files"
+    with sinks.Sink("slack") as slack, sinks.Sink("webhook") as webhook:
+        async with replicas(
+            server,
+            "replica-a",
+            slack_webhook_url=slack.url,
+            webhook_url=webhook.url,
+            file_dir=outbox,
+        ):
+            server.apply(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "metadata": {"name": "leaky", "namespace": "default", **PLANTED_METADATA},
+                    "spec": planted_spec("console", "log", "file", "slack", "webhook"),
+                }
+            )
+            status = await watcher.phase("leaky", "Sent", "PartiallySent", "Failed")
+        assert status["phase"] == "Sent", status
+        (slack_call,) = slack.calls
+        (webhook_call,) = webhook.calls
+    # What each endpoint received: raw (the bytes on the wire, headers too) and as a reader
+    # sees it (the strings of the JSON document, unescaped).
+    raw: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name, call in (("slack", slack_call), ("webhook", webhook_call)):
+        raw[name] = call.text + json.dumps(dict(call.headers))
+        seen[name] = "\n".join(strings_in(call.json))
+    (written,) = outbox.iterdir()
+    raw["file"] = written.read_text()
+    seen["file"] = "\n".join(strings_in(json.loads(raw["file"])))
+    (line,) = [r.getMessage() for r in caplog.records if r.name.endswith("channels.log")]
+    raw["log"], seen["log"] = line, "\n".join(strings_in(json.loads(line)))
+    raw["console"] = seen["console"] = capsys.readouterr().out
+
+    found = {endpoint: leaks(raw[endpoint] + seen[endpoint]) for endpoint in raw}
+    assert found == {endpoint: [] for endpoint in raw}
+    # The ordinary text around every secret arrives wherever its place is delivered:
+    # console prints subject and body, Slack adds the links, the others send everything.
+    carries = {
+        "console": {"subject", "body"},
+        "slack": {"subject", "body", "link"},
+        "webhook": {"subject", "body", "link", "fields"},
+        "file": {"subject", "body", "link", "fields"},
+        "log": {"subject", "body", "link", "fields"},
+    }
+    missing = {
+        endpoint: [
+            kept
+            for planted in PLANTED
+            if planted.where in places
+            for kept in planted.kept
+            if kept not in seen[endpoint]
+        ]
+        for endpoint, places in carries.items()
+    }
+    assert missing == {endpoint: [] for endpoint in carries}
+    for endpoint in carries:
+        assert ORDINARY in seen[endpoint], endpoint  # "passenger", "tokenizer", "compass"...
+    assert webhook_call.json["labels"] == {
+        "token": "[REDACTED]",
+        "db_password": "[REDACTED]",
+        "app": "payments",
+    }
+    # The stored object keeps what was written: redaction works on copies.
+    assert server.get(API_VERSION, KIND, "leaky")["spec"]["metadata"]["token"] == "MetaTokZk21"
 
 
 @pytest.mark.asyncio

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import spec
+from rc_kit import spec
 from rc_memapi import MemoryApi
 from variants import (
     VARIANTS,
