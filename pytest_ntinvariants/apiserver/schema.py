@@ -585,6 +585,11 @@ def _subschemas(value: Any, owner: StructuralSchema, path: str | None) -> list[_
 # The public class
 
 
+def _clipped(text: str, limit: int = 120) -> str:
+    # A warning is one header line: a rule of thousands of characters is named, not quoted.
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 @dataclass(frozen=True)
 class UnevaluatedRule:
     """An ``x-kubernetes-validations`` rule this fake cannot evaluate, and why."""
@@ -631,7 +636,8 @@ class StructuralSchema:
         if not self.unevaluated_rules:
             return None
         shown = "; ".join(
-            f"{r.path or '<root>'}: {r.rule!r} ({r.reason})" for r in self.unevaluated_rules
+            f"{r.path or '<root>'}: {_clipped(r.rule)!r} ({r.reason})"
+            for r in self.unevaluated_rules
         )
         count = len(self.unevaluated_rules)
         return (
@@ -2263,11 +2269,26 @@ class _Comprehension(_Expr):
 
 _RELOPS = frozenset(("<", "<=", ">", ">=", "==", "!=", "in"))
 
+# How deep a rule may nest, in the parser's own recursion (parentheses, literals, call
+# arguments, unary operators) and in the tree it builds (a chain of ``a + b + ...``):
+# cel-go stops at 250, but one level of parentheses costs this parser nine Python frames
+# and the evaluator recurses once per level, so a rule past these limits is refused as
+# cel-go refuses one past its own, rather than overflowing Python's stack on every
+# object the CRD validates.
+_MAX_CEL_NESTING = 48
+_MAX_CEL_DEPTH = 160
+
 
 class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _lex(text)
         self.pos = 0
+        self.nesting = 0
+
+    def _enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > _MAX_CEL_NESTING:
+            raise _CelSyntaxError("max recursion depth exceeded")
 
     def peek(self) -> _Token:
         return self.tokens[self.pos]
@@ -2290,16 +2311,24 @@ class _Parser:
         expr = self.expr()
         if self.peek().kind != "eof":
             raise _CelSyntaxError(f"unexpected token at {self.peek().pos}")
+        stack = [(expr, 1)]
+        while stack:  # the tree's depth, without recursing over it
+            node, depth = stack.pop()
+            if depth > _MAX_CEL_DEPTH:
+                raise _CelSyntaxError("max recursion depth exceeded")
+            stack.extend((child, depth + 1) for child in node.children())
         return expr
 
     def expr(self) -> _Expr:
+        self._enter()
         cond = self.or_()
         if self.at("?"):
             self.take()
             yes = self.or_()
             self.expect(":")
             no = self.expr()
-            return _Cond(cond, yes, no)
+            cond = _Cond(cond, yes, no)
+        self.nesting -= 1
         return cond
 
     def or_(self) -> _Expr:
@@ -2340,10 +2369,17 @@ class _Parser:
             left = _Binary(op, left, self.unary())
         return left
 
+    def operand(self) -> _Expr:
+        """The operand of a unary operator, which nests as deep as a parenthesis does."""
+        self._enter()
+        operand = self.unary()
+        self.nesting -= 1
+        return operand
+
     def unary(self) -> _Expr:
         if self.at("!"):
             self.take()
-            return _Not(self.unary())
+            return _Not(self.operand())
         if self.at("-"):
             self.take()
             token = self.peek()
@@ -2353,7 +2389,7 @@ class _Parser:
                 if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
                     raise _CelSyntaxError("integer literal out of range")
                 return self.member_suffix(_Lit(value))
-            return _Neg(self.unary())
+            return _Neg(self.operand())
         return self.member()
 
     def _member_follows(self) -> bool:

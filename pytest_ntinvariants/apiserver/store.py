@@ -656,6 +656,15 @@ class Store:
             cached = self._schemas[key] = (rt.schema, StructuralSchema(rt.schema))
         return cached[1]
 
+    def _warn_unevaluated(self, types: list[ResourceType], ctx: WriteContext) -> None:
+        """Warn, on the CRD's write, of its rules this fake cannot evaluate (kube refuses a
+        rule that does not compile, and runs the rest), so none is skipped silently."""
+        for served in types:
+            schema = self.schema(served)
+            warning = schema.warning() if schema is not None else None
+            if warning is not None and warning not in ctx.warnings:
+                ctx.warnings.append(warning)
+
     def events_since(self, rv: int) -> list[Event]:
         """History after ``rv``; raises ``Expired`` if part of it was compacted away."""
         with self._lock:
@@ -912,6 +921,7 @@ class Store:
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
                 self.registry.check_crd(name, types)
+                self._warn_unevaluated(types, ctx)
                 obj.setdefault("status", {}).update(self._crd_status(obj))
             version = self._commit(rt, "ADDED", obj, None, ctx)
             self._mark_checked(rt, ns, name, version, ctx)
@@ -1278,6 +1288,7 @@ class Store:
                         [Cause("spec.scope", f'Invalid value: "{new_scope}": field is immutable')],
                     )
                 self.registry.check_crd(name, types)
+                self._warn_unevaluated(types, ctx)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version

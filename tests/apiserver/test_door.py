@@ -359,3 +359,58 @@ def test_a_cli_server_fed_the_reproductions_serves_on_and_exits_0() -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "(" * 5000 + "true" + ")" * 5000,
+        "!" * 5000 + "true",
+        "-" * 5000 + "1 == 1",
+        "[" * 3000 + "]" * 3000 + " == []",
+        " + ".join(["1"] * 5000) + " == 5000",
+        "{" * 2000 + "}" * 2000 + " == {}",
+    ],
+    ids=["parentheses", "not", "minus", "lists", "a long sum", "maps"],
+)
+def test_a_cel_rule_nested_past_the_limit_is_refused_not_overflowed(api: Api, rule: str) -> None:
+    """Each rule once made every create of the CRD's objects a 500 (a RecursionError in the
+    CEL parser): the CRD was kept, so its resource stayed poisoned."""
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "rules.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "rules", "singular": "rule", "kind": "Rule"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                    "x-kubernetes-validations": [{"rule": rule}],
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    created = api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    created.expect(201)
+    # The fake cannot compile the rule and says so, as for any rule it cannot evaluate
+    # (kube refuses such a CRD outright).
+    assert "max recursion depth exceeded" in created.headers.get("Warning", "")
+    rules = "/apis/example.com/v1/namespaces/default/rules"
+    reply = api.post(rules, {"metadata": {"name": "r"}, "spec": {"a": 1}})
+    assert reply.status == 201, reply.raw[:300]
+    assert api.get(rules).status == 200
