@@ -226,8 +226,8 @@ class NtinvSession:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Attach the race timeline and the drawing to a failing test's report (as text:
-        nothing of the test is kept alive by it)."""
+        """Attach the race timeline, the end of process replicas' logs and the drawing to a
+        failing test's report (all as text: nothing of the test is kept alive by it)."""
         report = yield
         if report.when != "call" or not report.failed:
             return report
@@ -240,6 +240,10 @@ class NtinvSession:
         if run is not None and run.schedule is not None:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
         report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
+        harness = item.stash.get(HARNESS_KEY, None)
+        logs = harness.replica_logs() if harness is not None else ""
+        if logs:  # text now: the files may be gone when the report is read
+            report.sections.append(("ntinvariants replica logs", logs))
         entry = item.stash.get(RESULT_KEY, None)
         files = entry.get("files") if entry else None
         lines = []
