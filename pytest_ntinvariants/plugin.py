@@ -287,6 +287,9 @@ def ntinv(
     ``assert_attempts``/``assert_deliveries`` explain failures with the race timeline.
     When the test body ends, perturbations are removed, the system is let settle, and
     every registered invariant is checked over every version of every object.
+    Process replicas (``start_process_replicas``) write their output to
+    ``ntinv-replica-logs`` in the test's ``tmp_path``, kept as pytest's
+    ``tmp_path_retention_policy`` says.
     """
     from .harness import Harness, RunInfo
     from .perturb.schedule import Schedule
