@@ -306,6 +306,7 @@ def report(sessions: list[Session], n: int, first: int, mode: str, command: str)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the sessions, print the markdown, write the results; the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=250, help="tests per session (250)")
     parser.add_argument(

@@ -122,6 +122,7 @@ def test_nothing_is_left():
 
 @pytest.fixture
 def pt(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester directory with the operator, the weak-reference helpers and the tests."""
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_memory=TESTS)

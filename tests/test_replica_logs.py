@@ -36,6 +36,7 @@ DIE = "import sys; print('up', flush=True); print('gave up:', sys.argv[1], flush
 
 
 def replica(server: FakeApiServer, script: str, clue: str, **options: object) -> ProcessReplica:
+    """A ``proc-0`` replica running ``script`` with ``clue`` as its argument, ready at "up"."""
     return ProcessReplica(
         server, "proc-0", [sys.executable, "-c", script, clue], ready="up", **options
     )
