@@ -213,8 +213,9 @@ def fmt_ratio(ratio: float | None) -> str:
 class Target:
     """One goal from the issue and whether this run met it.
 
-    ``value`` and ``limit`` are in ``unit`` (``"ms"`` or ``"x"`` for a ratio); ``measured_as``
-    says precisely what was compared, including the baseline it was judged against.
+    ``value`` and ``limit`` are in ``unit`` (``"ms"``, ``"x"`` for a ratio, or another unit
+    such as ``"MB"``); ``measured_as`` says precisely what was compared, including the
+    baseline it was judged against.
     """
 
     name: str
@@ -348,8 +349,12 @@ class Report:
             "| --- | --- | --- | --- | --- |",
         ]
         for t in self.targets:
-            value = f"{t.value:.3f} ms" if t.unit == "ms" else f"{t.value:.2f}x"
-            limit = f"≤ {t.limit:g} ms" if t.unit == "ms" else f"≤ {t.limit:g}x"
+            if t.unit == "ms":
+                value, limit = f"{t.value:.3f} ms", f"≤ {t.limit:g} ms"
+            elif t.unit == "x":
+                value, limit = f"{t.value:.2f}x", f"≤ {t.limit:g}x"
+            else:  # another quantity (MB of memory): two decimals and its unit
+                value, limit = f"{t.value:.2f} {t.unit}", f"≤ {t.limit:g} {t.unit}"
             lines.append(
                 f"| {t.name} | {value} | {limit} | {'yes' if t.met else '**no**'} "
                 f"| {t.measured_as} |"

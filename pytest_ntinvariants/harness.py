@@ -101,9 +101,19 @@ class Harness:
     """
 
     def __init__(
-        self, server: FakeApiServer, ledger: Ledger, run: RunInfo, sinks: SinkPool | None = None
+        self,
+        server: FakeApiServer,
+        ledger: Ledger,
+        run: RunInfo,
+        sinks: SinkPool | None = None,
+        *,
+        log_dir: Path | None = None,
     ) -> None:
         self.server = server
+        #: Where process replicas write their output when the test does not say (made when
+        #: they start). None: each replica makes a temporary directory of its own and
+        #: removes it when it stops.
+        self.log_dir = log_dir
         self.sinks = sinks if sinks is not None else SinkPool(ledger)
         self._own_sinks = sinks is None
         self.ledger = ledger
@@ -152,11 +162,15 @@ class Harness:
     ) -> Any:
         """Start ``count`` replicas of a controller that is an external process (any
         language): each gets ``KUBECONFIG`` for its own identity; stopped at the end.
-        ``options`` go to ``pytest_ntinvariants.operators.ProcessReplica``."""
+        ``options`` go to ``pytest_ntinvariants.operators.ProcessReplica``; without a
+        ``log_dir``, under the plugin, their output goes to ``ntinv-replica-logs`` in the
+        test's ``tmp_path`` (kept or removed as pytest's retention policy says)."""
         from .operators import Replicas
 
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
+        if options.get("log_dir") is None and self.log_dir is not None:
+            options["log_dir"] = self.log_dir
         self.replicas = Replicas.process(
             self.server, argv, count=count, prefix=f"{prefix}-", ledger=self.ledger, **options
         )
@@ -352,6 +366,24 @@ class Harness:
             replay=self.run.replay,
             schedule=self.run.schedule.describe() if self.run.schedule else None,
         )
+
+    def replica_logs(self, lines: int = 40) -> str:
+        """The end of each process replica's output, with the path of its log ("" when
+        the test runs none): for a failure report, which must not depend on the file
+        still being there when someone reads it."""
+        from .operators import ProcessReplica
+
+        parts = []
+        for replica in self.replicas or ():
+            if not isinstance(replica, ProcessReplica):
+                continue  # in-process replicas log through ``logging``: pytest captures it
+            output = replica.output().splitlines()
+            shown = output[-lines:]
+            cut = len(shown) < len(output)
+            more = f", the last {len(shown)} of {len(output)} lines" if cut else ""
+            parts.append(f"{replica.identity}: {replica.log_path}{more}")
+            parts.extend(f"  {line}" for line in shown)
+        return "\n".join(parts)
 
     # --------------------------------------------------------------- teardown
 

@@ -62,6 +62,7 @@ import itertools
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -277,6 +278,8 @@ class Replica(abc.ABC):
         except BaseException as e:
             self._state = "crashed"
             self._reap(_CRASH_BUDGET)
+            if not self._in_own_thread():  # reaped, so it has ended
+                self._release()
             with self._lock:
                 errors, self._errors = self._errors, []
             # What the caller waited on first, then anything else that went wrong.
@@ -305,12 +308,17 @@ class Replica(abc.ABC):
     def finish_stop(self, timeout: float = 5.0) -> None:
         """Wait for the stop (asking for it if need be), then raise what failed, if anything."""
         self.request_stop()
-        if self._state == "stopping":
-            self._finish_stop(timeout)
-            self._state = "idle"
-            self._record("stopped", f"generation {self.generation}")
-        elif self._state == "crashed":
-            self._reap(timeout)
+        try:
+            if self._state == "stopping":
+                self._finish_stop(timeout)
+                self._state = "idle"
+                self._record("stopped", f"generation {self.generation}")
+            elif self._state == "crashed":
+                self._reap(timeout)
+        finally:
+            # After the errors were made (they quote what they need), before they are raised.
+            if self._state == "idle":
+                self._release()
         self._raise_errors()
 
     def request_crash(self) -> bool:
@@ -398,6 +406,11 @@ class Replica(abc.ABC):
     def _in_own_thread(self) -> bool:
         """Whether the caller is one of the replica's own threads (which cannot wait for
         the replica to end)."""
+
+    def _release(self) -> None:
+        """The replica has ended (stopped, or failed to start): free what only a running
+        replica needs. A later ``start()`` may make it anew. Never raises."""
+        return  # nothing, unless the subclass holds something
 
     def _reap(self, timeout: float) -> None:
         if self._in_own_thread():
@@ -1027,9 +1040,14 @@ class ProcessReplica(Replica):
 
     ``argv`` is run with ``$KUBECONFIG`` pointing at ``server.kubeconfig(identity)`` and
     ``$NTINV_IDENTITY`` set to the identity, over the current environment; ``env``
-    entries override both. stdout and stderr go to ``log_path`` (in ``log_dir``, a fresh
-    temporary directory by default; kept, so the output outlives the test), appended
-    generation after generation with a marker line between them.
+    entries override both. stdout and stderr go to ``log_path`` (in ``log_dir``), appended
+    generation after generation with a marker line between them. Without ``log_dir`` the
+    log goes to a temporary directory of the replica's own, removed when the replica ends
+    (a ``stop()``, or a ``start()`` that failed: their errors quote the end of the output
+    first) unless ``keep_log`` is true; a replica that is never stopped removes it when it
+    is garbage-collected or at interpreter exit. A ``log_dir`` you give is never removed.
+    Under the pytest plugin, ``ntinv.start_process_replicas`` writes the logs into the
+    test's ``tmp_path``, which pytest keeps or removes by its retention policy.
 
     ``ready`` says when a generation is ready: ``None`` (as soon as it is spawned), a
     regular expression (``str`` or compiled) searched in each output line, or a callable
@@ -1052,6 +1070,7 @@ class ProcessReplica(Replica):
         ready: str | re.Pattern[str] | Callable[[], bool] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
+        keep_log: bool = False,
         ledger: Ledger | None = None,
     ) -> None:
         super().__init__(identity, ledger=ledger)
@@ -1065,6 +1084,12 @@ class ProcessReplica(Replica):
         self.ready = re.compile(ready) if isinstance(ready, str) else ready
         self.cwd = cwd
         self._log_dir = Path(log_dir) if log_dir is not None else None
+        #: Keep the replica's own temporary log directory when it ends (no effect on a
+        #: ``log_dir`` you gave: that is never removed).
+        self.keep_log = keep_log
+        # Removes the temporary directory the replica made for its log (None: it made none).
+        self._own_log_dir: weakref.finalize[Any, Any] | None = None
+        self._log_removed = False
         self.process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._matched = threading.Event()  # the ready pattern was seen
@@ -1074,15 +1099,33 @@ class ProcessReplica(Replica):
 
     @property
     def log_path(self) -> Path:
-        """The file with the process's output (every generation)."""
+        """The file with the process's output (every generation since the last time the
+        replica's own temporary directory was removed)."""
         if self._log_dir is None:
-            self._log_dir = Path(tempfile.mkdtemp(prefix="ntinv-replica-"))
+            path = Path(tempfile.mkdtemp(prefix="ntinv-replica-"))
+            # Also removed if the replica is never stopped: when it is collected, or at
+            # interpreter exit (weakref.finalize runs at exit).
+            self._own_log_dir = weakref.finalize(self, shutil.rmtree, str(path), ignore_errors=True)
+            if self.keep_log:
+                self._own_log_dir.detach()
+            self._log_dir = path
         return self._log_dir / f"{self.identity}.log"
 
     def output(self) -> str:
-        """Everything the process printed so far (all generations)."""
+        """Everything the process printed so far (all generations); empty once the
+        replica's own temporary log directory was removed."""
         path = self.log_path
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def _release(self) -> None:
+        own = self._own_log_dir
+        if own is None:
+            return
+        if self.keep_log:
+            own.detach()  # not at exit either
+        elif own.alive:
+            own()  # shutil.rmtree
+            self._log_removed = True
 
     @property
     def running(self) -> bool:
@@ -1098,6 +1141,8 @@ class ProcessReplica(Replica):
     # ------------------------------------------------------------------ lifecycle
 
     def _launch(self) -> None:
+        if self._log_removed:  # removed when it last ended: a new generation, a new one
+            self._log_dir, self._own_log_dir, self._log_removed = None, None, False
         environment = dict(os.environ)
         environment["KUBECONFIG"] = str(self.server.kubeconfig(self.identity))
         environment["NTINV_IDENTITY"] = self.identity

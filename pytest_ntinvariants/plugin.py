@@ -287,6 +287,9 @@ def ntinv(
     ``assert_attempts``/``assert_deliveries`` explain failures with the race timeline.
     When the test body ends, perturbations are removed, the system is let settle, and
     every registered invariant is checked over every version of every object.
+    Process replicas (``start_process_replicas``) write their output to
+    ``ntinv-replica-logs`` in the test's ``tmp_path``, kept as pytest's
+    ``tmp_path_retention_policy`` says.
     """
     from .harness import Harness, RunInfo
     from .perturb.schedule import Schedule
@@ -306,7 +309,15 @@ def ntinv(
         item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed), time_scale=scale
     )
     item.stash[RUN_KEY] = run
-    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run, ntinv_sinks)
+    try:
+        # Process replicas' logs go to the test's tmp_path, kept or removed as pytest's
+        # retention policy says (tmp_path_retention_policy/count). Requested here, before
+        # any replica starts: a fixture requested later would be torn down earlier, and
+        # could be removed while the replicas still write to it.
+        log_dir: Path | None = request.getfixturevalue("tmp_path") / "ntinv-replica-logs"
+    except pytest.FixtureLookupError:  # -p no:tmpdir: each replica removes its own logs
+        log_dir = None
+    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run, ntinv_sinks, log_dir=log_dir)
     item.stash[HARNESS_KEY] = harness
     try:
         spec = markers.replicas

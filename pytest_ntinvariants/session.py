@@ -226,7 +226,8 @@ class NtinvSession:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Attach the race timeline and the drawing to a failing test's report."""
+        """Attach the race timeline, the end of process replicas' logs and the drawing to a
+        failing test's report (all as text: nothing of the test is kept alive by it)."""
         report = yield
         if report.when != "call" or not report.failed:
             return report
@@ -239,6 +240,10 @@ class NtinvSession:
         if run is not None and run.schedule is not None:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
         report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
+        harness = item.stash.get(HARNESS_KEY, None)
+        logs = harness.replica_logs() if harness is not None else ""
+        if logs:  # text now: the files may be gone when the report is read
+            report.sections.append(("ntinvariants replica logs", logs))
         entry = item.stash.get(RESULT_KEY, None)
         files = entry.get("files") if entry else None
         lines = []
@@ -250,6 +255,21 @@ class NtinvSession:
         if lines:
             report.sections.append(("ntinvariants replay", "\n".join(lines)))
         return report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """After the test's fixtures are torn down, drop what the test kept in its stash.
+
+        pytest keeps every item until the session ends, and its stash with it: the
+        ledger, the harness (so the server with every stored version, the replicas and
+        the endpoints) of every test would stay alive to the end. Everything the reports
+        need was made into strings (``pytest_runtest_makereport``, before teardown) or
+        into ``self.results``; nothing reads these later.
+        """
+        try:
+            return (yield)
+        finally:
+            release(item)
 
     # ---------------------------------------------------------- reporting
 
@@ -310,6 +330,21 @@ class NtinvSession:
 
 
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+
+_ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
+    LEDGER_KEY,
+    HARNESS_KEY,
+    RUN_KEY,
+    RESULT_KEY,
+    MARKERS_KEY,
+)
+
+
+def release(item: pytest.Item) -> None:
+    """Forget everything the plugin stashed on ``item`` (idempotent)."""
+    for key in _ITEM_KEYS:
+        if key in item.stash:
+            del item.stash[key]
 
 
 def float_ini(config: pytest.Config, name: str) -> float:
