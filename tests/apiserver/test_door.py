@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -322,10 +323,16 @@ def test_a_crd_schema_at_the_limit_installs_and_validates(api: Api) -> None:
     assert "must be of type string" in status["message"] or "string" in status["message"]
 
 
-def test_a_cli_server_fed_the_reproductions_serves_on_and_exits_0() -> None:
+def test_a_cli_server_fed_the_reproductions_serves_on_and_exits_0(tmp_path: Path) -> None:
     """The poisoned collection once made SIGTERM exit 1; the alias bomb killed the process."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_ntinvariants.apiserver.cli"],
+        [
+            sys.executable,
+            "-m",
+            "pytest_ntinvariants.apiserver.cli",
+            "--kubeconfig",
+            str(tmp_path / "kubeconfig"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
