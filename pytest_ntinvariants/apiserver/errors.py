@@ -226,7 +226,13 @@ class Timeout(ApiError):
 
 
 def name_mismatch(sent: object, name: str) -> BadRequest:
-    """kube's checkName: the body names another object than the URL (400)."""
+    """kube's checkName (apiserver handlers/rest.go): the body names another object than
+    the URL, or none (400; ``ContextBasedNaming.ObjectName`` refuses an empty name)."""
+    if sent in (None, ""):
+        return BadRequest(
+            f"the name of the object ({name} based on URL) was undeterminable: "
+            f"name must be provided"
+        )
     return BadRequest(
         f"the name of the object ({sent}) does not match the name on the URL ({name})"
     )

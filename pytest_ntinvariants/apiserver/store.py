@@ -948,7 +948,8 @@ class Store:
                 )
             return self._as_served(v, rt)
         meta = _meta(new)
-        if meta.get("name", name) != name:
+        if meta.get("name") != name:
+            # kube's checkName (handlers/update.go): a body naming no object is refused too.
             raise errors.name_mismatch(meta.get("name"), name)
         with self._lock:  # (what exists and what this write does, decided at once)
             if not subresource and rt.create_on_update and not self.exists(rt, namespace, name):
@@ -1119,15 +1120,33 @@ class Store:
                 meta = new["metadata"] = dict(meta)
             if meta_touched:
                 # (untouched, it is the stored metadata: these checks pass as they did)
-                if meta.get("name", name) != name:
-                    # kube's checkName runs on the patched object too: a patch cannot rename.
-                    raise errors.name_mismatch(meta.get("name"), name)
                 if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
                     raise errors.BadRequest(
                         "the namespace of the provided object does not match the namespace "
                         "sent on the request"
                     )
+                if meta.get("name") != name:
+                    # kube's checkName runs on the patched object too (handlers/patch.go
+                    # applyPatch, after the namespace's check): a patch cannot rename, nor
+                    # remove the name (a JSON patch removing /metadata, a merge patch
+                    # nulling it).
+                    raise errors.name_mismatch(meta.get("name"), name)
                 wanted = meta.get("resourceVersion")
+                if wanted in (None, "") and not rt.unconditional_update:
+                    # A patch that removed it (a JSON patch replacing the whole document, a
+                    # merge patch nulling it) meets the check a PUT does (update() above):
+                    # kube's Store.Update makes it for every update, patches included.
+                    raise invalid(
+                        rt.plural,
+                        rt.group,
+                        name,
+                        [
+                            Cause(
+                                "metadata.resourceVersion",
+                                "Invalid value: 0x0: must be specified for an update",
+                            )
+                        ],
+                    )
                 if wanted not in (None, "") and str(wanted) != str(cur.rv):
                     raise errors.Conflict(
                         f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the '
