@@ -68,8 +68,6 @@ _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
 # The metadata fields _validate_meta reads besides the name.
 _VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
-# What every write keeps from the stored object whatever the client sent (system fields).
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 class Version:
@@ -419,10 +417,77 @@ def _kept_json(obj: JSON) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
-def _go_json(obj: JSON) -> str:
-    """``obj`` as Go's encoding/json writes a map: compact, sorted keys, HTML-safe escapes."""
+def _go_json(obj: Any) -> str:
+    """``obj`` as Go's encoding/json writes it: compact, sorted keys, HTML-safe escapes."""
     text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _immutable(field: str, value: Any) -> Cause:
+    # field.ErrorBody renders a value that is not a Go string or number as its JSON.
+    return Cause(f"metadata.{field}", f"Invalid value: {_go_json(value)}: field is immutable")
+
+
+def _as_meta_time(value: str) -> str:
+    """A timestamp as kube shows it once decoded: metav1.Time's JSON, RFC 3339 in UTC to the
+    second (a client may send "+00:00" or fractions; the python client's models do)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        return value  # (not RFC 3339: kube's decoding refuses it)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _system_meta_update(meta: JSON, old: JSON) -> builtins.list[Cause]:
+    """What kube's rest.BeforeUpdate does to the system fields of an update's metadata
+    (in place), and the causes ValidateObjectMetaAccessorUpdate then finds in them
+    (apiserver registry/rest/update.go; apimachinery api/validation/objectmeta.go).
+
+    BeforeUpdate keeps the stored uid when the request sends none, always restores the
+    stored creationTimestamp, restores a stored deletionTimestamp, and the stored grace
+    period when the request drops it. What still differs is refused (422), not ignored:
+    another uid, a deletionTimestamp on an object not being deleted, another grace period,
+    and finalizers added to an object being deleted.
+    """
+    causes: builtins.list[Cause] = []
+    if "deletionTimestamp" in old:
+        kept = old.get("finalizers") or ()
+        added = [f for f in meta.get("finalizers") or () if f not in kept]
+        if added:
+            # (ValidateNoNewFinalizers prints the sorted set with Go's %#v)
+            shown = ", ".join(_go_quote(f) for f in sorted(set(added)))
+            causes.append(
+                Cause(
+                    "metadata.finalizers",
+                    f"Forbidden: no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers []string{{{shown}}}",
+                    "FieldValueForbidden",
+                )
+            )
+    uid = meta.get("uid")
+    if not uid:
+        meta["uid"] = old.get("uid")
+    elif uid != old.get("uid"):
+        causes.append(_immutable("uid", uid))
+    meta["creationTimestamp"] = old.get("creationTimestamp")
+    if "deletionTimestamp" in old:
+        meta["deletionTimestamp"] = old["deletionTimestamp"]
+    elif meta.get("deletionTimestamp") is not None:
+        causes.append(_immutable("deletionTimestamp", _as_meta_time(meta["deletionTimestamp"])))
+    else:
+        meta.pop("deletionTimestamp", None)
+    grace = meta.get("deletionGracePeriodSeconds")
+    old_grace = old.get("deletionGracePeriodSeconds")
+    if grace is None:
+        if old_grace is None:
+            meta.pop("deletionGracePeriodSeconds", None)
+        else:
+            meta["deletionGracePeriodSeconds"] = old_grace
+    elif grace != old_grace:
+        causes.append(_immutable("deletionGracePeriodSeconds", grace))
+    return causes
 
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
@@ -1179,6 +1244,7 @@ class Store:
                 else:
                     new.pop("status", None)
             deleting = "deletionTimestamp" in cur_meta
+            meta_causes: builtins.list[Cause] = []
             if meta_touched:
                 # What the system owns comes from the stored object, whatever was sent
                 # (untouched metadata already holds exactly that).
@@ -1187,33 +1253,11 @@ class Store:
                     meta["namespace"] = ns
                 else:
                     meta.pop("namespace", None)
-                for key in _SYSTEM_META:
-                    if key in cur_meta:
-                        meta[key] = cur_meta[key]
-                    else:
-                        meta.pop(key, None)
+                meta_causes = _system_meta_update(meta, cur_meta)
                 meta.pop("selfLink", None)
                 if rt.has_generation:
                     meta["generation"] = cur_meta.get("generation", 1)
                 meta["resourceVersion"] = str(cur.rv)
-                if deleting:
-                    added = set(meta.get("finalizers") or ()) - set(
-                        cur_meta.get("finalizers") or ()
-                    )
-                    if added:
-                        raise invalid(
-                            rt.kind,
-                            rt.group,
-                            name,
-                            [
-                                Cause(
-                                    "metadata.finalizers",
-                                    f"Forbidden: no new finalizers can be added if the object "
-                                    f"is being deleted, found new finalizers {sorted(added)!r}",
-                                    "FieldValueForbidden",
-                                )
-                            ],
-                        )
             _default_builtin(rt, new)
             new = defaults.apply_defaults(rt.key, new)
             _check_bytes(rt, new, cur.obj)
@@ -1251,6 +1295,7 @@ class Store:
                 shared=True,
                 unchanged=unchanged,
                 meta_unchanged=meta_unchanged,
+                update_causes=meta_causes,
             )
             meta = new["metadata"]
             # A /status write keeps all but status, so it never bumps generation (nor does
@@ -1911,6 +1956,7 @@ class Store:
         shared: bool = False,
         unchanged: Sequence[str] = (),
         meta_unchanged: bool = False,
+        update_causes: Sequence[Cause] = (),
     ) -> JSON:
         """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
 
@@ -1920,9 +1966,12 @@ class Store:
         ``unchanged`` (with ``shared``): root fields whose values are those of a version this
         schema passed (``_checked``); the schema's walks may skip them. ``meta_unchanged``:
         what ``_validate_meta`` reads is as in such a version, so it is not run again.
+        ``update_causes``: what an update did to metadata kube refuses (``_system_meta_update``),
+        listed after the metadata's own causes as kube's rest.BeforeUpdate lists them.
         """
         meta = obj["metadata"]
         causes = [] if meta_unchanged else self._validate_meta(rt, meta)
+        causes.extend(update_causes)
         if rt.key == EVENTS_KEY:
             causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
         elif rt.key in _DATA_KINDS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -9,7 +10,7 @@ import pytest
 
 from pytest_ntinvariants.apiserver import Event, ResourceType, Store, WriteContext, errors
 from pytest_ntinvariants.apiserver.selectors import FieldSelector, LabelSelector
-from pytest_ntinvariants.apiserver.store import JSON_PATCH, MERGE_PATCH
+from pytest_ntinvariants.apiserver.store import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 
 JSON = dict[str, Any]
 GROUP = "example.com"
@@ -403,13 +404,70 @@ def test_a_versions_json_is_encoded_once_read_and_then_shared(store: Store) -> N
 
 
 def test_update_keeps_system_metadata(store: Store) -> None:
+    """kube's rest.BeforeUpdate: a creationTimestamp sent is replaced by the stored one, a
+    uid left out is the stored one; another uid is refused (next test)."""
     v = store.create(cms(store), "default", cm("a"))
     body = orjson.loads(v.raw)
-    body["metadata"].update(uid="forged", creationTimestamp="2000-01-01T00:00:00Z")
+    body["metadata"].update(creationTimestamp="2000-01-01T00:00:00Z")
+    del body["metadata"]["uid"]
     body["data"] = {"k": "v"}
     new = store.update(cms(store), "default", "a", body)
     assert new.obj["metadata"]["uid"] == v.obj["metadata"]["uid"]
     assert new.obj["metadata"]["creationTimestamp"] == v.obj["metadata"]["creationTimestamp"]
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"uid": "forged"}, 'metadata.uid: Invalid value: "forged": field is immutable'),
+        (
+            {"deletionTimestamp": "2030-01-01T00:00:00Z"},
+            'metadata.deletionTimestamp: Invalid value: "2030-01-01T00:00:00Z": field is immutable',
+        ),
+        (
+            {"deletionGracePeriodSeconds": 30},
+            "metadata.deletionGracePeriodSeconds: Invalid value: 30: field is immutable",
+        ),
+    ],
+)
+def test_an_update_changing_system_metadata_is_refused(
+    store: Store, meta: JSON, message: str
+) -> None:
+    """ValidateObjectMetaAccessorUpdate's immutable fields, through every write, and nothing
+    changes: not the object, not the resourceVersion, no event."""
+    t = cms(store)
+    v = store.create(t, "default", cm("a"))
+    events = record(store)
+    body = orjson.loads(v.raw)
+    body["metadata"].update(meta)
+    field = next(iter(meta))
+    writes: list[Callable[[], object]] = [
+        lambda: store.update(t, "default", "a", body),
+        lambda: store.patch(t, "default", "a", MERGE_PATCH, {"metadata": meta}),
+        lambda: store.patch(t, "default", "a", STRATEGIC_PATCH, {"metadata": meta}),
+        lambda: store.patch(
+            t,
+            "default",
+            "a",
+            JSON_PATCH,
+            [{"op": "add", "path": f"/metadata/{field}", "value": meta[field]}],
+        ),
+        lambda: store.apply(
+            t,
+            "default",
+            "a",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", **meta}},
+            WriteContext(verb="patch", field_manager="m"),
+        ),
+    ]
+    for write in writes:
+        with pytest.raises(errors.Invalid) as exc:
+            write()
+        assert exc.value.message == f'ConfigMap "a" is invalid: {message}'
+        assert set(invalid_fields(exc)) == {f"metadata.{field}"}
+    assert store.get(t, "default", "a").raw == v.raw
+    assert store.resource_version == v.rv
+    assert events == []
 
 
 def test_generation_bumps_on_spec_changes_only(store: Store) -> None:
@@ -525,6 +583,10 @@ def test_delete_with_finalizers(store: Store) -> None:
             {"metadata": {"finalizers": ["a/one", "a/two", "a/three"]}},
         )
     assert invalid_fields(exc) == ["metadata.finalizers"]
+    assert exc.value.message == (
+        'Widget.example.com "w" is invalid: metadata.finalizers: Forbidden: no new finalizers '
+        'can be added if the object is being deleted, found new finalizers []string{"a/three"}'
+    )
     store.patch(t, "default", "w", MERGE_PATCH, {"metadata": {"finalizers": ["a/two"]}})
     assert store.get(t, "default", "w").obj["metadata"]["finalizers"] == ["a/two"]
     store.patch(t, "default", "w", JSON_PATCH, [{"op": "remove", "path": "/metadata/finalizers"}])
