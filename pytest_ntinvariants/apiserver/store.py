@@ -748,10 +748,23 @@ class Store:
 
     # ---------------------------------------------------------------- reads
 
-    def get(self, rt: ResourceType, namespace: str, name: str, *, at: int | None = None) -> Version:
-        """The object, or its version as of resourceVersion ``at`` (a stale view)."""
+    def get(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        at: int | None = None,
+        min_rv: int | None = None,
+    ) -> Version:
+        """The object, or its version as of resourceVersion ``at`` (a stale view).
+
+        ``min_rv``: the request's resourceVersion (kube's NotOlderThan): the answer is at
+        least that fresh (see ``_fresh_at``).
+        """
         ns = namespace if rt.namespaced else ""
         with self._lock:
+            at = self._fresh_at(at, min_rv)
             if at is None or at >= self._rv:
                 found = self._objects.get(rt.key, {}).get((ns, name))
             else:
@@ -770,16 +783,21 @@ class Store:
         limit: int = 0,
         continue_token: str = "",
         at: int | None = None,
+        min_rv: int | None = None,
     ) -> tuple[list[Version], int, str, int | None]:
         """List matching objects in key order: ``(items, list rv, continue, remaining)``.
 
         Pages after the first are served from the first page's snapshot, as kube does.
+        ``at``: the snapshot to serve (resourceVersionMatch=Exact, or a stale view);
+        ``min_rv``: the request's resourceVersion as a lower bound (NotOlderThan). Either
+        beyond the current resourceVersion is kube's 504 (see ``_fresh_at``).
         """
         start_after: tuple[str, str] | None = None
         if continue_token:
             at, start_after = self._decode_continue(continue_token)
         ns = namespace if rt.namespaced and namespace else None
         with self._lock:
+            at = self._fresh_at(at, min_rv)
             snapshot = at if at is not None and at < self._rv else None
             list_rv = snapshot if snapshot is not None else self._rv
             if snapshot is not None and snapshot < self._compacted:
@@ -822,6 +840,24 @@ class Store:
         # kube leaves remainingItemCount unset when selectors filter the list.
         counted = token and not labels and not fields
         return items, list_rv, token, (remaining if counted else None)
+
+    def _fresh_at(self, at: int | None, min_rv: int | None) -> int | None:
+        """The resourceVersion a read is served at (None: the current state), or kube's 504.
+
+        A resourceVersion the store has not reached, asked exactly or as a minimum, is
+        kube's ``Too large resource version`` Timeout: its watch cache waits up to 3 s for
+        it (storage/cacher/watch_cache.go ``waitUntilFreshLocked``), and so does etcd's for
+        an exact list (etcd3/store.go ``listReadError``). Here nothing is in flight that
+        could bring it, so the answer comes at once. A stale view (``at``) older than
+        ``min_rv`` is served at ``min_rv``: a lagging cache waits until it is that fresh.
+        """
+        current = self._rv
+        for wanted in (at, min_rv):
+            if wanted is not None and wanted > current:
+                raise errors.too_large_resource_version(wanted, current)
+        if at is not None and min_rv is not None and at < min_rv:
+            return min_rv
+        return at
 
     # (Store defines list(): in its annotations, mypy reads "list" as that method, hence
     # builtins.list in the signatures below.)

@@ -435,6 +435,34 @@ def test_patches_that_kube_refuses_change_nothing(
     assert state(kubectl.server) == before
 
 
+def test_a_future_resource_version_is_too_large(kubectl: Kubectl) -> None:
+    """An exact list at a resourceVersion the server has not reached: kube's 504."""
+    current = kubectl.server.store.resource_version
+    path = f"/api/v1/namespaces/default/configmaps?resourceVersion={current + 3}"
+    result = kubectl("get", "--raw", f"{path}&resourceVersionMatch=Exact")
+    assert (result.rc, result.stderr) == (
+        1,
+        f"Error from server (Timeout): Timeout: Too large resource version: {current + 3}, "
+        f"current: {current}\n",
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="needs http.py's _read to pass min_rv=asked to Store.get")
+def test_a_get_at_a_future_resource_version_is_too_large(kubectl: Kubectl) -> None:
+    """A GET's resourceVersion is a minimum (kube serves it from its watch cache once fresh
+    enough): one the server has not reached is the same 504."""
+    kubectl("create", "configmap", "a").ok()
+    current = kubectl.server.store.resource_version
+    result = kubectl(
+        "get", "--raw", f"/api/v1/namespaces/default/configmaps/a?resourceVersion={current + 1}"
+    )
+    assert (result.rc, result.stderr) == (
+        1,
+        f"Error from server (Timeout): Timeout: Too large resource version: {current + 1}, "
+        f"current: {current}\n",
+    )
+
+
 def test_delete_waits_for_finalizers(
     kubectl: Kubectl,
     store_waiter: StoreWaiter,

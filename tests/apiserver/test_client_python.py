@@ -516,6 +516,64 @@ def test_system_metadata_cannot_be_changed(
     assert_left_no_trace(core, before)
 
 
+def test_a_future_resource_version_is_too_large(api_client: client.ApiClient) -> None:
+    """kube's watch cache waits for a resourceVersion it has not reached, then answers 504
+    Timeout "Too large resource version" with a retry after a second; the fake answers at once."""
+    core = client.CoreV1Api(api_client)
+    current = int(core.list_namespaced_config_map("default").metadata.resource_version)
+    with pytest.raises(ApiException) as failed:
+        core.list_namespaced_config_map(
+            "default", resource_version=str(current + 5), resource_version_match="Exact"
+        )
+    assert failed.value.headers["Retry-After"] == "1"
+    assert status_of(failed) == (
+        504,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"Timeout: Too large resource version: {current + 5}, current: {current}",
+            "reason": "Timeout",
+            "details": {
+                "causes": [
+                    {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                ],
+                "retryAfterSeconds": 1,
+            },
+            "code": 504,
+        },
+    )
+    # The current version itself is served exactly.
+    at = core.list_namespaced_config_map(
+        "default", resource_version=str(current), resource_version_match="Exact"
+    )
+    assert at.metadata.resource_version == str(current)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs http.py's _read to pass min_rv=asked to Store.get and Store.list",
+)
+@pytest.mark.parametrize("match", [None, "NotOlderThan"])
+def test_a_future_resource_version_is_too_large_as_a_minimum(
+    api_client: client.ApiClient, match: str | None
+) -> None:
+    """A LIST's resourceVersion without resourceVersionMatch=Exact is a minimum
+    (NotOlderThan): one the server has not reached is the same 504 (GET: the kubectl test)."""
+    core = client.CoreV1Api(api_client)
+    current = int(core.list_namespaced_config_map("default").metadata.resource_version)
+    future = str(current + 1)
+    with pytest.raises(ApiException) as failed:
+        core.list_namespaced_config_map(
+            "default", resource_version=future, resource_version_match=match
+        )
+    code, status = status_of(failed)
+    assert (code, status["reason"]) == (504, "Timeout")
+    assert status["message"] == f"Timeout: Too large resource version: {future}, current: {current}"
+    assert failed.value.headers["Retry-After"] == "1"
+
+
 # --------------------------------------------------------------------------------- sync: watch
 
 

@@ -324,6 +324,38 @@ def test_list_as_of_an_older_version(store: Store) -> None:
 # ------------------------------------------------------------------------- update
 
 
+def test_reads_beyond_the_current_version_are_too_large(store: Store) -> None:
+    """A resourceVersion the store has not reached, exact (``at``) or as a minimum
+    (``min_rv``), is kube's 504; a stale view older than the minimum is served at it."""
+    t = cms(store)
+    first = store.create(t, "default", cm("a", x="1"))
+    second = store.patch(t, "default", "a", MERGE_PATCH, {"data": {"x": "2"}})
+    now = store.resource_version
+    reads: list[Callable[[], object]] = [
+        lambda: store.get(t, "default", "a", at=now + 1),
+        lambda: store.get(t, "default", "a", min_rv=now + 1),
+        lambda: store.list(t, "default", at=now + 1),
+        lambda: store.list(t, "default", min_rv=now + 1),
+    ]
+    for read in reads:
+        with pytest.raises(errors.Timeout) as exc:
+            read()
+        assert (
+            exc.value.message == f"Timeout: Too large resource version: {now + 1}, current: {now}"
+        )
+        assert exc.value.status()["details"] == {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        }
+        assert exc.value.headers == {"Retry-After": "1"}
+    assert store.get(t, "default", "a", at=first.rv).obj["data"] == {"x": "1"}
+    assert store.get(t, "default", "a", at=first.rv, min_rv=second.rv).rv == second.rv
+    assert store.list(t, "default", at=first.rv, min_rv=second.rv)[1] == second.rv
+    assert store.get(t, "default", "a", at=now, min_rv=now).rv == second.rv
+
+
 def test_update_with_a_stale_version_is_409(store: Store) -> None:
     v = store.create(widgets(store), "default", widget("w"))
     store.patch(widgets(store), "default", "w", MERGE_PATCH, {"spec": {"size": 2}})
