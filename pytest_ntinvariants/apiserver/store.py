@@ -1374,20 +1374,39 @@ class Store:
                         [Cause("spec.scope", f'Invalid value: "{new_scope}": field is immutable')],
                     )
                 self.registry.check_crd(name, types)
+            if deleting and not meta.get("finalizers") and self._may_go(rt, name):
+                # The update that empties the finalizers of an object being deleted is its
+                # deletion (kube's generic Store.Update: ShouldDeleteDuringUpdate, then
+                # deleteWithoutFinalizers, registry/generic/registry/store.go): nothing of
+                # the update is stored, the stored version goes in one step (watches see
+                # only DELETED, at the deletion's resourceVersion), and the request is
+                # answered with the object it made, at the resourceVersion it was made on.
+                if not ctx.dry_run:
+                    self._finish_delete(rt, cur, ctx)
+                return self._as_served(Version(new, cur.rv), rt)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
             self._checked[(rt.key, ns, name)] = (version, schema)
             if rt.key == CRD_KEY:
                 self.registry.set_crd(name, types)
-            if deleting and not meta.get("finalizers"):
-                if rt.key == CRD_KEY:
-                    self._maybe_finish_crd(name)  # only once its objects are gone too
-                elif rt.key == NAMESPACE_KEY:
-                    self._maybe_finish_namespace(name, ctx)  # likewise
-                else:
-                    self._finish_delete(rt, version, ctx)
             return version
+
+    def _may_go(self, rt: ResourceType, name: str) -> bool:
+        """Whether an object being deleted goes once its finalizers are gone: at once, but a
+        CRD only once its objects are gone and a namespace once its contents are (kube's
+        customresourcecleanup finalizer and namespace controller, see _maybe_finish_*)."""
+        if rt.key == CRD_KEY:
+            crdv = self._objects.get(CRD_KEY, {}).get(("", name))
+            spec = (crdv.obj.get("spec") or {}) if crdv is not None else {}
+            plural = (spec.get("names") or {}).get("plural", "")
+            return not self._objects.get(f"{spec.get('group', '')}/{plural}")
+        if rt.key == NAMESPACE_KEY:
+            return not any(
+                key != NAMESPACE_KEY and any(k[0] == name for k in bucket)
+                for key, bucket in self._objects.items()
+            )
+        return True
 
     def delete(
         self,
@@ -1756,15 +1775,14 @@ class Store:
             ):
                 return  # still waiting for a blocking dependent
         gc = WriteContext(identity="system:garbage-collector", verb="update")
-        new = _private(owner.obj)
         rest = [f for f in finalizers if f != FOREGROUND]
-        if rest:
-            new["metadata"]["finalizers"] = rest
-        else:
-            del new["metadata"]["finalizers"]
-        version = self._commit(rt, "MODIFIED", new, owner, gc)
         if not rest:
-            self._finish_delete(rt, version, gc)
+            # The collector's update emptying the finalizers is the deletion (see _update).
+            self._finish_delete(rt, owner, gc)
+            return
+        new = _private(owner.obj)
+        new["metadata"]["finalizers"] = rest
+        self._commit(rt, "MODIFIED", new, owner, gc)
 
     def _by_uid(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
         out = []

@@ -574,6 +574,36 @@ def test_a_future_resource_version_is_too_large_as_a_minimum(
     assert failed.value.headers["Retry-After"] == "1"
 
 
+def test_removing_the_last_finalizer_deletes_in_one_step(api_client: client.ApiClient) -> None:
+    """kube's Store.Update deletes an object being deleted once an update empties its
+    finalizers, instead of storing it: a watch sees DELETED only (the stored version, at the
+    deletion's resourceVersion), and the update is answered with the object it made."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "a", "finalizers": ["example.com/hold"]}}
+    )
+    deleting = core.delete_namespaced_config_map("a", "default")
+    rv = deleting["metadata"]["resourceVersion"]
+    answer = core.patch_namespaced_config_map(
+        "a",
+        "default",
+        {"metadata": {"finalizers": None, "labels": {"lost": "yes"}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert answer.metadata.finalizers is None and answer.metadata.labels == {"lost": "yes"}
+    assert answer.metadata.resource_version == rv
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_config_map("a", "default")
+    assert gone.value.status == 404
+    core.create_namespaced_config_map("default", {"metadata": {"name": "marker"}})
+    (kind, name, obj), (after, marker, _) = events_since(core, rv, 2)
+    assert (kind, name, after, marker) == ("DELETED", "a", "ADDED", "marker")
+    assert obj == {
+        **deleting,
+        "metadata": {**deleting["metadata"], "resourceVersion": str(int(rv) + 1)},
+    }
+
+
 # --------------------------------------------------------------------------------- sync: watch
 
 

@@ -621,9 +621,22 @@ def test_delete_with_finalizers(store: Store) -> None:
     )
     store.patch(t, "default", "w", MERGE_PATCH, {"metadata": {"finalizers": ["a/two"]}})
     assert store.get(t, "default", "w").obj["metadata"]["finalizers"] == ["a/two"]
-    store.patch(t, "default", "w", JSON_PATCH, [{"op": "remove", "path": "/metadata/finalizers"}])
-    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "MODIFIED", "DELETED"]
-    assert events[-1].rv == events[-2].rv + 1
+    last = store.get(t, "default", "w")
+    answer = store.patch(
+        t, "default", "w", JSON_PATCH, [{"op": "remove", "path": "/metadata/finalizers"}]
+    )
+    # The update that empties the finalizers is the deletion (kube's deleteWithoutFinalizers):
+    # no MODIFIED, the DELETED of the stored version at the deletion's resourceVersion, and
+    # the request answered with the object it made, at the version it was made on.
+    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    assert events[-1].rv == events[-2].rv + 1 == store.resource_version
+    assert events[-1].obj == {
+        **last.obj,
+        "metadata": {**last.obj["metadata"], "resourceVersion": str(events[-1].rv)},
+    }
+    assert "finalizers" not in answer.obj["metadata"]
+    assert answer.obj["metadata"]["resourceVersion"] == str(last.rv)
+    assert store.version_rvs(t, "default", "w")[-2:] == [last.rv, events[-1].rv]
     with pytest.raises(errors.NotFound):
         store.get(t, "default", "w")
 
@@ -757,7 +770,6 @@ def test_a_deleted_crd_waits_for_its_objects_finalizers(store: Store) -> None:
     events = record(store)
     store.patch(widgets(store), "default", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
     assert [(e.type, e.resource.kind) for e in events] == [
-        ("MODIFIED", "Widget"),
         ("DELETED", "Widget"),
         ("DELETED", "CustomResourceDefinition"),
     ]
@@ -975,20 +987,29 @@ def test_a_namespace_waits_for_its_own_finalizers_and_its_contents(store: Store)
     store.create(widgets(store), "ns1", body)
     store.delete(nss(store), "", "ns1")
     # Its own finalizer goes first: the namespace stays while its contents remain.
+    events = record(store)
     store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
     assert store.get(nss(store), "", "ns1").obj["status"]["phase"] == "Terminating"
     store.patch(widgets(store), "ns1", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
     with pytest.raises(errors.NotFound):
         store.get(nss(store), "", "ns1")
+    # Stored without finalizers while its contents remain, then gone with the last of them.
+    assert [(e.type, e.resource.kind) for e in events] == [
+        ("MODIFIED", "Namespace"),
+        ("DELETED", "Widget"),
+        ("DELETED", "Namespace"),
+    ]
 
 
 def test_an_empty_namespace_waits_for_its_own_finalizer(store: Store) -> None:
     store.create(nss(store), "", {"metadata": {"name": "ns1", "finalizers": ["x.io/hold"]}})
     store.delete(nss(store), "", "ns1")
     assert store.get(nss(store), "", "ns1").obj["metadata"]["deletionTimestamp"]
+    events = record(store)
     store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
     with pytest.raises(errors.NotFound):
         store.get(nss(store), "", "ns1")
+    assert [e.type for e in events] == ["DELETED"]  # (the emptying update is the deletion)
 
 
 def test_foreground_deletion_waits_for_blocking_dependents(store: Store) -> None:
@@ -1021,20 +1042,19 @@ def test_foreground_deletion_waits_for_blocking_dependents(store: Store) -> None
     assert store.get(widgets(store), "default", "p")  # waits for "blocking"
     events = record(store)
     store.patch(t, "default", "blocking", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    # Each update emptying the finalizers deletes at once (the collector's for "p" too).
     assert [(e.type, e.obj["metadata"]["name"]) for e in events] == [
-        ("MODIFIED", "blocking"),
         ("DELETED", "blocking"),
-        ("MODIFIED", "p"),
         ("DELETED", "p"),
     ]
-    assert "finalizers" not in events[2].obj["metadata"]
+    assert events[1].obj["metadata"]["finalizers"] == ["foregroundDeletion"]  # as stored
 
 
 def test_foreground_deletion_without_dependents_completes(store: Store) -> None:
     store.create(widgets(store), "default", widget("p"))
     events = record(store)
     store.delete(widgets(store), "default", "p", {"propagationPolicy": "Foreground"})
-    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    assert [e.type for e in events] == ["MODIFIED", "DELETED"]
     with pytest.raises(errors.NotFound):
         store.get(widgets(store), "default", "p")
 
