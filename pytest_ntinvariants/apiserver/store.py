@@ -764,7 +764,8 @@ class Store:
         """
         ns = namespace if rt.namespaced else ""
         with self._lock:
-            at = self._fresh_at(at, min_rv)
+            if at is not None or min_rv is not None:  # (most reads ask for neither)
+                at = self._fresh_at(at, min_rv)
             if at is None or at >= self._rv:
                 found = self._objects.get(rt.key, {}).get((ns, name))
             else:
@@ -797,7 +798,8 @@ class Store:
             at, start_after = self._decode_continue(continue_token)
         ns = namespace if rt.namespaced and namespace else None
         with self._lock:
-            at = self._fresh_at(at, min_rv)
+            if at is not None or min_rv is not None:
+                at = self._fresh_at(at, min_rv)
             snapshot = at if at is not None and at < self._rv else None
             list_rv = snapshot if snapshot is not None else self._rv
             if snapshot is not None and snapshot < self._compacted:
