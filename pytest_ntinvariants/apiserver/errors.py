@@ -44,7 +44,9 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        """Render as the wire's ``StatusCause``."""
+        """Render as the wire's ``StatusCause`` (``field`` is omitempty there)."""
+        if not self.field:
+            return {"reason": self.reason, "message": self.message}
         return {"reason": self.reason, "message": self.message, "field": self.field}
 
 
@@ -226,9 +228,30 @@ class Timeout(ApiError):
 
 
 def name_mismatch(sent: object, name: str) -> BadRequest:
-    """kube's checkName: the body names another object than the URL (400)."""
+    """kube's checkName (apiserver handlers/rest.go): the body names another object than
+    the URL, or none (400; ``ContextBasedNaming.ObjectName`` refuses an empty name)."""
+    if sent in (None, ""):
+        return BadRequest(
+            f"the name of the object ({name} based on URL) was undeterminable: "
+            f"name must be provided"
+        )
     return BadRequest(
         f"the name of the object ({sent}) does not match the name on the URL ({name})"
+    )
+
+
+def too_large_resource_version(asked: int, current: int) -> Timeout:
+    """A read that needs a resourceVersion the server has not reached (504).
+
+    kube's watch cache waits up to 3 s for it (``blockTimeout``), then answers
+    ``storage.NewTooLargeResourceVersionError(asked, current, 1)`` (apiserver
+    storage/errors.go, storage/cacher/watch_cache.go ``waitUntilFreshLocked``): a Timeout
+    whose one cause clients such as client-go's reflector look for, retry after a second.
+    """
+    return Timeout(
+        f"Timeout: Too large resource version: {asked}, current: {current}",
+        causes=[Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+        retry_after=1,
     )
 
 

@@ -572,7 +572,7 @@ class ApiHandler:
         if q.get("resourceVersionMatch") == "Exact":
             at = asked
         if verb == "get":
-            v = self.store.get(rt, namespace, name, at=at)
+            v = self.store.get(rt, namespace, name, at=at, min_rv=asked)
             if info.subresource == "scale":
                 return _json(scale.scale_of(rt, v.obj))
             if info.subresource == "status" or not _wants_table(request):
@@ -593,6 +593,7 @@ class ApiHandler:
             limit=limit,
             continue_token=q.get("continue", ""),
             at=at,
+            min_rv=asked,
         )
         if _wants_table(request):
             meta: dict[str, Any] = {"resourceVersion": str(rv)}

@@ -316,7 +316,11 @@ def apply_json_patch(target: Any, ops: Any) -> Any:
       own message is chained as ``__cause__`` for logs, since kube's body drops it.
 
     A missing ``value`` is read as ``null`` for ``add``/``replace``, as evanphx v4 does.
-    Negative array indices (a v4 extension) are not supported.
+    Negative array indices (a v4 extension) are not supported. The path ``""`` (the whole
+    document) is v4's: ``replace`` with an object or array replaces it (what the caller then
+    makes of the result is kube's decoding, see ``_not_an_object`` and the store's name
+    check), with anything else it is a no-op; ``test`` compares it; ``add``, ``remove``,
+    ``move`` and ``copy`` fail.
     """
     if ops is None:
         return _copy(target)
@@ -364,6 +368,17 @@ def _apply_op(doc: Any, op: dict[str, Any] | None) -> Any:
         raise ValueError(f"{kind} operation failed to decode path: missing value")
     if kind in ("move", "copy") and not isinstance(op.get("from"), str):
         raise ValueError(f"{kind} operation failed to decode from: missing value")
+    if path == "" or (kind in ("move", "copy") and op["from"] == ""):
+        # The whole document: evanphx v4 replaces it (with an object or array) and tests it;
+        # every other op's findObject finds no parent of "" and fails.
+        if kind == "replace":
+            value = op.get("value")
+            if not isinstance(value, dict | list):
+                # v4 returns errors.Wrapf(err, ...) with err nil there, which is nil: a scalar
+                # or null replaces nothing, and the patch goes on (kube answers 200).
+                return doc
+        elif kind != "test":
+            raise ValueError(f"{kind} operation does not apply to the whole document")
     operation = dict(op)
     if kind in ("add", "replace"):
         # Copied so that the result never aliases the caller's patch document.

@@ -69,8 +69,6 @@ _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
 # The metadata fields _validate_meta reads besides the name.
 _VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
-# What every write keeps from the stored object whatever the client sent (system fields).
-_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 class Version:
@@ -420,10 +418,77 @@ def _kept_json(obj: JSON) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
-def _go_json(obj: JSON) -> str:
-    """``obj`` as Go's encoding/json writes a map: compact, sorted keys, HTML-safe escapes."""
+def _go_json(obj: Any) -> str:
+    """``obj`` as Go's encoding/json writes it: compact, sorted keys, HTML-safe escapes."""
     text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _immutable(field: str, value: Any) -> Cause:
+    # field.ErrorBody renders a value that is not a Go string or number as its JSON.
+    return Cause(f"metadata.{field}", f"Invalid value: {_go_json(value)}: field is immutable")
+
+
+def _as_meta_time(value: str) -> str:
+    """A timestamp as kube shows it once decoded: metav1.Time's JSON, RFC 3339 in UTC to the
+    second (a client may send "+00:00" or fractions; the python client's models do)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        return value  # (not RFC 3339: kube's decoding refuses it)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _system_meta_update(meta: JSON, old: JSON) -> builtins.list[Cause]:
+    """What kube's rest.BeforeUpdate does to the system fields of an update's metadata
+    (in place), and the causes ValidateObjectMetaAccessorUpdate then finds in them
+    (apiserver registry/rest/update.go; apimachinery api/validation/objectmeta.go).
+
+    BeforeUpdate keeps the stored uid when the request sends none, always restores the
+    stored creationTimestamp, restores a stored deletionTimestamp, and the stored grace
+    period when the request drops it. What still differs is refused (422), not ignored:
+    another uid, a deletionTimestamp on an object not being deleted, another grace period,
+    and finalizers added to an object being deleted.
+    """
+    causes: builtins.list[Cause] = []
+    if "deletionTimestamp" in old:
+        kept = old.get("finalizers") or ()
+        added = [f for f in meta.get("finalizers") or () if f not in kept]
+        if added:
+            # (ValidateNoNewFinalizers prints the sorted set with Go's %#v)
+            shown = ", ".join(_go_quote(f) for f in sorted(set(added)))
+            causes.append(
+                Cause(
+                    "metadata.finalizers",
+                    f"Forbidden: no new finalizers can be added if the object is being "
+                    f"deleted, found new finalizers []string{{{shown}}}",
+                    "FieldValueForbidden",
+                )
+            )
+    uid = meta.get("uid")
+    if not uid:
+        meta["uid"] = old.get("uid")
+    elif uid != old.get("uid"):
+        causes.append(_immutable("uid", uid))
+    meta["creationTimestamp"] = old.get("creationTimestamp")
+    if "deletionTimestamp" in old:
+        meta["deletionTimestamp"] = old["deletionTimestamp"]
+    elif meta.get("deletionTimestamp") is not None:
+        causes.append(_immutable("deletionTimestamp", _as_meta_time(meta["deletionTimestamp"])))
+    else:
+        meta.pop("deletionTimestamp", None)
+    grace = meta.get("deletionGracePeriodSeconds")
+    old_grace = old.get("deletionGracePeriodSeconds")
+    if grace is None:
+        if old_grace is None:
+            meta.pop("deletionGracePeriodSeconds", None)
+        else:
+            meta["deletionGracePeriodSeconds"] = old_grace
+    elif grace != old_grace:
+        causes.append(_immutable("deletionGracePeriodSeconds", grace))
+    return causes
 
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
@@ -693,10 +758,24 @@ class Store:
 
     # ---------------------------------------------------------------- reads
 
-    def get(self, rt: ResourceType, namespace: str, name: str, *, at: int | None = None) -> Version:
-        """The object, or its version as of resourceVersion ``at`` (a stale view)."""
+    def get(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        at: int | None = None,
+        min_rv: int | None = None,
+    ) -> Version:
+        """The object, or its version as of resourceVersion ``at`` (a stale view).
+
+        ``min_rv``: the request's resourceVersion (kube's NotOlderThan): the answer is at
+        least that fresh (see ``_fresh_at``).
+        """
         ns = namespace if rt.namespaced else ""
         with self._lock:
+            if at is not None or min_rv is not None:  # (most reads ask for neither)
+                at = self._fresh_at(at, min_rv)
             if at is None or at >= self._rv:
                 found = self._objects.get(rt.key, {}).get((ns, name))
             else:
@@ -715,16 +794,22 @@ class Store:
         limit: int = 0,
         continue_token: str = "",
         at: int | None = None,
+        min_rv: int | None = None,
     ) -> tuple[list[Version], int, str, int | None]:
         """List matching objects in key order: ``(items, list rv, continue, remaining)``.
 
         Pages after the first are served from the first page's snapshot, as kube does.
+        ``at``: the snapshot to serve (resourceVersionMatch=Exact, or a stale view);
+        ``min_rv``: the request's resourceVersion as a lower bound (NotOlderThan). Either
+        beyond the current resourceVersion is kube's 504 (see ``_fresh_at``).
         """
         start_after: tuple[str, str] | None = None
         if continue_token:
             at, start_after = self._decode_continue(continue_token)
         ns = namespace if rt.namespaced and namespace else None
         with self._lock:
+            if at is not None or min_rv is not None:
+                at = self._fresh_at(at, min_rv)
             snapshot = at if at is not None and at < self._rv else None
             list_rv = snapshot if snapshot is not None else self._rv
             if snapshot is not None and snapshot < self._compacted:
@@ -767,6 +852,24 @@ class Store:
         # kube leaves remainingItemCount unset when selectors filter the list.
         counted = token and not labels and not fields
         return items, list_rv, token, (remaining if counted else None)
+
+    def _fresh_at(self, at: int | None, min_rv: int | None) -> int | None:
+        """The resourceVersion a read is served at (None: the current state), or kube's 504.
+
+        A resourceVersion the store has not reached, asked exactly or as a minimum, is
+        kube's ``Too large resource version`` Timeout: its watch cache waits up to 3 s for
+        it (storage/cacher/watch_cache.go ``waitUntilFreshLocked``), and so does etcd's for
+        an exact list (etcd3/store.go ``listReadError``). Here nothing is in flight that
+        could bring it, so the answer comes at once. A stale view (``at``) older than
+        ``min_rv`` is served at ``min_rv``: a lagging cache waits until it is that fresh.
+        """
+        current = self._rv
+        for wanted in (at, min_rv):
+            if wanted is not None and wanted > current:
+                raise errors.too_large_resource_version(wanted, current)
+        if at is not None and min_rv is not None and at < min_rv:
+            return min_rv
+        return at
 
     # (Store defines list(): in its annotations, mypy reads "list" as that method, hence
     # builtins.list in the signatures below.)
@@ -959,7 +1062,8 @@ class Store:
                 )
             return self._as_served(v, rt)
         meta = _meta(new)
-        if meta.get("name", name) != name:
+        if meta.get("name") != name:
+            # kube's checkName (handlers/update.go): a body naming no object is refused too.
             raise errors.name_mismatch(meta.get("name"), name)
         with self._lock:  # (what exists and what this write does, decided at once)
             if not subresource and rt.create_on_update and not self.exists(rt, namespace, name):
@@ -1133,15 +1237,33 @@ class Store:
                 meta = new["metadata"] = dict(meta)
             if meta_touched:
                 # (untouched, it is the stored metadata: these checks pass as they did)
-                if meta.get("name", name) != name:
-                    # kube's checkName runs on the patched object too: a patch cannot rename.
-                    raise errors.name_mismatch(meta.get("name"), name)
                 if meta.get("namespace", ns or None) not in (ns, None) and rt.namespaced:
                     raise errors.BadRequest(
                         "the namespace of the provided object does not match the namespace "
                         "sent on the request"
                     )
+                if meta.get("name") != name:
+                    # kube's checkName runs on the patched object too (handlers/patch.go
+                    # applyPatch, after the namespace's check): a patch cannot rename, nor
+                    # remove the name (a JSON patch removing /metadata, a merge patch
+                    # nulling it).
+                    raise errors.name_mismatch(meta.get("name"), name)
                 wanted = meta.get("resourceVersion")
+                if wanted in (None, "") and not rt.unconditional_update:
+                    # A patch that removed it (a JSON patch replacing the whole document, a
+                    # merge patch nulling it) meets the check a PUT does (update() above):
+                    # kube's Store.Update makes it for every update, patches included.
+                    raise invalid(
+                        rt.plural,
+                        rt.group,
+                        name,
+                        [
+                            Cause(
+                                "metadata.resourceVersion",
+                                "Invalid value: 0x0: must be specified for an update",
+                            )
+                        ],
+                    )
                 if wanted not in (None, "") and str(wanted) != str(cur.rv):
                     raise errors.Conflict(
                         f'Operation cannot be fulfilled on {rt.group_resource} "{name}": the '
@@ -1174,6 +1296,7 @@ class Store:
                 else:
                     new.pop("status", None)
             deleting = "deletionTimestamp" in cur_meta
+            meta_causes: builtins.list[Cause] = []
             if meta_touched:
                 # What the system owns comes from the stored object, whatever was sent
                 # (untouched metadata already holds exactly that).
@@ -1182,33 +1305,11 @@ class Store:
                     meta["namespace"] = ns
                 else:
                     meta.pop("namespace", None)
-                for key in _SYSTEM_META:
-                    if key in cur_meta:
-                        meta[key] = cur_meta[key]
-                    else:
-                        meta.pop(key, None)
+                meta_causes = _system_meta_update(meta, cur_meta)
                 meta.pop("selfLink", None)
                 if rt.has_generation:
                     meta["generation"] = cur_meta.get("generation", 1)
                 meta["resourceVersion"] = str(cur.rv)
-                if deleting:
-                    added = set(meta.get("finalizers") or ()) - set(
-                        cur_meta.get("finalizers") or ()
-                    )
-                    if added:
-                        raise invalid(
-                            rt.kind,
-                            rt.group,
-                            name,
-                            [
-                                Cause(
-                                    "metadata.finalizers",
-                                    f"Forbidden: no new finalizers can be added if the object "
-                                    f"is being deleted, found new finalizers {sorted(added)!r}",
-                                    "FieldValueForbidden",
-                                )
-                            ],
-                        )
             _default_builtin(rt, new)
             new = defaults.apply_defaults(rt.key, new)
             _check_bytes(rt, new, cur.obj)
@@ -1246,6 +1347,7 @@ class Store:
                 shared=True,
                 unchanged=unchanged,
                 meta_unchanged=meta_unchanged,
+                update_causes=meta_causes,
             )
             meta = new["metadata"]
             # A /status write keeps all but status, so it never bumps generation (nor does
@@ -1289,20 +1391,39 @@ class Store:
                     )
                 self.registry.check_crd(name, types)
                 self._warn_unevaluated(types, ctx)
+            if deleting and not meta.get("finalizers") and self._may_go(rt, name):
+                # The update that empties the finalizers of an object being deleted is its
+                # deletion (kube's generic Store.Update: ShouldDeleteDuringUpdate, then
+                # deleteWithoutFinalizers, registry/generic/registry/store.go): nothing of
+                # the update is stored, the stored version goes in one step (watches see
+                # only DELETED, at the deletion's resourceVersion), and the request is
+                # answered with the object it made, at the resourceVersion it was made on.
+                if not ctx.dry_run:
+                    self._finish_delete(rt, cur, ctx)
+                return self._as_served(Version(new, cur.rv), rt)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
             self._checked[(rt.key, ns, name)] = (version, schema)
             if rt.key == CRD_KEY:
                 self.registry.set_crd(name, types)
-            if deleting and not meta.get("finalizers"):
-                if rt.key == CRD_KEY:
-                    self._maybe_finish_crd(name)  # only once its objects are gone too
-                elif rt.key == NAMESPACE_KEY:
-                    self._maybe_finish_namespace(name, ctx)  # likewise
-                else:
-                    self._finish_delete(rt, version, ctx)
             return version
+
+    def _may_go(self, rt: ResourceType, name: str) -> bool:
+        """Whether an object being deleted goes once its finalizers are gone: at once, but a
+        CRD only once its objects are gone and a namespace once its contents are (kube's
+        customresourcecleanup finalizer and namespace controller, see _maybe_finish_*)."""
+        if rt.key == CRD_KEY:
+            crdv = self._objects.get(CRD_KEY, {}).get(("", name))
+            spec = (crdv.obj.get("spec") or {}) if crdv is not None else {}
+            plural = (spec.get("names") or {}).get("plural", "")
+            return not self._objects.get(f"{spec.get('group', '')}/{plural}")
+        if rt.key == NAMESPACE_KEY:
+            return not any(
+                key != NAMESPACE_KEY and any(k[0] == name for k in bucket)
+                for key, bucket in self._objects.items()
+            )
+        return True
 
     def delete(
         self,
@@ -1671,15 +1792,14 @@ class Store:
             ):
                 return  # still waiting for a blocking dependent
         gc = WriteContext(identity="system:garbage-collector", verb="update")
-        new = _private(owner.obj)
         rest = [f for f in finalizers if f != FOREGROUND]
-        if rest:
-            new["metadata"]["finalizers"] = rest
-        else:
-            del new["metadata"]["finalizers"]
-        version = self._commit(rt, "MODIFIED", new, owner, gc)
         if not rest:
-            self._finish_delete(rt, version, gc)
+            # The collector's update emptying the finalizers is the deletion (see _update).
+            self._finish_delete(rt, owner, gc)
+            return
+        new = _private(owner.obj)
+        new["metadata"]["finalizers"] = rest
+        self._commit(rt, "MODIFIED", new, owner, gc)
 
     def _by_uid(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
         out = []
@@ -1907,6 +2027,7 @@ class Store:
         shared: bool = False,
         unchanged: Sequence[str] = (),
         meta_unchanged: bool = False,
+        update_causes: Sequence[Cause] = (),
     ) -> JSON:
         """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
 
@@ -1916,9 +2037,12 @@ class Store:
         ``unchanged`` (with ``shared``): root fields whose values are those of a version this
         schema passed (``_checked``); the schema's walks may skip them. ``meta_unchanged``:
         what ``_validate_meta`` reads is as in such a version, so it is not run again.
+        ``update_causes``: what an update did to metadata kube refuses (``_system_meta_update``),
+        listed after the metadata's own causes as kube's rest.BeforeUpdate lists them.
         """
         meta = obj["metadata"]
         causes = [] if meta_unchanged else self._validate_meta(rt, meta)
+        causes.extend(update_causes)
         if rt.key == EVENTS_KEY:
             causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
         elif rt.key in _DATA_KINDS:

@@ -411,6 +411,57 @@ def test_patch_merge_json_and_default_strategic(kubectl: Kubectl) -> None:
     assert "spec.size" in invalid.stderr
 
 
+def test_patches_that_kube_refuses_change_nothing(
+    kubectl: Kubectl, state: Callable[[FakeApiServer], tuple[int, list[bytes]]]
+) -> None:
+    """A JSON patch taking the metadata or the whole document away, and a patch changing the
+    uid, get kube's errors as kubectl prints them; the store is left as it was."""
+    kubectl("create", "configmap", "a", "--from-literal=k=v").ok()
+    before = state(kubectl.server)
+    refused = {
+        '[{"op":"remove","path":"/metadata"}]': "Error from server (BadRequest): the name of "
+        "the object (a based on URL) was undeterminable: name must be provided",
+        '[{"op":"replace","path":"","value":{"metadata":{"name":"b"}}}]': "Error from server "
+        "(BadRequest): the name of the object (b) does not match the name on the URL (a)",
+    }
+    for ops, message in refused.items():
+        result = kubectl("patch", "configmap", "a", "--type=json", "-p", ops)
+        assert (result.rc, result.stderr) == (1, message + "\n")
+    result = kubectl("patch", "configmap", "a", "--type=merge", "-p", '{"metadata":{"uid":"x"}}')
+    assert (result.rc, result.stderr) == (
+        1,
+        'The ConfigMap "a" is invalid: metadata.uid: Invalid value: "x": field is immutable\n',
+    )
+    assert state(kubectl.server) == before
+
+
+def test_a_future_resource_version_is_too_large(kubectl: Kubectl) -> None:
+    """An exact list at a resourceVersion the server has not reached: kube's 504."""
+    current = kubectl.server.store.resource_version
+    path = f"/api/v1/namespaces/default/configmaps?resourceVersion={current + 3}"
+    result = kubectl("get", "--raw", f"{path}&resourceVersionMatch=Exact")
+    assert (result.rc, result.stderr) == (
+        1,
+        f"Error from server (Timeout): Timeout: Too large resource version: {current + 3}, "
+        f"current: {current}\n",
+    )
+
+
+def test_a_get_at_a_future_resource_version_is_too_large(kubectl: Kubectl) -> None:
+    """A GET's resourceVersion is a minimum (kube serves it from its watch cache once fresh
+    enough): one the server has not reached is the same 504."""
+    kubectl("create", "configmap", "a").ok()
+    current = kubectl.server.store.resource_version
+    result = kubectl(
+        "get", "--raw", f"/api/v1/namespaces/default/configmaps/a?resourceVersion={current + 1}"
+    )
+    assert (result.rc, result.stderr) == (
+        1,
+        f"Error from server (Timeout): Timeout: Too large resource version: {current + 1}, "
+        f"current: {current}\n",
+    )
+
+
 def test_delete_waits_for_finalizers(
     kubectl: Kubectl,
     store_waiter: StoreWaiter,

@@ -328,6 +328,278 @@ def test_json_patch_with_resource_version_test(api_client: client.ApiClient) -> 
     assert failed.value.status == 422
 
 
+def raw(response: Any) -> JSON:
+    """The JSON body of a ``_preload_content=False`` response."""
+    body: JSON = json.loads(response.data)
+    return body
+
+
+def status_of(failed: pytest.ExceptionInfo[ApiException]) -> tuple[int, JSON]:
+    """The HTTP code and the ``Status`` body of a refused request."""
+    return failed.value.status, json.loads(failed.value.body)
+
+
+def events_since(core: client.CoreV1Api, rv: str, n: int) -> list[tuple[str, str, JSON]]:
+    """The first ``n`` watch events on default's ConfigMaps after ``rv``, as
+    ``(type, name, raw object)`` (a watch resumed from history: no race with the writes)."""
+    w = watch.Watch()
+    with streaming(
+        w, core.list_namespaced_config_map, namespace="default", resource_version=rv
+    ) as events:
+        return [(t, o["metadata"]["name"], o) for t, o in objects_of(events, n)]
+
+
+def assert_left_no_trace(core: client.CoreV1Api, before: JSON) -> None:
+    """After refused requests on ConfigMap ``before``: it reads as it was, and a watch from
+    its version sees nothing before a marker written now (ADDED of "marker")."""
+    name, rv = before["metadata"]["name"], before["metadata"]["resourceVersion"]
+    assert raw(core.read_namespaced_config_map(name, "default", _preload_content=False)) == before
+    core.create_namespaced_config_map("default", {"metadata": {"name": "marker"}})
+    assert [(t, n) for t, n, _ in events_since(core, rv, 1)] == [("ADDED", "marker")]
+
+
+JSON_PATCH = "application/json-patch+json"
+UNDETERMINABLE = "the name of the object (a based on URL) was undeterminable: name must be provided"
+
+
+@pytest.mark.parametrize(
+    ("ops", "code", "message"),
+    [
+        ([{"op": "remove", "path": "/metadata"}], 400, UNDETERMINABLE),
+        ([{"op": "remove", "path": "/metadata/name"}], 400, UNDETERMINABLE),
+        ([{"op": "replace", "path": "", "value": {"data": {"k": "wiped"}}}], 400, UNDETERMINABLE),
+        (
+            [{"op": "replace", "path": "", "value": {"metadata": {"name": "b"}}}],
+            400,
+            "the name of the object (b) does not match the name on the URL (a)",
+        ),
+        (
+            [{"op": "replace", "path": "", "value": ["x"]}],
+            422,
+            ' "" is invalid: patch: Invalid value: "[\\"x\\"]": couldn\'t get version/kind; '
+            "json parse error: json: cannot unmarshal array into Go value of type struct { "
+            'APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string '
+            '"json:\\"kind,omitempty\\"" }',
+        ),
+        (
+            [{"op": "add", "path": "", "value": {"metadata": {"name": "a"}}}],
+            422,
+            "the server rejected our request due to an error in our request",
+        ),
+    ],
+)
+def test_a_json_patch_cannot_wipe_the_object(
+    api_client: client.ApiClient, ops: list[JSON], code: int, message: str
+) -> None:
+    """kube applies a JSON patch to the object's JSON, decodes the result and checks its
+    name against the URL (handlers/patch.go): taking the metadata or the whole document
+    away is refused, never stored as an empty object."""
+    core = client.CoreV1Api(api_client)
+    body = {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}
+    before = raw(core.create_namespaced_config_map("default", body, _preload_content=False))
+    with pytest.raises(ApiException) as failed:
+        core.patch_namespaced_config_map("a", "default", ops, _content_type=JSON_PATCH)
+    assert failed.value.status == code
+    assert status_of(failed)[1]["message"] == message
+    assert_left_no_trace(core, before)
+
+
+def test_a_json_patch_replaces_the_whole_document_as_kube_does(
+    api_client: client.ApiClient, gizmo_server: FakeApiServer
+) -> None:
+    """A whole new document is an update like any other (a ConfigMap's needs no
+    resourceVersion, a custom resource's does); a scalar replaces nothing (evanphx v4)."""
+    core = client.CoreV1Api(api_client)
+    made = core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}
+    )
+    rv = made.metadata.resource_version
+    for value in (5, None, "text"):
+        same = core.patch_namespaced_config_map(
+            "a",
+            "default",
+            [{"op": "replace", "path": "", "value": value}],
+            _content_type=JSON_PATCH,
+        )
+        assert same.metadata.resource_version == rv and same.data == {"k": "v"}
+    whole = {"metadata": {"name": "a"}, "data": {"new": "1"}}
+    replaced = core.patch_namespaced_config_map(
+        "a", "default", [{"op": "replace", "path": "", "value": whole}], _content_type=JSON_PATCH
+    )
+    assert replaced.data == {"new": "1"} and replaced.metadata.labels is None
+    assert replaced.metadata.uid == made.metadata.uid
+    assert replaced.metadata.creation_timestamp == made.metadata.creation_timestamp
+
+    co = client.CustomObjectsApi(api_client)
+    g = co.create_namespaced_custom_object(body=gizmo("g1"), namespace="default", **GV)
+    with pytest.raises(ApiException) as failed:
+        co.patch_namespaced_custom_object(
+            name="g1",
+            namespace="default",
+            body=[{"op": "replace", "path": "", "value": gizmo("g1")}],
+            _content_type=JSON_PATCH,
+            **GV,
+        )
+    code, status = status_of(failed)
+    assert (code, status["reason"]) == (422, "Invalid")
+    assert status["message"] == (
+        f'{GIZMO_PLURAL}.{GIZMO_GROUP} "g1" is invalid: metadata.resourceVersion: '
+        "Invalid value: 0x0: must be specified for an update"
+    )
+    assert co.get_namespaced_custom_object(name="g1", namespace="default", **GV) == g
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"uid": "forged"}, 'metadata.uid: Invalid value: "forged": field is immutable'),
+        (
+            {"deletionTimestamp": "2030-01-01T00:00:00Z"},
+            'metadata.deletionTimestamp: Invalid value: "2030-01-01T00:00:00Z": field is immutable',
+        ),
+        (
+            {"deletionGracePeriodSeconds": 30},
+            "metadata.deletionGracePeriodSeconds: Invalid value: 30: field is immutable",
+        ),
+    ],
+)
+def test_system_metadata_cannot_be_changed(
+    api_client: client.ApiClient, meta: JSON, message: str
+) -> None:
+    """ValidateObjectMetaAccessorUpdate's immutable fields: a PUT, each patch and an apply
+    that change one are refused with kube's 422, and change nothing."""
+    core = client.CoreV1Api(api_client)
+    before = raw(
+        core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "a"}}, _preload_content=False
+        )
+    )
+    put = json.loads(json.dumps(before))
+    put["metadata"].update(meta)
+    field = next(iter(meta))
+    writes: list[Callable[[], Any]] = [
+        lambda: core.replace_namespaced_config_map("a", "default", put),
+        lambda: core.patch_namespaced_config_map(
+            "a", "default", {"metadata": meta}, _content_type="application/merge-patch+json"
+        ),
+        lambda: core.patch_namespaced_config_map("a", "default", {"metadata": meta}),
+        lambda: core.patch_namespaced_config_map(
+            "a",
+            "default",
+            [{"op": "add", "path": f"/metadata/{field}", "value": meta[field]}],
+            _content_type=JSON_PATCH,
+        ),
+        lambda: core.patch_namespaced_config_map(
+            "a",
+            "default",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", **meta}},
+            field_manager="tester",
+            _content_type="application/apply-patch+yaml",
+        ),
+    ]
+    for write in writes:
+        with pytest.raises(ApiException) as failed:
+            write()
+        code, status = status_of(failed)
+        assert (code, status["reason"]) == (422, "Invalid")
+        assert status["message"] == f'ConfigMap "a" is invalid: {message}'
+        # (kube lists the cause twice for most kinds, its strategy repeating the check; the
+        # fake once: what clients read, the message and the field, is the same)
+        assert {c["field"] for c in status["details"]["causes"]} == {f"metadata.{field}"}
+    # What kube restores silently instead: a creationTimestamp sent, a uid left out.
+    put = json.loads(json.dumps(before))
+    put["metadata"]["creationTimestamp"] = "2000-01-01T00:00:00Z"
+    del put["metadata"]["uid"]
+    kept = core.replace_namespaced_config_map("a", "default", put)
+    assert kept.metadata.uid == before["metadata"]["uid"]
+    assert kept.metadata.resource_version == before["metadata"]["resourceVersion"]  # (no-op)
+    assert_left_no_trace(core, before)
+
+
+def test_a_future_resource_version_is_too_large(api_client: client.ApiClient) -> None:
+    """kube's watch cache waits for a resourceVersion it has not reached, then answers 504
+    Timeout "Too large resource version" with a retry after a second; the fake answers at once."""
+    core = client.CoreV1Api(api_client)
+    current = int(core.list_namespaced_config_map("default").metadata.resource_version)
+    with pytest.raises(ApiException) as failed:
+        core.list_namespaced_config_map(
+            "default", resource_version=str(current + 5), resource_version_match="Exact"
+        )
+    assert failed.value.headers["Retry-After"] == "1"
+    assert status_of(failed) == (
+        504,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"Timeout: Too large resource version: {current + 5}, current: {current}",
+            "reason": "Timeout",
+            "details": {
+                "causes": [
+                    {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                ],
+                "retryAfterSeconds": 1,
+            },
+            "code": 504,
+        },
+    )
+    # The current version itself is served exactly.
+    at = core.list_namespaced_config_map(
+        "default", resource_version=str(current), resource_version_match="Exact"
+    )
+    assert at.metadata.resource_version == str(current)
+
+
+@pytest.mark.parametrize("match", [None, "NotOlderThan"])
+def test_a_future_resource_version_is_too_large_as_a_minimum(
+    api_client: client.ApiClient, match: str | None
+) -> None:
+    """A LIST's resourceVersion without resourceVersionMatch=Exact is a minimum
+    (NotOlderThan): one the server has not reached is the same 504 (GET: the kubectl test)."""
+    core = client.CoreV1Api(api_client)
+    current = int(core.list_namespaced_config_map("default").metadata.resource_version)
+    future = str(current + 1)
+    with pytest.raises(ApiException) as failed:
+        core.list_namespaced_config_map(
+            "default", resource_version=future, resource_version_match=match
+        )
+    code, status = status_of(failed)
+    assert (code, status["reason"]) == (504, "Timeout")
+    assert status["message"] == f"Timeout: Too large resource version: {future}, current: {current}"
+    assert failed.value.headers["Retry-After"] == "1"
+
+
+def test_removing_the_last_finalizer_deletes_in_one_step(api_client: client.ApiClient) -> None:
+    """kube's Store.Update deletes an object being deleted once an update empties its
+    finalizers, instead of storing it: a watch sees DELETED only (the stored version, at the
+    deletion's resourceVersion), and the update is answered with the object it made."""
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "a", "finalizers": ["example.com/hold"]}}
+    )
+    deleting = core.delete_namespaced_config_map("a", "default")
+    rv = deleting["metadata"]["resourceVersion"]
+    answer = core.patch_namespaced_config_map(
+        "a",
+        "default",
+        {"metadata": {"finalizers": None, "labels": {"lost": "yes"}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert answer.metadata.finalizers is None and answer.metadata.labels == {"lost": "yes"}
+    assert answer.metadata.resource_version == rv
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_config_map("a", "default")
+    assert gone.value.status == 404
+    core.create_namespaced_config_map("default", {"metadata": {"name": "marker"}})
+    (kind, name, obj), (after, marker, _) = events_since(core, rv, 2)
+    assert (kind, name, after, marker) == ("DELETED", "a", "ADDED", "marker")
+    assert obj == {
+        **deleting,
+        "metadata": {**deleting["metadata"], "resourceVersion": str(int(rv) + 1)},
+    }
+
+
 # --------------------------------------------------------------------------------- sync: watch
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -9,7 +10,7 @@ import pytest
 
 from pytest_ntinvariants.apiserver import Event, ResourceType, Store, WriteContext, errors
 from pytest_ntinvariants.apiserver.selectors import FieldSelector, LabelSelector
-from pytest_ntinvariants.apiserver.store import JSON_PATCH, MERGE_PATCH
+from pytest_ntinvariants.apiserver.store import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 
 JSON = dict[str, Any]
 GROUP = "example.com"
@@ -323,6 +324,38 @@ def test_list_as_of_an_older_version(store: Store) -> None:
 # ------------------------------------------------------------------------- update
 
 
+def test_reads_beyond_the_current_version_are_too_large(store: Store) -> None:
+    """A resourceVersion the store has not reached, exact (``at``) or as a minimum
+    (``min_rv``), is kube's 504; a stale view older than the minimum is served at it."""
+    t = cms(store)
+    first = store.create(t, "default", cm("a", x="1"))
+    second = store.patch(t, "default", "a", MERGE_PATCH, {"data": {"x": "2"}})
+    now = store.resource_version
+    reads: list[Callable[[], object]] = [
+        lambda: store.get(t, "default", "a", at=now + 1),
+        lambda: store.get(t, "default", "a", min_rv=now + 1),
+        lambda: store.list(t, "default", at=now + 1),
+        lambda: store.list(t, "default", min_rv=now + 1),
+    ]
+    for read in reads:
+        with pytest.raises(errors.Timeout) as exc:
+            read()
+        assert (
+            exc.value.message == f"Timeout: Too large resource version: {now + 1}, current: {now}"
+        )
+        assert exc.value.status()["details"] == {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        }
+        assert exc.value.headers == {"Retry-After": "1"}
+    assert store.get(t, "default", "a", at=first.rv).obj["data"] == {"x": "1"}
+    assert store.get(t, "default", "a", at=first.rv, min_rv=second.rv).rv == second.rv
+    assert store.list(t, "default", at=first.rv, min_rv=second.rv)[1] == second.rv
+    assert store.get(t, "default", "a", at=now, min_rv=now).rv == second.rv
+
+
 def test_update_with_a_stale_version_is_409(store: Store) -> None:
     v = store.create(widgets(store), "default", widget("w"))
     store.patch(widgets(store), "default", "w", MERGE_PATCH, {"spec": {"size": 2}})
@@ -403,13 +436,70 @@ def test_a_versions_json_is_encoded_once_read_and_then_shared(store: Store) -> N
 
 
 def test_update_keeps_system_metadata(store: Store) -> None:
+    """kube's rest.BeforeUpdate: a creationTimestamp sent is replaced by the stored one, a
+    uid left out is the stored one; another uid is refused (next test)."""
     v = store.create(cms(store), "default", cm("a"))
     body = orjson.loads(v.raw)
-    body["metadata"].update(uid="forged", creationTimestamp="2000-01-01T00:00:00Z")
+    body["metadata"].update(creationTimestamp="2000-01-01T00:00:00Z")
+    del body["metadata"]["uid"]
     body["data"] = {"k": "v"}
     new = store.update(cms(store), "default", "a", body)
     assert new.obj["metadata"]["uid"] == v.obj["metadata"]["uid"]
     assert new.obj["metadata"]["creationTimestamp"] == v.obj["metadata"]["creationTimestamp"]
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"uid": "forged"}, 'metadata.uid: Invalid value: "forged": field is immutable'),
+        (
+            {"deletionTimestamp": "2030-01-01T00:00:00Z"},
+            'metadata.deletionTimestamp: Invalid value: "2030-01-01T00:00:00Z": field is immutable',
+        ),
+        (
+            {"deletionGracePeriodSeconds": 30},
+            "metadata.deletionGracePeriodSeconds: Invalid value: 30: field is immutable",
+        ),
+    ],
+)
+def test_an_update_changing_system_metadata_is_refused(
+    store: Store, meta: JSON, message: str
+) -> None:
+    """ValidateObjectMetaAccessorUpdate's immutable fields, through every write, and nothing
+    changes: not the object, not the resourceVersion, no event."""
+    t = cms(store)
+    v = store.create(t, "default", cm("a"))
+    events = record(store)
+    body = orjson.loads(v.raw)
+    body["metadata"].update(meta)
+    field = next(iter(meta))
+    writes: list[Callable[[], object]] = [
+        lambda: store.update(t, "default", "a", body),
+        lambda: store.patch(t, "default", "a", MERGE_PATCH, {"metadata": meta}),
+        lambda: store.patch(t, "default", "a", STRATEGIC_PATCH, {"metadata": meta}),
+        lambda: store.patch(
+            t,
+            "default",
+            "a",
+            JSON_PATCH,
+            [{"op": "add", "path": f"/metadata/{field}", "value": meta[field]}],
+        ),
+        lambda: store.apply(
+            t,
+            "default",
+            "a",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", **meta}},
+            WriteContext(verb="patch", field_manager="m"),
+        ),
+    ]
+    for write in writes:
+        with pytest.raises(errors.Invalid) as exc:
+            write()
+        assert exc.value.message == f'ConfigMap "a" is invalid: {message}'
+        assert set(invalid_fields(exc)) == {f"metadata.{field}"}
+    assert store.get(t, "default", "a").raw == v.raw
+    assert store.resource_version == v.rv
+    assert events == []
 
 
 def test_generation_bumps_on_spec_changes_only(store: Store) -> None:
@@ -525,11 +615,28 @@ def test_delete_with_finalizers(store: Store) -> None:
             {"metadata": {"finalizers": ["a/one", "a/two", "a/three"]}},
         )
     assert invalid_fields(exc) == ["metadata.finalizers"]
+    assert exc.value.message == (
+        'Widget.example.com "w" is invalid: metadata.finalizers: Forbidden: no new finalizers '
+        'can be added if the object is being deleted, found new finalizers []string{"a/three"}'
+    )
     store.patch(t, "default", "w", MERGE_PATCH, {"metadata": {"finalizers": ["a/two"]}})
     assert store.get(t, "default", "w").obj["metadata"]["finalizers"] == ["a/two"]
-    store.patch(t, "default", "w", JSON_PATCH, [{"op": "remove", "path": "/metadata/finalizers"}])
-    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "MODIFIED", "DELETED"]
-    assert events[-1].rv == events[-2].rv + 1
+    last = store.get(t, "default", "w")
+    answer = store.patch(
+        t, "default", "w", JSON_PATCH, [{"op": "remove", "path": "/metadata/finalizers"}]
+    )
+    # The update that empties the finalizers is the deletion (kube's deleteWithoutFinalizers):
+    # no MODIFIED, the DELETED of the stored version at the deletion's resourceVersion, and
+    # the request answered with the object it made, at the version it was made on.
+    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    assert events[-1].rv == events[-2].rv + 1 == store.resource_version
+    assert events[-1].obj == {
+        **last.obj,
+        "metadata": {**last.obj["metadata"], "resourceVersion": str(events[-1].rv)},
+    }
+    assert "finalizers" not in answer.obj["metadata"]
+    assert answer.obj["metadata"]["resourceVersion"] == str(last.rv)
+    assert store.version_rvs(t, "default", "w")[-2:] == [last.rv, events[-1].rv]
     with pytest.raises(errors.NotFound):
         store.get(t, "default", "w")
 
@@ -663,7 +770,6 @@ def test_a_deleted_crd_waits_for_its_objects_finalizers(store: Store) -> None:
     events = record(store)
     store.patch(widgets(store), "default", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
     assert [(e.type, e.resource.kind) for e in events] == [
-        ("MODIFIED", "Widget"),
         ("DELETED", "Widget"),
         ("DELETED", "CustomResourceDefinition"),
     ]
@@ -881,20 +987,29 @@ def test_a_namespace_waits_for_its_own_finalizers_and_its_contents(store: Store)
     store.create(widgets(store), "ns1", body)
     store.delete(nss(store), "", "ns1")
     # Its own finalizer goes first: the namespace stays while its contents remain.
+    events = record(store)
     store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
     assert store.get(nss(store), "", "ns1").obj["status"]["phase"] == "Terminating"
     store.patch(widgets(store), "ns1", "w", MERGE_PATCH, {"metadata": {"finalizers": None}})
     with pytest.raises(errors.NotFound):
         store.get(nss(store), "", "ns1")
+    # Stored without finalizers while its contents remain, then gone with the last of them.
+    assert [(e.type, e.resource.kind) for e in events] == [
+        ("MODIFIED", "Namespace"),
+        ("DELETED", "Widget"),
+        ("DELETED", "Namespace"),
+    ]
 
 
 def test_an_empty_namespace_waits_for_its_own_finalizer(store: Store) -> None:
     store.create(nss(store), "", {"metadata": {"name": "ns1", "finalizers": ["x.io/hold"]}})
     store.delete(nss(store), "", "ns1")
     assert store.get(nss(store), "", "ns1").obj["metadata"]["deletionTimestamp"]
+    events = record(store)
     store.patch(nss(store), "", "ns1", MERGE_PATCH, {"metadata": {"finalizers": None}})
     with pytest.raises(errors.NotFound):
         store.get(nss(store), "", "ns1")
+    assert [e.type for e in events] == ["DELETED"]  # (the emptying update is the deletion)
 
 
 def test_foreground_deletion_waits_for_blocking_dependents(store: Store) -> None:
@@ -927,20 +1042,19 @@ def test_foreground_deletion_waits_for_blocking_dependents(store: Store) -> None
     assert store.get(widgets(store), "default", "p")  # waits for "blocking"
     events = record(store)
     store.patch(t, "default", "blocking", MERGE_PATCH, {"metadata": {"finalizers": None}})
+    # Each update emptying the finalizers deletes at once (the collector's for "p" too).
     assert [(e.type, e.obj["metadata"]["name"]) for e in events] == [
-        ("MODIFIED", "blocking"),
         ("DELETED", "blocking"),
-        ("MODIFIED", "p"),
         ("DELETED", "p"),
     ]
-    assert "finalizers" not in events[2].obj["metadata"]
+    assert events[1].obj["metadata"]["finalizers"] == ["foregroundDeletion"]  # as stored
 
 
 def test_foreground_deletion_without_dependents_completes(store: Store) -> None:
     store.create(widgets(store), "default", widget("p"))
     events = record(store)
     store.delete(widgets(store), "default", "p", {"propagationPolicy": "Foreground"})
-    assert [e.type for e in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    assert [e.type for e in events] == ["MODIFIED", "DELETED"]
     with pytest.raises(errors.NotFound):
         store.get(widgets(store), "default", "p")
 
