@@ -21,78 +21,12 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
+from crds import GROUP, WIDGET_CRD
 
 from pytest_ntinvariants.apiserver import Event, FakeApiServer, Store
 
 JSON = dict[str, Any]
 T = TypeVar("T")
-
-GROUP = "example.com"
-WIDGETS = f"/apis/{GROUP}/v1/namespaces/default/widgets"
-
-# A CRD with everything the server implements for schemas: required fields, types,
-# defaults, pruning, a CEL immutability rule and a status subresource.
-WIDGET_CRD: JSON = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"widgets.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {
-            "plural": "widgets",
-            "singular": "widget",
-            "kind": "Widget",
-            "shortNames": ["wd"],
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
-                ],
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["size"],
-                                "properties": {
-                                    "size": {"type": "integer", "minimum": 0},
-                                    "color": {"type": "string", "default": "blue"},
-                                    "owner": {
-                                        "type": "string",
-                                        "x-kubernetes-validations": [
-                                            {
-                                                "rule": "self == oldSelf",
-                                                "message": "owner is immutable",
-                                            },
-                                        ],
-                                    },
-                                    "free": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                },
-                            },
-                            "status": {
-                                "type": "object",
-                                "properties": {
-                                    "phase": {"type": "string"},
-                                    "count": {"type": "integer"},
-                                },
-                            },
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 def widget(name: str, size: int = 1, **spec: Any) -> JSON:
@@ -324,7 +258,7 @@ def snapshot(server: FakeApiServer) -> tuple[int, list[bytes]]:
         return s.resource_version, objects
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def state() -> Callable[[FakeApiServer], tuple[int, list[bytes]]]:
     """``state(server)``: a comparable snapshot of everything the store holds."""
     return snapshot

@@ -81,3 +81,71 @@ def gizmo(name: str, size: int = 1, namespace: str = "default", **spec: Any) -> 
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"size": size, **spec},
     }
+
+
+GROUP = "example.com"
+WIDGETS = f"/apis/{GROUP}/v1/namespaces/default/widgets"
+
+# A CRD with everything the server implements for schemas: required fields, types,
+# defaults, pruning, a CEL immutability rule and a status subresource.
+WIDGET_CRD: JSON = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"widgets.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "color": {"type": "string", "default": "blue"},
+                                    "owner": {
+                                        "type": "string",
+                                        "x-kubernetes-validations": [
+                                            {
+                                                "rule": "self == oldSelf",
+                                                "message": "owner is immutable",
+                                            },
+                                        ],
+                                    },
+                                    "free": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "phase": {"type": "string"},
+                                    "count": {"type": "integer"},
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}

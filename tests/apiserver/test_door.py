@@ -44,6 +44,28 @@ def free_widget(name: str, free: Any) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"size": 1, "free": free}}
 
 
+def example_crd(singular: str, kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A namespaced CRD of group example.com, version v1, with ``schema``."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{singular}s.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": f"{singular}s", "singular": singular, "kind": kind},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
 def serves(api: Api, watch: Callable[..., Stream], path: str, name: str) -> dict[str, Any]:
     """The object is served by GET, LIST, a Table and a watch; return what GET gave."""
     got: dict[str, Any] = api.get(f"{path}/{name}").expect(200)
@@ -293,24 +315,7 @@ def test_a_crd_schema_at_the_limit_installs_and_validates(api: Api) -> None:
     schema: dict[str, Any] = {"type": "string"}
     for _ in range(levels):
         schema = {"type": "object", "properties": {"n": schema}}
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "towers.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "towers", "singular": "tower", "kind": "Tower"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
-        },
-    }
+    crd = example_crd("tower", "Tower", schema)
     api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd).expect(201)
     value: Any = "top"
     for _ in range(levels):
@@ -383,35 +388,17 @@ def test_a_cli_server_fed_the_reproductions_serves_on_and_exits_0(tmp_path: Path
 def test_a_cel_rule_nested_past_the_limit_is_refused_not_overflowed(api: Api, rule: str) -> None:
     """Each rule once made every create of the CRD's objects a 500 (a RecursionError in the
     CEL parser): the CRD was kept, so its resource stayed poisoned."""
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "rules.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "rules", "singular": "rule", "kind": "Rule"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                    "x-kubernetes-validations": [{"rule": rule}],
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "x-kubernetes-validations": [{"rule": rule}],
+            }
         },
     }
+    crd = example_crd("rule", "Rule", schema)
     created = api.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     created.expect(201)
     # The fake cannot compile the rule and says so, as for any rule it cannot evaluate

@@ -11,64 +11,19 @@ from __future__ import annotations
 
 import http.client
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 import pytest
+from crds import GROUP, WIDGET_CRD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_ntinvariants.apiserver import FakeApiServer
 
-GROUP = "example.com"
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"widgets.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {
-                        "specReplicasPath": ".spec.size",
-                        "statusReplicasPath": ".status.count",
-                    },
-                },
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "properties": {
-                                    "size": {"type": "integer", "minimum": 0},
-                                    "free": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                },
-                            },
-                            "status": {
-                                "type": "object",
-                                "properties": {"count": {"type": "integer"}},
-                            },
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
-
+State = Callable[[FakeApiServer], tuple[int, list[bytes]]]
 COLLECTIONS = [
     "/api/v1/namespaces/default/configmaps",
     "/api/v1/namespaces/default/secrets",
@@ -359,13 +314,6 @@ def fuzz_server() -> Iterator[FakeApiServer]:
         yield server
 
 
-def _snapshot(server: FakeApiServer) -> tuple[int, list[bytes]]:
-    store = server.store
-    with store.lock:
-        objects = sorted(v.raw for bucket in store._objects.values() for v in bucket.values())
-        return store.resource_version, objects
-
-
 def _send(
     server: FakeApiServer, method: str, path: str, ctype: str, body: bytes
 ) -> tuple[int, dict[str, str], bytes]:
@@ -393,17 +341,17 @@ def _send(
 )
 @given(request=requests())
 def test_no_request_breaks_the_server(
-    fuzz_server: FakeApiServer, request: tuple[str, str, str, bytes]
+    fuzz_server: FakeApiServer, state: State, request: tuple[str, str, str, bytes]
 ) -> None:
     method, path, ctype, body = request
-    before = _snapshot(fuzz_server)
+    before = state(fuzz_server)
     status, _, raw = _send(fuzz_server, method, path, ctype, body)
     assert status < 500, (status, raw[:500])
     if status >= 400 and method != "HEAD":
         doc = orjson.loads(raw)
         assert doc["kind"] == "Status" and doc["code"] == status, doc
         assert doc["status"] == "Failure" and doc["reason"] and doc["message"], doc
-        assert _snapshot(fuzz_server) == before, (status, doc)
+        assert state(fuzz_server) == before, (status, doc)
     # Still serving, and the collection the request reached still lists (a stored
     # object that cannot be encoded would turn every LIST of it into a 500).
     assert _send(fuzz_server, "GET", "/healthz", "", b"")[0] == 200
