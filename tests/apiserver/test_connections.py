@@ -14,8 +14,12 @@ import json
 import resource
 import socket
 import ssl
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -367,3 +371,55 @@ def test_when_every_connection_serves_a_request_a_new_client_is_served_past_the_
         finally:
             for conn, _ in watches:
                 conn.close()
+
+
+def test_the_cli_flags_and_a_flood_past_the_file_limit(tmp_path: Path) -> None:
+    """The measured failure: with ``ulimit -n`` below the flood, accept() ran out of files
+    and nothing, /healthz included, was answered. Now idle connections make room."""
+    kubeconfig = tmp_path / "kc.yaml"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest_ntinvariants.apiserver.cli",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--header-timeout",
+        "0.5",
+    ]
+    shell = "ulimit -n 512 && exec " + " ".join(f"'{arg}'" for arg in command)
+    proc = subprocess.Popen(
+        ["sh", "-c", shell], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(60, proc.kill)  # only kills a hung server
+    watchdog.start()
+    socks: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("ntinv-apiserver serving at http://127.0.0.1:"), first
+        port = int(first.rsplit(":", 1)[1])
+        with fd_limit(4096):
+            for i in range(700):
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=GUARD))
+                if i % 2:
+                    socks[-1].sendall(HEAD)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=GUARD)
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read() == b"ok"
+            conn.close()
+            # --header-timeout reached the server: the newest connections close soon, not
+            # after kube's 32 s.
+            assert until_closed(socks[-1]) == b""
+            for sock in socks:
+                sock.close()
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        # accept() never failed: asyncio would have reported it, and stop() raised it.
+        assert proc.returncode == 0, err
+    finally:
+        watchdog.cancel()
+        for sock in socks:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
