@@ -6,6 +6,7 @@ without any transport; ``Interceptor`` is the seam for observing and perturbing 
 
 from __future__ import annotations
 
+from .connections import ConnectionLimits
 from .errors import ApiError
 from .hooks import Interceptor, RequestInfo
 from .hosting import FakeApiServer, InterceptorHandle
@@ -15,6 +16,7 @@ from .watch import Delivery, Watcher
 
 __all__ = [
     "ApiError",
+    "ConnectionLimits",
     "Delivery",
     "Event",
     "FakeApiServer",

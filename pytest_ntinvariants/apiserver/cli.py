@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .. import _yaml
+from .connections import ConnectionLimits
 from .errors import ApiError
 from .hosting import FakeApiServer
 
@@ -52,7 +54,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls", action="store_true", help="serve https with a generated CA")
     p.add_argument("--seed", type=int, default=0, help="seed for generated names and uids")
+    # Connection limits; the defaults are kube-apiserver's (see ConnectionLimits).
+    kube = ConnectionLimits()
+    p.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=kube.header_timeout,
+        metavar="SECONDS",
+        help="close a connection whose request head is not complete in time "
+        "(kube's ReadHeaderTimeout; default %(default)g)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=kube.idle_timeout,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long (kube's IdleTimeout; default "
+        "%(default)g)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=kube.body_timeout,
+        metavar="SECONDS",
+        help="answer 504 to a request whose body is not complete this long after its head "
+        "(kube's --request-timeout; default %(default)g)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="past N open connections, close the longest idle ones (default: half of ulimit -n)",
+    )
     return p
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"not a positive finite number: {text}")
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     for sig in signals:
         signal.signal(sig, lambda *_: None)
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed)
+    limits = ConnectionLimits(
+        args.header_timeout, args.idle_timeout, args.body_timeout, args.max_connections
+    )
+    server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed, limits=limits)
     try:
         for path, doc in docs:
             try:

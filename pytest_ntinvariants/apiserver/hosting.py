@@ -28,6 +28,7 @@ from aiohttp import web
 
 from .. import _yaml
 from .._loopthread import LoopThread
+from .connections import ConnectionLimits, GuardedSite
 from .errors import NotFound
 from .hooks import Interceptor
 from .http import ApiHandler
@@ -63,7 +64,9 @@ class FakeApiServer:
     uids replay), ``crds`` (CustomResourceDefinition manifests, dicts or YAML text,
     installed before ``start()`` returns), ``bookmark_interval`` and ``watch_timeout``
     in seconds, ``history_limit`` (events kept for watch resume; older ones get 410),
-    ``require_auth`` (refuse requests without a known token).
+    ``require_auth`` (refuse requests without a known token), ``limits`` (a
+    ``ConnectionLimits``: header, idle and body timeouts and the bound on open connections;
+    kube-apiserver's values by default).
     """
 
     def __init__(
@@ -77,10 +80,12 @@ class FakeApiServer:
         watch_timeout: float = 1800.0,
         history_limit: int = 100_000,
         require_auth: bool = False,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port
         self.tls = tls
+        self.limits = limits if limits is not None else ConnectionLimits()
         self.store = Store(Registry(), history_limit=history_limit, seed=seed)
         self._tokens: dict[str, str] = {}  # token -> identity
         self.handler = ApiHandler(
@@ -172,8 +177,13 @@ class FakeApiServer:
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handler.handle)
         # No access log: it costs more than serving the request does. The shutdown timeout
         # belongs on the runner (aiohttp >= 3.9 deprecates it on the site).
+        # aiohttp's keep-alive timer is the idle timeout (its default is an hour).
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.25
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.25,
+            keepalive_timeout=self.limits.idle_timeout,
         )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -182,7 +192,7 @@ class FakeApiServer:
         self.port = sock.getsockname()[1]
         self.handler.server_address = f"{self.host}:{self.port}"
         try:
-            site = web.SockSite(self._runner, sock, ssl_context=self._ssl)
+            site = GuardedSite(self._runner, sock, self.limits, ssl_context=self._ssl)
             await site.start()
         except BaseException:
             sock.close()  # a failed start must not leak the bound socket
