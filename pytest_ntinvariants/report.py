@@ -1,7 +1,7 @@
 """Failure reports: what broke, the proof, and the race that led there.
 
 A report reads like pytest's own ``approx`` failures and hypothesis's falsifying
-examples (STYLE.md items 8 and 9): one summary line first, then aligned tables (the
+examples: one summary line first, then aligned tables (the
 attempts, the endpoint calls), then the timeline of the race (who read which version,
 who wrote what, which watch event reached whom and how late, which perturbation fired,
 which endpoint was called), then the seed and the command that replays it.

@@ -4,7 +4,7 @@ A ``Sink`` is a real HTTP (or HTTPS) server on 127.0.0.1 that records every call
 receives and answers from a script. It is the plugin's view of "what the outside world
 received": the seed's final fix made the *recorded* attempt count right while the webhook
 was still called twice, so the invariants compare the controller's status against these
-records, call by call (DESIGN.md section 2).
+records, call by call (README.md, "The hidden duplicate").
 
 Usable from plain Python::
 
@@ -102,7 +102,7 @@ class Gate:
 
     ``reply(200, hold=gate)`` makes the sink receive (and record) a call but withhold the
     answer: the controller is "in the middle of a delivery" for exactly as long as the
-    test wants, with no sleeps (DESIGN.md section 5 prefers gates to timing). Opening is
+    test wants, with no sleeps (a gate, unlike timing, is deterministic). Opening is
     thread-safe and wakes every held reply; a gate stays open once opened.
     """
 

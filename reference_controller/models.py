@@ -1,9 +1,9 @@
 """Pydantic models of the ``NotificationRequest`` custom resource: the Python source of truth.
 
-The shapes follow the original controller's December 2025 API (``kubernaut.ai/v1alpha1``;
-see ``shared/notes/notification-controller-facts.md`` section 1). ``crd.yaml`` ships the same
-schema for the API server; ``tests/reference_controller/test_rc_models.py`` keeps the two in
-agreement (enums, defaults, ranges, required fields, field names).
+The shapes follow the original controller's December 2025 API (``kubernaut.ai/v1alpha1``).
+``crd.yaml`` ships the same schema for the API server;
+``tests/reference_controller/test_rc_models.py`` keeps the two in agreement (enums,
+defaults, ranges, required fields, field names).
 
 Additions beyond the original status, all documented in the CRD's descriptions too:
 

@@ -1,6 +1,6 @@
 """Claim-before-deliver and record-once: the fix for the seed's bug class, as a swappable part.
 
-The seed (``shared/seed/notification-triage.md``) describes attempts counted twice after
+The seed (README.md, "The hidden duplicate") describes attempts counted twice after
 status writes were made atomic (DD-PERF-001), two fixes that made it worse, and a final fix
 that de-duplicated by ``(channel, attempt, |dt| < 1 s)``. The real cause was sequential
 reconciles working from stale reads; the timestamp window made the *recorded* count right

@@ -1,4 +1,4 @@
-"""The house rules of DESIGN.md section 3, checked on the import statements themselves.
+"""The house rules of the package layout, checked on the import statements themselves.
 
 - the API server knows nothing of pytest or kopf (usable on its own, like moto_server);
 - its state (store, resources, selectors, patch, schema, errors) imports no transport;

@@ -1,8 +1,8 @@
 """Discovery, OpenAPI and Table documents, built from the registry.
 
-Two discovery formats are served (see shared/notes/client-wire-facts.md section 4):
-the legacy ``APIVersions``/``APIGroupList``/``APIResourceList`` that kopf parses, and
-aggregated discovery v2 that kubectl asks for by ``Accept``. kopf crashes on the
+Two discovery formats are served: the legacy ``APIVersions``/``APIGroupList``/
+``APIResourceList`` that kopf parses, and aggregated discovery v2 that kubectl asks for
+by ``Accept``. kopf crashes on the
 aggregated body, so it is only ever sent to a client that asked for it.
 """
 

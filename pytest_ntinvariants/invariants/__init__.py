@@ -1,6 +1,6 @@
 """Invariants over the ledger, assertion helpers, and hand-built ledgers for their tests.
 
-The public door of the invariants package (DESIGN.md section 6): the ``Invariant``
+The public door of the invariants package: the ``Invariant``
 protocol and ``InvariantRegistry`` the plugin and third-party hooks use, the built-in
 rules (``resource-version-monotonic`` and the NotificationRequest pack), the assertion
 helpers for tests, and the builder used to test all of them on exact histories.

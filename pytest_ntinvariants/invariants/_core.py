@@ -1,8 +1,8 @@
 """Invariants, violations, the registry and the check context.
 
-An invariant is a named rule over the whole ledger of one test (DESIGN.md section 6):
-it sees every version of every object, every request, delivery and side effect, and
-returns the violations it found. Invariants are plain objects so the plugin and third
+An invariant is a named rule over the whole ledger of one test: it sees every version
+of every object, every request, delivery and side effect, and returns the violations it
+found. Invariants are plain objects so the plugin and third
 parties (through hooks) can register, select and run them the same way.
 """
 
@@ -103,8 +103,8 @@ class Violation:
 class CheckContext:
     """What an invariant needs to know beyond the ledger.
 
-    ``time_scale`` multiplies the controller's backoff (``NOTIFY_TIME_SCALE``; DESIGN.md
-    section 7), so retry spacing is judged on the scaled clock. ``quiet`` says the test
+    ``time_scale`` multiplies the controller's backoff (``NOTIFY_TIME_SCALE``), so retry
+    spacing is judged on the scaled clock. ``quiet`` says the test
     finished waiting, so "eventually" rules may be judged. ``crashes_by_identity`` and
     ``crashes_by_object`` count injected replica crashes (each may leave one delivery
     unrecorded); ``crashes_by_object`` ``None`` means "derive from the ledger".

@@ -205,8 +205,9 @@ class LedgerIndex:
         A crash of replica R at time t counts for object O when O existed at t and R had
         looked at O before t: a request naming O, a list or watch of O's resource in O's
         namespace (or all namespaces), or a watch event about O. A replica that never saw
-        O cannot have delivered for it (DESIGN.md section 7: "at most one per injected
-        crash between delivery and record").
+        O cannot have delivered for it (the reference controller's target: recorded
+        attempts equal deliveries, "except at most one per injected crash between
+        delivery and record").
         """
         if self._crashes is not None:
             return self._crashes

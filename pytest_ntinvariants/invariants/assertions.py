@@ -1,11 +1,11 @@
 """Assertions on attempt counts for tests: what was recorded, and what was delivered.
 
 The seed's failures read ``Expected <int>: 1 to equal <int>: 2`` and nothing else
-(shared/seed/notification-triage.md); three fixes later the cause was still guessed at.
+(README.md, "The hidden duplicate"); three fixes later the cause was still guessed at.
 These helpers say which object, which channel, both counts (recorded attempts and
 endpoint calls, since the seed's last fix made them differ), then show the attempts, the
-calls and the race that produced them, and end with the seed and the replay command
-(STYLE.md item 8).
+calls and the race that produced them, and end with the seed and the replay command:
+a failure explains itself.
 """
 
 from __future__ import annotations

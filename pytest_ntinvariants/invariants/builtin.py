@@ -23,7 +23,7 @@ class ResourceVersionMonotonic(Invariant):
 
     def check(self, ledger: Ledger, ctx: CheckContext) -> list[Violation]:
         """Check object versions, then each watch stream's events per object."""
-        # One global, monotonically increasing resourceVersion (DESIGN.md section 4):
+        # One global, monotonically increasing resourceVersion, as in kube-apiserver:
         # clients compare versions and resume watches from them, and a controller that
         # sees an older version after a newer one acts on a state that no longer exists.
         index = index_of(ledger)

@@ -1,11 +1,11 @@
 """The NotificationRequest invariant pack (``kubernaut.ai/v1alpha1``).
 
-Each rule comes from the seed's history (shared/seed/notification-triage.md) and the
-original controller's contract (shared/notes/notification-controller-facts.md sections
-1-4, DESIGN.md sections 2 and 7). Every rule is judged on every committed version of
-every NotificationRequest, not only on the final one: the seed's bugs were visible in
-intermediate versions (attempts counted twice, lost, or recorded from stale reads) even
-when a final count happened to look right.
+Each rule comes from the seed's history (README.md, "The hidden duplicate";
+tests/validation/VARIANTS.md) and the original controller's contract (its
+``kubernaut.ai/v1alpha1`` API: CRD, phase table, channel rules, status manager). Every
+rule is judged on every committed version of every NotificationRequest, not only on the
+final one: the seed's bugs were visible in intermediate versions (attempts counted twice,
+lost, or recorded from stale reads) even when a final count happened to look right.
 
 The status shape is the original's, plus the reference controller's additions, read
 leniently: ``status.phase``, ``status.deliveryAttempts[]`` {channel, attempt, timestamp,
@@ -52,7 +52,7 @@ __all__ = [
 
 KIND: Final = "NotificationRequest"
 
-#: The original's phase table (pkg/notification/phase/types.go; facts section 2);
+#: The original's phase table (its ``pkg/notification/phase/types.go``);
 #: "" is the absent phase. Staying in the same phase is always allowed.
 TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
     "": frozenset({"Pending"}),
@@ -65,7 +65,7 @@ TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
 }
 TERMINAL_PHASES: Final = frozenset({"Sent", "PartiallySent", "Failed"})
 
-#: Backoff jitter bound (facts section 3: uniform +-10%); the spacing rule allows -10%.
+#: Backoff jitter bound (the original's: uniform +-10%); the spacing rule allows -10%.
 JITTER: Final = 0.10
 
 _PERMANENT_MARKER: Final = "permanent failure"
@@ -109,7 +109,7 @@ class RetryPolicy:
     def backoff(self, failed_attempt: int) -> float:
         """Unjittered, unscaled delay after the ``failed_attempt``-th failure (1-based).
 
-        ``initial * multiplier**(n-1)`` capped at the maximum (facts section 3,
+        ``initial * multiplier**(n-1)`` capped at the maximum (the original's
         ``pkg/shared/backoff``).
         """
         n = max(failed_attempt, 1)
@@ -175,8 +175,8 @@ class Attempt:
         error = error if isinstance(error, str) else ""
         parsed = parse_time(d.get("timestamp"))
         # Permanence: the original remembers it only as the "permanent failure" marker
-        # in the error text (facts section 1; its orchestrator tests "contains", facts
-        # section 2 step 9.2); the reference controller also writes ``permanent: true``.
+        # in the error text (its orchestrator skips a channel whose error "contains" it);
+        # the reference controller also writes ``permanent: true``.
         permanent = d.get("permanent") is True or _PERMANENT_MARKER in error.lower()
         return cls(
             index=index,
@@ -436,7 +436,7 @@ class CountersMatchAttempts(_NRInvariant):
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Compare the three counters with counts of the list (absent counters are 0)."""
         # The seed's symptom was exactly this kind of disagreement ("Expected 1 to equal
-        # 2"); the counters are per attempt in the Dec-2025 contract (facts section 1).
+        # 2"); the counters are per attempt in the original's Dec-2025 contract.
         problems = _Problems(self.name, history.ref)
         for v, st in self._states(history):
             n = len(st.attempts)
@@ -475,8 +475,8 @@ class NoDuplicateAttempt(_NRInvariant):
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Count (channel, number) pairs in every version."""
         # The original bug (batch loop plus atomic update: each attempt recorded twice)
-        # and fix #2 (stale reads: two reconciles each record "attempt 1"); DESIGN.md
-        # section 7 makes (channel, attempt) an exact identity.
+        # and fix #2 (stale reads: two reconciles each record "attempt 1"); the reference
+        # controller makes (channel, attempt) an exact identity, not a time window.
         problems = _Problems(self.name, history.ref)
         for v, st in self._states(history):
             counts = Counter((a.channel, a.number) for a in st.attempts if a.number is not None)
@@ -513,7 +513,8 @@ class AttemptsAppendOnly(_NRInvariant):
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Compare each version's list with the previous version's, entry by entry."""
         # Fix #1 lost attempts (recording loop removed), and the later dedupe key without
-        # the attempt number silently dropped real ones (facts section 4); a status
+        # the attempt number silently dropped real ones (stale reads gave different
+        # attempts the same number); a status
         # written from a stale read overwrites attempts it never saw.
         out: list[Violation] = []
         states = self._states(history)
@@ -599,7 +600,7 @@ class ValidPhaseTransitions(_NRInvariant):
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Check each consecutive pair of versions (the first version is the start)."""
-        # The phase table is pkg/notification/phase/types.go (facts section 2); the Dec-26
+        # The phase table is the original's pkg/notification/phase/types.go; the Dec-26
         # run hit Pending -> Sent (NT-BUG-008/013/014), and terminal immutability is
         # asserted by the original suite (specs 10 and 11) for 5 s.
         out: list[Violation] = []
@@ -670,7 +671,7 @@ class AttemptLimits(_NRInvariant):
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Judge each channel's attempts in every version."""
-        # Orchestrator rules (facts section 2, step 9): skip a channel that succeeded or
+        # The original orchestrator's delivery-loop rules: skip a channel that succeeded or
         # has a "permanent failure"; stop at maxAttempts. The seed's 4xx specs assert
         # TotalAttempts == 1 after a permanent error. Repeated (channel, number) pairs are
         # left to nr-no-duplicate-attempt, so one bug is not reported twice here.
@@ -746,8 +747,8 @@ class RetrySpacing(_NRInvariant):
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Judge every pair of consecutive attempts ever recorded on each channel."""
         # NT-BUG-007: the original's backoff gate ran only in Retrying, so a channel that
-        # kept failing was retried back to back (5 attempts in ~150 ms; facts section 2
-        # step 5). Attempts are judged across all versions (first recording), so a
+        # kept failing was retried back to back (5 attempts in ~150 ms in the original's
+        # Dec-25 runs). Attempts are judged across all versions (first recording), so a
         # retry that was later lost from the list is judged too.
         out: list[Violation] = []
         per_channel: dict[str, list[RecordedAttempt]] = {}
@@ -810,9 +811,9 @@ class DeliveriesMatchRecords(_NRInvariant):
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Compare endpoint calls with recorded attempts, once the object has settled."""
         # THE seed's hidden bug: the timestamp-window dedupe made the recorded count right
-        # while the webhook was called twice (DESIGN.md section 2). Only an outside count
-        # can see it; the reference controller's target is exact equality except one
-        # delivery per crash between delivery and record (DESIGN.md section 7).
+        # while the webhook was called twice (README.md, "The hidden duplicate"). Only an
+        # outside count can see it; the reference controller's target is exact equality
+        # except one delivery per crash between delivery and record.
         index = history.index
         final = nr_state(history.last, index)
         deleted = history.deleted
@@ -898,7 +899,7 @@ class EventuallyTerminal(_NRInvariant):
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
         """Judge only the latest version, and only when ``ctx.quiet``."""
-        # Every spec of the original suite waits for a terminal phase (facts section 6);
+        # Every spec of the original integration suite waits for a terminal phase;
         # a controller that parks an object (e.g. a claim never released) fails them.
         if not ctx.quiet or history.deleted:
             return []

@@ -96,8 +96,8 @@ def test_namespaces_configmaps_secrets(api_client: client.ApiClient) -> None:
         ),
     )
     assert isinstance(cm.metadata.resource_version, str)
-    # A dict body on a core kind goes out as a strategic merge patch (client-wire-facts
-    # appendix); the fake must apply it, not answer 415.
+    # The python client sends a dict body on a core kind as a strategic merge patch; the
+    # fake must apply it, not answer 415.
     patched = core.patch_namespaced_config_map("settings", "team-a", {"data": {"level": "3"}})
     assert patched.data == {"mode": "fast", "level": "3"}
     assert int(patched.metadata.resource_version) > int(cm.metadata.resource_version)

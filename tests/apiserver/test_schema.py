@@ -29,7 +29,7 @@ def integer(default: int, low: int, high: int) -> dict[str, Any]:
     return {"type": "integer", "default": default, "minimum": low, "maximum": high}
 
 
-# A NotificationRequest-like schema (shared/notes/notification-controller-facts.md §1).
+# A NotificationRequest-like schema (the original controller's Dec-2025 CRD shape).
 NR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["spec"],

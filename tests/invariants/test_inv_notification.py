@@ -1,9 +1,9 @@
 """The NotificationRequest invariant pack on hand-built histories.
 
 Each rule gets a passing history and the failing histories the seed's project actually
-produced (shared/seed/notification-triage.md, DESIGN.md section 2), and the messages are
-checked for what a person needs to read: the object, the channel, the numbers, the
-versions and who wrote them.
+produced (README.md, "The hidden duplicate"; tests/validation/VARIANTS.md), and the
+messages are checked for what a person needs to read: the object, the channel, the
+numbers, the versions and who wrote them.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Each variant is the reference strategy with one step replaced (and, like the original, with
 no memory of its own writes: ``trust_own_writes = False``), so it can be plugged into the
 real controller (``build_registry(..., strategy=variant)``) and the plugin's invariants can
-be shown to catch it. The history is in ``shared/seed/notification-triage.md`` and
-``shared/notes/notification-controller-facts.md`` section 4.
+be shown to catch it. The history is told in README.md ("The hidden duplicate") and
+tests/validation/VARIANTS.md.
 
 1. ``RecordTwice`` -- the original bug: the batch recording loop (``RecordDeliveryAttempt``
    per attempt) *and* the atomic update both record the batch: every attempt twice.

@@ -1,8 +1,8 @@
 """The core of the original integration suite, run as races.
 
-Ports of the specs of shared/notes/notification-controller-facts.md section 6 whose
-assertions were exact ([S]) and that the seed's double count broke (specs 1-5, 14, 15,
-20, 21, 24, 45, 76) plus the phase machine (6-11), each run under every race mode:
+Ports of the original controller's integration specs whose assertions were exact
+(marked [S] below) and that the seed's double count broke (specs 1-5, 14, 15, 20, 21,
+24, 45, 76) plus the phase machine (6-11), each run under every race mode:
 
 * ``TestTwoReplicas``: two replicas of the reference controller, nothing perturbed;
 * ``TestWatchLatency``: both replicas see watch events 0-30 ms late;

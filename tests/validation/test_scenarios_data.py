@@ -1,7 +1,7 @@
 """Data specs of the original integration suite: what the API server accepts and refuses,
 what survives the round trip, and what the endpoints receive.
 
-Ports of shared/notes/notification-controller-facts.md section 6, specs 22, 23, 26, 27,
+Ports of the original controller's integration specs 22, 23, 26, 27,
 31 and 37-50 (CRD lifecycle and data validation), 82 (max-size payload), 90-98 (priority)
 and 99-106 (skip-reason labels), with two replicas and the built-in invariants on.
 

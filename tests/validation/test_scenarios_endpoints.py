@@ -1,8 +1,8 @@
 """Endpoint specs of the original integration suite: Retry-After, error texts, the
 webhook and unconfigured channels, and the audit records of each attempt.
 
-Ports of shared/notes/notification-controller-facts.md section 6, specs 52, 60-63, 65
-and 66, and of the channel rules of section 3 that the original suite could not reach
+Ports of the original controller's integration specs 52, 60-63, 65
+and 66, and of its channel rules that the original suite could not reach
 (it registered only console and Slack): 429 with Retry-After, the webhook channel, and
 email/teams/sms failing permanently as "not configured". Two replicas, invariants on.
 """
@@ -56,7 +56,7 @@ def audit() -> Iterator[AuditLog]:
 
 
 def test_429_retry_after_is_honoured(ntinv: Harness, slack: Sink) -> None:
-    """429 is retryable and its Retry-After is the minimum delay (facts section 3;
+    """429 is retryable and its Retry-After is the minimum delay (the original's
     BR-NOT-052). The controller scales Retry-After by its time scale like every other
     delay, so "Retry-After: 100" means 100 x 0.001 = 100 ms here -- far above the
     policy's 1 ms backoff: the retry waits for the endpoint, not for the policy."""

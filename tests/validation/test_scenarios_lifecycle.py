@@ -1,7 +1,7 @@
 """Lifecycle specs of the original integration suite: deletion, rapid create/delete, API
 faults on status writes, channels left out, and sequential load.
 
-Ports of shared/notes/notification-controller-facts.md section 6, specs 16, 19, 25, 29,
+Ports of the original controller's integration specs 16, 19, 25, 29,
 30, 32-36, 40, 41 and 77, with two replicas and the built-in invariants on. Where the
 original was loose ("deliveries <= 10", "Sent or PartiallySent count <= 5") the port is
 exact per object: at most one delivery per object uid, and exactly one for an object that

@@ -1,7 +1,7 @@
 """The plugin catches every historical variant of the seed, and passes the reference controller.
 
 Each variant of ``tests/reference_controller/variants.py`` is one step of the seed's history
-(shared/seed/notification-triage.md; DESIGN.md sections 2 and 8):
+(tests/validation/VARIANTS.md; README.md, "The hidden duplicate"):
 
 - ``record-twice``: the original bug, the batch recording loop *and* the atomic update
   both recording the attempts ("Each attempt recorded twice -> TotalAttempts = 2");

@@ -12,10 +12,10 @@ Every test in this module runs twice over:
 The bodies assert only what the original integration suite asserted (the phase, and for
 the seed's 400 spec the recorded counters), so a variant that fails here fails on an
 invariant, not on the test's own assertions. The schedules follow the seed's history
-(shared/seed/notification-triage.md, DESIGN.md section 2): one replica fed the events of
-its own writes (the seed's "concurrent reconciles" were sequential reconciles on stale
-reads), retries within the 1 s dedupe window, stale reads, a second replica held until the
-first one's status write, watch latency, coalesced events and API faults.
+(README.md, "The hidden duplicate"; tests/validation/VARIANTS.md): one replica fed the
+events of its own writes (the seed's "concurrent reconciles" were sequential reconciles on
+stale reads), retries within the 1 s dedupe window, stale reads, a second replica held
+until the first one's status write, watch latency, coalesced events and API faults.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_one_delivery(ntinv: Harness, handled: Handled, slack: Sink) -> None:
 
     kopf hands the replica the events of its own writes (Pending, Sending, Sent) after the
     pass that made them: a reconcile from the Sending body sees the attempt as not yet made.
-    That is the seed's "concurrent reconcile" (triage note, "DEEPER ROOT CAUSE").
+    That is what the seed's triage called a "concurrent reconcile" and named the root cause.
     """
     _watching(ntinv)
     ntinv.apply(nr(NAME, ["slack"]))
@@ -195,9 +195,9 @@ def test_http_400_is_permanent_and_not_retried(
     """The seed's spec "should classify HTTP 400 as permanent error and not retry", on
     held stale events (``_hold_stale_events``).
 
-    The body asserts what the original suite did (the triage note's "TEST RESULTS": the
-    400 spec passed with TotalAttempts == 1 once de-duplicated), when the object is
-    terminal and again once the replica has handled every event of it.
+    The body asserts what the original suite did (its 400 spec passed with
+    TotalAttempts == 1 once de-duplicated), when the object is terminal and again once the
+    replica has handled every event of it.
     """
     slack.script(reply(400))
     _hold_stale_events(ntinv)
@@ -235,8 +235,8 @@ def test_fast_retries_with_the_same_error(ntinv: Harness, handled: Handled, slac
     """Two 502s, then 200: retries milliseconds apart fail with the same error text.
 
     The January 2026 dedupe key (channel, status, error, |dt| < 1 s; no attempt number)
-    merges the second real failure into the first (triage note's "Timestamp Tolerance"
-    taken at its word; shared/notes facts section 4).
+    merges the second real failure into the first (the seed's 1 s "timestamp tolerance"
+    taken at its word).
     """
     slack.script(reply(502), times=2)
     _watching(ntinv)
