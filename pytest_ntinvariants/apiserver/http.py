@@ -302,7 +302,7 @@ class ApiHandler:
                 doc = None
             if doc is not None:
                 return _json(doc)
-        # /openapi/v2 stays 404: kubectl falls back to v3 (client-wire-facts 4).
+        # /openapi/v2 stays 404: kubectl falls back to v3.
         raise errors.NotFound("the server could not find the requested resource")
 
     # -------------------------------------------------------------- resources
@@ -683,7 +683,7 @@ class ApiHandler:
                 interceptor.on_response(info, 200, b"")
             if expired is not None:
                 # An in-stream ERROR 410 (not an HTTP 410): kopf relists on it, and dies on
-                # anything else (client-wire-facts 3).
+                # anything else.
                 await response.write(
                     orjson.dumps({"type": "ERROR", "object": expired.status()}) + b"\n"
                 )
