@@ -4,6 +4,11 @@
     KUBECONFIG=./kubeconfig ./my-controller
 
 Prints the URL, writes the kubeconfig, serves until SIGINT or SIGTERM, exits 0.
+
+With ``--tls`` a request without a token is refused (401) except on the health endpoints,
+since every client can send the kubeconfig's token over https; ``--anonymous-auth=true``
+serves it instead. Over plain http, where kubectl and client-go send no token, anonymous
+requests are served unless ``--anonymous-auth=false``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from .errors import ApiError
 from .hosting import FakeApiServer
 
 __all__ = ["main"]
+
+
+def _boolean(text: str) -> bool:
+    # The spellings Go's strconv.ParseBool accepts, as kube-apiserver's boolean flags do.
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
         help="install the CustomResourceDefinitions (or any manifests) in FILE",
     )
     p.add_argument("--tls", action="store_true", help="serve https with a generated CA")
+    p.add_argument(
+        "--anonymous-auth",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="BOOL",
+        help="serve requests that carry no token (as system:anonymous); refused with 401 "
+        "otherwise, /healthz, /livez and /readyz excepted (default: false with --tls, "
+        "true without, as kubectl sends no token over http)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated names and uids")
     return p
 
@@ -94,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     for sig in signals:
         signal.signal(sig, lambda *_: None)
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed)
+    server = FakeApiServer(
+        port=args.port,
+        tls=args.tls,
+        seed=args.seed,
+        require_auth=None if args.anonymous_auth is None else not args.anonymous_auth,
+    )
     try:
         for path, doc in docs:
             try:

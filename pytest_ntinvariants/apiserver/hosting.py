@@ -8,6 +8,17 @@ It binds 127.0.0.1 on a free port, returns from ``start()`` only when it is serv
 stops idempotently, and re-raises at ``stop()`` anything that failed in its thread.
 Each identity gets its own bearer token in its own kubeconfig, so the server can tell
 replicas apart (and the plugin can perturb what one of them sees).
+
+Who may call without a token (``require_auth``): over https, nobody but a health probe,
+by default; over plain http, anyone. kubectl and client-go send a kubeconfig's token only
+over https (client-go's ``clientcmd`` drops credentials for an http:// server), so over
+http an anonymous caller is what every Go client is, and refusing it would lock them out:
+the fake then behaves like kube-apiserver's old insecure port, where every request was
+allowed. Over https every client can present its token, and tokens are secret, so an
+anonymous request is refused with kube's 401, as kube-apiserver with anonymous requests
+limited to its health endpoints does (``anonymous.conditions`` in its
+AuthenticationConfiguration): ``/healthz``, ``/livez`` and ``/readyz`` still answer, so
+probes need no credentials. ``require_auth=True`` or ``False`` overrides either default.
 """
 
 from __future__ import annotations
@@ -60,7 +71,9 @@ class FakeApiServer:
     uids replay), ``crds`` (CustomResourceDefinition manifests, dicts or YAML text,
     installed before ``start()`` returns), ``bookmark_interval`` and ``watch_timeout``
     in seconds, ``history_limit`` (events kept for watch resume; older ones get 410),
-    ``require_auth`` (refuse requests without a known token).
+    ``require_auth`` (answer a request without a token with 401, health probes excepted;
+    ``None``, the default, means yes over TLS and no over plain http, see the module's
+    docstring; a token the server did not issue gets 401 always).
     """
 
     def __init__(
@@ -73,7 +86,7 @@ class FakeApiServer:
         bookmark_interval: float = 5.0,
         watch_timeout: float = 1800.0,
         history_limit: int = 100_000,
-        require_auth: bool = False,
+        require_auth: bool | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port
@@ -85,7 +98,7 @@ class FakeApiServer:
             tokens=self._tokens,
             bookmark_interval=bookmark_interval,
             watch_timeout=watch_timeout,
-            require_auth=require_auth,
+            require_auth=tls if require_auth is None else require_auth,
         )
         self._crds = list(crds)
         self._thread = LoopThread("ntinv-apiserver", self._setup, self._teardown)
@@ -101,6 +114,11 @@ class FakeApiServer:
     def url(self) -> str:
         """The server's base URL (``http://127.0.0.1:PORT``)."""
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def require_auth(self) -> bool:
+        """Whether a request without a token is refused (health probes excepted)."""
+        return self.handler.require_auth
 
     @property
     def interceptors(self) -> list[Interceptor]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,20 +49,19 @@ def read_line(proc: subprocess.Popen[str], guard: float = 20.0) -> str:
     return line
 
 
-@pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
-    crd = tmp_path / "crd.yaml"
-    crd.write_text(CRD)
+@contextlib.contextmanager
+def launch(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """Run ``ntinv-apiserver --kubeconfig KC args...``; yield it, its URL and KC once serving."""
     kubeconfig = tmp_path / "kc.yaml"
     proc = subprocess.Popen(
-        [*COMMAND, "--crd", str(crd), "--kubeconfig", str(kubeconfig), "--identity", "ctl"],
+        [*COMMAND, "--kubeconfig", str(kubeconfig), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         first = read_line(proc)
-        assert first.startswith("ntinv-apiserver serving at http://127.0.0.1:"), first
+        assert first.startswith("ntinv-apiserver serving at http"), first
         url = first.rsplit(" ", 1)[1].strip()
         assert read_line(proc).strip() == f"kubeconfig: {kubeconfig.resolve()}"
         yield proc, url, kubeconfig
@@ -66,6 +69,15 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=20)
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    crd = tmp_path / "crd.yaml"
+    crd.write_text(CRD)
+    with launch(tmp_path, "--crd", str(crd), "--identity", "ctl") as running:
+        assert running[1].startswith("http://127.0.0.1:")
+        yield running
 
 
 def get(url: str, token: str) -> dict[str, object]:
@@ -138,3 +150,62 @@ def test_port_in_use_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def tls_context(kubeconfig: Path) -> ssl.SSLContext:
+    """A client context trusting only the CA in ``kubeconfig``."""
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return ssl.create_default_context(cadata=ca)
+
+
+def status_of(url: str, context: ssl.SSLContext | None = None, token: str | None = None) -> int:
+    """The HTTP status of GET ``url`` (with ``token`` as bearer, if given)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=10, context=context
+        ) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as e:
+        e.close()
+        return e.code
+
+
+@pytest.mark.parametrize(
+    ("args", "anonymous"),
+    [
+        (["--tls"], 401),
+        (["--tls", "--anonymous-auth=true"], 200),
+        (["--tls", "--anonymous-auth"], 200),
+        ([], 200),
+        (["--anonymous-auth=false"], 401),
+        (["--anonymous-auth", "0"], 401),
+    ],
+)
+def test_anonymous_auth_flag(tmp_path: Path, args: list[str], anonymous: int) -> None:
+    with launch(tmp_path, *args, "--identity", "ctl") as (_, url, kubeconfig):
+        context = tls_context(kubeconfig) if "--tls" in args else None
+        token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+        assert status_of(f"{url}/api/v1/namespaces", context) == anonymous
+        assert status_of(f"{url}/api/v1/namespaces", context, token) == 200
+        assert status_of(f"{url}/healthz", context) == 200  # probes need no token
+        assert status_of(f"{url}/healthz", context, "forged") == 401
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--anonymous-auth=maybe"], "not true or false"),
+    ],
+)
+def test_bad_flag_values_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [*COMMAND, "--tls", "--kubeconfig", str(tmp_path / "kc"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "kc").exists()
