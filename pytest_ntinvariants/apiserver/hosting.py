@@ -38,6 +38,7 @@ import orjson
 from aiohttp import web
 
 from .. import _yaml
+from .._files import write_private
 from .._loopthread import LoopThread
 from .errors import NotFound
 from .hooks import Interceptor
@@ -254,11 +255,15 @@ class FakeApiServer:
     def kubeconfig(
         self, identity: str = "default", path: str | Path | None = None, namespace: str = "default"
     ) -> Path:
-        """Write a kubeconfig for ``identity`` (its own token) and return its path."""
+        """Write a kubeconfig for ``identity`` (its own token) and return its path.
+
+        The file holds a bearer token, so it is written readable by its owner only (mode
+        0600, atomically: see ``write_private``), as kubectl writes its own kubeconfigs.
+        """
         target = Path(path) if path is not None else self.workdir / f"kubeconfig-{identity}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_yaml.dump(self.kubeconfig_dict(identity, namespace)))
-        return target
+        text = _yaml.dump(self.kubeconfig_dict(identity, namespace))
+        return write_private(target, text.encode())
 
     # ------------------------------------------------------- direct state access
 

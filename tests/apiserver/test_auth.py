@@ -9,6 +9,8 @@ the wire, and where a real client sees it, with that client (kubectl, ``kubernet
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,3 +252,32 @@ def test_kubectl_over_tls_without_a_token_is_served_when_anonymous_is_allowed(
         without_token(server, kubectl.kubeconfig, {"username": "a", "password": "b"})
         rows = [line.split() for line in kubectl("auth", "whoami").ok().splitlines()]
         assert ["Username", "system:anonymous"] in rows
+
+
+# ------------------------------------------------------------------------------ file modes
+
+
+def mode(path: Path) -> int:
+    """The permission bits of ``path``."""
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_kubeconfigs_are_written_for_their_owner_only(
+    tls_server: FakeApiServer, tmp_path: Path
+) -> None:
+    assert mode(tls_server.kubeconfig("a")) == 0o600
+    # Over an existing world-readable file, and whatever the umask: the mode is the new
+    # file's own, set when it was created, before the token was in it.
+    old = tmp_path / "kubeconfig"
+    old.write_text("old")
+    old.chmod(0o644)
+    previous = os.umask(0)
+    try:
+        written = tls_server.kubeconfig("b", old)
+    finally:
+        os.umask(previous)
+    assert written == old and mode(old) == 0o600
+    assert yaml.safe_load(old.read_text())["users"][0]["user"]["token"] == (
+        tls_server.token_for("b")
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig"]  # no temporary left

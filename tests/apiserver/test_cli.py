@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -191,6 +192,9 @@ def test_anonymous_auth_flag(tmp_path: Path, args: list[str], anonymous: int) ->
         assert status_of(f"{url}/api/v1/namespaces", context, token) == 200
         assert status_of(f"{url}/healthz", context) == 200  # probes need no token
         assert status_of(f"{url}/healthz", context, "forged") == 401
+        # Both kubeconfigs hold a token: only their owner may read them.
+        assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+        assert stat.S_IMODE(Path(f"{kubeconfig}.ctl").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(
