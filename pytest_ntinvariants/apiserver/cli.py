@@ -9,11 +9,16 @@ With ``--tls`` a request without a token is refused (401) except on the health e
 since every client can send the kubeconfig's token over https; ``--anonymous-auth=true``
 serves it instead. Over plain http, where kubectl and client-go send no token, anonymous
 requests are served unless ``--anonymous-auth=false``.
+
+With ``--tls`` the certificate is valid for ``--cert-validity`` (a year by default, as
+kube-apiserver's self-signed one), so a long-running server never presents an expired one.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import re
 import signal
 import sys
 from pathlib import Path
@@ -23,9 +28,32 @@ import yaml
 
 from .. import _yaml
 from .errors import ApiError
-from .hosting import FakeApiServer
+from .hosting import DEFAULT_CERT_VALIDITY, FakeApiServer
 
 __all__ = ["main"]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _duration(text: str) -> datetime.timedelta:
+    # Go's duration syntax (kube's flags use it: 8760h, 1h30m) plus days, for readability.
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"not a duration like 365d, 8760h or 1h30m: {text!r}")
+    try:
+        total = sum(
+            (datetime.timedelta(**{_UNITS[u]: float(n)}) for n, u in parts), datetime.timedelta()
+        )
+        # A certificate's notAfter is a date before the year 10000 (RFC 5280).
+        fits = (datetime.datetime.now(datetime.UTC) + total).year < 9999
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise argparse.ArgumentTypeError(f"the duration is too long for a certificate: {text!r}")
+    if total <= datetime.timedelta(0):
+        raise argparse.ArgumentTypeError(f"the duration must be positive: {text!r}")
+    return total
 
 
 def _boolean(text: str) -> bool:
@@ -76,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
         "otherwise, /healthz, /livez and /readyz excepted (default: false with --tls, "
         "true without, as kubectl sends no token over http)",
     )
+    p.add_argument(
+        "--cert-validity",
+        type=_duration,
+        default=DEFAULT_CERT_VALIDITY,
+        metavar="DURATION",
+        help="with --tls, how long the server's certificate is valid from the start, "
+        "e.g. 30d, 8760h, 1h30m (default: 365d)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated names and uids")
     return p
 
@@ -124,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         tls=args.tls,
         seed=args.seed,
         require_auth=None if args.anonymous_auth is None else not args.anonymous_auth,
+        cert_validity=args.cert_validity,
     )
     try:
         for path, doc in docs:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import secrets
 import shutil
 import socket
@@ -46,9 +47,15 @@ from .http import ApiHandler
 from .resources import Registry, ResourceType
 from .store import Store, WriteContext
 
-__all__ = ["FakeApiServer", "InterceptorHandle"]
+__all__ = ["DEFAULT_CERT_VALIDITY", "FakeApiServer", "InterceptorHandle"]
 
 JSON = dict[str, Any]
+
+#: How long a TLS server's certificate (and the CA made for it) stays valid: a year, as
+#: kube-apiserver's self-signed serving certificate does. Both are made at ``start()`` and
+#: their keys never leave the process, so a long life costs nothing, and a server that
+#: runs for days (``ntinv-apiserver``, a soak test) never presents an expired certificate.
+DEFAULT_CERT_VALIDITY = datetime.timedelta(days=365)
 
 
 @dataclass
@@ -74,7 +81,8 @@ class FakeApiServer:
     in seconds, ``history_limit`` (events kept for watch resume; older ones get 410),
     ``require_auth`` (answer a request without a token with 401, health probes excepted;
     ``None``, the default, means yes over TLS and no over plain http, see the module's
-    docstring; a token the server did not issue gets 401 always).
+    docstring; a token the server did not issue gets 401 always), ``cert_validity`` (how
+    long the TLS certificate is valid from ``start()``).
     """
 
     def __init__(
@@ -88,7 +96,10 @@ class FakeApiServer:
         watch_timeout: float = 1800.0,
         history_limit: int = 100_000,
         require_auth: bool | None = None,
+        cert_validity: datetime.timedelta = DEFAULT_CERT_VALIDITY,
     ) -> None:
+        if cert_validity <= datetime.timedelta(0):
+            raise ValueError(f"cert_validity must be positive, not {cert_validity}")
         self.host = "127.0.0.1"
         self.port = port
         self.tls = tls
@@ -101,6 +112,7 @@ class FakeApiServer:
             watch_timeout=watch_timeout,
             require_auth=tls if require_auth is None else require_auth,
         )
+        self.cert_validity = cert_validity
         self._crds = list(crds)
         self._thread = LoopThread("ntinv-apiserver", self._setup, self._teardown)
         self._runner: web.AppRunner | None = None
@@ -153,8 +165,11 @@ class FakeApiServer:
         if self.tls:
             from ..tls import CertificateAuthority
 
-            ca = CertificateAuthority.generate(name="ntinv-apiserver-ca")
-            pair = ca.issue(hosts=("127.0.0.1", "localhost"))
+            # The CA lives exactly as long as the certificate it signs: it is made for this
+            # one certificate and its key is dropped when start() returns.
+            until = datetime.datetime.now(datetime.UTC) + self.cert_validity
+            ca = CertificateAuthority.generate(name="ntinv-apiserver-ca", not_after=until)
+            pair = ca.issue(hosts=("127.0.0.1", "localhost"), not_after=until)
             self._ca_pem = ca.cert_pem
             self._ssl = pair.server_ssl_context()
         try:

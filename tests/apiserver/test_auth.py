@@ -8,14 +8,18 @@ the wire, and where a real client sees it, with that client (kubectl, ``kubernet
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import socket
+import ssl
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from test_client_kubectl import KUBECTL, Kubectl
@@ -281,3 +285,36 @@ def test_kubeconfigs_are_written_for_their_owner_only(
         tls_server.token_for("b")
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig"]  # no temporary left
+
+
+# ------------------------------------------------------------------------------ the certificate
+
+
+def served_not_after(server: FakeApiServer) -> datetime.datetime:
+    """The notAfter of the certificate ``server`` presents in its handshake."""
+    context = ssl.create_default_context(cafile=str(server.ca_path))
+    with (
+        socket.create_connection((server.host, server.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server.host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).not_valid_after_utc
+
+
+@pytest.mark.parametrize(
+    "validity", [None, datetime.timedelta(minutes=3), datetime.timedelta(days=800)]
+)
+def test_the_certificate_is_valid_for_cert_validity(validity: datetime.timedelta | None) -> None:
+    expected = validity if validity is not None else datetime.timedelta(days=365)
+    kwargs = {} if validity is None else {"cert_validity": validity}
+    second = datetime.timedelta(seconds=1)  # notAfter has whole seconds
+    before = datetime.datetime.now(datetime.UTC)
+    with FakeApiServer(tls=True, **kwargs) as server:
+        after = datetime.datetime.now(datetime.UTC)
+        assert before + expected - second <= served_not_after(server) <= after + expected
+
+
+def test_a_certificate_validity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="cert_validity must be positive"):
+        FakeApiServer(tls=True, cert_validity=datetime.timedelta(0))

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import json
 import signal
+import socket
 import ssl
 import stat
 import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 CRD = """\
 apiVersion: apiextensions.k8s.io/v1
@@ -197,9 +201,56 @@ def test_anonymous_auth_flag(tmp_path: Path, args: list[str], anonymous: int) ->
         assert stat.S_IMODE(Path(f"{kubeconfig}.ctl").stat().st_mode) == 0o600
 
 
+def served_certificate(url: str, kubeconfig: Path) -> x509.Certificate:
+    """The certificate the server at ``url`` presents in its TLS handshake."""
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    assert host is not None and port is not None
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        tls_context(kubeconfig).wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.mark.parametrize(
+    ("args", "validity"),
+    [
+        ([], datetime.timedelta(days=365)),
+        (["--cert-validity", "90m"], datetime.timedelta(minutes=90)),
+        (["--cert-validity=2d12h"], datetime.timedelta(days=2, hours=12)),
+        (["--cert-validity", "87600h"], datetime.timedelta(days=3650)),
+    ],
+)
+def test_the_certificate_lives_as_long_as_cert_validity(
+    tmp_path: Path, args: list[str], validity: datetime.timedelta
+) -> None:
+    # notAfter has whole seconds: a second of slack on either side of the launch.
+    second = datetime.timedelta(seconds=1)
+    before = datetime.datetime.now(datetime.UTC)
+    with launch(tmp_path, "--tls", *args) as (_, url, kubeconfig):
+        after = datetime.datetime.now(datetime.UTC)
+        served = served_certificate(url, kubeconfig)
+    assert before + validity - second <= served.not_valid_after_utc <= after + validity + second
+    assert served.not_valid_before_utc <= before  # valid from the start, clock skew allowed
+    ca = x509.load_pem_x509_certificate(
+        base64.b64decode(
+            yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"][
+                "certificate-authority-data"
+            ]
+        )
+    )
+    assert ca.not_valid_after_utc >= served.not_valid_after_utc  # the chain outlives neither
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--cert-validity", "0s"], "must be positive"),
+        (["--cert-validity", "soon"], "not a duration"),
+        (["--cert-validity", "5"], "not a duration"),
+        (["--cert-validity", "9999999d"], "too long"),
         (["--anonymous-auth=maybe"], "not true or false"),
     ],
 )
