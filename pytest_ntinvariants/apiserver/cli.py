@@ -12,12 +12,16 @@ requests are served unless ``--anonymous-auth=false``.
 
 With ``--tls`` the certificate is valid for ``--cert-validity`` (a year by default, as
 kube-apiserver's self-signed one), so a long-running server never presents an expired one.
+
+What it prints is news, not a duty: when whatever read it goes away
+(``ntinv-apiserver ... | head -1``), the server goes on serving and still exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 import signal
 import sys
@@ -63,6 +67,21 @@ def _boolean(text: str) -> bool:
     if text in ("0", "f", "F", "false", "FALSE", "False"):
         return False
     raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on stdout; a reader that went away must not end the server."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so a closed pipe is an EPIPE here. As Python's docs
+        # advise for that case, point stdout's descriptor at /dev/null: the unwritten
+        # buffer, every later line and the flush at exit then go nowhere, without error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -183,12 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         server.kubeconfig("default", path)
         for identity in args.identity:
             server.kubeconfig(identity, path.with_name(f"{path.name}.{identity}"))
-        print(f"ntinv-apiserver serving at {server.url}", flush=True)
-        print(f"kubeconfig: {path.resolve()}", flush=True)
+        _say(f"ntinv-apiserver serving at {server.url}")
+        _say(f"kubeconfig: {path.resolve()}")
         signal.sigwait(signals)
     finally:
         server.stop()
-    print("ntinv-apiserver stopped", flush=True)
+    _say("ntinv-apiserver stopped")
     return 0
 
 

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import datetime
 import json
+import os
 import signal
 import socket
 import ssl
@@ -264,3 +265,53 @@ def test_bad_flag_values_exit_2(tmp_path: Path, args: list[str], message: str) -
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "kc").exists()
+
+
+def test_keeps_serving_when_stdout_closes_and_exits_0(tmp_path: Path) -> None:
+    # ntinv-apiserver ... | head -1: head reads the first line and exits, after which
+    # every write to the pipe fails with EPIPE (the server's next line, or at the latest
+    # its "stopped" line).
+    kubeconfig = tmp_path / "kc.yaml"
+    server = subprocess.Popen(
+        [*COMMAND, "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        head = subprocess.Popen(
+            ["head", "-1"], stdin=server.stdout, stdout=subprocess.PIPE, text=True
+        )
+        assert server.stdout is not None
+        server.stdout.close()  # head is the pipe's only reader now
+        first, _ = head.communicate(timeout=20)  # head has exited: the pipe has no reader
+        assert head.returncode == 0
+        assert first.startswith("ntinv-apiserver serving at http://127.0.0.1:"), first
+        url = first.rsplit(" ", 1)[1].strip()
+        assert status_of(f"{url}/healthz") == 200
+        token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+        assert status_of(f"{url}/api/v1/namespaces", token=token) == 200
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=20)
+        assert server.returncode == 0, err
+        assert "Traceback" not in err, err
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate(timeout=20)
+
+
+def test_a_broken_stdout_goes_to_devnull(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The unit under the test above, deterministic: the pipe's reader is gone before the
+    # first line, so that line is the one that breaks, and the next ones must not raise.
+    from pytest_ntinvariants.apiserver.cli import _say
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as stream:
+        monkeypatch.setattr(sys, "stdout", stream)
+        _say("ntinv-apiserver serving at http://127.0.0.1:1")
+        _say("kubeconfig: /dev/null")
+        target = os.fstat(write_end)
+        monkeypatch.undo()
+    assert stat.S_ISCHR(target.st_mode) and target.st_rdev == os.stat(os.devnull).st_rdev
