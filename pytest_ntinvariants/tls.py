@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ._files import write_private
+
 __all__ = [
     "DEFAULT_HOSTS",
     "WRONG_HOST",
@@ -164,17 +166,16 @@ class KeyPair:
     def write(self, directory: str | os.PathLike[str], stem: str = "server") -> tuple[Path, Path]:
         """Write ``<stem>.crt`` and ``<stem>.key`` into ``directory``; return both paths.
 
-        The key file is created readable by its owner only, as clients such as ``kubectl``
-        and Go programs expect of a private key.
+        The key file is readable by its owner only (mode 0600, even where an older file of
+        another mode stood), as clients such as ``kubectl`` and Go programs expect of a
+        private key.
         """
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         cert_path = target / f"{stem}.crt"
         key_path = target / f"{stem}.key"
         cert_path.write_bytes(self.cert_pem)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.key_pem)
+        write_private(key_path, self.key_pem)
         return cert_path, key_path
 
     def server_ssl_context(self) -> ssl.SSLContext:

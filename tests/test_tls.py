@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import socket
 import ssl
 import stat
@@ -174,6 +175,25 @@ def test_files_are_written_and_loadable(ca: CertificateAuthority, tmp_path: Path
     server.load_cert_chain(cert_path, key_path)
     client = ssl.create_default_context(cafile=str(ca_path))
     assert handshake(server, client) == GREETING
+
+
+def test_a_key_file_is_private_even_over_a_readable_one(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    # An earlier key written 0644 (by hand, or by an older version) must not keep its
+    # mode when the new key replaces it, whatever the umask.
+    stale = tmp_path / "server.key"
+    stale.write_bytes(b"old key")
+    stale.chmod(0o644)
+    pair = ca.issue()
+    previous = os.umask(0)
+    try:
+        _, key_path = pair.write(tmp_path)
+    finally:
+        os.umask(previous)
+    assert key_path == stale and key_path.read_bytes() == pair.key_pem
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.crt", "server.key"]
 
 
 def test_bad_arguments_are_rejected(ca: CertificateAuthority) -> None:

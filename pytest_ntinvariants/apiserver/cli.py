@@ -4,11 +4,25 @@
     KUBECONFIG=./kubeconfig ./my-controller
 
 Prints the URL, writes the kubeconfig, serves until SIGINT or SIGTERM, exits 0.
+
+With ``--tls`` a request without a token is refused (401) except on the health endpoints,
+since every client can send the kubeconfig's token over https; ``--anonymous-auth=true``
+serves it instead. Over plain http, where kubectl and client-go send no token, anonymous
+requests are served unless ``--anonymous-auth=false``.
+
+With ``--tls`` the certificate is valid for ``--cert-validity`` (a year by default, as
+kube-apiserver's self-signed one), so a long-running server never presents an expired one.
+
+What it prints is news, not a duty: when whatever read it goes away
+(``ntinv-apiserver ... | head -1``), the server goes on serving and still exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -20,9 +34,56 @@ import yaml
 from .. import _yaml
 from .connections import ConnectionLimits
 from .errors import ApiError
-from .hosting import FakeApiServer
+from .hosting import DEFAULT_CERT_VALIDITY, FakeApiServer
 
 __all__ = ["main"]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _duration(text: str) -> datetime.timedelta:
+    # Go's duration syntax (kube's flags use it: 8760h, 1h30m) plus days, for readability.
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"not a duration like 365d, 8760h or 1h30m: {text!r}")
+    try:
+        total = sum(
+            (datetime.timedelta(**{_UNITS[u]: float(n)}) for n, u in parts), datetime.timedelta()
+        )
+        # A certificate's notAfter is a date before the year 10000 (RFC 5280).
+        fits = (datetime.datetime.now(datetime.UTC) + total).year < 9999
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise argparse.ArgumentTypeError(f"the duration is too long for a certificate: {text!r}")
+    if total <= datetime.timedelta(0):
+        raise argparse.ArgumentTypeError(f"the duration must be positive: {text!r}")
+    return total
+
+
+def _boolean(text: str) -> bool:
+    # The spellings Go's strconv.ParseBool accepts, as kube-apiserver's boolean flags do.
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on stdout; a reader that went away must not end the server."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so a closed pipe is an EPIPE here. As Python's docs
+        # advise for that case, point stdout's descriptor at /dev/null: the unwritten
+        # buffer, every later line and the flush at exit then go nowhere, without error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +114,25 @@ def _parser() -> argparse.ArgumentParser:
         help="install the CustomResourceDefinitions (or any manifests) in FILE",
     )
     p.add_argument("--tls", action="store_true", help="serve https with a generated CA")
+    p.add_argument(
+        "--anonymous-auth",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="BOOL",
+        help="serve requests that carry no token (as system:anonymous); refused with 401 "
+        "otherwise, /healthz, /livez and /readyz excepted (default: false with --tls, "
+        "true without, as kubectl sends no token over http)",
+    )
+    p.add_argument(
+        "--cert-validity",
+        type=_duration,
+        default=DEFAULT_CERT_VALIDITY,
+        metavar="DURATION",
+        help="with --tls, how long the server's certificate is valid from the start, "
+        "e.g. 30d, 8760h, 1h30m (default: 365d)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated names and uids")
     # Connection limits; the defaults are kube-apiserver's (see ConnectionLimits).
     kube = ConnectionLimits()
@@ -142,7 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     limits = ConnectionLimits(
         args.header_timeout, args.idle_timeout, args.body_timeout, args.max_connections
     )
-    server = FakeApiServer(port=args.port, tls=args.tls, seed=args.seed, limits=limits)
+    server = FakeApiServer(
+        port=args.port,
+        tls=args.tls,
+        seed=args.seed,
+        require_auth=None if args.anonymous_auth is None else not args.anonymous_auth,
+        cert_validity=args.cert_validity,
+        limits=limits,
+    )
     try:
         for path, doc in docs:
             try:
@@ -164,12 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         server.kubeconfig("default", path)
         for identity in args.identity:
             server.kubeconfig(identity, path.with_name(f"{path.name}.{identity}"))
-        print(f"ntinv-apiserver serving at {server.url}", flush=True)
-        print(f"kubeconfig: {path.resolve()}", flush=True)
+        _say(f"ntinv-apiserver serving at {server.url}")
+        _say(f"kubeconfig: {path.resolve()}")
         signal.sigwait(signals)
     finally:
         server.stop()
-    print("ntinv-apiserver stopped", flush=True)
+    _say("ntinv-apiserver stopped")
     return 0
 
 

@@ -8,12 +8,24 @@ It binds 127.0.0.1 on a free port, returns from ``start()`` only when it is serv
 stops idempotently, and re-raises at ``stop()`` anything that failed in its thread.
 Each identity gets its own bearer token in its own kubeconfig, so the server can tell
 replicas apart (and the plugin can perturb what one of them sees).
+
+Who may call without a token (``require_auth``): over https, nobody but a health probe,
+by default; over plain http, anyone. kubectl and client-go send a kubeconfig's token only
+over https (client-go's ``clientcmd`` drops credentials for an http:// server), so over
+http an anonymous caller is what every Go client is, and refusing it would lock them out:
+the fake then behaves like kube-apiserver's old insecure port, where every request was
+allowed. Over https every client can present its token, and tokens are secret, so an
+anonymous request is refused with kube's 401, as kube-apiserver with anonymous requests
+limited to its health endpoints does (``anonymous.conditions`` in its
+AuthenticationConfiguration): ``/healthz``, ``/livez`` and ``/readyz`` still answer, so
+probes need no credentials. ``require_auth=True`` or ``False`` overrides either default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import secrets
 import shutil
 import socket
@@ -27,6 +39,7 @@ import orjson
 from aiohttp import web
 
 from .. import _yaml
+from .._files import write_private
 from .._loopthread import LoopThread
 from .connections import ConnectionLimits, GuardedSite
 from .errors import NotFound
@@ -35,12 +48,18 @@ from .http import ApiHandler
 from .resources import Registry, ResourceType
 from .store import Store, WriteContext
 
-__all__ = ["FakeApiServer", "InterceptorHandle"]
+__all__ = ["DEFAULT_CERT_VALIDITY", "FakeApiServer", "InterceptorHandle"]
 
 JSON = dict[str, Any]
 
 # The longest request line served: kube-apiserver's MaxHeaderBytes.
 MAX_REQUEST_LINE = 1 << 20
+
+#: How long a TLS server's certificate (and the CA made for it) stays valid: a year, as
+#: kube-apiserver's self-signed serving certificate does. Both are made at ``start()`` and
+#: their keys never leave the process, so a long life costs nothing, and a server that
+#: runs for days (``ntinv-apiserver``, a soak test) never presents an expired certificate.
+DEFAULT_CERT_VALIDITY = datetime.timedelta(days=365)
 
 
 @dataclass
@@ -64,7 +83,10 @@ class FakeApiServer:
     uids replay), ``crds`` (CustomResourceDefinition manifests, dicts or YAML text,
     installed before ``start()`` returns), ``bookmark_interval`` and ``watch_timeout``
     in seconds, ``history_limit`` (events kept for watch resume; older ones get 410),
-    ``require_auth`` (refuse requests without a known token), ``limits`` (a
+    ``require_auth`` (answer a request without a token with 401, health probes excepted;
+    ``None``, the default, means yes over TLS and no over plain http, see the module's
+    docstring; a token the server did not issue gets 401 always), ``cert_validity`` (how
+    long the TLS certificate is valid from ``start()``), ``limits`` (a
     ``ConnectionLimits``: header, idle and body timeouts and the bound on open connections;
     kube-apiserver's values by default).
     """
@@ -79,9 +101,12 @@ class FakeApiServer:
         bookmark_interval: float = 5.0,
         watch_timeout: float = 1800.0,
         history_limit: int = 100_000,
-        require_auth: bool = False,
+        require_auth: bool | None = None,
+        cert_validity: datetime.timedelta = DEFAULT_CERT_VALIDITY,
         limits: ConnectionLimits | None = None,
     ) -> None:
+        if cert_validity <= datetime.timedelta(0):
+            raise ValueError(f"cert_validity must be positive, not {cert_validity}")
         self.host = "127.0.0.1"
         self.port = port
         self.tls = tls
@@ -93,8 +118,9 @@ class FakeApiServer:
             tokens=self._tokens,
             bookmark_interval=bookmark_interval,
             watch_timeout=watch_timeout,
-            require_auth=require_auth,
+            require_auth=tls if require_auth is None else require_auth,
         )
+        self.cert_validity = cert_validity
         self._crds = list(crds)
         self._thread = LoopThread("ntinv-apiserver", self._setup, self._teardown)
         self._runner: web.AppRunner | None = None
@@ -109,6 +135,11 @@ class FakeApiServer:
     def url(self) -> str:
         """The server's base URL (``http://127.0.0.1:PORT``)."""
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def require_auth(self) -> bool:
+        """Whether a request without a token is refused (health probes excepted)."""
+        return self.handler.require_auth
 
     @property
     def interceptors(self) -> list[Interceptor]:
@@ -142,8 +173,11 @@ class FakeApiServer:
         if self.tls:
             from ..tls import CertificateAuthority
 
-            ca = CertificateAuthority.generate(name="ntinv-apiserver-ca")
-            pair = ca.issue(hosts=("127.0.0.1", "localhost"))
+            # The CA lives exactly as long as the certificate it signs: it is made for this
+            # one certificate and its key is dropped when start() returns.
+            until = datetime.datetime.now(datetime.UTC) + self.cert_validity
+            ca = CertificateAuthority.generate(name="ntinv-apiserver-ca", not_after=until)
+            pair = ca.issue(hosts=("127.0.0.1", "localhost"), not_after=until)
             self._ca_pem = ca.cert_pem
             self._ssl = pair.server_ssl_context()
         try:
@@ -255,11 +289,15 @@ class FakeApiServer:
     def kubeconfig(
         self, identity: str = "default", path: str | Path | None = None, namespace: str = "default"
     ) -> Path:
-        """Write a kubeconfig for ``identity`` (its own token) and return its path."""
+        """Write a kubeconfig for ``identity`` (its own token) and return its path.
+
+        The file holds a bearer token, so it is written readable by its owner only (mode
+        0600, atomically: see ``write_private``), as kubectl writes its own kubeconfigs.
+        """
         target = Path(path) if path is not None else self.workdir / f"kubeconfig-{identity}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_yaml.dump(self.kubeconfig_dict(identity, namespace)))
-        return target
+        text = _yaml.dump(self.kubeconfig_dict(identity, namespace))
+        return write_private(target, text.encode())
 
     # ------------------------------------------------------- direct state access
 

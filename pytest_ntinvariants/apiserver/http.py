@@ -177,21 +177,56 @@ class ApiHandler:
 
     # ------------------------------------------------------------------ entry
 
+    # What kube-apiserver answers without credentials when anonymous requests are limited
+    # to its health checks (AuthenticationConfiguration ``anonymous.conditions``).
+    PUBLIC_PATHS = frozenset(("/healthz", "/livez", "/readyz"))
+
     def identify(self, request: web.Request) -> str:
         """The client identity: the owner of the bearer token, or ``anonymous``.
 
-        kubectl never sends its token to an http:// server (client-wire-facts 5.8), so
-        anonymous requests are served unless ``require_auth`` is set.
+        A token the server did not issue gets kube's 401 Status, on any path. A request
+        without one is ``anonymous``: refused with the same 401 when ``require_auth`` is
+        set, except on ``PUBLIC_PATHS``, which probes call without credentials.
+        kubectl never sends its token to an http:// server, which
+        is why ``FakeApiServer`` leaves ``require_auth`` off over plain http. An anonymous
+        TokenReview over https gets kube's 403 (``_authorize_anonymous`` says why).
         """
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            identity = self.tokens.get(auth[7:].strip())
+        # Parsed as kube's bearer authenticator parses it: the scheme in any case, the token
+        # up to the next space; an empty token or another scheme is no credentials at all.
+        parts = request.headers.get("Authorization", "").strip().split(" ", 2)
+        if len(parts) > 1 and parts[0].lower() == "bearer" and parts[1]:
+            identity = self.tokens.get(parts[1])
             if identity is None:
                 raise errors.Unauthorized("Unauthorized")
             return identity
-        if self.require_auth:
+        if self.require_auth and request.path not in self.PUBLIC_PATHS:
             raise errors.Unauthorized("Unauthorized")
+        self._authorize_anonymous(request)
         return "anonymous"
+
+    @staticmethod
+    def _authorize_anonymous(request: web.Request) -> None:
+        # A TokenReview tells its caller whether a token is valid and whose it is: an
+        # oracle for checking guessed or stolen tokens. kube-apiserver lets only those RBAC
+        # allows create one, never system:anonymous. Over https tokens are secret, so the
+        # fake refuses too, in kube's words. Over plain http every token crosses the wire
+        # in the clear and every Go client is anonymous (it sends no token there), as on
+        # kube's old insecure port, where any request was allowed: so a webhook that checks
+        # tokens can still do it there.
+        parts = [p for p in request.path.split("/") if p]
+        if (
+            request.secure
+            and request.method == "POST"
+            and parts[:2] == ["apis", "authentication.k8s.io"]
+            and parts[3:] == ["tokenreviews"]
+        ):
+            raise errors.Forbidden(
+                'tokenreviews.authentication.k8s.io is forbidden: User "system:anonymous" '
+                'cannot create resource "tokenreviews" in API group "authentication.k8s.io" '
+                "at the cluster scope",
+                group="authentication.k8s.io",
+                kind="tokenreviews",
+            )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request; every failure becomes a ``Status``, none escapes."""

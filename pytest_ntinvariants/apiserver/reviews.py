@@ -7,7 +7,9 @@ kube-apiserver answers each with the object it was sent plus a ``status``, and k
 nothing (no resourceVersion, no watch event).
 
 The fake has no RBAC: every identity may do everything, and the answers say so, with the
-identity the request came as (its kubeconfig's token, or anonymous).
+identity the request came as (its kubeconfig's token, or anonymous). The one exception is
+authentication's, in ``ApiHandler.identify``: over https an anonymous TokenReview gets
+kube's 403 before it reaches this module.
 """
 
 from __future__ import annotations

@@ -410,12 +410,17 @@ def test_tls_with_the_kubeconfigs_ca(make_api: type[Api]) -> None:
         cfg = yaml.safe_load(server.kubeconfig("t").read_text())
         ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
         assert server.ca_path is not None and ca == server.ca_path.read_bytes()
-        client = make_api(server, server.token_for("t"))
+        token = cfg["users"][0]["user"]["token"]
+        client = make_api(server, token)
         rv = client.get(CMS).rv
         # A watch streams over TLS too, trusting only the kubeconfig's CA.
         ctx = ssl.create_default_context(cadata=ca.decode())
         conn = http.client.HTTPSConnection(server.host, server.port, timeout=10, context=ctx)
-        conn.request("GET", f"{CMS}?watch=true&resourceVersion={rv}")
+        conn.request(
+            "GET",
+            f"{CMS}?watch=true&resourceVersion={rv}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         with conn.getresponse() as stream:
             made = client.post(CMS, {"metadata": {"name": "c"}}).expect(201)
             event = json.loads(stream.readline())
