@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -28,6 +29,45 @@ class BackgroundError(RuntimeError):
         lines = "\n".join(f"  - {type(e).__name__}: {e}" for e in errors)
         super().__init__(f"{name}: {len(errors)} error(s) in the background thread:\n{lines}")
         self.errors = errors
+
+
+class _ServerLoop(asyncio.SelectorEventLoop):
+    """A loop that can cut every connection it still holds once its server is done.
+
+    Stopping an aiohttp server closes its connections gracefully, but over TLS a closed
+    connection first waits for the peer's close_notify (asyncio allows it 30 s), and one
+    still in its handshake belongs to no server yet. A loop closed under either leaves its
+    socket to the garbage collector: a ResourceWarning in whichever test runs then, an error
+    under ``filterwarnings = error``. Python 3.13's ``Server.abort_clients()`` would do;
+    before it, the loop remembers each socket transport it makes (asyncio's own factory
+    method, overridden as its subclasses do) and aborts what is left at the end.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._socket_transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+
+    def _make_socket_transport(self, *args: Any, **kwargs: Any) -> asyncio.Transport:
+        transport: asyncio.Transport = super()._make_socket_transport(  # type: ignore[misc]
+            *args, **kwargs
+        )
+        self._socket_transports.add(transport)
+        return transport
+
+    def _make_ssl_transport(self, *args: Any, **kwargs: Any) -> asyncio.Transport:
+        # (asyncio makes a TLS connection's socket transport itself, not through the method
+        # above: the TLS transport is what can be aborted)
+        transport: asyncio.Transport = super()._make_ssl_transport(  # type: ignore[misc]
+            *args, **kwargs
+        )
+        self._socket_transports.add(transport)
+        return transport
+
+    def abort_connections(self) -> None:
+        """Abort every socket transport still open (their sockets close on the next turn)."""
+        for transport in list(self._socket_transports):
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
 
 
 class LoopThread:
@@ -124,7 +164,7 @@ class LoopThread:
         self._errors.append(error)
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = _ServerLoop()
         self._loop = loop
         loop.set_exception_handler(self._on_loop_error)
         try:
@@ -140,6 +180,8 @@ class LoopThread:
                 if pending:
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.abort_connections()
+                loop.run_until_complete(asyncio.sleep(0))  # the aborts close their sockets
             finally:
                 loop.close()
 

@@ -482,7 +482,8 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self.fenced = False
-        self._outgoing: set[asyncio.Transport] = set()
+        # Weakly: a connection that closed and was let go needs no more attention.
+        self._outgoing: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         self._unstarted: list[Coroutine[Any, Any, Any]] = []
         self.set_task_factory(self._make_task)  # type: ignore[arg-type]
 
@@ -495,7 +496,6 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
         if self.fenced:  # the crash came while connecting
             transport.abort()
             self._refuse_if_fenced(None)
-        self._outgoing = {t for t in self._outgoing if not t.is_closing()}
         self._outgoing.add(transport)
         return transport, protocol
 
@@ -506,7 +506,12 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
             raise ConnectionRefusedError("the replica crashed; its connections are cut")
 
     def fence(self) -> None:
-        """Abort every open connection now; refuse every new one."""
+        """Abort every open connection now; refuse every new one.
+
+        Also the last step of a replica's loop: a TLS connection its client closed is still
+        waiting for the server's close_notify, and a loop closed under it would leave its
+        socket to the garbage collector (a ResourceWarning in whichever test runs then).
+        """
         self.fenced = True
         for transport in list(self._outgoing):
             transport.abort()
@@ -864,6 +869,8 @@ class KopfReplica(Replica):
                         )
                     )
                 loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.fence()
+                loop.run_until_complete(asyncio.sleep(0))  # the aborts close their sockets
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()

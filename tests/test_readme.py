@@ -23,13 +23,17 @@ def _blocks() -> dict[str, str]:
     return {b.splitlines()[0].lstrip("# ").strip(): b for b in blocks}
 
 
-def test_the_short_example_passes(pytester: pytest.Pytester) -> None:
+# Over https too: the replicas' clients must trust the server's CA, and every TLS
+# connection must be closed when its replica and server stop (an unclosed one is a
+# ResourceWarning, an error under filterwarnings = error).
+@pytest.mark.parametrize("options", [[], ["--ntinv-apiserver-tls"]], ids=["http", "https"])
+def test_the_short_example_passes(pytester: pytest.Pytester, options: list[str]) -> None:
     blocks = _blocks()
     assert set(blocks) == {"conftest.py", "test_notifications.py"}
     pytester.makeini(INI)
     pytester.makeconftest(blocks["conftest.py"])
     pytester.makepyfile(test_notifications=blocks["test_notifications.py"])
-    result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-seed=1")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--ntinv-seed=1", *options)
     result.assert_outcomes(passed=20)
     result.stdout.fnmatch_lines(
         ["20 test(s) checked, * 0 violation(s) in 0 test(s), 20 seeded schedule(s); seed 1"]

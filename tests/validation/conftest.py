@@ -19,6 +19,7 @@ from nrkit import TIME_SCALE
 import reference_controller as rc
 from pytest_ntinvariants.apiserver import FakeApiServer
 from pytest_ntinvariants.harness import Harness, SinkPool
+from pytest_ntinvariants.operators import connection_info
 from pytest_ntinvariants.sinks import Sink
 
 if TYPE_CHECKING:
@@ -66,9 +67,9 @@ def ntinv_operator(
     ntinv_apiserver.apply(rc.crd_manifest())
 
     def factory(identity: str) -> kopf.OperatorRegistry:
-        connection = kopf.ConnectionInfo(
-            server=ntinv_apiserver.url, token=ntinv_apiserver.token_for(identity)
-        )
+        # The replica's own token, and the server's CA when it serves https
+        # (--ntinv-apiserver-tls).
+        connection = connection_info(ntinv_apiserver, identity)
         return rc.build_registry(
             nr_config.replace(identity=identity),
             identity=identity,
