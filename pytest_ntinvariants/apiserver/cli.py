@@ -248,9 +248,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         path = args.kubeconfig or Path("kubeconfig-ntinv.yaml")
-        server.kubeconfig("default", path)
-        for identity in args.identity:
-            server.kubeconfig(identity, path.with_name(f"{path.name}.{identity}"))
+        try:
+            server.kubeconfig("default", path)
+            for identity in args.identity:
+                server.kubeconfig(identity, path.with_name(f"{path.name}.{identity}"))
+        except OSError as e:
+            print(
+                f"ntinv-apiserver: --kubeconfig {path}: cannot write it: {e.strerror}",
+                file=sys.stderr,
+            )
+            return 2
         _say(f"ntinv-apiserver serving at {server.url}")
         _say(f"kubeconfig: {path.resolve()}")
         signal.sigwait(signals)

@@ -140,6 +140,17 @@ def test_bad_crd_file_exits_2_with_a_clear_message(
     assert not (tmp_path / "kc").exists()
 
 
+def test_an_unwritable_kubeconfig_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "kubeconfig"  # (root may write anywhere else)
+    done = subprocess.run(
+        [*COMMAND, "--kubeconfig", str(target)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"--kubeconfig {target}: cannot write it" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_port_in_use_exits_2(tmp_path: Path) -> None:
     import socket
 
