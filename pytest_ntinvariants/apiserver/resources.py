@@ -18,6 +18,7 @@ from typing import Any
 
 from .conversion import EVENTS_V1, Converter
 from .errors import BadRequest, Cause, Invalid, invalid
+from .schema import validate_schema_document
 
 __all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
 
@@ -465,6 +466,12 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
                 "Invalid value: must have exactly one version marked as storage version",
             )
         )
+    for i, v in enumerate(versions):
+        # kube's ValidateCustomResourceDefinition: each version's schema must be
+        # structural, with the keywords and extensions it allows, and defaults that
+        # validate; a v1 CRD without a schema is refused.
+        schema = (v.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+        causes += validate_schema_document(schema, f"spec.versions[{i}].schema.openAPIV3Schema")
     if causes:
         raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
     plural = names["plural"]

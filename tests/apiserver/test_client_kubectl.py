@@ -615,3 +615,39 @@ def test_server_side_apply(kubectl: Kubectl) -> None:
     assert owners == {("kubectl", "Apply"): {"f:data": {"f:x": {}}}}
     hidden = yaml.safe_load(kubectl("get", "configmap", "cfg", "-o", "yaml").ok())
     assert "managedFields" not in hidden["metadata"]  # kubectl hides them by default
+
+
+def test_a_crd_whose_schema_kube_refuses_is_a_422(kubectl: Kubectl) -> None:
+    """The schema checks of a CRD's creation are kube's: a non-structural schema (an object
+    field without a type) is refused, and its resource is never served."""
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.ex.example.com"},
+        "spec": {
+            "group": "ex.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"properties": {"a": {"type": "string"}}}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    result = kubectl.apply(crd)
+    assert result.rc == 1, result
+    assert result.stderr.strip() == (
+        'The CustomResourceDefinition "things.ex.example.com" is invalid: '
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: "
+        "Required value: must not be empty for specified object fields"
+    )
+    assert "things" not in kubectl("api-resources", "-o", "name").ok()
