@@ -360,10 +360,17 @@ class StaleView(Rule):
     behind (what was current that long ago), or, with neither, frozen at the
     resourceVersion current when the rule became active (a cache that stopped
     syncing until the ``until`` trigger).
+
+    A view ``versions`` behind catches up as a lagging cache does: a version committed
+    ``catch_up`` seconds ago or earlier is always seen, so with no newer write the view is
+    current again after that long. Without it a replica read one version behind for as
+    long as nothing else wrote: a correct controller that re-reads after a 409 conflict
+    got the same stale object, and conflicted, forever.
     """
 
     versions: int | None = None
     seconds: float | None = None
+    catch_up: float = 0.5
     action = "stale-read"
     _frozen_at: int | None = None
 
@@ -374,6 +381,7 @@ class StaleView(Rule):
             _check_delay(self.seconds, "seconds")
         if self.versions is not None and self.seconds is not None:
             raise ValueError("give versions or seconds, not both")
+        _check_delay(self.catch_up, "catch_up")
         super().__post_init__()
 
 
@@ -512,13 +520,23 @@ class Perturber(Interceptor):
         return self.add(WatchLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
 
     def stale_reads(
-        self, *, versions: int | None = None, seconds: float | None = None, **when: Any
+        self,
+        *,
+        versions: int | None = None,
+        seconds: float | None = None,
+        catch_up: float = 0.5,
+        **when: Any,
     ) -> StaleView:
-        """Serve a target's GETs and LISTs as of an older resourceVersion."""
+        """Serve a target's GETs and LISTs as of an older resourceVersion.
+
+        ``versions`` behind, caught up with each version ``catch_up`` s after its commit;
+        or ``seconds`` behind; or, with neither, frozen from the rule's start.
+        """
         return self.add(
             StaleView(
                 versions=versions,
-                seconds=seconds,  # type: ignore[return-value]
+                seconds=seconds,
+                catch_up=catch_up,  # type: ignore[return-value]
                 **_rule_args(when),
             )
         )
@@ -658,9 +676,7 @@ class Perturber(Interceptor):
     def _stale_rv(self, rule: StaleView, request: RequestInfo) -> int | None:
         current = self.store.resource_version
         if rule.seconds is not None:
-            cutoff = self.ledger.now() - rule.seconds
-            i = bisect.bisect_right(self._times, cutoff)
-            at = self._rvs[i - 1] if i else 0
+            at = self._rv_at(self.ledger.now() - rule.seconds)
         elif rule.versions is not None:
             assert request.resource is not None
             rvs = (
@@ -674,11 +690,20 @@ class Perturber(Interceptor):
                 at = rvs[0] if rvs else current
             else:
                 at = rvs[-1 - rule.versions]
+            # What was committed catch_up seconds ago the cache has seen by now.
+            seen = bisect.bisect_right(rvs, self._rv_at(self.ledger.now() - rule.catch_up))
+            if seen and rvs[seen - 1] > at:
+                at = rvs[seen - 1]
         else:
             at = rule._frozen_at if rule._frozen_at is not None else current
         if at >= current:
             return None
         return max(at, self.store.compacted)
+
+    def _rv_at(self, when: float) -> int:
+        """The resourceVersion that was current at ledger time ``when`` (0: none yet)."""
+        i = bisect.bisect_right(self._times, when)
+        return self._rvs[i - 1] if i else 0
 
     def expire_watch(self, request: RequestInfo) -> bool:
         """Whether a matching rule answers this watch resume with an in-stream 410."""

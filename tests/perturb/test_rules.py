@@ -66,8 +66,23 @@ class Client:
 
 @pytest.fixture
 def env() -> Iterator[tuple[FakeApiServer, Ledger, Perturber]]:
+    yield from _env(Ledger())
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    """A hand-moved clock for the ledger: ``clock[0] += s`` lets ``s`` seconds pass."""
+    return [1000.0]
+
+
+@pytest.fixture
+def clocked_env(clock: list[float]) -> Iterator[tuple[FakeApiServer, Ledger, Perturber]]:
+    """``env`` whose ledger (and so every time-based rule) reads ``clock``."""
+    yield from _env(Ledger(clock=lambda: clock[0]))
+
+
+def _env(ledger: Ledger) -> Iterator[tuple[FakeApiServer, Ledger, Perturber]]:
     with FakeApiServer() as server:
-        ledger = Ledger()
         recorder = attach_recorder(server, ledger)
         perturber = Perturber(server.store, server.handler.hub, ledger, seed=7)
         handle = server.add_interceptor(perturber)
@@ -109,6 +124,32 @@ def test_stale_reads_never_predate_the_object(env: Any) -> None:
     perturber.stale_reads(versions=5, identity="a")
     status, _, obj = a.request("GET", f"{CM}/x")
     assert status == 200 and obj["data"] == {"n": "0"}
+
+
+def test_a_view_versions_behind_catches_up_as_a_cache_does(
+    clocked_env: Any, clock: list[float]
+) -> None:
+    """A replica read one version behind for as long as nothing else wrote: a correct
+    controller re-reading after a conflict got the same stale object forever."""
+    server, _, perturber = clocked_env
+    a, b = Client(server, "a"), Client(server, "b")
+    _seed_cm(a)
+    perturber.stale_reads(versions=1, identity="b", catch_up=0.5)
+
+    def seen() -> tuple[str, list[str]]:
+        got = b.request("GET", f"{CM}/x")[2]["data"]["n"]
+        listed = [i["data"]["n"] for i in b.request("GET", CM)[2]["items"]]
+        return got, listed
+
+    assert seen() == ("1", ["1"])
+    clock[0] += 0.49
+    assert seen() == ("1", ["1"])
+    clock[0] += 0.01  # the last write is catch_up old: the cache has it
+    assert seen() == ("2", ["2"])
+    a.patch("x", {"n": "3"})  # a new write lags again, then is caught up with
+    assert seen() == ("2", ["2"])
+    clock[0] += 0.5
+    assert seen() == ("3", ["3"])
 
 
 def test_frozen_view_until_a_trigger(env: Any) -> None:
