@@ -317,24 +317,33 @@ class Harness:
         )
 
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
-        """Block until nothing was recorded for ``period`` seconds and no watch event is
-        still on its way to a client (held back by latency), or until ``timeout``;
-        returns whether it went quiet."""
+        """Block until nothing was recorded for ``period`` seconds, no watch event is
+        still on its way to a client (held back by latency) and no request is still held
+        back by a rule, or until ``timeout``; returns whether it went quiet."""
         changed = threading.Event()
         undo = self.ledger.subscribe(lambda _e: changed.set())
+        undo_delays = self.perturb.on_delay_end(changed.set)
         deadline = time.monotonic() + timeout
         hub = self.server.handler.hub
         try:
             # Only a whole quiet period counts: a shorter wait cut off by the deadline
             # proves nothing (it used to return True then, so a system that never went
-            # quiet was reported quiet after ``timeout``). A delayed delivery is not in the
-            # ledger until it is written, so silence alone would not prove it arrived.
+            # quiet was reported quiet after ``timeout``). A delayed delivery or request is
+            # not in the ledger until it lands, so silence alone would not prove it did:
+            # a request held by a latency rule kept sleeping after the rules were removed,
+            # and the invariants were judged before its write.
             while time.monotonic() + period <= deadline:
                 changed.clear()
-                if not changed.wait(period) and not any(w.pending for w in hub.watchers()):
+                if (
+                    not changed.wait(period)
+                    and not any(w.pending for w in hub.watchers())
+                    and not self.perturb.delaying
+                    and not changed.is_set()  # a held request went on as we looked
+                ):
                     return True
             return False
         finally:
+            undo_delays()
             undo()
 
     # ------------------------------------------------------------- assertions

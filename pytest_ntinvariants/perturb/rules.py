@@ -465,6 +465,8 @@ class Perturber(Interceptor):
         self._lock = threading.Lock()
         self._times: list[float] = []  # ledger time of each commit, for "seconds" views
         self._rvs: list[int] = []
+        self._delaying = 0  # requests a rule is holding back right now
+        self._delay_listeners: list[Callable[[], None]] = []
         self._undo_ledger = ledger.subscribe(self._on_entry)
 
     # -- rule management
@@ -641,7 +643,7 @@ class Perturber(Interceptor):
                 rule.record(
                     request.identity, f"{request.verb} {request.name} +{seconds * 1000:.1f}ms"
                 )
-                await asyncio.sleep(seconds)
+                await self._delay(seconds)
             elif isinstance(rule, Fault):
                 plural = request.resource.plural if request.resource else ""
                 sub = f"/{request.subresource}" if request.subresource else ""
@@ -650,8 +652,35 @@ class Perturber(Interceptor):
                     f"{rule.code} on {request.verb} {plural}/{request.name}{sub}",
                 )
                 if rule.delay:
-                    await asyncio.sleep(rule.delay)
+                    await self._delay(rule.delay)
                 raise rule.error(request)
+
+    @property
+    def delaying(self) -> int:
+        """How many requests a rule is holding back now (a latency, a fault's delay).
+
+        Such a request outlives the removal of its rule: it lands when its delay is over,
+        so the system is not quiet while any is in flight.
+        """
+        return self._delaying
+
+    def on_delay_end(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (in the server's thread) each time a held request goes on;
+        returns the function that unsubscribes it."""
+        self._delay_listeners.append(listener)
+        return lambda: self._delay_listeners.remove(listener)
+
+    async def _delay(self, seconds: float) -> None:
+        with self._lock:
+            self._delaying += 1
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            # Listeners first: whoever then reads ``delaying`` as 0 has been told.
+            for listener in list(self._delay_listeners):
+                listener()
+            with self._lock:
+                self._delaying -= 1
 
     def read_at(self, request: RequestInfo) -> int | None:
         """The oldest resourceVersion a matching stale view serves this read at, if any."""
