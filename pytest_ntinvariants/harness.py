@@ -123,6 +123,9 @@ class Harness:
         self._perturb_handle = server.add_interceptor(self.perturb)
         self.replicas: Any = None
         self._finished = False
+        # An exploration item's schedule, drawn when its replicas start: their identities
+        # are known only then (process replicas are started by the test body).
+        self._deferred_draw: Callable[[list[str]], Schedule] | None = None
 
     # ------------------------------------------------------------- endpoints
 
@@ -146,16 +149,16 @@ class Harness:
 
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
-        self.replicas = Replicas.kopf(
-            self.server,
-            operator,
-            count=count,
-            prefix=f"{prefix}-",
-            namespaces=list(namespaces) if namespaces is not None else None,
-            ledger=self.ledger,
+        return self._start(
+            Replicas.kopf(
+                self.server,
+                operator,
+                count=count,
+                prefix=f"{prefix}-",
+                namespaces=list(namespaces) if namespaces is not None else None,
+                ledger=self.ledger,
+            )
         )
-        self.replicas.start()
-        return self.replicas
 
     def start_process_replicas(
         self, argv: list[str], count: int = 2, *, prefix: str = "replica", **options: Any
@@ -171,11 +174,25 @@ class Harness:
             raise RuntimeError("replicas are already running in this test")
         if options.get("log_dir") is None and self.log_dir is not None:
             options["log_dir"] = self.log_dir
-        self.replicas = Replicas.process(
-            self.server, argv, count=count, prefix=f"{prefix}-", ledger=self.ledger, **options
+        return self._start(
+            Replicas.process(
+                self.server, argv, count=count, prefix=f"{prefix}-", ledger=self.ledger, **options
+            )
         )
-        self.replicas.start()
-        return self.replicas
+
+    def _start(self, replicas: Any) -> Any:
+        self.replicas = replicas
+        if self._deferred_draw is not None:
+            # Before the replicas start, so that their first LIST is perturbed too.
+            draw, self._deferred_draw = self._deferred_draw, None
+            self.apply_schedule(draw(list(replicas.identities)))
+        replicas.start()
+        return replicas
+
+    def defer_schedule(self, draw: Callable[[list[str]], Schedule]) -> None:
+        """Draw and apply the item's schedule (``draw(identities)``) again when its
+        replicas start, for their identities."""
+        self._deferred_draw = draw
 
     def crash_on(self, trigger: Trigger, replica: int | str) -> None:
         """Crash a replica (by index or identity) when ``trigger`` fires, e.g.

@@ -327,12 +327,19 @@ def ntinv(
         except (IndexError, ValueError) as e:
             pytest.fail(f"ntinvariants markers of {item.nodeid}: {e}", pytrace=False)
         if ntinv_schedule_seed is not None and markers.explore is not None:
-            schedule = request.config.hook.pytest_ntinvariants_draw_schedule(
-                space=markers.explore.space, seed=seed, identities=identities, item=item
-            )
-            harness.apply_schedule(
-                schedule or Schedule.draw(markers.explore.space, seed, identities)
-            )
+            space = markers.explore.space
+
+            def draw(ids: list[str]) -> Schedule:
+                drawn = request.config.hook.pytest_ntinvariants_draw_schedule(
+                    space=space, seed=seed, identities=ids, item=item
+                )
+                return drawn or Schedule.draw(space, seed, ids)
+
+            schedule = draw(identities)
+            harness.apply_schedule(schedule)
+            if not identities and not schedule.steps:
+                # Replicas the test body starts (process replicas) are drawn for then.
+                harness.defer_schedule(draw)
         if spec is not None:
             operator = spec.operator
             if operator is None:

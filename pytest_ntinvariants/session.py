@@ -185,6 +185,8 @@ class NtinvSession:
             "seed": run.seed if run else None,
             "replay": run.replay if run else None,
             "schedule": run.schedule.describe() if run and run.schedule else None,
+            # A schedule with no step perturbed nothing: said in the summary, never silent.
+            "perturbed": bool(run.schedule.steps) if run and run.schedule else None,
             "invariants": names,
             "violations": [v.to_dict() for v in violations],
             "files": {},
@@ -280,12 +282,16 @@ class NtinvSession:
         checked = sum(len(r["invariants"]) for r in self.results)
         violated = [r for r in self.results if r["violations"]]
         schedules = sum(1 for r in self.results if r["schedule"] is not None)
+        idle = sum(1 for r in self.results if r.get("perturbed") is False)
+        # (an exploration test that starts no replicas has no one to perturb)
+        idle_note = f" ({idle} perturbed nothing)" if idle else ""
         tr = terminalreporter
         tr.section("ntinvariants")
         tr.write_line(
             f"{len(self.results)} test(s) checked, {checked} invariant check(s), "
             f"{sum(len(r['violations']) for r in violated)} violation(s) in "
-            f"{len(violated)} test(s), {schedules} seeded schedule(s); seed {self.seed}"
+            f"{len(violated)} test(s), {schedules} seeded schedule(s){idle_note}; "
+            f"seed {self.seed}"
         )
         for r in violated:
             names = sorted({v["invariant"] for v in r["violations"]})
@@ -323,6 +329,9 @@ class NtinvSession:
                 "tests": len(self.results),
                 "violations": sum(len(r["violations"]) for r in self.results),
                 "schedules": sum(1 for r in self.results if r["schedule"] is not None),
+                "schedules_perturbing_nothing": sum(
+                    1 for r in self.results if r.get("perturbed") is False
+                ),
             },
             "pid": os.getpid(),
         }

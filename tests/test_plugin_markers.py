@@ -340,10 +340,19 @@ def test_xdist_workers_share_the_seed_and_merge_reports(
     )
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(
-        ["6 test(s) checked, * 0 violation(s) in 0 test(s), 6 seeded schedule(s); seed 3"]
+        # (no replicas: nobody to perturb, and the summary says so)
+        [
+            "6 test(s) checked, * 0 violation(s) in 0 test(s), 6 seeded schedule(s) "
+            "(6 perturbed nothing); seed 3"
+        ]
     )
     doc = json.loads(report.read_text())
-    assert doc["summary"] == {"tests": 6, "violations": 0, "schedules": 6}
+    assert doc["summary"] == {
+        "tests": 6,
+        "violations": 0,
+        "schedules": 6,
+        "schedules_perturbing_nothing": 6,
+    }
     serial = pt.runpytest("--ntinv-seed=3", "--collect-only", "-q")
     ids = sorted(t["nodeid"] for t in doc["tests"])
     assert ids == sorted(line for line in serial.stdout.lines if "::" in line)

@@ -217,6 +217,41 @@ def test_external_process_replicas(pt: pytest.Pytester) -> None:
     pt.runpytest().assert_outcomes(passed=1)
 
 
+def test_explore_draws_for_process_replicas_when_they_start(pt: pytest.Pytester) -> None:
+    """With replicas the test body starts (process replicas), exploration once drew for
+    no identities: "no perturbations", silently. It draws for them when they start, and
+    the summary counts the schedules that perturbed nothing (a test that starts none)."""
+    patcher = HERE / "operators_fixtures" / "status_patcher.py"
+    pt.makepyfile(f"""
+        import sys
+        import pytest
+        from conftest import GADGET
+
+        @pytest.mark.ntinv_explore(schedules=3)
+        def test_process(ntinv):
+            import gadget_operator
+            ntinv.apply({{**gadget_operator.CRD, "metadata": {{"name": "gadgets.ntinv.test"}}}})
+            assert not ntinv.run.schedule.steps  # no identities to draw for yet
+            replicas = ntinv.start_process_replicas(
+                [sys.executable, {str(patcher)!r}], 2, ready="watching from")
+            schedule = ntinv.run.schedule
+            assert schedule.steps, schedule.describe()
+            assert {{s.identity for s in schedule.steps}} <= set(replicas.identities)
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1",
+                           lambda o: (o.get("status") or {{}}).get("by"))
+
+        @pytest.mark.ntinv_explore(schedules=1)
+        def test_no_replicas(ntinv):
+            ntinv.apply({{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "c"}}}})
+    """)
+    result = pt.runpytest("--ntinv-seed=3")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["4 test(s) checked, * 4 seeded schedule(s) (1 perturbed nothing); seed 3"]
+    )
+
+
 def test_explore_with_replicas_reports_the_schedule_on_failure(pt: pytest.Pytester) -> None:
     pt.makepyfile("""
         import pytest
