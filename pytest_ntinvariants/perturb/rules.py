@@ -205,7 +205,12 @@ class WatchLatency(Rule):
 
 @dataclass(eq=False)
 class Hold(Rule):
-    """Hold the target's watch events until ``release()`` or the ``until`` trigger.
+    """Hold what the target sees until ``release()`` or the ``until`` trigger: its watch
+    events, and its reads, served as of the resourceVersion current when the hold began.
+
+    The reads count too because a replica lists before it watches: holding only the
+    watch let its first LIST show what was written meanwhile, so "replica-1 sees nothing
+    until replica-0's first status write" did not hold from the start.
 
     Releasing is ordered per watcher: whether an event is held or passes is decided on the
     watcher's loop, and a watcher's events stay held until its held ones are queued there.
@@ -214,6 +219,7 @@ class Hold(Rule):
     """
 
     action = "hold"
+    _frozen_at: int | None = field(default=None, repr=False)  # where reads stop meanwhile
     _held: dict[int, tuple[Watcher, list[Delivery]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _releasing: bool = field(default=False, repr=False)
@@ -230,6 +236,11 @@ class Hold(Rule):
         if self.removed:
             return False
         return self.after is None or self.after.fired
+
+    @property
+    def holding_reads(self) -> bool:
+        """Whether the target's reads are still served from before the hold."""
+        return self.active and not self._releasing and self._frozen_at is not None
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Keep ``d`` back until the release (passed on once releasing has begun)."""
@@ -476,7 +487,7 @@ class Perturber(Interceptor):
         rule.perturber = self
         with self._lock:
             self._rules.append(rule)
-        if isinstance(rule, StaleView):
+        if isinstance(rule, StaleView | Hold):
             if rule.after is None:
                 rule._frozen_at = self.store.resource_version
             else:
@@ -699,6 +710,16 @@ class Perturber(Interceptor):
                 f"{request.verb} {request.name or '*'} served at "
                 f"rv={at} (current {self.store.resource_version})",
             )
+            best = at if best is None else min(best, at)
+        for hold in self._matching(Hold):
+            assert isinstance(hold, Hold)
+            at = hold._frozen_at
+            if at is None or not hold.holding_reads or not hold.target.matches_request(request):
+                continue
+            if at >= self.store.resource_version:
+                continue  # nothing written since the hold began
+            at = max(at, self.store.compacted)
+            hold.record(request.identity, f"{request.verb} {request.name or '*'} held at rv={at}")
             best = at if best is None else min(best, at)
         return best
 

@@ -152,6 +152,25 @@ def test_a_view_versions_behind_catches_up_as_a_cache_does(
     assert seen() == ("3", ["3"])
 
 
+def test_a_hold_holds_reads_from_its_start(env: Any) -> None:
+    """A replica lists before it watches: holding only the watch let the first LIST show
+    what was written meanwhile, so "b sees nothing until a's write" did not hold."""
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    _seed_cm(a, "old", versions=1)
+    released = perturber.after_write("a", nth=2)
+    perturber.hold(identity="b", until=released)
+    _seed_cm(a, "new", versions=1)  # a's first write: b must not see it yet
+    assert [i["metadata"]["name"] for i in b.request("GET", CM)[2]["items"]] == ["old"]
+    assert b.request("GET", f"{CM}/new")[0] == 404
+    assert [i["metadata"]["name"] for i in a.request("GET", CM)[2]["items"]] == ["new", "old"]
+    a.patch("new", {"n": "1"})  # a's second write releases the hold
+    assert released.fired
+    assert b.request("GET", f"{CM}/new")[2]["data"] == {"n": "1"}
+    held = [p.detail for p in ledger.perturbations(identity="b")]
+    assert any("held at rv=" in d for d in held), held
+
+
 def test_frozen_view_until_a_trigger(env: Any) -> None:
     server, _, perturber = env
     a, b = Client(server, "a"), Client(server, "b")
