@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .apiserver import FakeApiServer
 from .apiserver.errors import NotFound
 from .apiserver.store import Event
-from .ledger import Ledger
+from .ledger import Ledger, RequestServed
 from .observe import LedgerRecorder, record_sink
 from .perturb import Perturber, Target, Trigger
 from .perturb.schedule import Schedule
@@ -331,6 +331,56 @@ class Harness:
         loop (pytest-asyncio's) keeps running meanwhile."""
         return await asyncio.to_thread(
             self.wait_for, api_version, kind, name, until, namespace=namespace, timeout=timeout
+        )
+
+    def wait_watching(
+        self, resource: str, *, identities: Iterable[str] | None = None, timeout: float = 10.0
+    ) -> None:
+        """Block until every replica (or each of ``identities``) has opened a watch on
+        ``resource`` (its plural, or ``group/plural``): from then on, what is written
+        reaches them as watch events, not in the LIST they start with. Woken by the
+        ledger, not by polling; ``TimeoutError`` names those that never watched."""
+        __tracebackhide__ = True
+        if identities is None:
+            if self.replicas is None:
+                raise RuntimeError("no replicas are running: start them, or name identities")
+            identities = self.replicas.identities
+        waiting = set(identities)
+
+        suffix = f"/{resource}"
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def seen(entry: object) -> None:  # in the recording thread: one entry at a time
+            if not (
+                isinstance(entry, RequestServed) and entry.verb == "watch" and entry.status == 200
+            ):
+                return
+            if entry.resource == resource or entry.resource.endswith(suffix):
+                with lock:
+                    waiting.discard(entry.identity)
+                    if not waiting:
+                        done.set()
+
+        undo = self.ledger.subscribe(seen)
+        try:
+            for entry in self.ledger.requests(verb="watch"):  # those opened before
+                seen(entry)
+            if not waiting:
+                return
+            if not done.wait(timeout):
+                with lock:
+                    late = ", ".join(sorted(waiting))
+                raise TimeoutError(f"not watching {resource} after {timeout}s: {late}")
+        finally:
+            undo()
+
+    async def wait_watching_async(
+        self, resource: str, *, identities: Iterable[str] | None = None, timeout: float = 10.0
+    ) -> None:
+        """``wait_watching`` for async tests (waits in a worker thread)."""
+        await asyncio.to_thread(
+            self.wait_watching, resource, identities=identities, timeout=timeout
         )
 
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:

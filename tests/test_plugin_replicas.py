@@ -252,6 +252,24 @@ def test_explore_draws_for_process_replicas_when_they_start(pt: pytest.Pytester)
     )
 
 
+def test_wait_watching_returns_once_every_replica_watches(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_replicas(2)
+        def test_it(ntinv):
+            ntinv.wait_watching("gadgets")
+            watched = {r.identity for r in ntinv.ledger.requests(verb="watch")
+                       if r.resource == "ntinv.test/gadgets"}
+            assert watched == {"replica-0", "replica-1"}
+            ntinv.wait_watching("ntinv.test/gadgets", identities=["replica-1"])
+            with pytest.raises(TimeoutError, match="not watching configmaps after 0.2s: "
+                                                   "replica-0, replica-1"):
+                ntinv.wait_watching("configmaps", timeout=0.2)
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
 def test_explore_with_replicas_reports_the_schedule_on_failure(pt: pytest.Pytester) -> None:
     pt.makepyfile("""
         import pytest
