@@ -224,7 +224,13 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
             data = obj.get("data")
             data = dict(data) if isinstance(data, dict) else {}
             for key, value in string_data.items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
+                if value is not None and not isinstance(value, str):
+                    raise errors.BadRequest(
+                        'Secret in version "v1" cannot be handled as a Secret: json: cannot '
+                        f"unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into Go struct "
+                        "field Secret.stringData of type string"
+                    )
+                data[key] = base64.b64encode((value or "").encode()).decode()
             obj["data"] = data
         if not obj.get("type"):
             obj["type"] = "Opaque"
@@ -232,19 +238,24 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
 
 # ConfigMaps and Secrets: kube's ValidateConfigMap/ValidateSecret (and their updates).
 _DATA_KINDS = frozenset(("/configmaps", "/secrets"))
-# The fields of each whose values are bytes (base64 strings on the wire).
+# The fields of each whose values are bytes (base64 strings on the wire), and those whose
+# values are strings: kube decodes both into typed maps, so any other value is a 400.
 _BYTES_FIELDS = {"/configmaps": ("binaryData",), "/secrets": ("data",)}
+_STRING_FIELDS = {"/configmaps": ("data",)}  # (a Secret's stringData: _default_builtin)
 _MAX_DATA_SIZE = 1024 * 1024  # kube's MaxSecretSize, which bounds ConfigMaps too
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 def _check_bytes(rt: ResourceType, obj: JSON, old: JSON | None) -> None:
-    """Refuse bytes fields that are not base64, as kube's JSON decoding does (400).
+    """Refuse bytes fields that are not base64, and string maps holding another type, as
+    kube's JSON decoding does (400).
 
     Values the write shares with the stored version passed when they were stored.
     """
-    for name in _BYTES_FIELDS.get(rt.key, ()):
+    typed = [(n, "[]uint8") for n in _BYTES_FIELDS.get(rt.key, ())]
+    typed += [(n, "string") for n in _STRING_FIELDS.get(rt.key, ())]
+    for name, go_type in typed:
         values = obj.get(name)
         if not isinstance(values, dict):
             continue
@@ -252,14 +263,16 @@ def _check_bytes(rt: ResourceType, obj: JSON, old: JSON | None) -> None:
         if values is before:
             continue
         for key, value in values.items():
-            if isinstance(before, dict) and before.get(key, _MISSING) is value:
-                continue
+            if value is None or (isinstance(before, dict) and before.get(key, _MISSING) is value):
+                continue  # (Go decodes a null into the zero value)
             if not isinstance(value, str):
                 raise errors.BadRequest(
                     f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                     f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into "
-                    f"Go struct field {rt.kind}.{name} of type []uint8"
+                    f"Go struct field {rt.kind}.{name} of type {go_type}"
                 )
+            if go_type == "string":
+                continue
             bad = _base64_error_at(value)
             if bad is not None:
                 raise errors.BadRequest(

@@ -300,7 +300,7 @@ def test_builtin_tables_have_kube_columns(kubectl: Kubectl) -> None:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "s1"},
-            "stringData": {"p": "x", "q": "y"},
+            "stringData": {"p": "x", "q": "z"},  # (a bare y is a YAML 1.1 boolean to kubectl)
         },
         {
             "apiVersion": "v1",

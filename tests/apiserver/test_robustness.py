@@ -126,6 +126,27 @@ BAD_REQUESTS: list[tuple[str, Callable[[Api], Reply], int, str]] = [
     ("invalid name", lambda a: a.post(CMS, {"metadata": {"name": "A!"}}), 422, "Invalid"),
     ("name not a string", lambda a: a.post(CMS, {"metadata": {"name": 5}}), 400, "BadRequest"),
     (
+        "configmap data not a string",
+        lambda a: a.post(CMS, {"metadata": {"name": "k"}, "data": {"on": True}}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "patch making configmap data a number",
+        lambda a: a.patch(f"{CMS}/c", {"data": {"k": 5}}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "secret stringData not a string",
+        lambda a: a.post(
+            "/api/v1/namespaces/default/secrets",
+            {"metadata": {"name": "s"}, "stringData": {"n": 1}},
+        ),
+        400,
+        "BadRequest",
+    ),
+    (
         "ownerReferences not a list",
         lambda a: a.post(CMS, {"metadata": {"name": "k", "ownerReferences": "x"}}),
         400,

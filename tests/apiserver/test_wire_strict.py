@@ -126,3 +126,17 @@ def test_a_long_label_selector_is_served(kubectl: Kubectl, gizmo_server: FakeApi
     values = ",".join(f"value-{i:05}" for i in range(2000))  # a 24 KB query
     out = kubectl("get", "configmaps", "-l", f"v in (x,{values})", "-o", "name").ok()
     assert out.split() == ["configmap/a"]
+
+
+def test_configmap_data_must_be_strings(kubectl: Kubectl) -> None:
+    """kube decodes data into map[string]string: a manifest with a number there is refused
+    by a real cluster, and was stored by the fake. (The python client refuses to send it.)"""
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {replicas: 3}\n"
+    result = kubectl("create", "-f", "-", stdin=manifest)
+    assert result.rc == 1, result
+    assert (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal '
+        "number into Go struct field ConfigMap.data of type string"
+    ) in result.stderr
+    quoted = manifest.replace("replicas: 3", 'replicas: "3"')
+    assert kubectl("create", "-f", "-", stdin=quoted).ok() == "configmap/cm created\n"
