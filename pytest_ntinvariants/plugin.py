@@ -300,6 +300,10 @@ def ntinv(
         markers = parse_item_markers(item)
     except MarkerError as e:
         pytest.fail(str(e), pytrace=False)
+    try:  # a misspelt invariant name fails the setup, before the body runs for nothing
+        session.registry.select(include=markers.invariants.only, exclude=markers.invariants.exclude)
+    except KeyError as e:
+        pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
     item.stash[MARKERS_KEY] = markers
     seed = (
         ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(item.nodeid)

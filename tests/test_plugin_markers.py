@@ -87,6 +87,23 @@ def test_fixtures_are_documented(pt: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*One test's fake cluster*"])
 
 
+def test_a_misspelt_invariant_fails_the_setup_before_the_body_runs(
+    pt: pytest.Pytester,
+) -> None:
+    """It used to fail only after the body ran, as a failure of the test itself."""
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_invariants(only=["nr-no-duplicate-atempt"])
+        def test_it(ntinv):
+            raise AssertionError("the body ran")
+    """)
+    result = pt.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.ntinv_invariants: *nr-no-duplicate-atempt*"])
+    assert "the body ran" not in result.stdout.str()
+
+
 @pytest.mark.parametrize(
     ("mark", "message"),
     [
