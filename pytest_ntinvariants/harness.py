@@ -10,6 +10,7 @@ through ``operators`` only when a test asks for them.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -264,6 +265,25 @@ class Harness:
     def get(self, api_version: str, kind: str, name: str, namespace: str = "default") -> JSON:
         """A private copy of an object's current state."""
         return self.server.get(api_version, kind, name, namespace)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> builtins.list[JSON]:
+        """Private copies of the current objects of a kind (``namespace=None``: every
+        namespace), filtered by kube-syntax label and field selectors."""
+        return self.server.list(
+            api_version,
+            kind,
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
 
     def wait_for(
         self,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import datetime
 import secrets
 import shutil
@@ -46,6 +47,7 @@ from .errors import NotFound
 from .hooks import Interceptor
 from .http import ApiHandler
 from .resources import Registry, ResourceType
+from .selectors import FieldSelector, LabelSelector
 from .store import Store, WriteContext
 
 __all__ = ["DEFAULT_CERT_VALIDITY", "FakeApiServer", "InterceptorHandle"]
@@ -341,3 +343,23 @@ class FakeApiServer:
         rt = self.resource(api_version, kind)
         v = self.store.get(rt, namespace if rt.namespaced else "", name)
         return orjson.loads(v.raw)  # type: ignore[no-any-return]
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> builtins.list[JSON]:
+        """Private copies of the current objects of a kind, in kube's list order: in one
+        namespace or (``None``) all, filtered by selectors written as kube takes them
+        (``app=a,tier!=db``; ``metadata.name=x``). A bad selector is a ``BadRequest``."""
+        rt = self.resource(api_version, kind)
+        labels = LabelSelector.parse(label_selector or None)
+        fields = FieldSelector.parse(
+            field_selector or None, rt.field_selectors, rt.kind, rt.field_paths
+        )
+        items, _, _, _ = self.store.list(rt, namespace, labels=labels, fields=fields)
+        return [orjson.loads(v.raw) for v in items]

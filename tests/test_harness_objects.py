@@ -1,0 +1,36 @@
+"""``ntinv.get`` and ``ntinv.list``: private copies of what the server holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_ntinvariants.apiserver import ApiError
+from pytest_ntinvariants.harness import Harness
+
+
+def cm(name: str, namespace: str = "default", **labels: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+    }
+
+
+def test_list_filters_by_namespace_and_selectors(ntinv: Harness) -> None:
+    ntinv.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    ntinv.apply(cm("a", app="x", tier="web"))
+    ntinv.apply(cm("b", app="x", tier="db"))
+    ntinv.apply(cm("c", "other", app="x"))
+
+    def names(objs: list[dict[str, object]]) -> list[str]:
+        return [o["metadata"]["name"] for o in objs]  # type: ignore[index]
+
+    assert names(ntinv.list("v1", "ConfigMap")) == ["a", "b", "c"]  # by namespace, then name
+    assert names(ntinv.list("v1", "ConfigMap", "default")) == ["a", "b"]
+    assert names(ntinv.list("v1", "ConfigMap", label_selector="app=x,tier!=db")) == ["a", "c"]
+    assert names(ntinv.list("v1", "ConfigMap", field_selector="metadata.name=b")) == ["b"]
+    copy = ntinv.list("v1", "ConfigMap", "default")[0]
+    copy["metadata"]["labels"]["app"] = "changed"  # type: ignore[index]
+    assert ntinv.get("v1", "ConfigMap", "a")["metadata"]["labels"]["app"] == "x"
+    with pytest.raises(ApiError, match="unable to parse requirement"):
+        ntinv.list("v1", "ConfigMap", label_selector="a in (")
