@@ -143,10 +143,16 @@ class Harness:
         *,
         prefix: str = "replica",
         namespaces: tuple[str, ...] | list[str] | None = None,
+        settings: Any = None,
     ) -> Any:
         """Start ``count`` replicas of a kopf operator (a registry factory, or
-        ``"module:factory"``), each with its own identity and token; stopped at the end."""
-        from .operators import Replicas
+        ``"module:factory"``), each with its own identity and token; stopped at the end.
+
+        ``settings``: kopf settings for every replica, as a callable taking
+        ``kopf.OperatorSettings`` or a dict of dotted paths to values
+        (``{"persistence.consistency_timeout": 5.0}``; a misspelt path is a ValueError).
+        """
+        from .operators import Replicas, settings_hook
 
         if self.replicas is not None:
             raise RuntimeError("replicas are already running in this test")
@@ -158,6 +164,7 @@ class Harness:
                 prefix=f"{prefix}-",
                 namespaces=list(namespaces) if namespaces is not None else None,
                 ledger=self.ledger,
+                settings=settings_hook(settings),
             )
         )
 

@@ -32,10 +32,12 @@ __all__ = [
 
 MARKERS = {
     "ntinv_replicas": (
-        "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica'): run "
-        "the controller as `count` concurrent replicas (identities prefix-0..count-1). "
-        "operator: a registry factory, 'module:factory', or None for the ntinv_operator "
-        "fixture."
+        "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica', "
+        "settings=None): run the controller as `count` concurrent replicas (identities "
+        "prefix-0..count-1). operator: a registry factory, 'module:factory', or None for the "
+        "ntinv_operator fixture. settings: kopf settings, as a callable taking "
+        "kopf.OperatorSettings or a dict of dotted paths, e.g. "
+        "{'persistence.consistency_timeout': 5}."
     ),
     "ntinv_watch_latency": (
         "ntinv_watch_latency(delay, *, replicas=None): delay watch events to replicas by "
@@ -76,6 +78,7 @@ class ReplicasSpec:
     operator: Any = None
     namespaces: tuple[str, ...] | None = None
     prefix: str = "replica"
+    settings: Any = None  # a kopf settings hook (checked), or None
 
     def identities(self) -> list[str]:
         """The replica identities, ``replica-0`` …"""
@@ -167,7 +170,12 @@ def _replica_list(name: str, value: Any) -> tuple[int | str, ...] | None:
 
 
 def _replicas(
-    count: int = 2, *, operator: Any = None, namespaces: Any = None, prefix: str = "replica"
+    count: int = 2,
+    *,
+    operator: Any = None,
+    namespaces: Any = None,
+    prefix: str = "replica",
+    settings: Any = None,
 ) -> None: ...
 def _latency(delay: Any, *, replicas: Any = None) -> None: ...
 def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
@@ -210,7 +218,13 @@ def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
         raise MarkerError(
             f"@pytest.mark.ntinv_replicas: prefix must be a non-empty string, got {a['prefix']!r}"
         )
-    return ReplicasSpec(count, op, tuple(ns) if ns is not None else None, a["prefix"])
+    from .operators import settings_hook
+
+    try:
+        settings = settings_hook(a["settings"])
+    except ValueError as e:
+        raise MarkerError(f"@pytest.mark.ntinv_replicas: {e}") from None
+    return ReplicasSpec(count, op, tuple(ns) if ns is not None else None, a["prefix"], settings)
 
 
 def parse_latency(mark: pytest.Mark) -> LatencySpec:

@@ -105,6 +105,47 @@ RegistryFactory: TypeAlias = (
 #: Adjusts a replica's ``kopf.OperatorSettings`` after the defaults are applied.
 SettingsHook: TypeAlias = "Callable[[kopf.OperatorSettings], None]"
 
+
+def settings_hook(settings: Any) -> SettingsHook | None:
+    """A ``SettingsHook`` from what a user wrote: ``None``, a hook, or a mapping of dotted
+    setting paths to values (``{"persistence.consistency_timeout": 5.0}``).
+
+    A mapping is checked against ``kopf.OperatorSettings()`` here, so a misspelt path is a
+    ``ValueError`` that names it, before any replica starts.
+    """
+    if settings is None or callable(settings):
+        return settings  # type: ignore[no-any-return]
+    if not isinstance(settings, Mapping):
+        raise ValueError(
+            "settings must be a callable taking kopf.OperatorSettings, or a mapping of "
+            f"dotted setting paths to values, got {type(settings).__name__}"
+        )
+    import kopf
+
+    probe = kopf.OperatorSettings()
+    for path in settings:
+        parts = str(path).split(".")
+        target: Any = probe
+        for i, part in enumerate(parts):
+            if not hasattr(target, part) or part.startswith("_"):
+                raise ValueError(
+                    f"settings: kopf.OperatorSettings has no {'.'.join(parts[: i + 1])!r}"
+                )
+            if i < len(parts) - 1:
+                target = getattr(target, part)
+    values = {str(k): v for k, v in settings.items()}
+
+    def apply(operator_settings: kopf.OperatorSettings) -> None:
+        for path, value in values.items():
+            *owners, name = path.split(".")
+            target: Any = operator_settings
+            for owner in owners:
+                target = getattr(target, owner)
+            setattr(target, name, value)
+
+    return apply
+
+
 R = TypeVar("R", bound="Replica")
 
 # kopf's login handler id in every registry we run, and its credentials' priority: higher

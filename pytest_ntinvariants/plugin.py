@@ -349,7 +349,11 @@ def ntinv(
             if operator is None:
                 operator = request.getfixturevalue("ntinv_operator")
             harness.start_replicas(
-                _resolve(operator), spec.count, prefix=spec.prefix, namespaces=spec.namespaces
+                _resolve(operator),
+                spec.count,
+                prefix=spec.prefix,
+                namespaces=spec.namespaces,
+                settings=spec.settings,
             )
         yield harness
     finally:

@@ -252,6 +252,40 @@ def test_explore_draws_for_process_replicas_when_they_start(pt: pytest.Pytester)
     )
 
 
+def test_kopf_settings_through_the_marker_and_start_replicas(pt: pytest.Pytester) -> None:
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_replicas(2, settings={"persistence.consistency_timeout": 7.5,
+                                                 "watching.server_timeout": 30})
+        def test_marker(ntinv):
+            for replica in ntinv.replicas:
+                assert replica.settings.persistence.consistency_timeout == 7.5
+                assert replica.settings.watching.server_timeout == 30
+                assert replica.settings.peering.standalone  # the plugin's own still hold
+
+        def test_start_replicas(ntinv, ntinv_operator):
+            def tune(settings):
+                settings.batching.idle_timeout = 0.25
+
+            ntinv.start_replicas(ntinv_operator, 1, settings=tune)
+            assert ntinv.replicas[0].settings.batching.idle_timeout == 0.25
+
+        @pytest.mark.ntinv_replicas(1, settings={"persistence.consistancy_timeout": 1})
+        def test_misspelt(ntinv):
+            raise AssertionError("the body ran")
+    """)
+    result = pt.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.ntinv_replicas: settings: kopf.OperatorSettings has no"
+            " 'persistence.consistancy_timeout'*"
+        ]
+    )
+    assert "the body ran" not in result.stdout.str()
+
+
 def test_wait_watching_returns_once_every_replica_watches(pt: pytest.Pytester) -> None:
     pt.makepyfile("""
         import pytest
