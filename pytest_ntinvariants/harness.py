@@ -131,7 +131,16 @@ class Harness:
     # ------------------------------------------------------------- endpoints
 
     def sink(self, name: str = "slack", **options: Any) -> Sink:
-        """The test's fake endpoint called ``name`` (see ``SinkPool.get``)."""
+        """The test's fake endpoint called ``name``, started on first use and the same one
+        afterwards; every call it receives is recorded in the ledger.
+
+        ``options`` apply when it is created (a ``ValueError`` afterwards) and go to
+        ``pytest_ntinvariants.Sink``: ``tls`` (``"valid"``, ``"self-signed"``,
+        ``"expired"``, ``"wrong-host"``, or a key pair) and ``ca``, ``strict_json``,
+        ``identify`` (how a call names its object and channel) and ``default`` (the
+        reply, or status code, when nothing scripted applies). Script its replies with
+        ``.script(...)``; read what it received with ``.calls()`` and ``.count(...)``.
+        """
         return self.sinks.get(name, **options)
 
     # --------------------------------------------------------------- replicas
