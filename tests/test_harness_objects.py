@@ -34,3 +34,11 @@ def test_list_filters_by_namespace_and_selectors(ntinv: Harness) -> None:
     assert ntinv.get("v1", "ConfigMap", "a")["metadata"]["labels"]["app"] == "x"
     with pytest.raises(ApiError, match="unable to parse requirement"):
         ntinv.list("v1", "ConfigMap", label_selector="a in (")
+
+
+def test_apply_of_an_existing_object_is_recorded_as_an_update(ntinv: Harness) -> None:
+    """The timeline once labelled it "(create)"."""
+    ntinv.apply(cm("a"))
+    ntinv.apply(cm("a", app="y"))
+    verbs = [(v.type, v.verb) for v in ntinv.ledger.versions(name="a")]
+    assert verbs == [("ADDED", "create"), ("MODIFIED", "update")]

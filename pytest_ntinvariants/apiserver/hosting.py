@@ -325,16 +325,18 @@ class FakeApiServer:
             rt = self.resource(doc["apiVersion"], doc["kind"])
             meta = doc.get("metadata") or {}
             ns = meta.get("namespace", "default") if rt.namespaced else ""
-            ctx = WriteContext(identity=identity, verb="create")
             try:
                 current = self.store.get(rt, ns, meta.get("name", ""))
             except NotFound:
+                ctx = WriteContext(identity=identity, verb="create")
                 out.append(self.store.create(rt, ns, orjson.loads(orjson.dumps(doc)), ctx).obj)
                 continue
             body = orjson.loads(orjson.dumps(doc))
             body.setdefault("metadata", {})["resourceVersion"] = current.obj["metadata"][
                 "resourceVersion"
             ]
+            # An update, and recorded as one (the ledger and the reports name the verb).
+            ctx = WriteContext(identity=identity, verb="update")
             out.append(self.store.update(rt, ns, meta["name"], body, ctx).obj)
         return [orjson.loads(orjson.dumps(o)) for o in out]
 
