@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -443,6 +444,17 @@ def timeline(
 # =================================================================== violations
 
 
+def seed_line(seed: object, replay: str | None) -> str:
+    """``seed: N``, saying where N comes from when the replay command passes another
+    number: a test that is not an exploration item has a seed of its own, derived from
+    the session seed (which the command passes) and its node id. Two numbers that differ,
+    unexplained, read as a wrong replay."""
+    passed = re.search(r"--ntinv-seed=(\d+)", replay or "")
+    if passed is not None and passed.group(1) != str(seed):
+        return f"seed: {seed} (this test's own, derived from the replay's --ntinv-seed)"
+    return f"seed: {seed}"
+
+
 def replay_lines(ctx: CheckContext | None) -> list[str]:
     """``seed: N``, ``schedule:`` (indented steps) and ``replay: <command>`` lines, when the
     context has them."""
@@ -450,7 +462,7 @@ def replay_lines(ctx: CheckContext | None) -> list[str]:
         return []
     out = []
     if ctx.seed is not None:
-        out.append(f"seed: {ctx.seed}")
+        out.append(seed_line(ctx.seed, ctx.replay))
     if ctx.schedule:
         out.append("schedule:")
         out.extend(f"  {line}" for line in ctx.schedule.splitlines() if line.strip())

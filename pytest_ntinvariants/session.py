@@ -250,7 +250,9 @@ class NtinvSession:
         files = entry.get("files") if entry else None
         lines = []
         if run is not None:
-            lines.append(f"seed: {run.seed}")
+            from .report import seed_line
+
+            lines.append(seed_line(run.seed, run.replay))
             lines.append(f"replay: {run.replay}")
         if files:
             lines.extend(f"{kind}: {path}" for kind, path in files.items())

@@ -247,8 +247,8 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
         [
             "*- ntinvariants timeline -*",
             "*- ntinvariants replay -*",
-            "seed: *",
-            "replay: pytest *test_counts_twice*--ntinv-seed=11*",
+            "seed: * (this test's own, derived from the replay's --ntinv-seed)",
+            "replay: pytest *test_counts_twice*--ntinv-seed=11",
             "svg: *",
             "*= ntinvariants =*",
             "1 test(s) checked, * violation(s) in 1 test(s), 0 seeded schedule(s); seed 11",
