@@ -206,6 +206,10 @@ class _YamlBuilder:
                 root = value
                 continue
             self._place(stack[-1], value, nodes)
+        if self.aliased:
+            # An alias puts a whole anchored value where it is used: deeper than any
+            # collection the events opened.
+            check_depth(root, self.what)
         return root
 
     def _count(self, nodes: int, size: int, aliased: bool = False) -> None:

@@ -168,6 +168,19 @@ REFUSED_YAML: list[tuple[str, bytes, int, str, str]] = [
         "aliases are expanded",
     ),
     ("deep flow", b"[" * (MAX_DEPTH + 1), 400, "BadRequest", f"max depth of {MAX_DEPTH}"),
+    (
+        "an alias nesting past the limit",
+        b"metadata: {name: c}\na: &deep "
+        + b"[" * 100
+        + b"]" * 100
+        + b"\nb: "
+        + b"[" * 60
+        + b"*deep"
+        + b"]" * 60,
+        400,
+        "BadRequest",
+        f"max depth of {MAX_DEPTH}",
+    ),
     ("a body of brackets", b"[" * 3_000_000, 400, "BadRequest", "nested too deeply"),
     (
         "deep block",
