@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ROOT",
     "Report",
     "Rounds",
     "Section",
@@ -46,10 +47,30 @@ __all__ = [
     "fmt_ratio",
     "interleave",
     "percentile",
+    "pytest_args",
     "sample",
 ]
 
 clock = time.perf_counter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_args(test: Path, *options: str) -> list[str]:
+    """Arguments for a pytest run of a generated ``test`` file, quiet, with ``options``,
+    and with the checkout's own configuration (rootdir and pyproject), wherever the file
+    was written: the benchmarks' inner runs must all see the same settings."""
+    return [
+        str(test),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *options,
+        "--rootdir",
+        str(ROOT),
+        "-c",
+        str(ROOT / "pyproject.toml"),
+    ]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

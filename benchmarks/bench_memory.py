@@ -39,9 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Report, Target, environment
+from _harness import ROOT, Report, Target, environment, pytest_args
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_MB = 10.0
 MB = 1024 * 1024
 
@@ -128,21 +127,7 @@ def run_session(
     env["NTINV_BENCH_RSS"] = str(samples)
     started = time.perf_counter()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(test_file),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:randomly",
-            "--rootdir",
-            str(ROOT),
-            "-c",
-            str(ROOT / "pyproject.toml"),
-        ],
+        [sys.executable, "-m", "pytest", *pytest_args(test_file, "-p", "no:randomly")],
         # Not the checkout: ``python -m`` puts the working directory first on sys.path,
         # which would import this checkout's plugin ahead of PYTHONPATH's.
         cwd=test_file.parent,

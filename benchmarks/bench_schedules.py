@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _harness import ROOT, pytest_args
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_PER_SECOND = 10.0
 
 SUBJECT = """
@@ -85,21 +85,7 @@ def run(k: int) -> dict[str, Any]:
         test.write_text(textwrap.dedent(SUBJECT.format(k=k) + BASELINES.format(k=k)))
         collector = Durations()
         started = time.perf_counter()
-        code = pytest.main(
-            [
-                str(test),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-p",
-                "no:randomly",
-                "--rootdir",
-                str(ROOT),
-                "-c",
-                str(ROOT / "pyproject.toml"),
-            ],
-            plugins=[collector],
-        )
+        code = pytest.main(pytest_args(test, "-p", "no:randomly"), plugins=[collector])
         wall = time.perf_counter() - started
     if code != 0 or collector.failed:
         raise SystemExit(f"benchmark run failed (exit {code}): {collector.failed}")
@@ -130,17 +116,7 @@ def run_parallel(k_small: int, k_large: int, workers: int = 2) -> dict[str, Any]
                     sys.executable,
                     "-m",
                     "pytest",
-                    str(test),
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "-n",
-                    str(workers),
-                    f"--ntinv-schedules={k}",
-                    "--rootdir",
-                    str(ROOT),
-                    "-c",
-                    str(ROOT / "pyproject.toml"),
+                    *pytest_args(test, "-n", str(workers), f"--ntinv-schedules={k}"),
                 ],
                 capture_output=True,
                 text=True,
