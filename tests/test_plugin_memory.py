@@ -28,41 +28,19 @@ import gc
 import sys
 import weakref
 
-import kopf
 import pytest
+from gadgets import GADGET_CRD, gadget, make_registry
 from pytest_ntinvariants.invariants import FunctionInvariant, Violation
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gadgets.ntinv.test"},
-    "spec": {"group": "ntinv.test", "scope": "Namespaced",
-             "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "subresources": {"status": {}},
-                           "schema": {"openAPIV3Schema": {
-                               "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-GADGET = {"apiVersion": "ntinv.test/v1", "kind": "Gadget", "metadata": {"name": "g1"}}
-
-def make_registry(identity):
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.event("ntinv.test", "v1", "gadgets", registry=registry)
-    async def stamp(body, patch, **_):
-        seen = dict((body.get("status") or {}).get("seen") or {})
-        if identity not in seen:
-            seen[identity] = True
-            patch.status["seen"] = seen
-
-    return registry
+GADGET = gadget("g1")
 
 @pytest.fixture
 def ntinv_operator(ntinv_apiserver):
-    ntinv_apiserver.apply(CRD)
+    ntinv_apiserver.apply(GADGET_CRD)
     return make_registry
 
-def seen_by(*identities):
-    return lambda o: set((o.get("status") or {}).get("seen") or {}) >= set(identities)
+def seen_by(*identities):  # (gadgets.make_registry marks status[identity])
+    return lambda o: set(o.get("status") or {}) >= set(identities)
 
 def no_blue(history, ctx):
     for v in history.versions:
@@ -124,6 +102,10 @@ def test_nothing_is_left():
 def pt(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester directory with the operator, the weak-reference helpers and the tests."""
     pytester.makeini(INI)
+    # The Gadget CRD and operator of the operator tests, beside the inner run's conftest.
+    pytester.makepyfile(
+        gadgets=(Path(__file__).parent / "operators_fixtures" / "gadgets.py").read_text()
+    )
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_memory=TESTS)
     return pytester
