@@ -103,7 +103,7 @@ _GO_UINT = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-def _parse_seconds(value: str | None, name: str) -> float | None:
+def _parse_seconds(value: str | None) -> float | None:
     # kube reads timeoutSeconds as an int64; kopf sends str(float) ("2.0"), so a decimal
     # is taken too, but only a finite one.
     if value in (None, ""):
@@ -116,7 +116,7 @@ def _parse_seconds(value: str | None, name: str) -> float | None:
     return seconds
 
 
-def _parse_int(value: str | None, name: str) -> int | None:
+def _parse_int(value: str | None) -> int | None:
     if value in (None, ""):
         return None
     if not _GO_INT.fullmatch(value):
@@ -213,13 +213,10 @@ class ApiHandler:
         # in the clear and every Go client is anonymous (it sends no token there), as on
         # kube's old insecure port, where any request was allowed: so a webhook that checks
         # tokens can still do it there.
+        if not (request.secure and request.method == "POST"):
+            return  # (every anonymous request passes here: the common case costs nothing)
         parts = [p for p in request.path.split("/") if p]
-        if (
-            request.secure
-            and request.method == "POST"
-            and parts[:2] == ["apis", "authentication.k8s.io"]
-            and parts[3:] == ["tokenreviews"]
-        ):
+        if parts[:2] == ["apis", "authentication.k8s.io"] and parts[3:] == ["tokenreviews"]:
             raise errors.Forbidden(
                 'tokenreviews.authentication.k8s.io is forbidden: User "system:anonymous" '
                 'cannot create resource "tokenreviews" in API group "authentication.k8s.io" '
@@ -276,7 +273,7 @@ class ApiHandler:
 
     async def _route(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         path = request.path
-        if path in ("/healthz", "/livez", "/readyz"):
+        if path in self.PUBLIC_PATHS:
             return web.Response(text="ok", content_type="text/plain")
         parts = _path_parts(request)
         if request.method not in ("GET", "HEAD") and (
@@ -617,7 +614,7 @@ class ApiHandler:
         fields = FieldSelector.parse(
             q.get("fieldSelector"), rt.field_selectors, rt.kind, rt.field_paths
         )
-        limit = _parse_int(q.get("limit"), "limit") or 0
+        limit = _parse_int(q.get("limit")) or 0
         if limit < 0:
             raise errors.BadRequest("limit must not be negative")
         items, rv, token, remaining = self.store.list(
@@ -657,7 +654,7 @@ class ApiHandler:
         )
         if info.name:  # the deprecated /watch/.../NAME form watches one object
             fields = FieldSelector((*fields.terms, ("metadata.name", True, info.name)))
-        timeout = _parse_seconds(q.get("timeoutSeconds"), "timeoutSeconds")
+        timeout = _parse_seconds(q.get("timeoutSeconds"))
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         initial = q.get("sendInitialEvents") in ("true", "1")
         if initial and (not bookmarks or q.get("resourceVersionMatch") != "NotOlderThan"):
