@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from .perturb.schedule import Schedule
 
 if TYPE_CHECKING:
     from .markers import ItemMarkers
+    from .sim import World
     from .sinks import Sink
 
 __all__ = ["Harness", "RunInfo", "SinkPool"]
@@ -50,8 +52,10 @@ class RunInfo:
 class SinkPool:
     """The fake endpoints of one test, by name, each recorded in the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, world: World | None = None) -> None:
         self.ledger = ledger
+        #: The deterministic world the endpoints live in (None: each its own thread).
+        self.world = world
         self._sinks: dict[str, Sink] = {}
         self._undo: list[Callable[[], None]] = []
 
@@ -67,8 +71,16 @@ class SinkPool:
                     f"endpoint {name!r} already exists; options apply only when it is created"
                 )
             return sink
-        sink = Sink(name, **options)
+        world = self.world
+        if world is None:
+            sink = Sink(name, **options)
+        else:
+            sink = Sink(name, host=world.thread, clock=world.wall, **options)
+            sink.gate = world.gate
+            sink.driver = world.drive
         sink.start()
+        if world is not None:
+            world.name_port(sink.port, f"endpoint {name}")
         self._sinks[name] = sink
         self._undo.append(record_sink(self.ledger, sink))
         return sink
@@ -109,18 +121,23 @@ class Harness:
         sinks: SinkPool | None = None,
         *,
         log_dir: Path | None = None,
+        world: World | None = None,
     ) -> None:
         self.server = server
+        #: The deterministic world the replicas run in (None: free, on threads).
+        self.world = world
         #: Where process replicas write their output when the test does not say (made when
         #: they start). None: each replica makes a temporary directory of its own and
         #: removes it when it stops.
         self.log_dir = log_dir
-        self.sinks = sinks if sinks is not None else SinkPool(ledger)
+        self.sinks = sinks if sinks is not None else SinkPool(ledger, world=world)
         self._own_sinks = sinks is None
         self.ledger = ledger
         self.run = run
         self.seed = run.seed
         self.perturb = Perturber(server.store, server.handler.hub, ledger, seed=run.seed)
+        if world is not None:
+            self.perturb.driver = world.drive
         self._perturb_handle = server.add_interceptor(self.perturb)
         self.replicas: Any = None
         self._finished = False
@@ -174,6 +191,7 @@ class Harness:
                 namespaces=list(namespaces) if namespaces is not None else None,
                 ledger=self.ledger,
                 settings=settings_hook(settings),
+                world=self.world,
             )
         )
 
@@ -274,8 +292,19 @@ class Harness:
 
     # ------------------------------------------------------------ objects
 
+    def now(self) -> datetime.datetime:
+        """The cluster's current time (aware UTC): what the server stamps objects with. In a
+        deterministic world that is its virtual clock, which starts at ``sim.EPOCH``."""
+        if self.world is not None:
+            return self.world.now()
+        return datetime.datetime.now(datetime.UTC)
+
     def apply(self, manifest: JSON | str) -> list[JSON]:
-        """Create or update objects (a dict, or YAML with ``---``), as identity ``test``."""
+        """Create or update objects (a dict, or YAML with ``---``), as identity ``test``.
+
+        In a deterministic world the write lands between two steps, the same in every run."""
+        if self.world is not None:
+            return self.world.call(lambda: self.server.apply(manifest))
         return self.server.apply(manifest)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str = "default") -> JSON:
@@ -312,9 +341,14 @@ class Harness:
         timeout: float = 10.0,
     ) -> JSON:
         """Block until the object satisfies ``until`` (checked on every change of it,
-        not by polling); returns it. Raises ``TimeoutError`` with the last state."""
+        not by polling); returns it. Raises ``TimeoutError`` with the last state.
+
+        In a deterministic world the world runs meanwhile, and ``timeout`` is virtual
+        seconds; it gives up at once when the world settles without reaching it."""
         rt = self.server.resource(api_version, kind)
         ns = namespace if rt.namespaced else ""
+        if self.world is not None:
+            return self._run_for(api_version, kind, rt, ns, name, until, timeout)
         cond = threading.Condition()
         latest: list[JSON | None] = [None]
 
@@ -353,6 +387,40 @@ class Harness:
         finally:
             undo()
 
+    def _run_for(
+        self,
+        api_version: str,
+        kind: str,
+        rt: Any,
+        ns: str,
+        name: str,
+        until: Callable[[JSON], bool],
+        timeout: float,
+    ) -> JSON:
+        assert self.world is not None
+        latest: list[JSON | None] = [None]
+
+        def reached() -> bool:
+            try:
+                latest[0] = self.server.store.get(rt, ns, name).obj
+            except NotFound:
+                latest[0] = None
+            return latest[0] is not None and until(latest[0])
+
+        result = self.world.run_until(reached, timeout=timeout)
+        if result.outcome == "done":
+            return self.server.get(api_version, kind, name, ns or "default")
+        why = (
+            "the system settled without reaching it"
+            if result.outcome == "settled"
+            else f"not within {timeout}s (virtual)"
+        )
+        current = latest[0]
+        raise TimeoutError(
+            f"{kind} {ns or '-'}/{name} did not reach the condition: {why}; last state: "
+            f"{'absent' if current is None else _summary(current)}"
+        )
+
     async def wait_for_async(
         self,
         api_version: str,
@@ -368,6 +436,38 @@ class Harness:
         return await asyncio.to_thread(
             self.wait_for, api_version, kind, name, until, namespace=namespace, timeout=timeout
         )
+
+    def wait_until(
+        self, condition: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
+    ) -> None:
+        """Block until ``condition()`` holds, or raise ``TimeoutError`` (naming ``what``).
+
+        In a deterministic world the world runs meanwhile and the condition is checked at
+        every quiescent point (``timeout`` in virtual seconds); it gives up as soon as the
+        world settles. Use it for conditions of your own: a wait on a ``threading`` event
+        would wait forever there, as nothing moves unless the test waits through the
+        harness. Otherwise it is checked on every ledger entry, and every 50 ms for
+        conditions that change outside the ledger."""
+        __tracebackhide__ = True
+        label = what or getattr(condition, "__name__", "the condition")
+        if self.world is not None:
+            result = self.world.run_until(condition, timeout=timeout)
+            if result.outcome != "done":
+                why = "the system settled" if result.outcome == "settled" else "time ran out"
+                raise TimeoutError(f"{label} did not hold: {why} after {result.elapsed:.3f}s")
+            return
+        changed = threading.Event()
+        undo = self.ledger.subscribe(lambda _e: changed.set())
+        deadline = time.monotonic() + timeout
+        try:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{label} did not hold within {timeout}s")
+                changed.wait(min(remaining, 0.05))
+                changed.clear()
+        finally:
+            undo()
 
     def wait_watching(
         self, resource: str, *, identities: Iterable[str] | None = None, timeout: float = 10.0
@@ -404,7 +504,9 @@ class Harness:
                 seen(entry)
             if not waiting:
                 return
-            if not done.wait(timeout):
+            if self.world is not None:
+                self.world.run_until(done.is_set, timeout=timeout)
+            if not done.wait(0 if self.world is not None else timeout):
                 with lock:
                     late = ", ".join(sorted(waiting))
                 raise TimeoutError(f"not watching {resource} after {timeout}s: {late}")
@@ -422,7 +524,12 @@ class Harness:
     def wait_quiet(self, period: float = 0.1, timeout: float = 5.0) -> bool:
         """Block until nothing was recorded for ``period`` seconds, no watch event is
         still on its way to a client (held back by latency) and no request is still held
-        back by a rule, or until ``timeout``; returns whether it went quiet."""
+        back by a rule, or until ``timeout``; returns whether it went quiet.
+
+        In a deterministic world, quiet is exact: the world runs until nothing changes for
+        its horizon of virtual time (``period`` and ``timeout`` do not apply)."""
+        if self.world is not None:
+            return self.world.run_until().outcome == "settled"
         changed = threading.Event()
         undo = self.ledger.subscribe(lambda _e: changed.set())
         undo_delays = self.perturb.on_delay_end(changed.set)
@@ -477,7 +584,12 @@ class Harness:
             seed=self.seed,
             replay=self.run.replay,
             schedule=self.run.schedule.describe() if self.run.schedule else None,
+            digest=self.digest(),
         )
+
+    def digest(self) -> str | None:
+        """The ledger's digest in a deterministic world (a replay reproduces it), else None."""
+        return self.world.digest(self.ledger) if self.world is not None else None
 
     def replica_logs(self, lines: int = 40) -> str:
         """The end of each process replica's output, with the path of its log ("" when
@@ -506,6 +618,8 @@ class Harness:
         self.perturb.undo()
         if self.replicas is None:
             return False
+        if self.world is not None:
+            return self.wait_quiet()
         # Silence only means "done" if it outlasts how long a replica takes to react to
         # what it was sent; on a loaded machine that grows, so the period grows with it.
         return self.wait_quiet(max(period, 2 * self.reaction_time()), timeout)
@@ -541,6 +655,9 @@ class Harness:
                 self.replicas.stop()
             except BaseException as e:
                 errors.append(e)
+        if self.world is not None:
+            # Nobody is left to schedule for: the endpoints shut down on free virtual time.
+            self.world.wind_down()
         if self._own_sinks:
             try:
                 self.sinks.stop()

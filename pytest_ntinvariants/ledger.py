@@ -143,7 +143,8 @@ class Ledger:
     """The append-only record of one test; thread-safe."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+        #: The clock ``t`` is measured on (a deterministic world's virtual clock).
+        self.clock = clock
         self.t0 = clock()
         self._entries: list[Entry] = []
         self._lock = threading.Lock()
@@ -151,7 +152,7 @@ class Ledger:
 
     def now(self) -> float:
         """Seconds since the ledger began."""
-        return self._clock() - self.t0
+        return self.clock() - self.t0
 
     def record(self, cls: type[E], **fields: Any) -> E:
         """Append an entry of type ``cls``; ``seq`` and ``t`` are assigned here."""

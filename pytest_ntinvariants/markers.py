@@ -33,11 +33,12 @@ __all__ = [
 MARKERS = {
     "ntinv_replicas": (
         "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica', "
-        "settings=None): run the controller as `count` concurrent replicas (identities "
-        "prefix-0..count-1). operator: a registry factory, 'module:factory', or None for the "
-        "ntinv_operator fixture. settings: kopf settings, as a callable taking "
-        "kopf.OperatorSettings or a dict of dotted paths, e.g. "
-        "{'persistence.consistency_timeout': 5}."
+        "settings=None, deterministic=None): run the controller as `count` concurrent "
+        "replicas (identities prefix-0..count-1). operator: a registry factory, "
+        "'module:factory', or None for the ntinv_operator fixture. settings: kopf settings, "
+        "as a callable taking kopf.OperatorSettings or a dict of dotted paths, e.g. "
+        "{'persistence.consistency_timeout': 5}. deterministic: False runs the replicas "
+        "free, on threads and real time (default: the ntinv_deterministic ini, on)."
     ),
     "ntinv_watch_latency": (
         "ntinv_watch_latency(delay, *, replicas=None): delay watch events to replicas by "
@@ -79,6 +80,7 @@ class ReplicasSpec:
     namespaces: tuple[str, ...] | None = None
     prefix: str = "replica"
     settings: Any = None  # a kopf settings hook (checked), or None
+    deterministic: bool | None = None  # None: as the ntinv_deterministic ini says
 
     def identities(self) -> list[str]:
         """The replica identities, ``replica-0`` …"""
@@ -176,6 +178,7 @@ def _replicas(
     namespaces: Any = None,
     prefix: str = "replica",
     settings: Any = None,
+    deterministic: Any = None,
 ) -> None: ...
 def _latency(delay: Any, *, replicas: Any = None) -> None: ...
 def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
@@ -224,7 +227,14 @@ def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
         settings = settings_hook(a["settings"])
     except ValueError as e:
         raise MarkerError(f"@pytest.mark.ntinv_replicas: {e}") from None
-    return ReplicasSpec(count, op, tuple(ns) if ns is not None else None, a["prefix"], settings)
+    det = a["deterministic"]
+    if det is not None and not isinstance(det, bool):
+        raise MarkerError(
+            f"@pytest.mark.ntinv_replicas: deterministic must be True, False or None, got {det!r}"
+        )
+    return ReplicasSpec(
+        count, op, tuple(ns) if ns is not None else None, a["prefix"], settings, det
+    )
 
 
 def parse_latency(mark: pytest.Mark) -> LatencySpec:

@@ -9,7 +9,6 @@ delay since the commit. ``record_sink`` does the same for a fake delivery endpoi
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +49,7 @@ class LedgerRecorder(Interceptor):
 
     def _on_event(self, event: Event) -> None:
         meta = event.obj.get("metadata") or {}
-        self._committed[event.rv] = time.monotonic()
+        self._committed[event.rv] = self.ledger.clock()
         self.ledger.record(
             ObjectVersion,
             rv=event.rv,
@@ -85,7 +84,7 @@ class LedgerRecorder(Interceptor):
             rv=rv.group(1).decode() if rv else "",
             served_at=request.served_at,
             reason=reason.group(1).decode() if reason else "",
-            duration=time.monotonic() - request.started if request.started else 0.0,
+            duration=self.ledger.clock() - request.started if request.started else 0.0,
         )
 
     def on_delivered(self, watcher: Watcher, delivery: Delivery) -> None:
@@ -103,7 +102,7 @@ class LedgerRecorder(Interceptor):
             namespace=str(meta.get("namespace", "")),
             name=str(meta.get("name", "")),
             rv=delivery.version.rv,
-            delay=time.monotonic() - committed if committed is not None else 0.0,
+            delay=self.ledger.clock() - committed if committed is not None else 0.0,
         )
 
 

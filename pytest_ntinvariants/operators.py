@@ -75,12 +75,15 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeAlias, TypeVar
 
+from ._loopthread import unstarted_coroutines
 from .ledger import Ledger, ReplicaEvent
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     import kopf
+
+    from .sim import World
 
 __all__ = [
     "ApiEndpoint",
@@ -260,6 +263,9 @@ class Replica(abc.ABC):
         self._launched_at = 0.0
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
+        # What "ready in N ms" is measured on: a deterministic world's virtual clock, so
+        # that the ledger reads the same in every run.
+        self._clock: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
         return (
@@ -295,7 +301,7 @@ class Replica(abc.ABC):
             raise RuntimeError(f"{self.identity} is already running; stop or crash it first")
         self.generation += 1
         self._ready_seen = False
-        self._launched_at = time.monotonic()
+        self._launched_at = self._clock()
         # Running before _launch returns: the new generation may report back at once.
         self._state = "running"
         try:
@@ -471,7 +477,7 @@ class Replica(abc.ABC):
             if self._ready_seen:
                 return
             self._ready_seen = True
-        ms = (time.monotonic() - self._launched_at) * 1000
+        ms = (self._clock() - self._launched_at) * 1000
         # Not under the lock: ledger listeners (perturbation triggers) may call back in.
         self._record(
             "started" if self.generation == 1 else "restarted",
@@ -510,14 +516,8 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
     network half). aiohttp -- so kopf, and most async Kubernetes clients -- connects
     through ``loop.create_connection``, so every API connection of the replica passes here.
 
-    ``close_unstarted()`` closes coroutines that were handed to a task as an argument and
-    never started. kopf wraps its background coroutines in guard tasks that first wait for
-    the operator to be started; when startup fails or the replica crashes before that, the
-    guard is cancelled and the wrapped coroutine is dropped un-awaited, which warns
-    ("coroutine ... was never awaited") when it is collected -- an error under
-    ``filterwarnings = error``, in whichever test is running then. Holding such
-    coroutines until the loop ends and closing them (a never-started coroutine closes
-    silently) avoids that, and touches nothing outside this loop.
+    ``close_unstarted()`` closes the coroutines kopf handed to tasks that never started them
+    (see ``unstarted_coroutines``).
     """
 
     def __init__(self) -> None:
@@ -561,22 +561,14 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
     def _make_task(
         self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
     ) -> asyncio.Task[Any]:
-        frame = getattr(coro, "cr_frame", None)
-        if frame is not None:
-            self._unstarted = [c for c in self._unstarted if _unstarted(c)]
-            self._unstarted.extend(v for v in frame.f_locals.values() if _unstarted(v))
+        self._unstarted = unstarted_coroutines(coro, self._unstarted)
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     def close_unstarted(self) -> None:
         """Close the held coroutines that never started (call when the loop is done)."""
-        for coro in self._unstarted:
-            if _unstarted(coro):
-                coro.close()
+        for coro in unstarted_coroutines(None, self._unstarted):
+            coro.close()
         self._unstarted.clear()
-
-
-def _unstarted(value: object) -> bool:
-    return inspect.iscoroutine(value) and inspect.getcoroutinestate(value) == "CORO_CREATED"
 
 
 class _QuietThreadWarning(logging.Filter):
@@ -681,6 +673,7 @@ class KopfReplica(Replica):
         graceful_timeout: float = 0.5,
         login: bool = True,
         ledger: Ledger | None = None,
+        world: World | None = None,
     ) -> None:
         super().__init__(identity, ledger=ledger)
         if isinstance(namespaces, str):
@@ -697,7 +690,7 @@ class KopfReplica(Replica):
         self.registry: kopf.OperatorRegistry | None = None
         self.settings: kopf.OperatorSettings | None = None
         self._thread: threading.Thread | None = None
-        self._loop: _ReplicaLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._stop_flag: asyncio.Event | None = None
         self._crash_flag: asyncio.Event | None = None
@@ -705,12 +698,21 @@ class KopfReplica(Replica):
         self._crashing = False
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_prefix = ""
+        #: The deterministic world this replica runs in as an actor (None: its own thread).
+        self.world = world
+        self._task: asyncio.Task[Any] | None = None  # the generation's root task in a world
+        if world is not None:
+            self._clock = world.loop.time
 
     @property
     def running(self) -> bool:
-        """Whether the operator thread of the current generation is alive."""
+        """Whether the current generation is alive (its thread, or its task in a world)."""
+        if self._state != "running":
+            return False
+        if self.world is not None:
+            return self._task is not None and not self._task.done()
         thread = self._thread
-        return self._state == "running" and thread is not None and thread.is_alive()
+        return thread is not None and thread.is_alive()
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -764,6 +766,9 @@ class KopfReplica(Replica):
         self._stopping = self._crashing = False
         self._stop_flag = self._crash_flag = None
         self._loop = None
+        if self.world is not None:
+            self._launch_in_world(self.world, fn)
+            return
         self._thread = threading.Thread(
             target=self._main,
             name=f"{self.THREAD_PREFIX}{self.identity}-{self.generation}",
@@ -811,6 +816,13 @@ class KopfReplica(Replica):
         return settings
 
     def _wait_ready(self, timeout: float) -> None:
+        if self.world is not None:
+            ready = self._ready
+            self.world.run_until(ready.done, timeout=timeout)
+            if not ready.done():
+                raise TimeoutError(
+                    f"{self.identity} did not become ready within {timeout}s (virtual)"
+                )
         try:
             self._ready.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -821,6 +833,9 @@ class KopfReplica(Replica):
         self._call_in_loop(lambda: self._stop_flag.set() if self._stop_flag else None)
 
     def _finish_stop(self, timeout: float) -> None:
+        if self.world is not None:
+            self._end_in_world(self.world, timeout, graceful=True)
+            return
         deadline = time.monotonic() + timeout
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -843,12 +858,18 @@ class KopfReplica(Replica):
         self._call_in_loop(lambda: self._crash_flag.set() if self._crash_flag else None)
 
     def _in_own_thread(self) -> bool:
+        if self.world is not None and self.world.thread.in_loop_thread():
+            return True  # the world's loop cannot wait for anything on itself
         me = threading.current_thread()
         return me is self._thread or bool(
             self._pool_prefix and me.name.startswith(self._pool_prefix)
         )
 
     def _crash(self, timeout: float) -> None:
+        if self.world is not None:
+            self._signal_crash()
+            self._end_in_world(self.world, timeout, graceful=False)
+            return
         deadline = time.monotonic() + timeout
         self._signal_crash()
         thread = self._thread
@@ -1002,9 +1023,7 @@ class KopfReplica(Replica):
         """
         me = asyncio.current_task()
         for _ in range(10):  # kopf creates it in its first step, before this one runs
-            cleanup = [
-                t for t in asyncio.all_tasks() if t.get_name() == "startup/cleanup activities"
-            ]
+            cleanup = [t for t in self._own_tasks() if t.get_name() == "startup/cleanup activities"]
             if cleanup:
                 break
             await asyncio.sleep(0)
@@ -1012,15 +1031,28 @@ class KopfReplica(Replica):
             return
         await asyncio.wait(cleanup)
         while hung := [
-            t for t in asyncio.all_tasks() if t not in own and t is not me and not t.done()
+            t for t in self._own_tasks() if t not in own and t is not me and not t.done()
         ]:
             for task in hung:
                 task.cancel()
             await asyncio.wait(hung, timeout=_CRASH_BUDGET)
 
     async def _crash_now(self) -> None:
+        if self.world is not None:
+            # First the network and what the world holds for it, so nothing the cancelled
+            # code does reaches the server, then every task of this replica.
+            self.world.loop.fence(self.identity)
+            self.world.engine.forget(self.identity)
+            leftovers = await self._cancel_all(_CRASH_BUDGET)
+            if leftovers:
+                self._fail(
+                    _CrashIncomplete(
+                        f"{self.identity}: tasks ignored cancellation: {', '.join(leftovers)}"
+                    )
+                )
+            return
         loop = self._loop
-        assert loop is not None
+        assert isinstance(loop, _ReplicaLoop)
         # First the network, so nothing the cancelled code does reaches the server...
         loop.fence()
         # ...then every task, repeatedly, so none gets past its next await.
@@ -1039,7 +1071,7 @@ class KopfReplica(Replica):
         me = asyncio.current_task()
         deadline = time.monotonic() + budget
         while True:
-            pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            pending = [t for t in self._own_tasks() if t is not me and not t.done()]
             if not pending:
                 return []
             if time.monotonic() > deadline:
@@ -1068,6 +1100,66 @@ class KopfReplica(Replica):
         for session in sessions:
             with contextlib.suppress(Exception):
                 await session.close()
+
+    def _own_tasks(self) -> set[asyncio.Task[Any]]:
+        """This replica's tasks: all of its loop's, or in a world, those of its actor."""
+        if self.world is not None:
+            return set(self.world.loop.tasks_of(self.identity))
+        return asyncio.all_tasks()
+
+    # ------------------------------------------------------- in a deterministic world
+
+    def _launch_in_world(self, world: World, factory: Callable[..., Any]) -> None:
+        from .sim.clock import install, world_prefixes
+
+        # kopf and the controller read the wall clock directly (Events, progress
+        # annotations, the controller's own timestamps): in the world they read its clock
+        # (outside the world it stays the real one; see ``sim.clock``).
+        install(world_prefixes())
+        world.add_actor(self.identity)
+        self._loop = world.loop
+        name = f"ntinv kopf replica {self.identity}-{self.generation}"
+        self._task = world.call(
+            lambda: world.loop.spawn(self.identity, self._world_lifetime(world), name)
+        )
+
+    async def _world_lifetime(self, world: World) -> None:
+        try:
+            await self._lifetime()
+        except BaseException as e:  # only if _lifetime itself is broken
+            self._fail(e)
+        finally:
+            leftovers = await self._cancel_all(_CRASH_BUDGET)
+            if leftovers:
+                self._fail(
+                    _CrashIncomplete(
+                        f"{self.identity}: tasks ignored cancellation: {', '.join(leftovers)}"
+                    )
+                )
+            world.loop.fence(self.identity)
+            world.engine.forget(self.identity)
+            world.loop.close_unstarted(self.identity)
+            if not self._ready.done():
+                self._ready.set_exception(RuntimeError("the operator ended before ready"))
+
+    def _end_in_world(self, world: World, timeout: float, *, graceful: bool) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            world.run_until(task.done, timeout=timeout)
+            if not task.done() and graceful:
+                self._fail(
+                    TimeoutError(
+                        f"{self.identity} did not stop gracefully within {timeout}s "
+                        "(virtual); its tasks were cancelled"
+                    )
+                )
+                self._signal_crash()
+                world.run_until(task.done, timeout=_CRASH_BUDGET)
+            if not task.done():
+                self._fail(
+                    _CrashIncomplete(f"{self.identity}: still running {timeout}s after a crash")
+                )
+        self._join_pool(time.monotonic() + timeout)
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")

@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .markers import MARKERS, MarkerError, parse_item_markers
-from .session import HARNESS_KEY, LEDGER_KEY, MARKERS_KEY, RUN_KEY, NtinvSession, float_ini
+from .session import (
+    HARNESS_KEY,
+    LEDGER_KEY,
+    MARKERS_KEY,
+    RUN_KEY,
+    WORLD_KEY,
+    NtinvSession,
+    float_ini,
+)
 
 if TYPE_CHECKING:
     from .apiserver import FakeApiServer
     from .harness import Harness, SinkPool
     from .ledger import Ledger
+    from .sim import World
 
 _SESSION = "ntinvariants-session"
 
@@ -133,6 +142,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="longest wait for quiet before invariants are checked (default 5.0).",
     )
     parser.addini(
+        "ntinv_deterministic",
+        type="bool",
+        default=True,
+        help="run in-process replicas (ntinv_replicas) in a deterministic world: one loop, "
+        "virtual time, seeded scheduling (default true; the marker's deterministic= wins).",
+    )
+    parser.addini(
+        "ntinv_horizon",
+        default="600",
+        help="virtual seconds without a write, event or endpoint call after which a "
+        "deterministic world counts as settled (default 600).",
+    )
+    parser.addini(
         "ntinv_time_scale",
         default="1.0",
         help="the controller's backoff time scale, for retry-spacing invariants.",
@@ -175,12 +197,18 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     tls = config.getoption("ntinv_apiserver_tls")
     if tls is None:
         tls = bool(config.getini("ntinv_apiserver_tls"))
+    seed = _session(config).item_seed(request.node.nodeid)
+    world = _world(request, seed)
     server = FakeApiServer(
         tls=tls,
         bookmark_interval=float_ini(config, "ntinv_bookmark_interval"),
-        seed=_session(config).item_seed(request.node.nodeid),
+        seed=seed,
+        clock=world.now if world is not None else None,
+        host=world.thread if world is not None else None,
     )
-    ledger = Ledger()
+    ledger = Ledger(clock=world.loop.time) if world is not None else Ledger()
+    if world is not None:
+        server.handler.gate = world.gate
     recorder = attach_recorder(server, ledger)
     request.node.stash[LEDGER_KEY] = ledger
     session = _session(config)
@@ -189,12 +217,40 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
         session.item_seed(request.node.nodeid),
         session.replay_command(request.node, None),
     )
-    server.start()
     try:
+        server.start()
+        if world is not None:
+            world.name_port(server.port, "apiserver")
         yield server
     finally:
         recorder.detach()
-        server.stop()
+        try:
+            if world is not None:
+                world.wind_down()
+            server.stop()
+        finally:
+            if world is not None:
+                world.stop()
+
+
+def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
+    """A started deterministic world for a test whose in-process replicas run in one."""
+    try:
+        spec = parse_item_markers(request.node).replicas
+    except MarkerError:
+        return None  # the ntinv fixture reports it
+    if spec is None:
+        return None
+    deterministic = spec.deterministic
+    if deterministic is None:
+        deterministic = bool(request.config.getini("ntinv_deterministic"))
+    if not deterministic:
+        return None
+    from .sim import World
+
+    world = World(seed, horizon=float_ini(request.config, "ntinv_horizon")).start()
+    request.node.stash[WORLD_KEY] = world
+    return world
 
 
 @pytest.fixture
@@ -233,7 +289,7 @@ def ntinv_kubeconfig(ntinv_apiserver: FakeApiServer, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def ntinv_sinks(ntinv_ledger: Ledger) -> Iterator[SinkPool]:
+def ntinv_sinks(ntinv_ledger: Ledger, request: pytest.FixtureRequest) -> Iterator[SinkPool]:
     """The fake external endpoints of this test (stand-ins for Slack, webhooks), by name.
 
     ``ntinv_sinks.get("slack")`` starts one on 127.0.0.1 (options on first use:
@@ -244,7 +300,7 @@ def ntinv_sinks(ntinv_ledger: Ledger) -> Iterator[SinkPool]:
     """
     from .harness import SinkPool
 
-    pool = SinkPool(ntinv_ledger)
+    pool = SinkPool(ntinv_ledger, world=request.node.stash.get(WORLD_KEY, None))
     try:
         yield pool
     finally:
@@ -321,7 +377,14 @@ def ntinv(
         log_dir: Path | None = request.getfixturevalue("tmp_path") / "ntinv-replica-logs"
     except pytest.FixtureLookupError:  # -p no:tmpdir: each replica removes its own logs
         log_dir = None
-    harness = Harness(ntinv_apiserver, item.stash[LEDGER_KEY], run, ntinv_sinks, log_dir=log_dir)
+    harness = Harness(
+        ntinv_apiserver,
+        item.stash[LEDGER_KEY],
+        run,
+        ntinv_sinks,
+        log_dir=log_dir,
+        world=item.stash.get(WORLD_KEY, None),
+    )
     item.stash[HARNESS_KEY] = harness
     try:
         spec = markers.replicas

@@ -466,9 +466,23 @@ def replay_lines(ctx: CheckContext | None) -> list[str]:
     if ctx.schedule:
         out.append("schedule:")
         out.extend(f"  {line}" for line in ctx.schedule.splitlines() if line.strip())
+    if ctx.digest:
+        out.append(digest_line(ctx.digest))
     if ctx.replay:
         out.append(f"replay: {ctx.replay}")
     return out
+
+
+def digest_line(digest: str) -> str:
+    """``digest: X``: what a replay of a deterministic run must reproduce."""
+    return f"digest: {digest} (of the ledger; a replay of this deterministic run gives the same)"
+
+
+def steps_text(steps: Sequence[Any], limit: int = 80) -> str:
+    """The released actions of a deterministic run, the last ``limit`` of them."""
+    shown = list(steps)[-limit:]
+    head = [f"... {len(steps) - len(shown)} earlier step(s)"] if len(shown) < len(steps) else []
+    return "\n".join([*head, *(s.describe() for s in shown)])
 
 
 def object_header(h: ObjectHistory) -> str:

@@ -25,12 +25,21 @@ if TYPE_CHECKING:
     from .harness import Harness, RunInfo
     from .invariants import InvariantRegistry, Violation
     from .ledger import Ledger
+    from .sim import World
 
-__all__ = ["HARNESS_KEY", "LEDGER_KEY", "RUN_KEY", "InvariantViolation", "NtinvSession"]
+__all__ = [
+    "HARNESS_KEY",
+    "LEDGER_KEY",
+    "RUN_KEY",
+    "WORLD_KEY",
+    "InvariantViolation",
+    "NtinvSession",
+]
 
 LEDGER_KEY: pytest.StashKey[Ledger] = pytest.StashKey()
 HARNESS_KEY: pytest.StashKey[Harness] = pytest.StashKey()
 RUN_KEY: pytest.StashKey[RunInfo] = pytest.StashKey()
+WORLD_KEY: pytest.StashKey[World] = pytest.StashKey()
 RESULT_KEY: pytest.StashKey[dict[str, Any]] = pytest.StashKey()
 
 
@@ -187,6 +196,8 @@ class NtinvSession:
             "schedule": run.schedule.describe() if run and run.schedule else None,
             # A schedule with no step perturbed nothing: said in the summary, never silent.
             "perturbed": bool(run.schedule.steps) if run and run.schedule else None,
+            "digest": ctx.digest,
+            "steps": len(harness.world.engine.steps) if harness and harness.world else None,
             "invariants": names,
             "violations": [v.to_dict() for v in violations],
             "files": {},
@@ -243,6 +254,10 @@ class NtinvSession:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
         report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
         harness = item.stash.get(HARNESS_KEY, None)
+        if harness is not None and harness.world is not None:
+            from .report import steps_text
+
+            report.sections.append(("ntinvariants steps", steps_text(harness.world.engine.steps)))
         logs = harness.replica_logs() if harness is not None else ""
         if logs:  # text now: the files may be gone when the report is read
             report.sections.append(("ntinvariants replica logs", logs))
@@ -253,6 +268,10 @@ class NtinvSession:
             from .report import seed_line
 
             lines.append(seed_line(run.seed, run.replay))
+            if entry and entry.get("digest"):
+                from .report import digest_line
+
+                lines.append(digest_line(entry["digest"]))
             lines.append(f"replay: {run.replay}")
         if files:
             lines.extend(f"{kind}: {path}" for kind, path in files.items())

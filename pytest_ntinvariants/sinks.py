@@ -40,13 +40,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Literal, Protocol, Self, TypeAlias
 
 import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy, MultiMapping
 
-from ._loopthread import LoopThread
+from ._loopthread import GuestThread, LoopThread
 from .tls import CertificateAuthority, KeyPair, self_signed
 
 __all__ = [
@@ -391,7 +391,8 @@ class SinkCall(SinkRequest):
     """One call the sink received: the request, when, about what, and what it answered.
 
     ``index`` counts calls over the sink's life from 0 (``clear()`` does not reset it);
-    ``monotonic`` is ``time.monotonic()`` and ``wall`` is ``time.time()``, both taken on
+    ``monotonic`` is the sink loop's ``time()`` (``time.monotonic()``, or a deterministic
+    world's virtual time) and ``wall`` the sink's clock (``time.time()``), both taken on
     arrival. ``reply`` is the answer chosen on arrival and ``rule`` names what chose it:
     ``"default"``, ``"strict_json"``, ``"identify_error"``, ``"too_large"`` or a script's label.
     Calls compare by identity.
@@ -468,6 +469,14 @@ class SinkCall(SinkRequest):
 #: ``identify(request) -> (object or None, channel or None)``; a None channel means the
 #: sink's name.
 Identify: TypeAlias = Callable[[SinkRequest], tuple[ObjectKey | None, str | None]]
+
+
+class ReplyGate(Protocol):
+    """Holds each call a sink receives until a scheduler lets it in (a deterministic
+    world's engine); the call is then recorded and answered."""
+
+    async def hold_call(self, sink: str, method: str, path: str, peer: Any) -> None:
+        """Return when the call from ``peer`` (the client's address) may go on."""
 
 
 def identify_by_headers(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
@@ -619,7 +628,9 @@ class Sink:
     in every TLS mode, so the same client configuration meets each broken certificate.
     ``strict_json`` (default: on for a sink named "slack") answers 400
     ``invalid_payload`` to bodies that are not JSON, as Slack does. ``default`` replaces the
-    200 ``ok`` reply given when no script matches.
+    200 ``ok`` reply given when no script matches. ``host`` serves from another
+    ``LoopThread``'s loop (a deterministic world's) and ``clock`` gives the wall time calls
+    are stamped with (``time.time`` by default).
 
     Start and stop are idempotent; as a context manager the sink starts on entry and
     stops on exit. ``stop()`` raises ``BackgroundError`` for errors on the server thread.
@@ -637,6 +648,8 @@ class Sink:
         strict_json: bool | None = None,
         identify: Identify | None = None,
         default: Reply | int = 200,
+        host: LoopThread | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         """The sink's name, and the channel of calls that do not name one."""
@@ -658,6 +671,12 @@ class Sink:
         self._listeners: list[Callable[[SinkCall], None]] = []
 
         self._thread: LoopThread | None = None
+        self._host = host
+        self._clock = clock
+        #: Holds each call until a scheduler lets it in (a deterministic world); None: never.
+        self.gate: ReplyGate | None = None
+        #: Runs that world until ``done()`` or ``timeout`` (see ``wait_for_calls``).
+        self.driver: Callable[[Callable[[], bool], float], object] | None = None
         self._stopped = False
         self._port: int | None = None
         self._runner: web.ServerRunner | None = None
@@ -673,7 +692,12 @@ class Sink:
             if self._stopped:
                 raise RuntimeError(f"sink {self.name!r} was stopped; create a new Sink")
             return self
-        self._thread = LoopThread(f"ntinvariants-sink-{self.name}", self._serve, self._shutdown)
+        name = f"ntinvariants-sink-{self.name}"
+        self._thread = (
+            LoopThread(name, self._serve, self._shutdown)
+            if self._host is None
+            else GuestThread(self._host, name, self._serve, self._shutdown)
+        )
         self._thread.start()
         return self
 
@@ -916,6 +940,10 @@ class Sink:
         def matching() -> list[SinkCall]:
             return [c for c in self._calls if where.accepts(c.object_key, c.channel, c.attempt)]
 
+        if self.driver is not None:  # a deterministic world: it runs while we wait
+            self.driver(lambda: len(matching()) >= n or self._stopped, timeout)
+            timeout = 0.0
+
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -958,7 +986,10 @@ class Sink:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        arrived, wall = time.monotonic(), time.time()
+        if self.gate is not None:
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            await self.gate.hold_call(self.name, request.method, request.path, peer)
+        arrived, wall = asyncio.get_running_loop().time(), self._clock()
         try:
             try:
                 body = await request.read()

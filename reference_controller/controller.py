@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -484,7 +483,10 @@ class NotificationController:
                 failed_deliveries=status.failed_deliveries,
             ).redacted(self.redactor)
             channel = self.channels.get(request.channel)
-            started = time.monotonic()
+            # The loop's clock, as kopf measures its own delays and timeouts: the timeout
+            # that ends an attempt runs on it, so the duration agrees with that timeout.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             if channel is None:
                 outcome = Outcome.permanent_failure(
                     ErrorKind.NOT_CONFIGURED, f"channel not configured: {request.channel.value}"
@@ -494,7 +496,7 @@ class NotificationController:
                     outcome = await channel.deliver(delivery)
                 except Exception as exc:  # a channel bug is a failed attempt, not a lost one
                     outcome = classify_exception(request.channel.value, exc)
-            return outcome, self.clock(), time.monotonic() - started
+            return outcome, self.clock(), loop.time() - started
 
         results = await asyncio.gather(*(deliver(request) for request in granted))
         batch = []

@@ -340,14 +340,26 @@ def test_replicas_are_stopped_after_the_test(pt: pytest.Pytester) -> None:
         from conftest import GADGET, seen_by
 
         THREADS = []
+        WORLD = []
 
-        @pytest.mark.ntinv_replicas(2)
-        def test_one(ntinv):
+        @pytest.mark.ntinv_replicas(2, deterministic=False)
+        def test_free(ntinv):
             THREADS.extend(r.thread for r in ntinv.replicas)
             ntinv.apply(GADGET)
             ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
 
+        @pytest.mark.ntinv_replicas(2)
+        def test_deterministic(ntinv):
+            assert all(r.thread is None for r in ntinv.replicas)  # tasks on the world's loop
+            WORLD.append(ntinv.world.thread)
+            THREADS.extend(r._task for r in ntinv.replicas)
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
+
         def test_after():
-            assert THREADS and not any(t.is_alive() for t in THREADS)
+            assert len(THREADS) == 4 and WORLD
+            assert not any(t.is_alive() for t in THREADS[:2])
+            assert all(t.done() for t in THREADS[2:])
+            assert not WORLD[0].running
     """)
-    pt.runpytest().assert_outcomes(passed=2)
+    pt.runpytest().assert_outcomes(passed=3)

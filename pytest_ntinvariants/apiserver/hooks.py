@@ -8,7 +8,7 @@ anything a user wants to add (like moto's ``responses`` callbacks, but per phase
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .resources import ResourceType
     from .watch import Delivery, Watcher
 
-__all__ = ["Interceptor", "RequestInfo"]
+__all__ = ["Gate", "Interceptor", "RequestInfo"]
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RequestInfo:
     query: Mapping[str, str] = field(default_factory=dict)
     content_type: str = ""
     body: bytes = b""
-    started: float = 0.0  # time.monotonic() when received
+    started: float = 0.0  # the server loop's time() when received
     served_at: int | None = None  # set when a read was served from an older resourceVersion
 
 
@@ -75,3 +75,25 @@ class Interceptor:
 
     def on_delivered(self, watcher: Watcher, delivery: Delivery) -> None:
         """An event was written to the watcher's stream."""
+
+
+class Gate:
+    """Holds what reaches a client until a scheduler lets it go (a deterministic engine).
+
+    The server asks its gate (``ApiHandler.gate``, None by default) before serving a
+    request and before queueing a watch event; the gate decides for whom it holds. The
+    base class holds nothing.
+    """
+
+    def holds(self, identity: str) -> bool:
+        """Whether requests and watch events of ``identity`` are held."""
+        return False
+
+    async def hold_request(self, request: RequestInfo, peer_port: int | None) -> None:
+        """Return when ``request`` may be served (``peer_port``: the client's port)."""
+
+    def hold_delivery(
+        self, watcher: Watcher, delivery: Delivery, release: Callable[[], None]
+    ) -> None:
+        """Call ``release()`` when ``delivery`` may be written to ``watcher``'s stream."""
+        release()

@@ -31,7 +31,7 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from aiohttp import web
 
 from .. import _yaml
 from .._files import write_private
-from .._loopthread import LoopThread
+from .._loopthread import GuestThread, LoopThread
 from .connections import ConnectionLimits, GuardedSite
 from .errors import NotFound
 from .hooks import Interceptor
@@ -90,7 +90,9 @@ class FakeApiServer:
     docstring; a token the server did not issue gets 401 always), ``cert_validity`` (how
     long the TLS certificate is valid from ``start()``), ``limits`` (a
     ``ConnectionLimits``: header, idle and body timeouts and the bound on open connections;
-    kube-apiserver's values by default).
+    kube-apiserver's values by default), ``clock`` (the time objects are stamped with;
+    the real UTC time by default), ``host`` (serve from another ``LoopThread``'s loop, a
+    deterministic world's, instead of a thread of its own).
     """
 
     def __init__(
@@ -106,6 +108,8 @@ class FakeApiServer:
         require_auth: bool | None = None,
         cert_validity: datetime.timedelta = DEFAULT_CERT_VALIDITY,
         limits: ConnectionLimits | None = None,
+        clock: Callable[[], datetime.datetime] | None = None,
+        host: LoopThread | None = None,
     ) -> None:
         if cert_validity <= datetime.timedelta(0):
             raise ValueError(f"cert_validity must be positive, not {cert_validity}")
@@ -113,7 +117,7 @@ class FakeApiServer:
         self.port = port
         self.tls = tls
         self.limits = limits if limits is not None else ConnectionLimits()
-        self.store = Store(Registry(), history_limit=history_limit, seed=seed)
+        self.store = Store(Registry(), history_limit=history_limit, seed=seed, clock=clock)
         self._tokens: dict[str, str] = {}  # token -> identity
         self.handler = ApiHandler(
             self.store,
@@ -124,7 +128,11 @@ class FakeApiServer:
         )
         self.cert_validity = cert_validity
         self._crds = list(crds)
-        self._thread = LoopThread("ntinv-apiserver", self._setup, self._teardown)
+        self._thread: LoopThread = (
+            LoopThread("ntinv-apiserver", self._setup, self._teardown)
+            if host is None
+            else GuestThread(host, "ntinv-apiserver", self._setup, self._teardown)
+        )
         self._runner: web.AppRunner | None = None
         self._dir: Path | None = None
         self._ca_pem: bytes | None = None

@@ -16,7 +16,6 @@ import itertools
 import logging
 import math
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -26,7 +25,7 @@ from aiohttp import web
 
 from . import decode, discovery, errors, protobuf, reviews, scale
 from .decode import MAX_BODY_BYTES
-from .hooks import Interceptor, RequestInfo
+from .hooks import Gate, Interceptor, RequestInfo
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
 from .store import (
@@ -174,6 +173,8 @@ class ApiHandler:
         self.require_auth = require_auth
         self._seq = itertools.count(1)
         self.closing = False
+        #: Holds requests and watch events for a scheduler (see ``Gate``); None: never.
+        self.gate: Gate | None = None
 
     # ------------------------------------------------------------------ entry
 
@@ -237,7 +238,7 @@ class ApiHandler:
                 verb="",
                 query=request.query,
                 content_type=request.headers.get("Content-Type", ""),
-                started=time.monotonic(),
+                started=asyncio.get_running_loop().time(),
             )
             response = await self._route(request, info)
         except errors.ApiError as e:
@@ -402,6 +403,10 @@ class ApiHandler:
             info.body = await self._read_body(request)
         for interceptor in self.interceptors:
             await interceptor.on_request(info)
+        gate = self.gate
+        if gate is not None and gate.holds(info.identity):
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            await gate.hold_request(info, peer[1] if peer else None)
         if verb == "watch":
             return await self._watch(request, info, rt, namespace)
         if verb in ("get", "list"):
@@ -666,7 +671,11 @@ class ApiHandler:
         start_rv = _parse_rv(rv_text)
         table = _wants_table(request)
         loop = asyncio.get_running_loop()
-        watcher = Watcher(rt, namespace or None, labels, fields, info.identity, loop)
+        watcher = Watcher(
+            rt, namespace or None, labels, fields, info.identity, loop, id=self.hub.next_id()
+        )
+        if self.gate is not None and self.gate.holds(info.identity):
+            watcher.gate = self.gate
         if self.interceptors:
             watcher.on_delivery = self._intercept_delivery
         expired: errors.ApiError | None = None

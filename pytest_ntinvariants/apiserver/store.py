@@ -2203,12 +2203,11 @@ class Store:
                     )
         return causes
 
-    @staticmethod
-    def _crd_status(crd: JSON) -> JSON:
+    def _crd_status(self, crd: JSON) -> JSON:
         names = dict((crd.get("spec") or {}).get("names") or {})
         names.setdefault("singular", str(names.get("kind", "")).lower())
         names.setdefault("listKind", f"{names.get('kind', '')}List")
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = _now_rfc3339(self._clock)
         return {
             "acceptedNames": names,
             "storedVersions": [

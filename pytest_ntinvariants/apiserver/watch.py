@@ -14,6 +14,7 @@ watcher and per event, whether to deliver now, later, or not at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import threading
 from collections import deque
@@ -26,6 +27,8 @@ from .store import Event, Store, Version
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .hooks import Gate
 
 __all__ = ["Delivery", "WatchHub", "Watcher"]
 
@@ -52,7 +55,7 @@ class Watcher:
     fields: FieldSelector
     identity: str
     loop: asyncio.AbstractEventLoop
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=lambda: next(_ids))  # the server gives its own
     pending: deque[Delivery] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     seen_rv: int = 0  # every event up to this rv was delivered or did not concern us
@@ -64,6 +67,10 @@ class Watcher:
     # While the stream is being opened, live events wait here (not None) so that they
     # follow the backlog the stream starts with; ``release()`` passes them on.
     held: list[Event] | None = None
+    # Set by the server when a scheduler holds this client's events (see ``Gate``); what
+    # the gate holds waits in ``gated`` (after ``pending``, which it released).
+    gate: Gate | None = None
+    gated: list[Delivery] = field(default_factory=list)
     # Set when what it watches stopped being served (its CRD was deleted): the stream sends
     # what was offered before, then ends.
     ending: bool = False
@@ -138,8 +145,42 @@ class Watcher:
     def enqueue(self, delivery: Delivery) -> None:
         """Queue a delivery, passing it through the interceptors first."""
         batch = self.on_delivery(self, delivery) if self.on_delivery else [delivery]
-        self.pending.extend(batch)
+        for d in batch:
+            self.queue(d)
+
+    def queue(self, delivery: Delivery) -> None:
+        """Queue a delivery the interceptors already saw: for the stream, or for the gate
+        to let through (then it waits in ``gated``)."""
+        if self.gate is not None:
+            self.gated.append(delivery)
+            self.gate.hold_delivery(self, delivery, functools.partial(self._ungate, delivery))
+            return
+        self.pending.append(delivery)
         self.wakeup.set()
+
+    def _ungate(self, delivery: Delivery) -> None:
+        for i, d in enumerate(self.gated):
+            if d is delivery:
+                del self.gated[i]
+                self.pending.append(delivery)
+                self.wakeup.set()
+                return
+
+    def is_gated(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` waits for the gate (not yet let through, not withdrawn)."""
+        return any(d is delivery for d in self.gated)
+
+    def queued(self) -> list[Delivery]:
+        """What is queued and not yet written, oldest first (gated ones last)."""
+        return [*self.pending, *self.gated]
+
+    def withdraw(self, delivery: Delivery) -> None:
+        """Take a queued delivery back (an interceptor superseded it)."""
+        for queue in (self.pending, self.gated):
+            for i, d in enumerate(queue):
+                if d is delivery:
+                    del queue[i]
+                    return
 
     def end(self) -> None:
         """End the stream after what was offered before (called where ``offer`` is)."""
@@ -168,8 +209,15 @@ class WatchHub:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._watchers: dict[str, set[Watcher]] = {}
+        # Dicts, not sets: events fan out in the order the watches opened, the same in
+        # every run (a set of watchers iterates in memory-address order).
+        self._watchers: dict[str, dict[Watcher, None]] = {}
+        self._ids = itertools.count(1)
         self._unsubscribe = store.subscribe(self._on_event)
+
+    def next_id(self) -> int:
+        """A watcher id, numbered per server so that a run numbers them the same way."""
+        return next(self._ids)
 
     def _on_event(self, event: Event) -> None:
         for watcher in list(self._watchers.get(event.resource.key, ())):
@@ -184,12 +232,12 @@ class WatchHub:
 
     def add(self, watcher: Watcher) -> None:
         """Start routing events to a watcher (call with the store's lock held)."""
-        self._watchers.setdefault(watcher.resource.key, set()).add(watcher)
+        self._watchers.setdefault(watcher.resource.key, {})[watcher] = None
 
     def remove(self, watcher: Watcher) -> None:
         """Stop routing events to a watcher."""
         with self.store.lock:
-            self._watchers.get(watcher.resource.key, set()).discard(watcher)
+            self._watchers.get(watcher.resource.key, {}).pop(watcher, None)
         watcher.closed = True
 
     def watchers(self) -> list[Watcher]:

@@ -110,8 +110,9 @@ class CheckContext:
     unrecorded); ``crashes_by_object`` ``None`` means "derive from the ledger".
     ``sink_channels`` names the channels whose deliveries a fake endpoint observes
     (``None``: every channel some endpoint call was attributed to). ``seed``, the
-    ``schedule`` of perturbations (its description, one step a line) and ``replay`` are
-    printed at the end of every failure report.
+    ``schedule`` of perturbations (its description, one step a line), ``replay`` and, in a
+    deterministic world, the ledger's ``digest`` are printed at the end of every failure
+    report.
     """
 
     time_scale: float = 1.0
@@ -119,6 +120,7 @@ class CheckContext:
     seed: int | str | None = None
     replay: str | None = None
     schedule: str | None = None
+    digest: str | None = None
     crashes_by_identity: Mapping[str, int] = field(default_factory=dict)
     crashes_by_object: Mapping[str, int] | None = None
     sink_channels: frozenset[str] | None = None
@@ -138,6 +140,7 @@ class CheckContext:
         replay: str | None = None,
         schedule: str | None = None,
         sink_channels: Iterable[str] | None = None,
+        digest: str | None = None,
     ) -> CheckContext:
         """A context whose crash counts are read from the ledger's ``ReplicaEvent``s."""
         from ._index import index_of
@@ -151,6 +154,7 @@ class CheckContext:
             seed=seed,
             replay=replay,
             schedule=schedule,
+            digest=digest,
             crashes_by_identity=by_identity,
             crashes_by_object=index_of(ledger).crashes_by_object(),
             sink_channels=frozenset(sink_channels) if sink_channels is not None else None,

@@ -197,8 +197,8 @@ class WatchLatency(Rule):
         assert self.perturber is not None
         seconds = _draw(self.delay, self.perturber.rng)
         d.not_before = max(d.not_before, w.loop.time() + seconds)
-        if w.pending:  # keep rv order: never due before what is queued ahead of it
-            d.not_before = max(d.not_before, w.pending[-1].not_before)
+        if queued := w.queued():  # keep rv order: never due before what is queued ahead
+            d.not_before = max(d.not_before, queued[-1].not_before)
         self.record(w.identity, f"{d.type} rv={d.version.rv} +{seconds * 1000:.1f}ms")
         return [d]
 
@@ -296,8 +296,8 @@ def _release_to(w: Watcher, deliveries: list[Delivery]) -> None:
         d.not_before = min(d.not_before, now)
     # Nothing of this watcher passed the hold since it began, so what is queued is older:
     # the held events go after it.
-    w.pending.extend(deliveries)
-    w.wakeup.set()
+    for d in deliveries:
+        w.queue(d)
 
 
 @dataclass(eq=False)
@@ -315,21 +315,22 @@ class Coalesce(Rule):
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Replace a queued event of the same object by ``d``, or queue ``d`` for the window."""
         key = _obj_key(d)
-        for queued in list(w.pending):
+        waiting = w.queued()
+        for queued in waiting:
             if (
                 _obj_key(queued) == key
                 and queued.type in ("ADDED", "MODIFIED")
                 and d.type == "MODIFIED"
             ):
-                w.pending.remove(queued)
+                w.withdraw(queued)
                 if queued.type == "ADDED":
                     d.type = "ADDED"  # the watcher never saw the object: it appears now
                 d.not_before = queued.not_before
                 self.record(w.identity, f"rv={queued.version.rv} superseded by rv={d.version.rv}")
                 return [d]
         d.not_before = max(d.not_before, w.loop.time() + self.window)
-        if w.pending:
-            d.not_before = max(d.not_before, w.pending[-1].not_before)
+        if waiting:
+            d.not_before = max(d.not_before, waiting[-1].not_before)
         return [d]
 
 
@@ -479,6 +480,8 @@ class Perturber(Interceptor):
         self._delaying = 0  # requests a rule is holding back right now
         self._delay_listeners: list[Callable[[], None]] = []
         self._undo_ledger = ledger.subscribe(self._on_entry)
+        #: How a trigger's ``wait`` runs a deterministic world (see ``Trigger.driver``).
+        self.driver: Callable[[Callable[[], bool], float], object] | None = None
 
     # -- rule management
 
@@ -603,7 +606,7 @@ class Perturber(Interceptor):
         **match: Any,
     ) -> Trigger:
         """A trigger on the nth matching ledger entry (see ``Trigger.when``)."""
-        return Trigger.when(self.ledger, entry_type, nth=nth, where=where, **match)
+        return self._driven(Trigger.when(self.ledger, entry_type, nth=nth, where=where, **match))
 
     def after_write(
         self,
@@ -628,15 +631,21 @@ class Perturber(Interceptor):
             )
 
         who = identity or "anyone"
-        return Trigger.when(
-            self.ledger,
-            RequestServed,
-            nth=nth,
-            where=ok,
-            description=f"after {who}'s write #{nth}"
-            + (f" to /{subresource}" if subresource else ""),
-            **({"identity": identity} if identity else {}),
+        return self._driven(
+            Trigger.when(
+                self.ledger,
+                RequestServed,
+                nth=nth,
+                where=ok,
+                description=f"after {who}'s write #{nth}"
+                + (f" to /{subresource}" if subresource else ""),
+                **({"identity": identity} if identity else {}),
+            )
         )
+
+    def _driven(self, trigger: Trigger) -> Trigger:
+        trigger.driver = self.driver
+        return trigger
 
     # -- Interceptor hooks
 

@@ -27,6 +27,9 @@ class Trigger:
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
         self._undo: Callable[[], None] | None = None
+        #: Runs a deterministic world until ``done()`` or ``timeout`` (virtual seconds):
+        #: there, nothing happens while the test waits unless the wait drives the world.
+        self.driver: Callable[[Callable[[], bool], float], object] | None = None
 
     def __repr__(self) -> str:
         return f"Trigger({self.description!r}, fired={self.fired})"
@@ -58,7 +61,11 @@ class Trigger:
         callback()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until fired; returns whether it fired within ``timeout``."""
+        """Block until fired; returns whether it fired within ``timeout`` (virtual
+        seconds in a deterministic world, which runs meanwhile)."""
+        if self.driver is not None and not self._event.is_set():
+            self.driver(self._event.is_set, 60.0 if timeout is None else timeout)
+            return self._event.is_set()
         return self._event.wait(timeout)
 
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any, Final
 import pytest
 
 from pytest_ntinvariants.harness import Harness
-from pytest_ntinvariants.ledger import ObjectVersion, RequestServed
+from pytest_ntinvariants.ledger import ObjectVersion
 
 # Backoff runs 1000x faster than the CRD says (30 s becomes 30 ms); the invariants judge
 # retry spacing on the same scale. Modules apply it with ``pytestmark = [NR_INVARIANTS]``.
@@ -299,33 +299,7 @@ def wait_watching(ntinv: Harness, *, timeout: float = 5.0) -> None:
     and deleted in that gap is never seen at all, and one created during the initial list
     arrives with the list, not as a watch event (which a ``hold`` would not hold).
     """
-    identities = set(ntinv.replicas.identities) if ntinv.replicas is not None else set()
-    resource = f"{GROUP}/{PLURAL}"
-    seen: set[str] = set()
-    done = threading.Event()
-
-    def on_entry(entry: object) -> None:
-        if (
-            isinstance(entry, RequestServed)
-            and entry.verb == "watch"
-            and entry.resource == resource
-            and entry.status < 300
-        ):
-            seen.add(entry.identity)
-            if identities <= seen:
-                done.set()
-
-    undo = ntinv.ledger.subscribe(on_entry)
-    try:
-        for entry in ntinv.ledger.requests(verb="watch", resource=resource):
-            on_entry(entry)
-        if not identities <= seen and not done.wait(timeout):
-            raise TimeoutError(
-                f"replicas watching NotificationRequests: {sorted(seen)}; "
-                f"expected {sorted(identities)}"
-            )
-    finally:
-        undo()
+    ntinv.wait_watching(f"{GROUP}/{PLURAL}", timeout=timeout)
 
 
 def unexpected_errors(records: Sequence[logging.LogRecord]) -> list[str]:
@@ -362,14 +336,17 @@ class AuditLog(logging.Handler):
         with self._changed:
             return [r for r in self.records if r["uid"] == uid]
 
-    def wait_for(self, uid: str, count: int, *, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """Block until ``count`` records about ``uid`` arrived; return them."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.of(uid)) >= count, timeout):
-                raise TimeoutError(
-                    f"{count} audit record(s) for {uid} expected, got {self.of(uid)}"
-                )
-            return self.of(uid)
+    def wait_for(
+        self, ntinv: Harness, uid: str, count: int, *, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """Block until ``count`` records about ``uid`` arrived (the system runs meanwhile,
+        through ``ntinv.wait_until``); return them."""
+        ntinv.wait_until(
+            lambda: len(self.of(uid)) >= count,
+            timeout=timeout,
+            what=f"{count} audit record(s) for {uid}",
+        )
+        return self.of(uid)
 
 
 #: Delivery and claim timeouts of the scenario modules (``nr_config`` overrides). The

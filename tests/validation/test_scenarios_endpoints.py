@@ -175,7 +175,7 @@ def test_one_audit_record_per_attempt(ntinv: Harness, slack: Sink, audit: AuditL
     records = {}
     for name, count in expected.items():
         wait_terminal(ntinv, name)
-        records[name] = audit.wait_for(uid_of(ntinv, name), count)
+        records[name] = audit.wait_for(ntinv, uid_of(ntinv, name), count)
     assert ntinv.wait_quiet(), "the system did not go quiet"
     for name, count in expected.items():
         mine = audit.of(uid_of(ntinv, name))

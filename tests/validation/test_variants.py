@@ -182,12 +182,13 @@ def detection_summary(items: Sequence[Item]) -> dict[str, Any]:
 
 def assert_real_retry_merged(item: Item) -> None:
     """``no-attempt-number``, beyond the hidden duplicates it shares with the timestamp
-    window: a real retry was merged away. The endpoint answered attempt 2 with a 502, yet
-    the only attempt 2 recorded is the success that came after it."""
-    calls = re.findall(r"^\S*\s+[\d.]+\s+slack\s+slack\s+2\s+(\d{3})\s", item.report, re.M)
-    assert calls[:2] == ["502", "200"], item.report
-    recorded = re.findall(r"^\S*\s+\d+\s+slack\s+2\s+(\w+)\s+replica-0", item.report, re.M)
-    assert recorded == ["success"], item.report
+    window: a real retry was merged away. The endpoint answered more calls with a 502 than
+    the object records failed attempts: a failed retry was overwritten by what came after."""
+    # The object's tables, once (the report may repeat them).
+    tables = item.report.split("attempts of ", 1)[1].split("seed:", 1)[0]
+    calls = re.findall(r"^\S*\s+[\d.]+\s+slack\s+slack\s+\d+\s+(\d{3})\s", tables, re.M)
+    failed = re.findall(r"^\S*\s+\d+\s+slack\s+\d+\s+failed\s+replica", tables, re.M)
+    assert calls.count("502") > len(failed) > 0, item.report
 
 
 #: What a variant's report shows beyond its invariants.

@@ -21,7 +21,6 @@ until the first one's status write, watch latency, coalesced events and API faul
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ import pytest
 from nrkit import API_VERSION, KIND, NR_INVARIANTS, TERMINAL, nr, policy, wait_terminal
 
 from pytest_ntinvariants.harness import Harness
-from pytest_ntinvariants.ledger import Entry, ObjectVersion, RequestServed
+from pytest_ntinvariants.ledger import ObjectVersion
 from pytest_ntinvariants.sinks import Sink, reply
 
 pytestmark = [NR_INVARIANTS]
@@ -52,36 +51,25 @@ class Handled:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[tuple[str, str, str]] = set()  # (identity, uid, resourceVersion)
-        self._changed = threading.Event()
 
     def record(self, identity: str, obj: Mapping[str, Any]) -> None:
         """A replica has handled the event carrying ``obj``."""
         meta = obj.get("metadata") or {}
         with self._lock:
             self._seen.add((identity, str(meta.get("uid")), str(meta.get("resourceVersion"))))
-        self._changed.set()
 
     def wait(self, ntinv: Harness, name: str = "nr-1", *, timeout: float = 10.0) -> None:
         """Block until every replica has handled the object's latest version (re-checked on
         every change of the store and every handled event, never by polling)."""
         identities = list(ntinv.replicas.identities)
-        undo = ntinv.server.store.subscribe(lambda _event: self._changed.set())
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self._changed.clear()
-                meta = ntinv.get(API_VERSION, KIND, name)["metadata"]
-                latest = (str(meta["uid"]), str(meta["resourceVersion"]))
-                with self._lock:
-                    behind = [i for i in identities if (i, *latest) not in self._seen]
-                if not behind:
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{', '.join(behind)} did not handle {name} rv {latest[1]}")
-                self._changed.wait(remaining)
-        finally:
-            undo()
+
+        def all_handled() -> bool:
+            meta = ntinv.get(API_VERSION, KIND, name)["metadata"]
+            latest = (str(meta["uid"]), str(meta["resourceVersion"]))
+            with self._lock:
+                return all((i, *latest) in self._seen for i in identities)
+
+        ntinv.wait_until(all_handled, timeout=timeout, what=f"every replica handled {name}")
 
 
 @pytest.fixture
@@ -124,30 +112,7 @@ def _terminal(entry: ObjectVersion) -> bool:
 def _watching(ntinv: Harness, *, timeout: float = 10.0) -> None:
     """Block until every replica watches NotificationRequests, so that each sees the
     object through its watch (where perturbations act) and not in its first LIST."""
-    identities = set(ntinv.replicas.identities)
-    seen: set[str] = set()
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def on_entry(entry: Entry) -> None:
-        if (
-            isinstance(entry, RequestServed)
-            and entry.verb == "watch"
-            and entry.resource.endswith("/notificationrequests")
-            and entry.status < 300
-        ):
-            with lock:
-                seen.add(entry.identity)
-                if identities <= seen:
-                    done.set()
-
-    undo = ntinv.ledger.subscribe(on_entry)
-    try:
-        for entry in ntinv.ledger.entries(RequestServed):
-            on_entry(entry)
-        assert done.wait(timeout), f"not watching after {timeout} s: {identities - seen}"
-    finally:
-        undo()
+    ntinv.wait_watching("notificationrequests", timeout=timeout)
 
 
 def _finish(ntinv: Harness, handled: Handled, phase: str) -> None:
