@@ -125,8 +125,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "ntinv_bookmark_interval",
-        default="5.0",
-        help="seconds between watch BOOKMARK events (default 5.0).",
+        default="60.0",
+        help="seconds between watch BOOKMARK events (default 60, about kube-apiserver's).",
     )
     parser.addini("ntinv_json", default="", help="path of the JSON report (like --ntinv-json).")
     parser.addini("ntinv_report_dir", default="", help="directory for race drawings.")

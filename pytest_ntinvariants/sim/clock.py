@@ -327,6 +327,8 @@ def world_prefixes() -> set[str]:
     So are test modules (``conftest``, ``test_*``, ``*_test``): a test compares what it
     reads with real datetimes, and runs outside the world anyway.
     """
+    if len(sys.modules) == _prefix_cache[0]:  # nothing imported since: the same answer
+        return set(_prefix_cache[1])
     out = {"kopf"}
     for name, module in list(sys.modules.items()):
         if "." in name or module is None or _is_test_module(name):
@@ -334,7 +336,11 @@ def world_prefixes() -> set[str]:
         path = getattr(module, "__file__", None) or ""
         if path and "site-packages" not in path and "dist-packages" not in path:
             out.add(name)
+    _prefix_cache[:] = [len(sys.modules), frozenset(out)]
     return out
+
+
+_prefix_cache: list[Any] = [-1, frozenset()]
 
 
 def _is_test_module(name: str) -> bool:
