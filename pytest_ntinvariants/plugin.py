@@ -197,7 +197,7 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     tls = config.getoption("ntinv_apiserver_tls")
     if tls is None:
         tls = bool(config.getini("ntinv_apiserver_tls"))
-    seed = _session(config).item_seed(request.node.nodeid)
+    seed = _run_seed(request)
     world = _world(request, seed)
     server = FakeApiServer(
         tls=tls,
@@ -231,6 +231,16 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
         finally:
             if world is not None:
                 world.stop()
+
+
+def _run_seed(request: pytest.FixtureRequest) -> int:
+    """The seed of this run: an exploration item's schedule seed (what ``--ntinv-replay``
+    passes, so the replay rebuilds the same world), else the test's own."""
+    callspec = getattr(request.node, "callspec", None)
+    schedule = callspec.params.get("ntinv_schedule_seed") if callspec is not None else None
+    if isinstance(schedule, int):
+        return schedule
+    return _session(request.config).item_seed(request.node.nodeid)
 
 
 def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
@@ -361,9 +371,7 @@ def ntinv(
     except KeyError as e:
         pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
     item.stash[MARKERS_KEY] = markers
-    seed = (
-        ntinv_schedule_seed if ntinv_schedule_seed is not None else session.item_seed(item.nodeid)
-    )
+    seed = _run_seed(request)
     scale = markers.invariants.time_scale or float_ini(request.config, "ntinv_time_scale")
     run = RunInfo(
         item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed), time_scale=scale

@@ -27,7 +27,9 @@ class Cluster:
 
     def __init__(self, seed: int, factory: Callable[[str], kopf.OperatorRegistry], n: int) -> None:
         self.world = World(seed).start()
-        self.server = FakeApiServer(seed=seed, clock=self.world.now, host=self.world.thread)
+        self.server = FakeApiServer(
+            seed=seed, clock=self.world.now, host=self.world.thread, bookmark_interval=60.0
+        )
         self.server.handler.gate = self.world.gate
         self.ledger = Ledger(clock=self.world.loop.time)
         self.recorder = attach_recorder(self.server, self.ledger)

@@ -191,7 +191,7 @@ class Engine:
             kind,
             what,
             release=release,
-            drop=lambda: None if future.cancel() else None,
+            drop=future.cancel,  # type: ignore[arg-type]  # its bool is not used
             activity=activity,
             foreign=foreign,
             target=target,

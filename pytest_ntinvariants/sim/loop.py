@@ -157,9 +157,10 @@ class WorldLoop(ServerLoop):
         return self._now is not None
 
     def go_virtual(self) -> None:
-        """Freeze the clock at the current time; from now on only ``advance`` moves it."""
+        """Start the virtual clock at 0 (before any timer is set); from now on only
+        ``advance`` moves it. Small numbers keep sums of delays exact where floats can."""
         if self._now is None:
-            self._now = time.monotonic()
+            self._now = 0.0
 
     def advance(self, to: float) -> None:
         """Move the virtual clock forward to ``to`` (never back)."""
