@@ -198,6 +198,8 @@ class NtinvSession:
             "perturbed": bool(run.schedule.steps) if run and run.schedule else None,
             "digest": ctx.digest,
             "steps": len(harness.world.engine.steps) if harness and harness.world else None,
+            # Wall seconds the engine spent deciding (quiescence checks, choices, releases).
+            "decide_s": harness.world.engine.decide_time if harness and harness.world else None,
             "invariants": names,
             "violations": [v.to_dict() for v in violations],
             "files": {},
