@@ -64,7 +64,6 @@ class Action:
     activity: bool = True
     # A request sent from an executor thread (not the loop): that job waits on it.
     foreign: bool = False
-    target: Any = None  # what the holder knows of it (a RequestInfo, a Delivery)
     # False once it no longer applies (its event was superseded, its stream closed).
     valid: Callable[[], bool] | None = None
 
@@ -112,8 +111,8 @@ class Engine:
     """Hold what reaches the actors of a ``WorldLoop``; release it one step at a time.
 
     ``seed`` seeds every choice; ``horizon`` is how long (virtual seconds) nothing may
-    happen before the world counts as settled; ``may_release(action)`` can keep an
-    action held (a perturbation's hold); ``choose`` picks among the actions that may go.
+    happen before the world counts as settled; ``choose`` picks among the actions that may
+    go.
     """
 
     def __init__(
@@ -129,7 +128,6 @@ class Engine:
         self.rng = random.Random(seed)
         self.horizon = horizon
         self.choose = choose
-        self.may_release: Callable[[Action], bool] | None = None
         self.actors: set[str] = set()
         self.held: dict[int, Action] = {}
         self.steps: list[Step] = []
@@ -176,7 +174,6 @@ class Engine:
         *,
         activity: bool,
         foreign: bool,
-        target: Any = None,
     ) -> None:
         """Wait until the engine releases this request (its server then handles it)."""
         future: asyncio.Future[None] = self.loop.create_future()
@@ -194,7 +191,6 @@ class Engine:
             drop=future.cancel,  # type: ignore[arg-type]  # its bool is not used
             activity=activity,
             foreign=foreign,
-            target=target,
         )
         self.hold(action)
         try:
@@ -302,8 +298,6 @@ class Engine:
                     continue
                 busy.add(id(action.channel))
             if action.not_before > now:
-                continue
-            if self.may_release is not None and not self.may_release(action):
                 continue
             candidates.append(action)
         if not candidates:

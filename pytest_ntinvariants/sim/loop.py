@@ -196,10 +196,6 @@ class WorldLoop(ServerLoop):
         for transport in list(self._connections.pop(actor, ())):
             transport.abort()
 
-    def unfence(self, actor: str) -> None:
-        """Let the actor connect again (its next generation)."""
-        self._fenced.discard(actor)
-
     def actor_of_port(self, port: int) -> str | None:
         """The actor whose connection has local port ``port`` (None: not one of ours)."""
         return self._ports.get(port)

@@ -210,7 +210,6 @@ class WorldGate(Gate):
             _describe_request(request),
             activity=request.verb not in _READS,
             foreign=not own,
-            target=request,
         )
 
     def hold_delivery(
@@ -232,7 +231,6 @@ class WorldGate(Gate):
                 not_before=delivery.not_before,
                 channel=watcher,
                 activity=delivery.type != "BOOKMARK",
-                target=delivery,
             )
         )
 
