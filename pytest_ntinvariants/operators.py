@@ -1117,6 +1117,7 @@ class KopfReplica(Replica):
         # (outside the world it stays the real one; see ``sim.clock``).
         install(world_prefixes())
         world.add_actor(self.identity)
+        world.loop.on_actor_error(self.identity, self._on_loop_error)
         self._loop = world.loop
         name = f"ntinv kopf replica {self.identity}-{self.generation}"
         self._task = world.call(

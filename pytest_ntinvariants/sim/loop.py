@@ -136,6 +136,9 @@ class WorldLoop(ServerLoop):
         self._connections: dict[str, weakref.WeakSet[asyncio.Transport]] = {}
         self._ports: dict[int, str] = {}  # local port of an actor's connection -> actor
         self._fenced: set[str] = set()
+        self._actor_errors: dict[
+            str, Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
+        ] = {}
         self._unstarted: dict[str, list[Coroutine[Any, Any, Any]]] = {}
         self.jobs: list[Job] = []  # running, or finished and not yet released
         #: The context actors start in (a copy each): the world's, with its virtual clock.
@@ -189,6 +192,26 @@ class WorldLoop(ServerLoop):
     def tasks_of(self, actor: str) -> list[asyncio.Task[Any]]:
         """The actor's tasks that have not finished."""
         return [t for t in self._tasks.get(actor, ()) if not t.done()]
+
+    def on_actor_error(
+        self, actor: str, handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
+    ) -> None:
+        """Send errors the loop catches in ``actor``'s callbacks and tasks to ``handler``
+        (as its own loop's exception handler would get them) instead of the loop's."""
+        self._actor_errors[actor] = handler
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Route an error to the handler of the actor whose code raised it, if any."""
+        for key in ("handle", "task", "future"):
+            # A handle and a task keep the context they run in (private, but the only
+            # place that says whose code it was once the callback has returned).
+            ctx = getattr(context.get(key), "_context", None)
+            actor = ctx.get(ACTOR) if isinstance(ctx, contextvars.Context) else None
+            handler = self._actor_errors.get(actor) if actor is not None else None
+            if handler is not None:
+                handler(self, context)
+                return
+        super().call_exception_handler(context)
 
     def fence(self, actor: str) -> None:
         """Abort every connection the actor opened and refuse new ones (a crash)."""
