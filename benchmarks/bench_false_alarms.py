@@ -190,15 +190,28 @@ def main(argv: list[str] | None = None) -> int:
     per_second = (checked + rows["test_control_no_consistency"]["items"]) / result["wall_s"]
     for func in ("test_reference", "test_own_writes"):
         r = rows[func]
-        report.target(Target(f"{func}: failed items", r["failed"], 0, "items",
-                             f"items failed of {r['items']} schedules"))  # fmt: skip
-        report.target(Target(f"{func}: invariant violations", r["violations"], 0, "violations",
-                             f"violations in the JSON report over {r['items']} schedules"))  # fmt: skip
+        of = f"over {r['items']} schedules"
+        report.target(Target(f"{func}: failed items", r["failed"], 0, "items", f"failed {of}"))
+        report.target(
+            Target(
+                f"{func}: invariant violations",
+                r["violations"],
+                0,
+                "violations",
+                f"violations in the JSON report {of}",
+            )
+        )
     ctl = rows["test_control_no_consistency"]
-    # The control must fail somewhere: its value is the passing share, limit < 1.
-    control_target = report.target(Target(
-        "control (consistency_timeout 0) fails in some schedule", 0 if ctl["failed"] else 1, 0,
-        "misses", f"{ctl['failed']}/{ctl['items']} control items failed"))  # fmt: skip
+    # The control must fail somewhere: 1 miss when every control item passed.
+    control_target = report.target(
+        Target(
+            "control (consistency_timeout 0) fails in some schedule",
+            0 if ctl["failed"] else 1,
+            0,
+            "misses",
+            f"{ctl['failed']}/{ctl['items']} control items failed",
+        )
+    )
     lines = [
         "# False alarms: correct controllers over seeded schedules",
         "",
@@ -219,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             lines.append(
                 f"Target: {t.name} = 0: {'met' if t.met else 'NOT met'} "
-                f"({t.value:g} {t.measured_as})."
+                f"({t.value:g} {t.unit} {t.measured_as})."
             )
         lines.append("")
     report.lines = lines
