@@ -159,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     per_subject = total // 2
     control = max(5, total // 20)
     workers = 1 if args.quick else args.workers
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
-        result = run(per_subject, control, workers, Path(tmp))
-    rows = result["rows"]
     command = "python benchmarks/bench_false_alarms.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
@@ -169,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         "false_alarms", "quick" if args.quick else "full", command,
         env=environment(["kopf", "pytest", "pytest-xdist"]),
     )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
+        result = run(per_subject, control, workers, Path(tmp))
+    rows = result["rows"]
     section = report.section(
         "Correct controllers over seeded schedules (default space, perturbations on)",
         ["subject", "schedules", "failed", "violations", "items with violations",

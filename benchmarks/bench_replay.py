@@ -216,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     if times < 1:
         parser.error("--replays must be >= 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    command = "python benchmarks/bench_replay.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
+    report = ReplayReport(
+        "replay", "quick" if args.quick else "full", command,
+        env={**environment(["kopf", "pytest"]), "seed": seed, "replays": times},
+    )  # fmt: skip
     variant_cases = [c for c in VARIANT_CASES if not args.quick or c.variant == "record-twice"]
     cases: list[Case] = []
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
@@ -246,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         cases.append(case)
         for case in cases:
             replay(case, times)
-    return write(args, cases, times, seed)
+    return write(report, args.out, cases, times, seed)
 
 
 class ReplayReport(Report):
@@ -259,13 +266,8 @@ class ReplayReport(Report):
         return self.text
 
 
-def write(args: argparse.Namespace, cases: list[Case], times: int, seed: int) -> int:
-    """The report: a table, one Target line per case; markdown printed."""
-    command = "python benchmarks/bench_replay.py" + "".join(f" {a}" for a in sys.argv[1:])
-    report = ReplayReport(
-        "replay", "quick" if args.quick else "full", command,
-        env={**environment(["kopf", "pytest"]), "seed": seed, "replays": times},
-    )  # fmt: skip
+def write(report: ReplayReport, out: Path, cases: list[Case], times: int, seed: int) -> int:
+    """Fill the report: a table, one Target line per case; write it, print the markdown."""
     section = report.section(
         "Replays of the first failing item, each a fresh pytest process",
         ["case", "failing item", "digest", "failed again", "identical digest",
@@ -324,7 +326,7 @@ def write(args: argparse.Namespace, cases: list[Case], times: int, seed: int) ->
             "",
         ]
     report.text = "\n".join(lines)
-    json_path, md_path = report.write(args.out)
+    json_path, md_path = report.write(out)
     print(report.text)
     print(f"wrote {json_path} and {md_path}")
     return 0
