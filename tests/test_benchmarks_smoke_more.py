@@ -1,5 +1,6 @@
-"""Smoke test of the controller and schedule benchmarks: quick mode runs and writes its
-results. No timing is asserted (targets are judged by the benchmarks themselves)."""
+"""Smoke test of the controller, schedule, replay and false-alarm benchmarks: quick mode
+runs and writes its results. No timing is asserted (targets are judged by the benchmarks
+themselves)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    ("script", "stem"), [("bench_controller.py", "controller"), ("bench_schedules.py", "schedules")]
+    ("script", "stem"),
+    [
+        ("bench_controller.py", "controller"),
+        ("bench_schedules.py", "schedules"),
+        ("bench_replay.py", "replay"),
+        ("bench_false_alarms.py", "false_alarms"),
+    ],
 )
 def test_quick_mode_writes_results(script: str, stem: str, tmp_path: Path) -> None:
     proc = subprocess.run(
