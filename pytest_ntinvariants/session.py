@@ -369,6 +369,7 @@ _ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
     RUN_KEY,
     RESULT_KEY,
     MARKERS_KEY,
+    WORLD_KEY,
 )
 
 

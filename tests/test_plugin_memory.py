@@ -141,7 +141,7 @@ def test_the_stash_is_empty_after_teardown(pytester: pytest.Pytester) -> None:
         from pytest_ntinvariants import session
 
         KEYS = [session.LEDGER_KEY, session.HARNESS_KEY, session.RUN_KEY,
-                session.RESULT_KEY, session.MARKERS_KEY]
+                session.RESULT_KEY, session.MARKERS_KEY, session.WORLD_KEY]
 
         @pytest.hookimpl(wrapper=True, tryfirst=True)
         def pytest_runtest_teardown(item):
@@ -152,9 +152,16 @@ def test_the_stash_is_empty_after_teardown(pytester: pytest.Pytester) -> None:
             print(f"STASH {item.name} {before} {after}")
     """)
     pytester.makepyfile("""
+        import pytest
+
         def test_it(ntinv):
             ntinv.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+
+        @pytest.mark.ntinv_replicas(1, operator=lambda identity: __import__("kopf").OperatorRegistry())
+        def test_world(ntinv):
+            assert ntinv.world is not None
     """)
     result = pytester.runpytest("-s")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*STASH test_it 5 0"])
+    result.assert_outcomes(passed=2)
+    # A deterministic test also stashes its world; every key is gone after teardown.
+    result.stdout.fnmatch_lines(["*STASH test_it 5 0", "*STASH test_world 6 0"])
