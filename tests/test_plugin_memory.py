@@ -152,12 +152,13 @@ def test_the_stash_is_empty_after_teardown(pytester: pytest.Pytester) -> None:
             print(f"STASH {item.name} {before} {after}")
     """)
     pytester.makepyfile("""
+        import kopf
         import pytest
 
         def test_it(ntinv):
             ntinv.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
 
-        @pytest.mark.ntinv_replicas(1, operator=lambda identity: __import__("kopf").OperatorRegistry())
+        @pytest.mark.ntinv_replicas(1, operator=lambda identity: kopf.OperatorRegistry())
         def test_world(ntinv):
             assert ntinv.world is not None
     """)
