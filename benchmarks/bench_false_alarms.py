@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["violations"],
                 0,
                 "violations",
-                f"violations in the JSON report {of}",
+                f"in the JSON report {of}",
             )
         )
     ctl = rows["test_control_no_consistency"]
