@@ -45,9 +45,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from _harness import Report, Target, environment  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
+from operators_fixtures.children import race_test  # noqa: E402
 
 #: The hidden duplicate's schedules (test_variants.py, ``HELD_SCENARIOS``).
 HELD = ("test_http_400_is_permanent_and_not_retried", "test_successful_delivery_is_recorded_once")
@@ -77,29 +79,6 @@ def pytest_sessionfinish(session):
     with open(os.environ["NTINV_BENCH_RECORD"], "w") as f:
         json.dump(_ITEMS, f)
 '''
-
-#: The duplicate-child race, explored with every perturbation switched off.
-RACE = """
-import functools
-import pytest
-from operators_fixtures import children, gadgets
-
-@pytest.fixture
-def ntinv_operator(ntinv_apiserver):
-    ntinv_apiserver.apply(gadgets.GADGET_CRD)
-    return functools.partial(children.make_registry, server=ntinv_apiserver)
-
-@pytest.mark.ntinv_replicas(2)
-@pytest.mark.ntinv_explore(
-    schedules={k}, space={{"watch_latency": None, "stale_reads": 0, "coalesce": 0, "hold": 0}}
-)
-def test_one_child(ntinv):
-    ntinv.wait_watching("gadgets")
-    ntinv.apply(gadgets.gadget("g1"))
-    assert ntinv.wait_quiet()
-    kids = ntinv.list("v1", "ConfigMap", "default", label_selector="gadget=g1")
-    assert len(kids) == 1, [k["metadata"]["name"] for k in kids]
-"""
 
 RACE_SCHEDULES = 24
 
@@ -169,7 +148,7 @@ def race_dir(work: Path) -> Path:
         f"addopts = {INNER_ADDOPTS}\n"
         "asyncio_default_fixture_loop_scope = function\n"
     )
-    (work / "test_race.py").write_text(textwrap.dedent(RACE.format(k=RACE_SCHEDULES)))
+    (work / "test_race.py").write_text(race_test(RACE_SCHEDULES))
     (work / "_replay_recorder.py").write_text(textwrap.dedent(RECORDER))
     return work
 

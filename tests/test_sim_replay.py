@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from inner_pytest import INI
+from operators_fixtures import children
 
 # Loaded here so pytester's inner runs find them loaded (see test_plugin_replicas.py).
 import pytest_ntinvariants.operators
@@ -18,34 +19,11 @@ import pytest_ntinvariants.tls  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
-TESTS = """
-import functools
-import pytest
-from operators_fixtures import children, gadgets
-
-@pytest.fixture
-def ntinv_operator(ntinv_apiserver):
-    ntinv_apiserver.apply(gadgets.GADGET_CRD)
-    return functools.partial(children.make_registry, server=ntinv_apiserver)
-
-@pytest.mark.ntinv_replicas(2)
-# No perturbation at all: only the engine's order of releases differs between items.
-@pytest.mark.ntinv_explore(
-    schedules=16, space={"watch_latency": None, "stale_reads": 0, "coalesce": 0, "hold": 0}
-)
-def test_one_child(ntinv):
-    ntinv.wait_watching("gadgets")
-    ntinv.apply(gadgets.gadget("g1"))
-    assert ntinv.wait_quiet()
-    kids = ntinv.list("v1", "ConfigMap", "default", label_selector="gadget=g1")
-    assert len(kids) == 1, [k["metadata"]["name"] for k in kids]
-"""
-
 
 @pytest.fixture
 def pt(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini(INI)
-    pytester.makepyfile(test_children=TESTS)
+    pytester.makepyfile(test_children=children.race_test(16))
     pytester.syspathinsert(Path(__file__).parent)  # operators_fixtures
     return pytester
 

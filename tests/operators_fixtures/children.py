@@ -41,3 +41,34 @@ def make_registry(identity: str, *, server: Any) -> kopf.OperatorRegistry:
                 r.raise_for_status()
 
     return registry
+
+
+def race_test(schedules: int) -> str:
+    """A test module exposing the race: two replicas, one Gadget, ``schedules`` explored
+    schedules with every perturbation off (only the engine's order of releases differs
+    between them), and an assertion that the Gadget got exactly one child. The test suite
+    and ``benchmarks/bench_replay.py`` run it in inner pytest sessions."""
+    return _RACE_TEST.replace("SCHEDULES", str(schedules))
+
+
+_RACE_TEST = """
+import functools
+import pytest
+from operators_fixtures import children, gadgets
+
+@pytest.fixture
+def ntinv_operator(ntinv_apiserver):
+    ntinv_apiserver.apply(gadgets.GADGET_CRD)
+    return functools.partial(children.make_registry, server=ntinv_apiserver)
+
+@pytest.mark.ntinv_replicas(2)
+@pytest.mark.ntinv_explore(
+    schedules=SCHEDULES, space={"watch_latency": None, "stale_reads": 0, "coalesce": 0, "hold": 0}
+)
+def test_one_child(ntinv):
+    ntinv.wait_watching("gadgets")
+    ntinv.apply(gadgets.gadget("g1"))
+    assert ntinv.wait_quiet()
+    kids = ntinv.list("v1", "ConfigMap", "default", label_selector="gadget=g1")
+    assert len(kids) == 1, [k["metadata"]["name"] for k in kids]
+"""
