@@ -46,6 +46,7 @@ __all__ = [
     "fmt_ms",
     "fmt_ratio",
     "interleave",
+    "nr_schedules",
     "percentile",
     "pytest_args",
     "sample",
@@ -71,6 +72,27 @@ def pytest_args(test: Path, *options: str) -> list[str]:
         "-c",
         str(ROOT / "pyproject.toml"),
     ]
+
+
+def nr_schedules(k: int, *tests: tuple[str, str]) -> str:
+    """A test module for ``tests/validation`` (its conftest runs the reference controller):
+    for each ``(name, replicas)``, a test that explores ``k`` schedules of one
+    NotificationRequest delivered to Sent by ``ntinv_replicas(<replicas>)``, every NR
+    invariant on. The schedule benchmarks' common subject."""
+    head = (
+        "import pytest\n"
+        "from nrkit import NR_INVARIANTS, nr, wait_terminal\n\n"
+        "pytestmark = [NR_INVARIANTS]\n"
+    )
+    body = "".join(
+        f"\n@pytest.mark.ntinv_replicas({replicas})\n"
+        f"@pytest.mark.ntinv_explore(schedules={k})\n"
+        f"def {name}(ntinv):\n"
+        '    ntinv.apply(nr("nr-1", ["console"]))\n'
+        '    assert wait_terminal(ntinv, "nr-1")["status"]["phase"] == "Sent"\n'
+        for name, replicas in tests
+    )
+    return head + body
 
 
 def percentile(values: Sequence[float], q: float) -> float:

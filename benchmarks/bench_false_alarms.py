@@ -35,20 +35,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, Report, Target, environment, pytest_args
-
-REFERENCE = """
-import pytest
-from nrkit import NR_INVARIANTS, nr, wait_terminal
-
-pytestmark = [NR_INVARIANTS]
-
-@pytest.mark.ntinv_replicas(2)
-@pytest.mark.ntinv_explore(schedules={k})
-def test_reference(ntinv):
-    ntinv.apply(nr("nr-1", ["console"]))
-    assert wait_terminal(ntinv, "nr-1")["status"]["phase"] == "Sent"
-"""
+from _harness import ROOT, Report, Target, environment, nr_schedules, pytest_args
 
 OWN_WRITES = """
 import pytest
@@ -99,7 +86,7 @@ SUBJECTS = {
 
 def run(per_subject: int, control: int, workers: int, work: Path) -> dict[str, Any]:
     """One pytest process over both subjects and the control; per-function outcomes."""
-    (work / "test_fa_reference.py").write_text(textwrap.dedent(REFERENCE.format(k=per_subject)))
+    (work / "test_fa_reference.py").write_text(nr_schedules(per_subject, ("test_reference", "2")))
     (work / "test_fa_own_writes.py").write_text(
         textwrap.dedent(OWN_WRITES.format(k=per_subject, control=control))
     )

@@ -32,29 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import ROOT, pytest_args
+from _harness import ROOT, nr_schedules, pytest_args
 
 TARGET_PER_SECOND = 50.0
 TARGET_PARALLEL = 90.0
 
-SUBJECT = """
-import pytest
-from nrkit import NR_INVARIANTS, nr, wait_terminal
-
-pytestmark = [NR_INVARIANTS]
-
-@pytest.mark.ntinv_replicas(2)
-@pytest.mark.ntinv_explore(schedules={k})
-def test_subject(ntinv):
-    ntinv.apply(nr("nr-1", ["console"]))
-    assert wait_terminal(ntinv, "nr-1")["status"]["phase"] == "Sent"
-
-@pytest.mark.ntinv_replicas(2, deterministic=False)
-@pytest.mark.ntinv_explore(schedules={k})
-def test_free(ntinv):
-    ntinv.apply(nr("nr-1", ["console"]))
-    assert wait_terminal(ntinv, "nr-1")["status"]["phase"] == "Sent"
-"""
+#: The subject (deterministic) and its free-running baseline, as (name, replicas).
+SUBJECTS = (("test_subject", "2"), ("test_free", "2, deterministic=False"))
 
 BASELINES = """
 @pytest.mark.ntinv_explore(schedules={k})
@@ -92,7 +76,7 @@ def run(k: int) -> dict[str, Any]:
     # ntinv_operator, the fake endpoints) applies exactly as in the suite.
     with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
         test = Path(tmp) / "test_bench_schedules.py"
-        test.write_text(textwrap.dedent(SUBJECT.format(k=k) + BASELINES.format(k=k)))
+        test.write_text(nr_schedules(k, *SUBJECTS) + textwrap.dedent(BASELINES.format(k=k)))
         collector = Durations()
         report = Path(tmp) / "ntinv.json"
         started = time.perf_counter()
@@ -130,7 +114,7 @@ def run_parallel(k_small: int, k_large: int, workers: int = 2) -> dict[str, Any]
     walls = {}
     with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
         test = Path(tmp) / "test_bench_parallel.py"
-        test.write_text(textwrap.dedent(SUBJECT.format(k=1)))
+        test.write_text(nr_schedules(1, SUBJECTS[0]))
         for k in (k_small, k_large):
             started = time.perf_counter()
             proc = subprocess.run(
