@@ -407,19 +407,13 @@ class Harness:
                 latest[0] = None
             return latest[0] is not None and until(latest[0])
 
-        result = self.world.run_until(reached, timeout=timeout)
-        if result.outcome == "done":
-            return self.server.get(api_version, kind, name, ns or "default")
-        why = (
-            "the system settled without reaching it"
-            if result.outcome == "settled"
-            else f"not within {timeout}s (virtual)"
-        )
-        current = latest[0]
-        raise TimeoutError(
-            f"{kind} {ns or '-'}/{name} did not reach the condition: {why}; last state: "
-            f"{'absent' if current is None else _summary(current)}"
-        )
+        try:
+            self.wait_until(reached, timeout=timeout, what=f"{kind} {ns or '-'}/{name}'s condition")
+        except TimeoutError as e:
+            current = latest[0]
+            state = "absent" if current is None else _summary(current)
+            raise TimeoutError(f"{e}; last state: {state}") from None
+        return self.server.get(api_version, kind, name, ns or "default")
 
     async def wait_for_async(
         self,
