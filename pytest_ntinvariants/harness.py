@@ -211,7 +211,13 @@ class Harness:
             options["log_dir"] = self.log_dir
         return self._start(
             Replicas.process(
-                self.server, argv, count=count, prefix=f"{prefix}-", ledger=self.ledger, **options
+                self.server,
+                argv,
+                count=count,
+                prefix=f"{prefix}-",
+                ledger=self.ledger,
+                world=self.world,
+                **options,
             )
         )
 

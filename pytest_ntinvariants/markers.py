@@ -9,7 +9,9 @@ add up, every ``ntinv_faults`` mark contributing one rule.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +35,15 @@ __all__ = [
 MARKERS = {
     "ntinv_replicas": (
         "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica', "
-        "settings=None, deterministic=None): run the controller as `count` concurrent "
-        "replicas (identities prefix-0..count-1). operator: a registry factory, "
-        "'module:factory', or None for the ntinv_operator fixture. settings: kopf settings, "
-        "as a callable taking kopf.OperatorSettings or a dict of dotted paths, e.g. "
-        "{'persistence.consistency_timeout': 5}. deterministic: False runs the replicas "
-        "free, on threads and real time (default: the ntinv_deterministic ini, on)."
+        "settings=None, deterministic=None, argv=None, ready=None, env=None): run the "
+        "controller as `count` concurrent replicas (identities prefix-0..count-1). "
+        "operator: a registry factory, 'module:factory', or None for the ntinv_operator "
+        "fixture. settings: kopf settings, as a callable taking kopf.OperatorSettings or a "
+        "dict of dotted paths, e.g. {'persistence.consistency_timeout': 5}. argv: run a "
+        "controller process (any language) instead, with its own KUBECONFIG; ready: a "
+        "regular expression its output prints once ready; env: extra environment. "
+        "deterministic: False runs the replicas free, on threads and real time (default: "
+        "the ntinv_deterministic ini, on; processes then run in a world on real time)."
     ),
     "ntinv_watch_latency": (
         "ntinv_watch_latency(delay, *, replicas=None): delay watch events to replicas by "
@@ -81,6 +86,9 @@ class ReplicasSpec:
     prefix: str = "replica"
     settings: Any = None  # a kopf settings hook (checked), or None
     deterministic: bool | None = None  # None: as the ntinv_deterministic ini says
+    argv: tuple[str, ...] | None = None  # a controller process instead of a kopf operator
+    ready: str | None = None  # the process's ready pattern
+    env: tuple[tuple[str, str], ...] = ()  # the process's extra environment
 
     def identities(self) -> list[str]:
         """The replica identities, ``replica-0`` …"""
@@ -179,6 +187,9 @@ def _replicas(
     prefix: str = "replica",
     settings: Any = None,
     deterministic: Any = None,
+    argv: Any = None,
+    ready: Any = None,
+    env: Any = None,
 ) -> None: ...
 def _latency(delay: Any, *, replicas: Any = None) -> None: ...
 def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
@@ -232,9 +243,60 @@ def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
         raise MarkerError(
             f"@pytest.mark.ntinv_replicas: deterministic must be True, False or None, got {det!r}"
         )
+    argv, ready, env = _process_arguments(a)
+    if argv is not None and (op is not None or settings is not None):
+        raise MarkerError(
+            "@pytest.mark.ntinv_replicas: argv runs a process; operator and settings are for "
+            "kopf operators: give one or the other"
+        )
     return ReplicasSpec(
-        count, op, tuple(ns) if ns is not None else None, a["prefix"], settings, det
+        count,
+        op,
+        tuple(ns) if ns is not None else None,
+        a["prefix"],
+        settings,
+        det,
+        argv,
+        ready,
+        env,
     )
+
+
+def _process_arguments(
+    a: dict[str, Any],
+) -> tuple[tuple[str, ...] | None, str | None, tuple[tuple[str, str], ...]]:
+    argv, ready, env = a["argv"], a["ready"], a["env"]
+    if argv is not None:
+        if isinstance(argv, str) or not isinstance(argv, Sequence) or not argv:
+            raise MarkerError(
+                "@pytest.mark.ntinv_replicas: argv must be a non-empty list of arguments, "
+                f"got {argv!r}"
+            )
+        try:
+            argv = tuple(os.fspath(arg) for arg in argv)
+        except TypeError:
+            raise MarkerError(
+                f"@pytest.mark.ntinv_replicas: argv must hold strings or paths, got {argv!r}"
+            ) from None
+    elif ready is not None or env is not None:
+        raise MarkerError("@pytest.mark.ntinv_replicas: ready and env need argv (a process)")
+    if ready is not None:
+        if not isinstance(ready, str):
+            raise MarkerError(
+                f"@pytest.mark.ntinv_replicas: ready must be a regular expression, got {ready!r}"
+            )
+        try:
+            re.compile(ready)
+        except re.error as e:
+            raise MarkerError(f"@pytest.mark.ntinv_replicas: ready: {e}") from None
+    if env is not None and not (
+        isinstance(env, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise MarkerError(
+            f"@pytest.mark.ntinv_replicas: env must map names to strings, got {env!r}"
+        )
+    return argv, ready, tuple(sorted((env or {}).items()))
 
 
 def parse_latency(mark: pytest.Mark) -> LatencySpec:

@@ -676,6 +676,11 @@ class KopfReplica(Replica):
         world: World | None = None,
     ) -> None:
         super().__init__(identity, ledger=ledger)
+        if world is not None and world.real_time:
+            raise ValueError(
+                "a world on real time is for process replicas; a kopf replica runs in a "
+                "world on virtual time (World(seed))"
+            )
         if isinstance(namespaces, str):
             raise TypeError("namespaces must be a list of names, not a string")
         if namespaces is not None and not namespaces:
@@ -1199,6 +1204,10 @@ class ProcessReplica(Replica):
     reports that it had to); ``crash()`` sends SIGKILL at once. Exit codes 0 and "killed by
     SIGTERM" are clean after a stop; a process that exited by itself with a nonzero code
     is reported by the next ``stop()``.
+
+    ``world``: a world on real time (``World(seed, quiet=...)``) whose engine holds what
+    reaches the replica (responses, watch events) and releases it step by step; waiting
+    for readiness then runs the world, and a crash drops what the world held for it.
     """
 
     def __init__(
@@ -1213,8 +1222,16 @@ class ProcessReplica(Replica):
         log_dir: str | os.PathLike[str] | None = None,
         keep_log: bool = False,
         ledger: Ledger | None = None,
+        world: World | None = None,
     ) -> None:
         super().__init__(identity, ledger=ledger)
+        if world is not None and not world.real_time:
+            raise ValueError(
+                "process replicas run outside the world's loop: they need a world on real "
+                "time (World(seed, quiet=...)), not one on virtual time"
+            )
+        #: The world on real time that holds what reaches this replica (None: nothing held).
+        self.world = world
         if isinstance(argv, str):
             raise TypeError("argv must be a list of arguments, not a string")
         if not argv:
@@ -1290,6 +1307,9 @@ class ProcessReplica(Replica):
         environment.update(self.env)
         path = self.log_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        world = self.world
+        if world is not None:  # before its first request can arrive
+            world.run_now(lambda: world.add_actor(self.identity))
         with path.open("ab") as log:
             log.write(
                 f"--- ntinv: {self.identity} generation {self.generation}: "
@@ -1336,6 +1356,8 @@ class ProcessReplica(Replica):
                     self._wake.set()
         process.stdout.close()
         rc = process.wait()
+        if self.world is not None:  # gone: nothing held for it is answered any more
+            self.world.forget(self.identity)
         self._eof.set()
         self._wake.set()
         # Exit code 0 on its own is a controller that chose to end; anything else, unasked
@@ -1351,7 +1373,7 @@ class ProcessReplica(Replica):
         process = self.process
         assert process is not None
         if isinstance(self.ready, re.Pattern):
-            self._wake.wait(timeout)
+            self._pause(self._wake, timeout)
             if self._matched.is_set():
                 return
             if self._eof.is_set():
@@ -1361,11 +1383,24 @@ class ProcessReplica(Replica):
             deadline = time.monotonic() + timeout
             pause = 0.001
             while not self.ready():
-                if self._eof.wait(pause):  # the pause between polls; wakes on exit
+                if self._pause(self._eof, pause):  # the pause between polls; wakes on exit
                     self._exited_early()
                 if time.monotonic() > deadline:
                     self._timed_out(timeout)
                 pause = min(pause * 2, 0.05)  # a callable has no event to wait on: poll
+
+    def _pause(self, event: threading.Event, seconds: float) -> bool:
+        """``event.wait(seconds)``; in a world, running the world meanwhile (the
+        replica's requests are held until it releases them)."""
+        world = self.world
+        if world is None:
+            return event.wait(seconds)
+        deadline = time.monotonic() + seconds
+        # A drive can end before the deadline (the world settled while the process was
+        # busy starting, without a request): drive again until the deadline.
+        while not event.is_set() and (left := deadline - time.monotonic()) > 0:
+            world.run_until(event.is_set, timeout=left)
+        return event.is_set()
 
     def _exited_early(self) -> None:
         raise RuntimeError(
@@ -1421,7 +1456,18 @@ class ProcessReplica(Replica):
             )
 
     def _signal_crash(self) -> None:
-        self._signal(signal.SIGKILL)
+        world = self.world
+        if world is None:
+            self._signal(signal.SIGKILL)
+            return
+
+        def kill() -> None:
+            # On the world's loop, between two steps: nothing held for the replica is
+            # released after the kill.
+            self._signal(signal.SIGKILL)
+            world.engine.forget(self.identity)
+
+        world.run_now(kill)
 
     def _in_own_thread(self) -> bool:
         return threading.current_thread() is self._reader

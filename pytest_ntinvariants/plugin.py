@@ -155,6 +155,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "deterministic world counts as settled (default 600).",
     )
     parser.addini(
+        "ntinv_process_quiet",
+        default="0.05",
+        help="real seconds without a byte from process replicas (ntinv_replicas(argv=...)) "
+        "that count as quiescent in their world on real time; ten of them without "
+        "anything happening count as settled (default 0.05).",
+    )
+    parser.addini(
         "ntinv_time_scale",
         default="1.0",
         help="the controller's backoff time scale, for retry-spacing invariants.",
@@ -243,6 +250,10 @@ def _run_seed(request: pytest.FixtureRequest) -> int:
     return _session(request.config).item_seed(request.node.nodeid)
 
 
+# How many quiet spells without anything happening settle a world of processes.
+_PROCESS_HORIZONS = 10
+
+
 def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
     """A started deterministic world for a test whose in-process replicas run in one."""
     try:
@@ -258,7 +269,13 @@ def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
         return None
     from .sim import World
 
-    world = World(seed, horizon=float_ini(request.config, "ntinv_horizon")).start()
+    if spec.argv is not None:
+        # Processes work outside the world's loop: a world on real time, quiescent after
+        # a quiet spell (inexact; see sim.engine).
+        quiet = float_ini(request.config, "ntinv_process_quiet")
+        world = World(seed, horizon=_PROCESS_HORIZONS * quiet, quiet=quiet).start()
+    else:
+        world = World(seed, horizon=float_ini(request.config, "ntinv_horizon")).start()
     request.node.stash[WORLD_KEY] = world
     return world
 
@@ -415,7 +432,15 @@ def ntinv(
             if not identities and not schedule.steps:
                 # Replicas the test body starts (process replicas) are drawn for then.
                 harness.defer_schedule(draw)
-        if spec is not None:
+        if spec is not None and spec.argv is not None:
+            harness.start_process_replicas(
+                list(spec.argv),
+                spec.count,
+                prefix=spec.prefix,
+                ready=spec.ready,
+                env=dict(spec.env),
+            )
+        elif spec is not None:
             operator = spec.operator
             if operator is None:
                 operator = request.getfixturevalue("ntinv_operator")

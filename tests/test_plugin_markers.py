@@ -49,7 +49,8 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.ntinv_replicas(count=2, *, operator=None, namespaces=None, "
-            "prefix='replica', settings=None, deterministic=None)*",
+            "prefix='replica', settings=None, deterministic=None, argv=None, ready=None, "
+            "env=None)*",
             "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
             "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
             "@pytest.mark.ntinv_faults(code, *, verb='write'*",

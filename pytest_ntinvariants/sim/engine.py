@@ -16,6 +16,15 @@ at the same point in every run.
 
 A run's steps (``Step``: number, virtual time, actor, action) are its timeline, and the
 same seed, test and code give the same steps.
+
+Actors outside the loop (controllers run as processes, in any language) cannot be
+watched at work: for them the engine runs on real time (``quiet``). The server side is
+the same (their requests and watch events are held and released one at a time, chosen
+by the seed), but quiescence is inferred: the world counts as quiescent once no byte has
+reached the loop for ``quiet`` real seconds, and as settled once nothing happened for a
+horizon of real seconds. That is inexact (a process that works longer than ``quiet``
+without a request is taken for idle), so a seed reproduces such a run only as far as the
+processes keep to that pace.
 """
 
 from __future__ import annotations
@@ -112,7 +121,9 @@ class Engine:
 
     ``seed`` seeds every choice; ``horizon`` is how long (virtual seconds) nothing may
     happen before the world counts as settled; ``choose`` picks among the actions that may
-    go.
+    go. ``quiet`` (real seconds) runs the world on real time instead, for actors outside
+    the loop: quiescent means no byte arrived for ``quiet`` seconds, and ``horizon`` is in
+    real seconds too.
     """
 
     def __init__(
@@ -122,8 +133,12 @@ class Engine:
         *,
         horizon: float = DEFAULT_HORIZON,
         choose: Chooser = choose_random,
+        quiet: float | None = None,
     ) -> None:
         self.loop = loop
+        #: Real seconds without a byte that count as quiescence (None: exact, virtual time).
+        self.quiet = quiet
+        self._io_at = 0.0  # loop time of the last byte (or release), on real time
         self.seed = seed
         self.rng = random.Random(seed)
         self.horizon = horizon
@@ -141,10 +156,12 @@ class Engine:
         self.decide_time = 0.0
 
     def attach(self) -> None:
-        """Take over the loop: its clock goes virtual. Call on the loop's thread."""
-        self.loop.go_virtual()
+        """Take over the loop: its clock goes virtual (unless the engine runs on real
+        time). Call on the loop's thread."""
+        if self.quiet is None:
+            self.loop.go_virtual()
         self.loop.engine = self
-        self.t0 = self.last_activity = self.loop.time()
+        self.t0 = self.last_activity = self._io_at = self.loop.time()
 
     def now(self) -> float:
         """Virtual seconds since the world began."""
@@ -246,15 +263,52 @@ class Engine:
             self.decide_time += time.perf_counter() - started
         return []
 
-    def _decide(self, drive: _Drive) -> None:
+    def idle_real(self, timeout: float | None, selector: selectors.BaseSelector) -> list[Any]:
+        """``idle`` on real time: every select comes here, and only ``quiet`` seconds
+        without a byte count as quiescence."""
+        events = selector.select(0)
+        if events:
+            self._io_at = self.loop.time()
+            return events
+        if timeout == 0 or self._waiting_for_threads():
+            return self._select(selector, timeout)
+        wait = self._io_at + (self.quiet or 0.0) - self.loop.time()
+        if wait > 0:
+            return self._select(selector, wait if timeout is None else min(wait, timeout))
+        if self._quiet_waiters:
+            waiters, self._quiet_waiters = self._quiet_waiters, []
+            for callback in waiters:
+                callback()
+            return []
+        drive = self._drive
+        if drive is None:
+            return self._select(selector, timeout)
+        started = time.perf_counter()
+        try:
+            pause = self._decide(drive)
+        finally:
+            self.decide_time += time.perf_counter() - started
+        if pause is None:
+            return []
+        return self._select(selector, pause if timeout is None else min(pause, timeout))
+
+    def _select(self, selector: selectors.BaseSelector, timeout: float | None) -> list[Any]:
+        events = selector.select(timeout)
+        if events:
+            self._io_at = self.loop.time()
+        return events
+
+    def _decide(self, drive: _Drive) -> float | None:
+        """Release one action or move time; on real time, return how long to wait for
+        (None: something happened)."""
         try:
             done = drive.done is not None and drive.done()
         except Exception as e:  # the test's condition failed: that is the test's error
             self._finish_error(e)
-            return
+            return None
         if done:
             self._finish("done")
-            return
+            return None
         if time.monotonic() > drive.wall_deadline:
             self._finish_error(
                 RuntimeError(
@@ -263,11 +317,13 @@ class Engine:
                     f"without settling (virtual time {self.now():.3f}s): a livelock?"
                 )
             )
-            return
+            return None
         action = self._next_action()
         if action is not None:
             self._release(action)
-            return
+            return None
+        if self.quiet is not None:
+            return self._wait_real(drive)
         upcoming = self._upcoming()
         quiet_until = max(self.last_activity, drive.started) + self.horizon
         if upcoming is None or upcoming > quiet_until:
@@ -277,6 +333,23 @@ class Engine:
             self._finish("timeout")
         else:
             self.loop.advance(upcoming)
+        return None
+
+    def _wait_real(self, drive: _Drive) -> float | None:
+        # Time cannot jump: wait for the next delayed action, the end of the horizon or
+        # the drive's end, whichever comes first (a byte that arrives first wakes it).
+        now = self.loop.time()
+        delayed = [a.not_before for a in self.held.values() if a.not_before > now]
+        upcoming = min(delayed) if delayed else None
+        quiet_until = max(self.last_activity, self._io_at, drive.started) + self.horizon
+        if now >= quiet_until and (upcoming is None or upcoming > quiet_until):
+            self._finish("settled")
+            return None
+        if now >= drive.until:
+            self._finish("timeout")
+            return None
+        ends = [quiet_until, drive.until] + ([upcoming] if upcoming is not None else [])
+        return max(min(ends) - now, 0.0)
 
     def _waiting_for_threads(self) -> bool:
         for actor, running in self.loop.running_jobs().items():
@@ -316,6 +389,7 @@ class Engine:
         now = self.loop.time()
         if action.activity:
             self.last_activity = now
+        self._io_at = now  # on real time, its answer is awaited from here
         self.steps.append(
             Step(len(self.steps) + 1, now - self.t0, action.actor, action.kind, action.what)
         )

@@ -68,6 +68,9 @@ class _IdleSelector:
 
     def select(self, timeout: float | None = None) -> list[Any]:
         loop = self._loop
+        engine = loop.engine
+        if engine is not None and engine.quiet is not None:
+            return engine.idle_real(timeout, self._inner)  # actors outside the loop
         if timeout == 0 or not loop.virtual:
             return self._inner.select(timeout)
         events = self._inner.select(0)

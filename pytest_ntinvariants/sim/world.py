@@ -12,6 +12,7 @@ import concurrent.futures
 import contextvars
 import datetime
 import hashlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,11 +46,20 @@ class World:
 
     ``seed`` seeds the engine's choices; ``horizon`` is how long (virtual seconds) nothing
     may happen before the world counts as settled.
+
+    ``quiet`` (real seconds) makes a world on real time, for actors that run outside its
+    loop (controllers run as processes): what reaches them is still held and released one
+    action at a time in the seed's order, but the world counts as quiescent once no byte
+    arrived for ``quiet`` seconds, ``horizon`` is in real seconds, and the clock is the
+    real one (see ``Engine``).
     """
 
-    def __init__(self, seed: int, *, horizon: float = DEFAULT_HORIZON) -> None:
+    def __init__(
+        self, seed: int, *, horizon: float = DEFAULT_HORIZON, quiet: float | None = None
+    ) -> None:
         self.seed = seed
         self.horizon = horizon
+        self.quiet = quiet
         self.thread = LoopThread(
             "ntinv-world", self._setup, self._teardown, loop_factory=self._make_loop
         )
@@ -62,8 +72,10 @@ class World:
         # Runs in the world's thread before its loop does: the clock activated here is in
         # the context every task and every thread job of the world copies.
         loop = WorldLoop()
-        self._engine = Engine(loop, self.seed, horizon=self.horizon)
+        self._engine = Engine(loop, self.seed, horizon=self.horizon, quiet=self.quiet)
         self._engine.attach()
+        if self.real_time:
+            return loop  # the processes read the real clock: so does everything else
         self._clock = VirtualClock(EPOCH, loop.time)
         activate(self._clock)
         loop.context = contextvars.copy_context()
@@ -83,10 +95,19 @@ class World:
         return self._engine
 
     @property
+    def real_time(self) -> bool:
+        """Whether the world runs on real time (for actors outside its loop)."""
+        return self.quiet is not None
+
+    @property
     def clock(self) -> VirtualClock:
-        """The world's virtual wall clock (once started)."""
+        """The world's virtual wall clock (once started; none on real time)."""
         if self._clock is None:
-            raise RuntimeError("the world is not started")
+            raise RuntimeError(
+                "a world on real time has no virtual clock"
+                if self.real_time
+                else "the world is not started"
+            )
         return self._clock
 
     @property
@@ -106,12 +127,14 @@ class World:
         self.thread.stop()
 
     def now(self) -> datetime.datetime:
-        """The virtual wall time (UTC)."""
+        """The world's wall time (UTC): virtual, or real on real time."""
+        if self.real_time:
+            return datetime.datetime.now(datetime.UTC)
         return self.clock.now()
 
     def wall(self) -> float:
-        """The virtual wall time as POSIX seconds."""
-        return self.clock.wall()
+        """The world's wall time as POSIX seconds."""
+        return time.time() if self.real_time else self.clock.wall()
 
     # -------------------------------------------------------------- actors
 
@@ -143,6 +166,19 @@ class World:
         """Hold what reaches ``identity`` from now on."""
         self.engine.actors.add(identity)
 
+    def forget(self, identity: str) -> None:
+        """Drop everything held for ``identity`` (it is gone: none of it happens). Any
+        thread."""
+        self.run_now(lambda: self.engine.forget(identity))
+
+    def run_now(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the world's loop at once, between two steps, without waiting for
+        quiescence (``call`` waits); nothing if the world has stopped. Any thread."""
+        if self.thread.in_loop_thread():
+            fn()
+        elif self.thread.running:
+            self.thread.call(fn)
+
     def name_port(self, port: int, label: str) -> None:
         """Name a listening port (the server's, an endpoint's) for the digest, which must
         not depend on which ports the system handed out."""
@@ -163,10 +199,9 @@ class World:
     def wind_down(self) -> None:
         """End the scheduling: release whatever is held, and let virtual time run freely
         (each timer at once) while the parts shut down. Idempotent; any thread."""
-        if self._engine is None or self.thread.in_loop_thread():
-            self._wind_down()
-        elif self.thread.running:
-            self.thread.call(self._wind_down)
+        if self._engine is None:
+            return
+        self.run_now(self._wind_down)
 
     def _wind_down(self) -> None:
         if self._engine is not None and self._engine.loop.engine is self._engine:
@@ -174,9 +209,12 @@ class World:
 
     # -------------------------------------------------------------- digest
 
-    def digest(self, ledger: Ledger) -> str:
+    def digest(self, ledger: Ledger) -> str | None:
         """A short hash of the ledger: every entry, with its virtual time, with the
-        ports of the server and endpoints replaced by their names."""
+        ports of the server and endpoints replaced by their names (None on real time,
+        where times and the pace of the processes differ from run to run)."""
+        if self.real_time:
+            return None
         h = hashlib.sha256()
         ports = [(f":{p}".encode(), f":<{label}>".encode()) for p, label in self._ports.items()]
         for entry in ledger:
