@@ -27,6 +27,7 @@ import asyncio
 import base64
 import builtins
 import datetime
+import functools
 import secrets
 import shutil
 import socket
@@ -325,9 +326,7 @@ class FakeApiServer:
 
     def apply(self, manifest: JSON | str, *, identity: str = "test") -> list[JSON]:
         """Create (or update) the objects of a manifest: a dict, or YAML with ``---`` docs."""
-        docs = (
-            [manifest] if isinstance(manifest, dict) else [d for d in _yaml.load_all(manifest) if d]
-        )
+        docs = [manifest] if isinstance(manifest, dict) else _documents(manifest)
         out = []
         for doc in docs:
             rt = self.resource(doc["apiVersion"], doc["kind"])
@@ -373,3 +372,10 @@ class FakeApiServer:
         )
         items, _, _, _ = self.store.list(rt, namespace, labels=labels, fields=fields)
         return [orjson.loads(v.raw) for v in items]
+
+
+@functools.lru_cache(maxsize=32)
+def _documents(text: str) -> tuple[JSON, ...]:
+    # A suite applies the same manifest (its CRDs) in every test: parsed once. ``apply``
+    # only reads the documents (what it stores is a copy), so they can be shared.
+    return tuple(d for d in _yaml.load_all(text) if d)

@@ -60,6 +60,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import ipaddress
 import json
 import math
@@ -69,10 +70,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from .errors import Cause
 from .patch import _copy, _go_float, _json_equal
 
-__all__ = ["StructuralSchema", "UnevaluatedRule", "validate_schema_document"]
+__all__ = ["StructuralSchema", "UnevaluatedRule", "compiled_schema", "validate_schema_document"]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -2535,10 +2538,32 @@ _RULE_REASONS = [
 _ROOT, _ITEM, _FIELD = "root", "item", "field"
 
 
+def compiled_schema(openapi_v3_schema: Mapping[str, Any]) -> StructuralSchema:
+    """``StructuralSchema(openapi_v3_schema)``, shared by every equal document in the
+    process: a suite installs the same CRD in every test, and compiling it (CEL rules
+    included) costs milliseconds. A compiled schema is never changed once built, and it is
+    built from a private copy, so no caller's document is kept."""
+    key = _canonical(openapi_v3_schema)
+    return StructuralSchema(openapi_v3_schema) if key is None else _compiled(key)
+
+
+def _canonical(doc: Any) -> bytes | None:
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON (an integer beyond 64 bits): not shared
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(canonical: bytes) -> StructuralSchema:
+    return StructuralSchema(orjson.loads(canonical))
+
+
 def validate_schema_document(
     openapi_v3_schema: Any, path: str = "spec.versions[0].schema.openAPIV3Schema"
 ) -> list[Cause]:
-    """The checks kube makes on an ``openAPIV3Schema`` at CRD creation, as 422 causes.
+    """The checks kube makes on an ``openAPIV3Schema`` at CRD creation, as 422 causes
+    (remembered for equal documents, as ``compiled_schema`` is).
 
     ``path`` is the document's field path in the CRD (kube reports
     ``spec.versions[i].schema.openAPIV3Schema...``; pass the right index). Covered:
@@ -2550,6 +2575,18 @@ def validate_schema_document(
     the shape of ``x-kubernetes-validations`` entries, and that defaults validate and
     are pruned. CEL compile errors are not detected (see ``StructuralSchema.warning``).
     """
+    key = _canonical(openapi_v3_schema)
+    if key is None:
+        return _validate_schema_document(openapi_v3_schema, path)
+    return list(_validated(key, path))
+
+
+@functools.lru_cache(maxsize=64)
+def _validated(canonical: bytes, path: str) -> tuple[Cause, ...]:
+    return tuple(_validate_schema_document(orjson.loads(canonical), path))
+
+
+def _validate_schema_document(openapi_v3_schema: Any, path: str) -> list[Cause]:
     if not isinstance(openapi_v3_schema, Mapping):
         return [_required(path, "schemas are required")]
     causes: list[Cause] = []

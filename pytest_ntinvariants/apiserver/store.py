@@ -38,7 +38,7 @@ from .decode import check_depth
 from .errors import Cause, invalid
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
-from .schema import StructuralSchema, _go_quote
+from .schema import StructuralSchema, _go_quote, compiled_schema
 from .selectors import FieldSelector, LabelSelector
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
@@ -731,7 +731,7 @@ class Store:
         key = (rt.group, rt.version, rt.plural)
         cached = self._schemas.get(key)
         if cached is None or cached[0] is not rt.schema:
-            cached = self._schemas[key] = (rt.schema, StructuralSchema(rt.schema))
+            cached = self._schemas[key] = (rt.schema, compiled_schema(rt.schema))
         return cached[1]
 
     def _warn_unevaluated(self, types: list[ResourceType], ctx: WriteContext) -> None:
