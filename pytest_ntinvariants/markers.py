@@ -19,6 +19,7 @@ import pytest
 
 from .perturb._values import FAULT_CODES, Delay, parse_delay
 from .perturb.schedule import Space
+from .sim.strategies import STRATEGIES
 
 __all__ = [
     "MARKERS",
@@ -61,9 +62,11 @@ MARKERS = {
         "Stackable."
     ),
     "ntinv_explore": (
-        "ntinv_explore(schedules=10, *, space=None): run the test once per seeded schedule "
-        "of perturbations drawn from `space` (a Space or dict); the seed is in the test id "
-        "and replays with --ntinv-replay=SEED."
+        "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3): run the test "
+        "once per seeded schedule of perturbations drawn from `space` (a Space or dict), "
+        "the steps of a deterministic world chosen by `strategy` ('random' or 'pct' with "
+        "`depth`; default: --ntinv-strategy, else random); the seed is in the test id, and "
+        "a failure prints a token that replays it with --ntinv-replay=TOKEN."
     ),
     "ntinv_invariants": (
         "ntinv_invariants(*, only=None, exclude=(), time_scale=None): choose which "
@@ -133,6 +136,8 @@ class ExploreSpec:
 
     schedules: int = 10
     space: Space = field(default_factory=Space)
+    strategy: str | None = None  # None: as --ntinv-strategy says
+    depth: int = 3  # pct's depth
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,9 @@ def _faults(
     retry_after: Any = None,
     replicas: Any = None,
 ) -> None: ...
-def _explore(schedules: Any = 10, *, space: Any = None) -> None: ...
+def _explore(
+    schedules: Any = 10, *, space: Any = None, strategy: Any = None, depth: Any = 3
+) -> None: ...
 def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
 
 
@@ -377,7 +384,15 @@ def parse_explore(mark: pytest.Mark) -> ExploreSpec:
         space = Space.from_marker(a["space"])
     except (ValueError, TypeError) as e:
         raise MarkerError(f"@pytest.mark.ntinv_explore: {e}") from None
-    return ExploreSpec(n, space)
+    strategy, depth = a["strategy"], a["depth"]
+    if strategy is not None and strategy not in STRATEGIES:
+        raise MarkerError(
+            f"@pytest.mark.ntinv_explore: strategy must be one of {', '.join(STRATEGIES)}, "
+            f"got {strategy!r}"
+        )
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise MarkerError(f"@pytest.mark.ntinv_explore: depth must be an int >= 1, got {depth!r}")
+    return ExploreSpec(n, space, strategy, depth)
 
 
 def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .markers import MARKERS, MarkerError, parse_item_markers
+from .replay import ReplayToken
 from .session import (
     HARNESS_KEY,
     LEDGER_KEY,
@@ -26,6 +27,7 @@ from .session import (
     NtinvSession,
     float_ini,
 )
+from .sim.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from .apiserver import FakeApiServer
@@ -55,6 +57,15 @@ def _seed(value: str) -> int:
     return seed
 
 
+def _replay(value: str) -> int | ReplayToken:
+    if value.startswith("ntv"):
+        try:
+            return ReplayToken.decode(value)
+        except ValueError as e:
+            raise pytest.UsageError(f"--ntinv-replay: {e}") from None
+    return _seed(value)
+
+
 def _positive(value: str) -> int:
     try:
         n = int(value)
@@ -82,10 +93,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ntinv-replay",
         dest="ntinv_replay",
-        type=_seed,
+        type=_replay,
         default=None,
-        metavar="SEED",
-        help="run exploration tests with only this schedule seed.",
+        metavar="SEED|TOKEN",
+        help="run exploration tests with only this schedule: a seed (drawn again), or the "
+        "token a failure printed (its schedule and every scheduling decision, as run).",
+    )
+    group.addoption(
+        "--ntinv-strategy",
+        dest="ntinv_strategy",
+        choices=STRATEGIES,
+        default=None,
+        help="how exploration tests choose each step of a deterministic world, unless "
+        "their marker says: random (default) or pct.",
     )
     group.addoption(
         "--ntinv-schedules",
@@ -257,9 +277,10 @@ _PROCESS_HORIZONS = 10
 def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
     """A started deterministic world for a test whose in-process replicas run in one."""
     try:
-        spec = parse_item_markers(request.node).replicas
+        markers = parse_item_markers(request.node)
     except MarkerError:
         return None  # the ntinv fixture reports it
+    spec = markers.replicas
     if spec is None:
         return None
     deterministic = spec.deterministic
@@ -269,13 +290,17 @@ def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
         return None
     from .sim import World
 
+    strategy = _session(request.config).strategy(markers.explore, seed)
     if spec.argv is not None:
         # Processes work outside the world's loop: a world on real time, quiescent after
         # a quiet spell (inexact; see sim.engine).
         quiet = float_ini(request.config, "ntinv_process_quiet")
-        world = World(seed, horizon=_PROCESS_HORIZONS * quiet, quiet=quiet).start()
+        world = World(
+            seed, horizon=_PROCESS_HORIZONS * quiet, quiet=quiet, strategy=strategy
+        ).start()
     else:
-        world = World(seed, horizon=float_ini(request.config, "ntinv_horizon")).start()
+        horizon = float_ini(request.config, "ntinv_horizon")
+        world = World(seed, horizon=horizon, strategy=strategy).start()
     request.node.stash[WORLD_KEY] = world
     return world
 
@@ -422,6 +447,9 @@ def ntinv(
             space = markers.explore.space
 
             def draw(ids: list[str]) -> Schedule:
+                replayed = session.schedule(seed)
+                if replayed is not None:  # a token's schedule, as it ran
+                    return replayed
                 drawn = request.config.hook.pytest_ntinvariants_draw_schedule(
                     space=space, seed=seed, identities=ids, item=item
                 )

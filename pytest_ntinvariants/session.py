@@ -8,6 +8,7 @@ terminal summary and the JSON report (merging what xdist workers found).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shlex
@@ -18,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from .markers import MarkerError, parse_explore
-from .perturb.schedule import derive_seed
+from .markers import ExploreSpec, MarkerError, parse_explore
+from .perturb.schedule import Schedule, derive_seed
+from .replay import ReplayToken
 
 if TYPE_CHECKING:
     from .harness import Harness, RunInfo
     from .invariants import InvariantRegistry, Violation
     from .ledger import Ledger
-    from .sim import World
+    from .sim import Strategy, World
 
 __all__ = [
     "HARNESS_KEY",
@@ -64,7 +66,9 @@ class NtinvSession:
             self.seed = option_seed
         else:
             self.seed = random.SystemRandom().randrange(1 << 31)
-        self.replay: int | None = config.getoption("ntinv_replay")
+        #: ``--ntinv-replay``: a schedule seed, or a token (schedule and decisions).
+        self.replay: int | ReplayToken | None = config.getoption("ntinv_replay")
+        self.strategy_name: str | None = config.getoption("ntinv_strategy")
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
         self.results: list[dict[str, Any]] = []
         self._registry: InvariantRegistry | None = None
@@ -100,8 +104,9 @@ class NtinvSession:
         """The seed of a test that is not an exploration item."""
         return derive_seed(self.seed, nodeid)
 
-    def replay_command(self, item: pytest.Item, seed: int | None) -> str:
-        """The shell command that reruns exactly this item."""
+    def replay_command(self, item: pytest.Item, seed: int | str | None) -> str:
+        """The shell command that reruns exactly this item (``seed``: an exploration
+        item's schedule seed, or its replay token)."""
         args = ["pytest", item.nodeid, "-p", "no:randomly"]
         if seed is not None and item.get_closest_marker("ntinv_explore") is not None:
             args.append(f"--ntinv-replay={seed}")
@@ -110,6 +115,25 @@ class NtinvSession:
         return shlex.join(args)
 
     # --------------------------------------------------------- exploration
+
+    def strategy(self, explore: ExploreSpec | None, seed: int) -> Strategy | None:
+        """How a deterministic world chooses its steps for a run of ``seed``: an
+        exploration item's strategy (a replayed token's decisions, else the marker's, else
+        ``--ntinv-strategy``'s, else a random walk); None (a random walk) for other tests."""
+        from .sim.strategies import Replay, make_strategy
+
+        if explore is None:
+            return None
+        if isinstance(self.replay, ReplayToken):
+            return Replay(self.replay.decisions)
+        name = explore.strategy or self.strategy_name or "random"
+        return make_strategy(name, seed, depth=explore.depth)
+
+    def schedule(self, seed: int) -> Schedule | None:
+        """The schedule a replayed token carries, when its seed is ``seed`` (None: draw)."""
+        if isinstance(self.replay, ReplayToken) and self.replay.seed == seed:
+            return self.replay.schedule
+        return None
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """``ntinv_explore``: one item per seeded schedule, the seed in the id."""
@@ -130,7 +154,9 @@ class NtinvSession:
                 f"test must use the ntinv fixture, which applies the schedules",
                 pytrace=False,
             )
-        if self.replay is not None:
+        if isinstance(self.replay, ReplayToken):
+            seeds = [self.replay.seed]
+        elif self.replay is not None:
             seeds = [self.replay]
         else:
             count = self.schedules_override or spec.schedules
@@ -166,6 +192,9 @@ class NtinvSession:
 
         markers = item.stash.get(MARKERS_KEY, None)
         spec = markers.invariants if markers is not None else None
+        # Before the context: a settled exploration run's replay command passes its token.
+        world = harness.world if harness is not None else None
+        explored = self._explored(item, run, world)
         ctx = (
             harness.check_context(quiet=quiet)
             if harness is not None
@@ -200,6 +229,8 @@ class NtinvSession:
             "steps": len(harness.world.engine.steps) if harness and harness.world else None,
             # Wall seconds the engine spent deciding (quiescence checks, choices, releases).
             "decide_s": harness.world.engine.decide_time if harness and harness.world else None,
+            **explored,
+            "body_failed": body_failed,
             "invariants": names,
             "violations": [v.to_dict() for v in violations],
             "files": {},
@@ -213,6 +244,28 @@ class NtinvSession:
             from .report import format_violations
 
             raise InvariantViolation(format_violations(violations, ledger, ctx), violations)
+
+    def _explored(
+        self, item: pytest.Item, run: RunInfo | None, world: World | None
+    ) -> dict[str, Any]:
+        """An exploration item's strategy, the path its world took (a hash of the
+        decisions, which tells interleavings apart) and the token that replays it; the
+        replay command then passes the token."""
+        if run is None or run.schedule is None or world is None:
+            return {}
+        engine = world.engine
+        strategy = engine.strategy
+        out: dict[str, Any] = {
+            "test": item.nodeid.partition("[")[0],
+            "strategy": strategy.describe(),
+            "bound": strategy.bound(len(engine.steps)),
+            "interleaving": hashlib.sha256(repr(engine.decisions).encode()).hexdigest()[:12],
+        }
+        if not world.real_time:  # a run on real time does not replay exactly
+            token = ReplayToken.of(run.schedule, engine.decisions).encode()
+            out["token"] = token
+            run.replay = self.replay_command(item, token)
+        return out
 
     def _artifacts(self, item: pytest.Item, ledger: Ledger) -> dict[str, str]:
         from .report import render_svg
@@ -321,6 +374,11 @@ class NtinvSession:
             tr.write_line(f"  {r['nodeid']}: {', '.join(names)}")
             if r.get("files", {}).get("svg"):
                 tr.write_line(f"    drawing: {r['files']['svg']}")
+        explored = exploration(self.results)
+        if explored:
+            tr.write_line("exploration (strategy: schedules, distinct interleavings, failing):")
+        for e in explored:
+            tr.write_line(f"  {e['test']}: {e['strategy']}: {describe_exploration(e)}")
         path = self._json_path()
         if path is not None:
             tr.write_line(f"JSON report: {path}")
@@ -355,6 +413,7 @@ class NtinvSession:
                 "schedules_perturbing_nothing": sum(
                     1 for r in self.results if r.get("perturbed") is False
                 ),
+                "exploration": exploration(self.results),
             },
             "pid": os.getpid(),
         }
@@ -378,6 +437,43 @@ def release(item: pytest.Item) -> None:
     for key in _ITEM_KEYS:
         if key in item.stash:
             del item.stash[key]
+
+
+def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per exploration test run in deterministic worlds: its strategy, how many schedules
+    ran, how many distinct interleavings they took, how many failed, and (PCT) the least
+    chance that one schedule, and all of them, hit a given race of the strategy's depth."""
+    tests: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("strategy"):
+            tests.setdefault((r["test"], r["strategy"]), []).append(r)
+    out = []
+    for (test, strategy), runs in sorted(tests.items()):
+        bounds = [r["bound"] for r in runs if r.get("bound") is not None]
+        one = min(bounds) if bounds else None
+        out.append(
+            {
+                "test": test,
+                "strategy": strategy,
+                "schedules": len(runs),
+                "interleavings": len({r["interleaving"] for r in runs}),
+                "failed": sum(1 for r in runs if r["violations"] or r.get("body_failed")),
+                "bound_one": one,
+                "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
+            }
+        )
+    return out
+
+
+def describe_exploration(e: dict[str, Any]) -> str:
+    """``40 schedules, 37 interleavings, 2 failing; ...`` for the terminal summary."""
+    text = f"{e['schedules']} schedules, {e['interleavings']} interleavings, {e['failed']} failing"
+    if e.get("bound_one") is not None:
+        text += (
+            f"; a race of its depth is hit with p >= {e['bound_one']:.2g} per schedule, "
+            f"{e['bound_all']:.2g} in all"
+        )
+    return text
 
 
 def float_ini(config: pytest.Config, name: str) -> float:

@@ -54,7 +54,7 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
             "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
             "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
             "@pytest.mark.ntinv_faults(code, *, verb='write'*",
-            "@pytest.mark.ntinv_explore(schedules=10, *, space=None)*",
+            "@pytest.mark.ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3)*",
             "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
         ]
     )
@@ -65,7 +65,8 @@ def test_options_are_documented(pt: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*--ntinv-seed=N*",
-            "*--ntinv-replay=SEED*",
+            "*--ntinv-replay=SEED|TOKEN*",
+            "*--ntinv-strategy={random,pct}*",
             "*--ntinv-schedules=K*",
             "*--ntinv-json=PATH*",
             "*--ntinv-report-dir=DIR*",
@@ -370,6 +371,7 @@ def test_xdist_workers_share_the_seed_and_merge_reports(
         "violations": 0,
         "schedules": 6,
         "schedules_perturbing_nothing": 6,
+        "exploration": [],  # (no deterministic world: no steps, no strategy)
     }
     serial = pt.runpytest("--ntinv-seed=3", "--collect-only", "-q")
     ids = sorted(t["nodeid"] for t in doc["tests"])

@@ -8,11 +8,13 @@ it ran in a thread. The parts that produce them (``ApiHandler``, ``Watcher``, ``
 
 The engine decides only when the world is quiescent: the ``WorldLoop`` asks it whenever
 its ready queue is empty and no socket is readable, with no executor job still running.
-Then, while a test waits on it (``run_until``), it either releases one action, chosen by a
-``random.Random`` seeded from the test's seed among those that may go now, or, when none
-may, moves virtual time to the next timer or the next delayed action. When the test is not
-waiting, the world stays paused, so whatever the test body does lands between two steps,
-at the same point in every run.
+Then, while a test waits on it (``run_until``), it either releases one action, chosen by
+its ``Strategy`` (by default a random walk seeded from the test's seed) among those that
+may go now, or, when none may, moves virtual time to the next timer or the next delayed
+action. The index chosen at each step with more than one candidate is recorded
+(``decisions``): replayed by ``strategies.Replay``, they walk the same path again. When
+the test is not waiting, the world stays paused, so whatever the test body does lands
+between two steps, at the same point in every run.
 
 A run's steps (``Step``: number, virtual time, actor, action) are its timeline, and the
 same seed, test and code give the same steps.
@@ -32,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from .strategies import RandomWalk, Strategy
 
 if TYPE_CHECKING:
     import selectors
@@ -53,7 +56,6 @@ DEFAULT_HORIZON = 600.0
 SETTLE_HORIZONS = 10
 
 Kind = Literal["request", "event", "call", "job"]
-Chooser = Callable[[Sequence["Action"], random.Random], "Action"]
 
 
 @dataclass(eq=False)
@@ -111,19 +113,14 @@ class _Drive:
     future: concurrent.futures.Future[DriveResult]
 
 
-def choose_random(candidates: Sequence[Action], rng: random.Random) -> Action:
-    """Uniformly among the actions that may go now."""
-    return candidates[rng.randrange(len(candidates))] if len(candidates) > 1 else candidates[0]
-
-
 class Engine:
     """Hold what reaches the actors of a ``WorldLoop``; release it one step at a time.
 
     ``seed`` seeds every choice; ``horizon`` is how long (virtual seconds) nothing may
-    happen before the world counts as settled; ``choose`` picks among the actions that may
-    go. ``quiet`` (real seconds) runs the world on real time instead, for actors outside
-    the loop: quiescent means no byte arrived for ``quiet`` seconds, and ``horizon`` is in
-    real seconds too.
+    happen before the world counts as settled; ``strategy`` picks among the actions that
+    may go (default: ``RandomWalk(seed)``). ``quiet`` (real seconds) runs the world on
+    real time instead, for actors outside the loop: quiescent means no byte arrived for
+    ``quiet`` seconds, and ``horizon`` is in real seconds too.
     """
 
     def __init__(
@@ -132,7 +129,7 @@ class Engine:
         seed: int,
         *,
         horizon: float = DEFAULT_HORIZON,
-        choose: Chooser = choose_random,
+        strategy: Strategy | None = None,
         quiet: float | None = None,
     ) -> None:
         self.loop = loop
@@ -140,9 +137,10 @@ class Engine:
         self.quiet = quiet
         self._io_at = 0.0  # loop time of the last byte (or release), on real time
         self.seed = seed
-        self.rng = random.Random(seed)
         self.horizon = horizon
-        self.choose = choose
+        self.strategy = strategy if strategy is not None else RandomWalk(seed)
+        #: The index chosen at each step that had more than one candidate.
+        self.decisions: list[int] = []
         self.actors: set[str] = set()
         self.held: dict[int, Action] = {}
         self.steps: list[Step] = []
@@ -375,7 +373,12 @@ class Engine:
             candidates.append(action)
         if not candidates:
             return None
-        return self.choose(candidates, self.rng)
+        # Asked even with one candidate: a strategy may count the steps (PCT's change
+        # points); only real choices are decisions.
+        index = self.strategy.choose(candidates, len(self.steps))
+        if len(candidates) > 1:
+            self.decisions.append(index)
+        return candidates[index]
 
     def _upcoming(self) -> float | None:
         times = [a.not_before for a in self.held.values() if a.not_before > self.loop.time()]

@@ -23,6 +23,7 @@ from ..apiserver.hooks import Gate
 from .clock import VirtualClock, activate
 from .engine import DEFAULT_HORIZON, Action, DriveResult, Engine
 from .loop import WorldLoop
+from .strategies import Strategy
 
 if TYPE_CHECKING:
     from ..apiserver.hooks import RequestInfo
@@ -45,7 +46,8 @@ class World:
     """The loop thread of a deterministic test, with its ``engine`` and ``clock``.
 
     ``seed`` seeds the engine's choices; ``horizon`` is how long (virtual seconds) nothing
-    may happen before the world counts as settled.
+    may happen before the world counts as settled; ``strategy`` chooses each step
+    (default: a random walk from ``seed``).
 
     ``quiet`` (real seconds) makes a world on real time, for actors that run outside its
     loop (controllers run as processes): what reaches them is still held and released one
@@ -55,11 +57,17 @@ class World:
     """
 
     def __init__(
-        self, seed: int, *, horizon: float = DEFAULT_HORIZON, quiet: float | None = None
+        self,
+        seed: int,
+        *,
+        horizon: float = DEFAULT_HORIZON,
+        quiet: float | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         self.seed = seed
         self.horizon = horizon
         self.quiet = quiet
+        self.strategy = strategy
         self.thread = LoopThread(
             "ntinv-world", self._setup, self._teardown, loop_factory=self._make_loop
         )
@@ -72,7 +80,9 @@ class World:
         # Runs in the world's thread before its loop does: the clock activated here is in
         # the context every task and every thread job of the world copies.
         loop = WorldLoop()
-        self._engine = Engine(loop, self.seed, horizon=self.horizon, quiet=self.quiet)
+        self._engine = Engine(
+            loop, self.seed, horizon=self.horizon, quiet=self.quiet, strategy=self.strategy
+        )
         self._engine.attach()
         if self.real_time:
             return loop  # the processes read the real clock: so does everything else

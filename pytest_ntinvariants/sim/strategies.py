@@ -1,0 +1,162 @@
+"""Strategies: which of the actions that may go now the engine releases next.
+
+The engine asks its strategy at every step with the candidates in arrival order; the
+strategy answers with an index. A run is then fully described by the indices it chose at
+the steps that had more than one candidate (its *decisions*), whatever strategy chose
+them, so ``Replay`` can walk the same path again without the strategy that found it.
+
+- ``RandomWalk``: uniformly at random, from a seed.
+- ``PCT``: probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi and
+  Nagarakatte, ASPLOS 2010). Every *lane* (a replica's requests, one of its watch streams,
+  its thread jobs, its endpoint calls) gets a random priority; the highest-priority lane
+  that may go goes; at ``depth - 1`` random steps the lane that just went drops below all
+  others. A race that needs ``d`` ordering constraints between ``n`` lanes over ``k``
+  steps is hit by one schedule with probability at least ``1 / (n * k**(d - 1))``.
+- ``Replay``: the decisions of an earlier run, then the first candidate (arrival order).
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .engine import Action
+
+__all__ = ["PCT", "STRATEGIES", "RandomWalk", "Replay", "Strategy", "make_strategy"]
+
+
+class Strategy(abc.ABC):
+    """Chooses the next action among those that may go."""
+
+    #: The name ``ntinv_explore(strategy=...)`` and ``--ntinv-strategy`` use.
+    name: str = ""
+
+    @abc.abstractmethod
+    def choose(self, candidates: Sequence[Action], step: int) -> int:
+        """The index of the candidate to release at ``step`` (0-based count of the steps
+        released so far); ``candidates`` are in arrival order, never empty."""
+
+    def describe(self) -> str:
+        """How the strategy is set, for reports: ``pct (depth 3, 40 steps)``."""
+        return self.name
+
+    def bound(self, steps: int) -> float | None:
+        """After a run of ``steps`` steps, the least probability that one schedule hits a
+        given race the strategy is made for, when it can say (None: it cannot)."""
+        return None
+
+
+class RandomWalk(Strategy):
+    """Uniformly among the candidates, from ``seed``."""
+
+    name = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def choose(self, candidates: Sequence[Action], step: int) -> int:
+        """A seeded uniform choice."""
+        return self.rng.randrange(len(candidates)) if len(candidates) > 1 else 0
+
+
+class PCT(Strategy):
+    """Priority-based scheduling with ``depth - 1`` priority change points drawn among the
+    first ``steps`` steps (the expected length of a run; change points past the end of a
+    shorter run do nothing)."""
+
+    name = "pct"
+
+    def __init__(self, seed: int, *, depth: int = 3, steps: int = 50) -> None:
+        if depth < 1:
+            raise ValueError(f"pct depth must be at least 1, got {depth}")
+        if steps < 1:
+            raise ValueError(f"pct steps must be at least 1, got {steps}")
+        self.depth = depth
+        self.steps = steps
+        self.rng = random.Random(seed)
+        # Step numbers (0-based) after which the lane that went drops, with the priority
+        # it drops to: below every initial priority (those are >= depth).
+        points = self.rng.sample(range(steps), min(depth - 1, steps))
+        self._changes = {step: float(depth - 1 - i) for i, step in enumerate(sorted(points))}
+        self._priority: dict[Hashable, float] = {}
+
+    def describe(self) -> str:
+        """``pct (depth 3, 50 steps)``."""
+        return f"pct (depth {self.depth}, {self.steps} steps)"
+
+    def bound(self, steps: int) -> float | None:
+        """``1 / (n * k**(d - 1))`` for the ``n`` lanes seen and ``k`` steps: the chance
+        that one schedule hits a given race of depth ``d``."""
+        return 1.0 / (max(self.lanes, 1) * float(max(steps, 1)) ** (self.depth - 1))
+
+    def choose(self, candidates: Sequence[Action], step: int) -> int:
+        """The oldest action of the highest-priority lane; demote it at a change point."""
+        best = 0
+        best_priority = -1.0
+        for i, action in enumerate(candidates):
+            lane = lane_of(action)
+            priority = self._priority.get(lane)
+            if priority is None:
+                # First sight: a random place among the initial priorities (order of first
+                # sight is the same in every run of the seed, so this is too).
+                priority = self._priority[lane] = self.depth + self.rng.random()
+            if priority > best_priority:  # strictly: the oldest of a lane wins
+                best, best_priority = i, priority
+        change = self._changes.get(step)
+        if change is not None:
+            self._priority[lane_of(candidates[best])] = change
+        return best
+
+    @property
+    def lanes(self) -> int:
+        """How many lanes were seen."""
+        return len(self._priority)
+
+
+class Replay(Strategy):
+    """The ``decisions`` of an earlier run (the index chosen at each step that had more
+    than one candidate), then the first candidate. A decision beyond the candidates (the
+    code changed since) takes the last one and is counted in ``diverged``."""
+
+    name = "replay"
+
+    def __init__(self, decisions: Sequence[int]) -> None:
+        self.decisions = list(decisions)
+        self._next = 0
+        self.diverged = 0
+
+    def choose(self, candidates: Sequence[Action], step: int) -> int:
+        """The next recorded decision."""
+        if len(candidates) < 2:
+            return 0
+        if self._next >= len(self.decisions):
+            return 0
+        index = self.decisions[self._next]
+        self._next += 1
+        if index >= len(candidates):
+            self.diverged += 1
+            return len(candidates) - 1
+        return index
+
+
+def lane_of(action: Action) -> Hashable:
+    """What PCT gives a priority to: a watch stream, or an actor's requests, calls or
+    thread jobs (each of those goes in order of its own)."""
+    # A watch stream's number, never id(): ids are reused, and differ from run to run.
+    return (action.actor, action.kind, getattr(action.channel, "id", None))
+
+
+#: The strategies ``ntinv_explore(strategy=...)`` and ``--ntinv-strategy`` name.
+STRATEGIES = ("random", "pct")
+
+
+def make_strategy(name: str, seed: int, *, depth: int = 3, steps: int = 50) -> Strategy:
+    """The strategy called ``name`` for one run's ``seed``; ValueError for another name."""
+    if name == "random":
+        return RandomWalk(seed)
+    if name == "pct":
+        return PCT(seed, depth=depth, steps=steps)
+    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")

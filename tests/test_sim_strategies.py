@@ -1,0 +1,216 @@
+"""Strategies (random walk, PCT, replay of decisions) and replay tokens: a failing
+exploration run is written down as its schedule and its decisions, and runs again from
+that alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inner_pytest import INI
+from operators_fixtures import children
+
+# Loaded here so pytester's inner runs find them loaded (see test_plugin_replicas.py).
+import pytest_ntinvariants.operators
+import pytest_ntinvariants.tls  # noqa: F401
+from pytest_ntinvariants.perturb.schedule import Step
+from pytest_ntinvariants.replay import ReplayToken
+from pytest_ntinvariants.sim import PCT, Action, RandomWalk, Replay, make_strategy
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
+
+
+class Stream:
+    """Stands for a watch stream: what a lane of events is keyed by."""
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+
+
+def action(seq: int, actor: str, kind: Any = "request", channel: object = None) -> Action:
+    return Action(seq, actor, kind, f"#{seq}", release=lambda: None, drop=lambda: None,
+                  channel=channel)  # fmt: skip
+
+
+# ------------------------------------------------------------------ strategies
+
+
+def test_pct_runs_the_highest_lane_and_demotes_it_at_a_change_point() -> None:
+    a, b = action(1, "replica-0"), action(2, "replica-1")
+    pct = PCT(5, depth=2, steps=10)
+    [change] = pct._changes  # depth 2: one change point
+    first = pct.choose([a, b], 0)
+    # The same lane wins every step up to the change point, and then the other one.
+    picks = [pct.choose([a, b], step) for step in range(change + 2)]
+    assert picks[: change + 1] == [first] * (change + 1)
+    assert picks[change + 1] == 1 - first
+    # Within a lane the oldest action goes (arrival order), whatever its place.
+    pct2 = PCT(5, depth=1, steps=10)
+    older, newer = action(1, "replica-0"), action(3, "replica-0")
+    assert pct2.choose([older, newer], 0) == 0
+
+
+def test_pct_lanes_are_watch_streams_and_kinds_and_its_bound_counts_them() -> None:
+    pct = PCT(1, depth=3, steps=20)
+    events = [action(i, "replica-0", "event", Stream(i)) for i in (1, 2)]
+    pct.choose([*events, action(3, "replica-0"), action(4, "replica-1")], 0)
+    assert pct.lanes == 4  # two streams, replica-0's requests, replica-1's requests
+    assert pct.bound(20) == pytest.approx(1 / (4 * 20**2))
+    assert pct.describe() == "pct (depth 3, 20 steps)"
+
+
+def test_the_same_seed_makes_the_same_choices() -> None:
+    lanes = [action(i, f"replica-{i % 3}", "event", Stream(i)) for i in range(6)]
+    for make in (lambda: RandomWalk(11), lambda: PCT(11, depth=3, steps=30)):
+        one, two = make(), make()
+        steps = range(30)
+        assert [one.choose(lanes, s) for s in steps] == [two.choose(lanes, s) for s in steps]
+
+
+def test_replay_follows_the_decisions_then_arrival_order() -> None:
+    a, b, c = action(1, "r0"), action(2, "r1"), action(3, "r2")
+    replay = Replay([2, 0, 5])
+    assert replay.choose([a], 0) == 0  # one candidate: no decision used
+    assert [replay.choose([a, b, c], s) for s in range(4)] == [2, 0, 2, 0]
+    assert replay.diverged == 1  # 5 is beyond three candidates: the code changed
+
+
+def test_strategies_are_made_by_name() -> None:
+    assert isinstance(make_strategy("random", 1), RandomWalk)
+    pct = make_strategy("pct", 1, depth=4)
+    assert isinstance(pct, PCT) and pct.depth == 4
+    with pytest.raises(ValueError, match="unknown strategy 'dfs'; known: random, pct"):
+        make_strategy("dfs", 1)
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        PCT(1, depth=0)
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+def test_a_token_round_trips_and_a_bad_one_says_so() -> None:
+    token = ReplayToken(
+        42,
+        (Step("hold", "replica-1", (("until_status_write_of", "replica-0"),)),
+         Step("watch-latency", "replica-0", (("delay", 0.012345678),))),
+        (0, 1, 2, 1),
+    )  # fmt: skip
+    text = token.encode()
+    assert text.startswith("ntv1-") and ReplayToken.decode(text) == token
+    with pytest.raises(ValueError, match="starts with 'ntv1-'"):
+        ReplayToken.decode("42")
+    with pytest.raises(ValueError, match="cut short or mistyped"):
+        ReplayToken.decode(text[:-8])
+
+
+# ------------------------------------------------------------- through pytest
+
+
+@pytest.fixture
+def pt(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_children=children.race_test(12))
+    pytester.syspathinsert(Path(__file__).parent)  # operators_fixtures
+    return pytester
+
+
+def run(pt: pytest.Pytester, *args: str) -> tuple[dict[str, Any], Any]:
+    out = pt.path / "ntinv.json"
+    result = pt.runpytest(f"--ntinv-json={out}", *args)
+    return json.loads(out.read_text()), result
+
+
+def test_a_failure_prints_a_token_that_replays_it_without_the_draw(
+    pt: pytest.Pytester,
+) -> None:
+    """The token carries the schedule and the decisions: the replay fails again with the
+    same ledger even when the schedule would now be drawn differently, and with another
+    strategy asked for."""
+    doc, result = run(pt, "--ntinv-seed=7")
+    failed = [e for e in doc["tests"] if e["body_failed"]]
+    assert failed, result.stdout.str()
+    entry = failed[0]
+    assert entry["strategy"] == "random"
+    # The printed replay command passes the failing run's token.
+    commands = re.findall(r"^replay: (pytest .*)$", result.stdout.str(), re.M)
+    assert len(commands) == len(failed)
+    printed = {tuple(shlex.split(c)[1:]) for c in commands}
+    args = (entry["nodeid"], "-p", "no:randomly", f"--ntinv-replay={entry['token']}")
+    assert args in printed
+    # A draw that would now perturb everything: the token's schedule is used, not it.
+    pt.makeconftest("""
+        import pytest
+        from pytest_ntinvariants import Schedule
+        from pytest_ntinvariants.perturb.schedule import Step
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_ntinvariants_draw_schedule(space, seed, identities, item):
+            return Schedule(seed, tuple(Step("stale-reads", i, (("versions", 2),))
+                                        for i in identities))
+    """)
+    again, result = run(pt, *args, "--ntinv-strategy=pct")
+    [replayed] = again["tests"]
+    assert replayed["body_failed"] and replayed["digest"] == entry["digest"]
+    assert replayed["schedule"] == entry["schedule"]
+    assert replayed["strategy"] == "replay" and replayed["token"] == entry["token"]
+
+
+def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> None:
+    doc, result = run(pt, "--ntinv-seed=3", "-p", "no:randomly")
+    [explored] = doc["summary"]["exploration"]
+    assert explored["test"] == "test_children.py::test_one_child"
+    assert explored["strategy"] == "random" and explored["schedules"] == 12
+    assert 1 <= explored["interleavings"] <= 12
+    assert explored["failed"] == sum(1 for e in doc["tests"] if e["body_failed"])
+    result.stdout.fnmatch_lines(
+        [
+            "exploration (strategy: schedules, distinct interleavings, failing):",
+            f"  test_children.py::test_one_child: random: 12 schedules, "
+            f"{explored['interleavings']} interleavings, {explored['failed']} failing",
+        ]
+    )
+    pct, result = run(pt, "--ntinv-seed=3", "--ntinv-strategy=pct", "--ntinv-schedules=4")
+    [explored] = pct["summary"]["exploration"]
+    assert explored["strategy"] == "pct (depth 3, 50 steps)"
+    assert 0 < explored["bound_one"] <= explored["bound_all"] < 1
+    result.stdout.fnmatch_lines(["*pct (depth 3, 50 steps): 4 schedules, *; a race of its depth"
+                                 " is hit with p >= * per schedule, * in all"])  # fmt: skip
+
+
+def test_strategy_arguments_are_checked(pt: pytest.Pytester) -> None:
+    # (Each in a module of its own: a marker error fails its module's collection.)
+    pt.makepyfile(
+        test_bad_strategy="""
+            import pytest
+
+            @pytest.mark.ntinv_replicas(1)
+            @pytest.mark.ntinv_explore(schedules=1, strategy="dfs")
+            def test_strategy(ntinv):
+                pass
+        """,
+        test_bad_depth="""
+            import pytest
+
+            @pytest.mark.ntinv_replicas(1)
+            @pytest.mark.ntinv_explore(schedules=1, strategy="pct", depth=0)
+            def test_depth(ntinv):
+                pass
+        """,
+    )
+    result = pt.runpytest("test_bad_strategy.py", "test_bad_depth.py")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*ntinv_explore: strategy must be one of random, pct, got 'dfs'*",
+            "*ntinv_explore: depth must be an int >= 1, got 0*",
+        ]
+    )
+    assert result.ret != 0
+    result = pt.runpytest("--ntinv-replay=ntv1-garbage")
+    result.stderr.fnmatch_lines(["*--ntinv-replay: not a replay token (cut short or mistyped?)*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = pt.runpytest("--ntinv-strategy=dfs")
+    result.stderr.fnmatch_lines(["*--ntinv-strategy: invalid choice: 'dfs'*"])
