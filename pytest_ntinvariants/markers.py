@@ -19,6 +19,7 @@ import pytest
 
 from .perturb._values import FAULT_CODES, Delay, parse_delay
 from .perturb.schedule import Space
+from .replay import ReplayToken
 from .sim.strategies import STRATEGIES
 
 __all__ = [
@@ -67,6 +68,11 @@ MARKERS = {
         "the steps of a deterministic world chosen by `strategy` ('random' or 'pct' with "
         "`depth`; default: --ntinv-strategy, else random); the seed is in the test id, and "
         "a failure prints a token that replays it with --ntinv-replay=TOKEN."
+    ),
+    "ntinv_replay": (
+        "ntinv_replay(token): run the test once, exactly as the replay token a failure "
+        "printed says (its perturbations and every scheduling decision): a regression "
+        "test pinned to one run."
     ),
     "ntinv_invariants": (
         "ntinv_invariants(*, only=None, exclude=(), time_scale=None): choose which "
@@ -159,6 +165,7 @@ class ItemMarkers:
     faults: tuple[FaultSpec, ...] = ()
     explore: ExploreSpec | None = None
     invariants: InvariantsSpec = field(default_factory=InvariantsSpec)
+    replay: ReplayToken | None = None
 
 
 def _bind(name: str, fn: Callable[..., Any], mark: pytest.Mark) -> dict[str, Any]:
@@ -214,6 +221,7 @@ def _explore(
     schedules: Any = 10, *, space: Any = None, strategy: Any = None, depth: Any = 3
 ) -> None: ...
 def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
+def _replay(token: Any) -> None: ...
 
 
 def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
@@ -415,6 +423,17 @@ def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
     )
 
 
+def parse_replay(mark: pytest.Mark) -> ReplayToken:
+    """Parse ``ntinv_replay``."""
+    token = _bind("ntinv_replay", _replay, mark)["token"]
+    if not isinstance(token, str):
+        raise MarkerError(f"@pytest.mark.ntinv_replay: token must be a string, got {token!r}")
+    try:
+        return ReplayToken.decode(token)
+    except ValueError as e:
+        raise MarkerError(f"@pytest.mark.ntinv_replay: {e}") from None
+
+
 def parse_item_markers(item: pytest.Item) -> ItemMarkers:
     """Everything the markers of one item say (closest mark wins; faults add up)."""
 
@@ -423,11 +442,16 @@ def parse_item_markers(item: pytest.Item) -> ItemMarkers:
         return parse(mark) if mark is not None else None
 
     invariants = closest("ntinv_invariants", parse_invariants) or InvariantsSpec()
+    replay = closest("ntinv_replay", parse_replay)
+    explore = closest("ntinv_explore", parse_explore)
+    if replay is not None and explore is None:
+        explore = ExploreSpec(1)  # a pinned run is one exploration run, replayed
     return ItemMarkers(
         replicas=closest("ntinv_replicas", parse_replicas),
         latency=closest("ntinv_watch_latency", parse_latency),
         stale=closest("ntinv_stale_reads", parse_stale),
         faults=tuple(parse_fault(m) for m in item.iter_markers("ntinv_faults")),
-        explore=closest("ntinv_explore", parse_explore),
+        explore=explore,
         invariants=invariants,
+        replay=replay,
     )

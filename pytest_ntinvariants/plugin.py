@@ -66,6 +66,16 @@ def _replay(value: str) -> int | ReplayToken:
     return _seed(value)
 
 
+def _runs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"--ntinv-shrink takes an integer, got {value!r}") from None
+    if n < 0:
+        raise pytest.UsageError(f"--ntinv-shrink must be >= 0, got {n}")
+    return n
+
+
 def _positive(value: str) -> int:
     try:
         n = int(value)
@@ -106,6 +116,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how exploration tests choose each step of a deterministic world, unless "
         "their marker says: random (default) or pct.",
+    )
+    group.addoption(
+        "--ntinv-shrink",
+        dest="ntinv_shrink",
+        type=_runs,
+        default=100,
+        metavar="RUNS",
+        help="reduce a failing exploration run to fewest perturbations and fewest "
+        "deviations from arrival order that still fail the same way, in at most RUNS "
+        "more runs (default 100; 0: do not shrink).",
     )
     group.addoption(
         "--ntinv-schedules",
@@ -290,7 +310,7 @@ def _world(request: pytest.FixtureRequest, seed: int) -> World | None:
         return None
     from .sim import World
 
-    strategy = _session(request.config).strategy(markers.explore, seed)
+    strategy = _session(request.config).strategy(request.node, markers.explore, seed)
     if spec.argv is not None:
         # Processes work outside the world's loop: a world on real time, quiescent after
         # a quiet spell (inexact; see sim.engine).
@@ -447,7 +467,7 @@ def ntinv(
             space = markers.explore.space
 
             def draw(ids: list[str]) -> Schedule:
-                replayed = session.schedule(seed)
+                replayed = session.schedule(item, seed)
                 if replayed is not None:  # a token's schedule, as it ran
                     return replayed
                 drawn = request.config.hook.pytest_ntinvariants_draw_schedule(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from .markers import ExploreSpec, MarkerError, parse_explore
+from .markers import ExploreSpec, MarkerError, parse_explore, parse_replay
 from .perturb.schedule import Schedule, derive_seed
 from .replay import ReplayToken
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .harness import Harness, RunInfo
     from .invariants import InvariantRegistry, Violation
     from .ledger import Ledger
+    from .shrink import Outcome
     from .sim import Strategy, World
 
 __all__ = [
@@ -69,6 +70,9 @@ class NtinvSession:
         #: ``--ntinv-replay``: a schedule seed, or a token (schedule and decisions).
         self.replay: int | ReplayToken | None = config.getoption("ntinv_replay")
         self.strategy_name: str | None = config.getoption("ntinv_strategy")
+        #: Most runs one failure's shrinking may take (0: no shrinking).
+        self.shrink_runs: int = config.getoption("ntinv_shrink")
+        self._candidate: dict[str, Any] | None = None  # the entry of a shrinking run
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
         self.results: list[dict[str, Any]] = []
         self._registry: InvariantRegistry | None = None
@@ -116,7 +120,9 @@ class NtinvSession:
 
     # --------------------------------------------------------- exploration
 
-    def strategy(self, explore: ExploreSpec | None, seed: int) -> Strategy | None:
+    def strategy(
+        self, item: pytest.Item, explore: ExploreSpec | None, seed: int
+    ) -> Strategy | None:
         """How a deterministic world chooses its steps for a run of ``seed``: an
         exploration item's strategy (a replayed token's decisions, else the marker's, else
         ``--ntinv-strategy``'s, else a random walk); None (a random walk) for other tests."""
@@ -124,24 +130,95 @@ class NtinvSession:
 
         if explore is None:
             return None
-        if isinstance(self.replay, ReplayToken):
-            return Replay(self.replay.decisions)
+        token = self._token(item)
+        if token is not None:
+            return Replay(token.decisions)
         name = explore.strategy or self.strategy_name or "random"
         return make_strategy(name, seed, depth=explore.depth)
 
-    def schedule(self, seed: int) -> Schedule | None:
+    def schedule(self, item: pytest.Item, seed: int) -> Schedule | None:
         """The schedule a replayed token carries, when its seed is ``seed`` (None: draw)."""
-        if isinstance(self.replay, ReplayToken) and self.replay.seed == seed:
-            return self.replay.schedule
+        token = self._token(item)
+        if token is not None and token.seed == seed:
+            return token.schedule
         return None
 
+    def _token(self, item: pytest.Item) -> ReplayToken | None:
+        # A shrinking run's candidate, else the test's ntinv_replay, else --ntinv-replay's.
+        candidate = item.stash.get(SHRINK_KEY, None)
+        if candidate is not None:
+            return candidate
+        mark = item.get_closest_marker("ntinv_replay")
+        if mark is not None:
+            return parse_replay(mark)
+        return self.replay if isinstance(self.replay, ReplayToken) else None
+
+    # ------------------------------------------------------------- shrinking
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+        """Run an exploration item; when it fails in a deterministic world, run it again
+        with ever smaller schedules and fewer deviations from arrival order while it
+        fails the same way, and add the smallest run to its report."""
+        if self.shrink_runs <= 0 or not _is_exploration(item):
+            return None
+        from _pytest.runner import runtestprotocol
+
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        first = len(self.results)
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        entry = self.results[first] if len(self.results) > first else None
+        failed = next((r for r in reports if r.when == "call" and r.failed), None)
+        if failed is not None and entry is not None and entry.get("token"):
+            from .shrink import Shrinker
+
+            shrinker = Shrinker(
+                lambda token: self._run_candidate(item, nextitem, token),
+                ReplayToken.decode(entry["token"]),
+                _signature(entry, failed),
+                budget=self.shrink_runs,
+            )
+            result = shrinker.shrink()
+            entry["shrunk"] = result.to_dict()
+            failed.sections.append(("ntinvariants shrunk", result.describe(item.nodeid)))
+        for report in reports:
+            item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _run_candidate(
+        self, item: pytest.Item, nextitem: pytest.Item | None, token: ReplayToken
+    ) -> Outcome:
+        """Run ``item`` once more as ``token`` says, unrecorded: the failure's signature
+        (None: it passed), the token of what actually ran, its steps and deviations."""
+        from _pytest.runner import runtestprotocol
+
+        item.stash[SHRINK_KEY] = token
+        self._candidate = None
+        try:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        finally:
+            del item.stash[SHRINK_KEY]
+        entry, self._candidate = self._candidate, None
+        failed = next((r for r in reports if r.when == "call" and r.failed), None)
+        if entry is None or not entry.get("token"):
+            return None, None, "", []
+        ran = ReplayToken.decode(entry["token"])
+        if failed is None:
+            return None, ran, "", []
+        steps = dict(failed.sections).get("ntinvariants steps", "")
+        return _signature(entry, failed), ran, steps, entry["deviations"]
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """``ntinv_explore``: one item per seeded schedule, the seed in the id."""
+        """``ntinv_explore``: one item per seeded schedule, the seed in the id;
+        ``ntinv_replay``: one item, the run its token says."""
         mark = metafunc.definition.get_closest_marker("ntinv_explore")
-        if mark is None:
+        pinned = metafunc.definition.get_closest_marker("ntinv_replay")
+        if mark is None and pinned is None:
             return
         try:
-            spec = parse_explore(mark)
+            spec = parse_explore(mark) if mark is not None else None
+            token = parse_replay(pinned) if pinned is not None else None
         except MarkerError as e:
             error = str(e)
         else:
@@ -149,16 +226,21 @@ class NtinvSession:
         if error:  # failed outside the except block, so no "during handling" chain is shown
             pytest.fail(error, pytrace=False)
         if "ntinv" not in metafunc.fixturenames:
+            name = "ntinv_explore" if mark is not None else "ntinv_replay"
             pytest.fail(
-                f"@pytest.mark.ntinv_explore on {metafunc.definition.nodeid}: the "
+                f"@pytest.mark.{name} on {metafunc.definition.nodeid}: the "
                 f"test must use the ntinv fixture, which applies the schedules",
                 pytrace=False,
             )
-        if isinstance(self.replay, ReplayToken):
-            seeds = [self.replay.seed]
+        if token is None and isinstance(self.replay, ReplayToken):
+            token = self.replay
+        if token is not None:
+            seeds = [token.seed]
         elif self.replay is not None:
+            assert isinstance(self.replay, int)
             seeds = [self.replay]
         else:
+            assert spec is not None
             count = self.schedules_override or spec.schedules
             base = metafunc.definition.nodeid
             seeds = [derive_seed(self.seed, base, i) for i in range(count)]
@@ -215,9 +297,11 @@ class NtinvSession:
         for invariant in invariants:
             violations.extend(invariant.check(ledger, ctx))
         names = [i.name for i in invariants]
-        self.config.hook.pytest_ntinvariants_checked(
-            item=item, checked=names, violations=violations
-        )
+        shrinking = SHRINK_KEY in item.stash
+        if not shrinking:  # a shrinking run is the plugin's own business
+            self.config.hook.pytest_ntinvariants_checked(
+                item=item, checked=names, violations=violations
+            )
         entry: dict[str, Any] = {
             "nodeid": item.nodeid,
             "seed": run.seed if run else None,
@@ -235,11 +319,14 @@ class NtinvSession:
             "violations": [v.to_dict() for v in violations],
             "files": {},
         }
-        if violations or body_failed:
-            entry["files"] = self._artifacts(item, ledger)
-        self.config.hook.pytest_ntinvariants_report(item=item, report=entry)
         item.stash[RESULT_KEY] = entry
-        self.results.append(entry)
+        if shrinking:
+            self._candidate = entry
+        else:
+            if violations or body_failed:
+                entry["files"] = self._artifacts(item, ledger)
+            self.config.hook.pytest_ntinvariants_report(item=item, report=entry)
+            self.results.append(entry)
         if violations and not body_failed:
             from .report import format_violations
 
@@ -257,6 +344,10 @@ class NtinvSession:
         strategy = engine.strategy
         out: dict[str, Any] = {
             "test": item.nodeid.partition("[")[0],
+            # Steps where the run left arrival order: what a shrunk run keeps fewest of.
+            "deviations": [
+                n for n, i in zip(engine.decision_steps, engine.decisions, strict=True) if i
+            ],
             "strategy": strategy.describe(),
             "bound": strategy.bound(len(engine.steps)),
             "interleaving": hashlib.sha256(repr(engine.decisions).encode()).hexdigest()[:12],
@@ -421,6 +512,8 @@ class NtinvSession:
 
 
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+#: The token a shrinking run replays (only while it runs).
+SHRINK_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
 
 _ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
     LEDGER_KEY,
@@ -437,6 +530,24 @@ def release(item: pytest.Item) -> None:
     for key in _ITEM_KEYS:
         if key in item.stash:
             del item.stash[key]
+
+
+def _is_exploration(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "ntinv_schedule_seed" in callspec.params
+
+
+def _signature(entry: dict[str, Any], report: pytest.TestReport) -> tuple[Any, ...]:
+    """How a run failed, to tell "the same failure" in a smaller run: the invariants it
+    broke, or the kind and place of the test's own error (its message names generated
+    objects, which differ from run to run)."""
+    if entry["violations"] and not entry.get("body_failed"):
+        return ("invariants", tuple(sorted({v["invariant"] for v in entry["violations"]})))
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:
+        return ("error", str(report.longrepr).splitlines()[-1:])
+    kind = crash.message.partition(":")[0].strip()
+    return ("error", kind, crash.path, crash.lineno)
 
 
 def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

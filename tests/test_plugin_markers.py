@@ -55,6 +55,7 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
             "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
             "@pytest.mark.ntinv_faults(code, *, verb='write'*",
             "@pytest.mark.ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3)*",
+            "@pytest.mark.ntinv_replay(token)*",
             "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
         ]
     )
@@ -67,6 +68,7 @@ def test_options_are_documented(pt: pytest.Pytester) -> None:
             "*--ntinv-seed=N*",
             "*--ntinv-replay=SEED|TOKEN*",
             "*--ntinv-strategy={random,pct}*",
+            "*--ntinv-shrink=RUNS*",
             "*--ntinv-schedules=K*",
             "*--ntinv-json=PATH*",
             "*--ntinv-report-dir=DIR*",

@@ -130,7 +130,7 @@ def test_a_failure_prints_a_token_that_replays_it_without_the_draw(
     """The token carries the schedule and the decisions: the replay fails again with the
     same ledger even when the schedule would now be drawn differently, and with another
     strategy asked for."""
-    doc, result = run(pt, "--ntinv-seed=7")
+    doc, result = run(pt, "--ntinv-seed=7", "--ntinv-shrink=0")
     failed = [e for e in doc["tests"] if e["body_failed"]]
     assert failed, result.stdout.str()
     entry = failed[0]
@@ -214,3 +214,77 @@ def test_strategy_arguments_are_checked(pt: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result = pt.runpytest("--ntinv-strategy=dfs")
     result.stderr.fnmatch_lines(["*--ntinv-strategy: invalid choice: 'dfs'*"])
+
+
+# ------------------------------------------------------------------- shrinking
+
+
+def test_a_failure_is_shrunk_to_a_run_that_fails_the_same_way(pt: pytest.Pytester) -> None:
+    """Irrelevant perturbations and deviations from arrival order are taken away while
+    the run fails with the same error at the same place; what is left replays, fails
+    again, and is what the report prints. Shrinking runs are not counted as tests."""
+    pt.makepyfile(test_children=children.race_test(8).replace(
+        '{"watch_latency": None, "stale_reads": 0, "coalesce": 0, "hold": 0}',
+        '{"watch_latency": None, "stale_reads": 1, "coalesce": 0.5, "hold": 0}',
+    ))  # fmt: skip
+    doc, result = run(pt, "--ntinv-seed=7")
+    failed = [e for e in doc["tests"] if e["body_failed"]]
+    assert failed and len(doc["tests"]) == 8, result.stdout.str()
+    perturbed = [e for e in failed if e["perturbed"]]
+    assert perturbed, "no failing schedule had a perturbation to take away"
+    for entry in failed:
+        shrunk = entry["shrunk"]
+        assert shrunk["complete"]
+        assert len(shrunk["perturbations"]) <= shrunk["perturbations_before"]
+        assert len(shrunk["deviations"]) <= shrunk["deviations_before"]
+    entry = perturbed[0]
+    shrunk = entry["shrunk"]
+    # (this race needs no perturbation at all: both replicas list, then both create)
+    assert shrunk["perturbations"] == [] and shrunk["perturbations_before"] > 0
+    section = result.stdout.str()
+    assert f"--ntinv-replay={shrunk['token']}" in section
+    assert f'@pytest.mark.ntinv_replay("{shrunk["token"]}")' in section
+    assert "steps of the smallest run:" in section
+    again, replayed = run(pt, entry["nodeid"], f"--ntinv-replay={shrunk['token']}",
+                          "--ntinv-shrink=0")  # fmt: skip
+    [rerun] = again["tests"]
+    assert rerun["body_failed"] and rerun["schedule"].endswith("no perturbations")
+    replayed.stdout.fnmatch_lines(["*AssertionError: [[]'g1-*', 'g1-*'[]]*"])
+
+
+def test_a_test_pinned_to_a_token_runs_that_run(pt: pytest.Pytester) -> None:
+    doc, _ = run(pt, "--ntinv-seed=7", "--ntinv-shrink=0")
+    failing = next(e for e in doc["tests"] if e["body_failed"])
+    passing = next(e for e in doc["tests"] if not e["body_failed"])
+    body = children.race_test(1).split("@pytest.mark.ntinv_replicas(2)")
+    module = body[0] + "".join(
+        f"""
+@pytest.mark.ntinv_replicas(2)
+@pytest.mark.ntinv_replay("{entry["token"]}")
+def test_{name}(ntinv):
+    ntinv.wait_watching("gadgets")
+    ntinv.apply(gadgets.gadget("g1"))
+    assert ntinv.wait_quiet()
+    kids = ntinv.list("v1", "ConfigMap", "default", label_selector="gadget=g1")
+    assert len(kids) == 1, [k["metadata"]["name"] for k in kids]
+"""
+        for name, entry in (("fails", failing), ("passes", passing))
+    )
+    pt.makepyfile(test_pinned=module)
+    pinned, result = run(pt, "test_pinned.py", "--ntinv-shrink=0")
+    result.assert_outcomes(passed=1, failed=1)
+    by_name = {e["nodeid"].split("::")[1].split("[")[0]: e for e in pinned["tests"]}
+    assert by_name["test_fails"]["digest"] == failing["digest"]
+    assert by_name["test_passes"]["digest"] == passing["digest"]
+    pt.makepyfile(
+        test_pinned="""
+        import pytest
+
+        @pytest.mark.ntinv_replay("ntv1-AAAA")
+        def test_bad(ntinv):
+            pass
+    """
+    )
+    result = pt.runpytest("test_pinned.py")
+    result.stdout.fnmatch_lines(["*@pytest.mark.ntinv_replay: not a replay token*"])
+    assert result.ret != 0

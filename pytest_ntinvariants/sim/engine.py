@@ -139,8 +139,10 @@ class Engine:
         self.seed = seed
         self.horizon = horizon
         self.strategy = strategy if strategy is not None else RandomWalk(seed)
-        #: The index chosen at each step that had more than one candidate.
+        #: The index chosen at each step that had more than one candidate, and the
+        #: number of that step.
         self.decisions: list[int] = []
+        self.decision_steps: list[int] = []
         self.actors: set[str] = set()
         self.held: dict[int, Action] = {}
         self.steps: list[Step] = []
@@ -378,6 +380,7 @@ class Engine:
         index = self.strategy.choose(candidates, len(self.steps))
         if len(candidates) > 1:
             self.decisions.append(index)
+            self.decision_steps.append(len(self.steps) + 1)
         return candidates[index]
 
     def _upcoming(self) -> float | None:
