@@ -65,9 +65,10 @@ MARKERS = {
     "ntinv_explore": (
         "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3): run the test "
         "once per seeded schedule of perturbations drawn from `space` (a Space or dict), "
-        "the steps of a deterministic world chosen by `strategy` ('random' or 'pct' with "
-        "`depth`; default: --ntinv-strategy, else random); the seed is in the test id, and "
-        "a failure prints a token that replays it with --ntinv-replay=TOKEN."
+        "the steps of a deterministic world chosen by `strategy` ('random'; 'pct' with "
+        "`depth`; 'exhaustive': every run with at most `depth` deviations from arrival "
+        "order, fewest first; default: --ntinv-strategy, else random); the seed is in the "
+        "test id, and a failure prints a token that replays it with --ntinv-replay=TOKEN."
     ),
     "ntinv_replay": (
         "ntinv_replay(token): run the test once, exactly as the replay token a failure "

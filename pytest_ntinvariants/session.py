@@ -13,13 +13,14 @@ import os
 import random
 import shlex
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
-from .markers import ExploreSpec, MarkerError, parse_explore, parse_replay
+from .markers import ExploreSpec, MarkerError, parse_explore, parse_item_markers, parse_replay
 from .perturb.schedule import Schedule, derive_seed
 from .replay import ReplayToken
 
@@ -72,7 +73,9 @@ class NtinvSession:
         self.strategy_name: str | None = config.getoption("ntinv_strategy")
         #: Most runs one failure's shrinking may take (0: no shrinking).
         self.shrink_runs: int = config.getoption("ntinv_shrink")
-        self._candidate: dict[str, Any] | None = None  # the entry of a shrinking run
+        self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
+        self._learned: dict[str, Learned | None] = {}  # per test: its learning run
+        self._index: dict[tuple[str, int], int] = {}  # (test, schedule seed) -> its place
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
         self.results: list[dict[str, Any]] = []
         self._registry: InvariantRegistry | None = None
@@ -125,7 +128,8 @@ class NtinvSession:
     ) -> Strategy | None:
         """How a deterministic world chooses its steps for a run of ``seed``: an
         exploration item's strategy (a replayed token's decisions, else the marker's, else
-        ``--ntinv-strategy``'s, else a random walk); None (a random walk) for other tests."""
+        ``--ntinv-strategy``'s, else a random walk); None (a random walk) for other tests.
+        Skips an exhaustive item past the end of its search."""
         from .sim.strategies import Replay, make_strategy
 
         if explore is None:
@@ -133,43 +137,73 @@ class NtinvSession:
         token = self._token(item)
         if token is not None:
             return Replay(token.decisions)
-        name = explore.strategy or self.strategy_name or "random"
-        return make_strategy(name, seed, depth=explore.depth)
+        name = self._strategy_name(explore)
+        learned = self._learned.get(_test_of(item))
+        strategy = make_strategy(
+            name,
+            seed,
+            depth=explore.depth,
+            steps=learned.steps if learned else 50,
+            choices=learned.choices if learned else (),
+            index=self._index.get((_test_of(item), seed), 0),
+        )
+        if strategy is None:
+            pytest.skip(
+                f"exhaustive search of {_test_of(item)}: every run with at most "
+                f"{explore.depth} deviation(s) from arrival order ran in an earlier item"
+            )
+        return strategy
 
     def schedule(self, item: pytest.Item, seed: int) -> Schedule | None:
-        """The schedule a replayed token carries, when its seed is ``seed`` (None: draw)."""
+        """The schedule a replayed token carries, when its seed is ``seed``; none for an
+        exhaustive search (it explores orderings); None: draw."""
         token = self._token(item)
         if token is not None and token.seed == seed:
             return token.schedule
+        explore = parse_item_markers(item).explore
+        if token is None and explore is not None and self._strategy_name(explore) == "exhaustive":
+            return Schedule(seed, ())
         return None
 
+    def _strategy_name(self, explore: ExploreSpec) -> str:
+        return explore.strategy or self.strategy_name or "random"
+
     def _token(self, item: pytest.Item) -> ReplayToken | None:
-        # A shrinking run's candidate, else the test's ntinv_replay, else --ntinv-replay's.
-        candidate = item.stash.get(SHRINK_KEY, None)
-        if candidate is not None:
-            return candidate
+        # The plugin's own run (learning, shrinking), else the test's ntinv_replay, else
+        # --ntinv-replay's.
+        own = item.stash.get(OWN_RUN_KEY, None)
+        if own is not None:
+            return own
         mark = item.get_closest_marker("ntinv_replay")
         if mark is not None:
             return parse_replay(mark)
         return self.replay if isinstance(self.replay, ReplayToken) else None
 
-    # ------------------------------------------------------------- shrinking
+    # ----------------------------------------------------- learning, shrinking
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        """Run an exploration item; when it fails in a deterministic world, run it again
-        with ever smaller schedules and fewer deviations from arrival order while it
-        fails the same way, and add the smallest run to its report."""
-        if self.shrink_runs <= 0 or not _is_exploration(item):
+        """Run an exploration item. Before the first of a test whose strategy learns
+        (``pct``, ``exhaustive``), run the test once in arrival order with no
+        perturbation, unrecorded, to learn its length and its decisions. When the item
+        fails in a deterministic world, run it again with ever smaller schedules and fewer
+        deviations from arrival order while it fails the same way, and add the smallest
+        run to its report."""
+        if not _is_exploration(item):
+            return None
+        learn = self._needs_learning(item)
+        if self.shrink_runs <= 0 and not learn:
             return None
         from _pytest.runner import runtestprotocol
 
+        if learn:
+            self._learn(item, nextitem)
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         first = len(self.results)
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         entry = self.results[first] if len(self.results) > first else None
         failed = next((r for r in reports if r.when == "call" and r.failed), None)
-        if failed is not None and entry is not None and entry.get("token"):
+        if self.shrink_runs > 0 and failed is not None and entry and entry.get("token"):
             from .shrink import Shrinker
 
             shrinker = Shrinker(
@@ -186,21 +220,51 @@ class NtinvSession:
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
-    def _run_candidate(
+    def _needs_learning(self, item: pytest.Item) -> bool:
+        from .sim.strategies import LEARNING
+
+        if _test_of(item) in self._learned or self._token(item) is not None:
+            return False
+        try:
+            explore = parse_item_markers(item).explore
+        except MarkerError:
+            return False  # the ntinv fixture reports it
+        return explore is not None and self._strategy_name(explore) in LEARNING
+
+    def _learn(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """The learning run: once per test and process, the same in every process."""
+        test = _test_of(item)
+        token = ReplayToken(derive_seed(self.seed, test, "learning"))
+        # Torn down as for the next item (never as for this one: pytest would keep the
+        # item set up, and not fill its arguments again).
+        entry, _ = self._run_own(item, nextitem, token)
+        choices = entry.get("choices") if entry else None
+        self._learned[test] = (
+            Learned(entry["steps"], tuple(choices)) if entry and choices is not None else None
+        )
+
+    def _run_own(
         self, item: pytest.Item, nextitem: pytest.Item | None, token: ReplayToken
-    ) -> Outcome:
-        """Run ``item`` once more as ``token`` says, unrecorded: the failure's signature
-        (None: it passed), the token of what actually ran, its steps and deviations."""
+    ) -> tuple[dict[str, Any] | None, pytest.TestReport | None]:
+        """Run ``item`` as ``token`` says, unrecorded: its entry and failed call report."""
         from _pytest.runner import runtestprotocol
 
-        item.stash[SHRINK_KEY] = token
+        item.stash[OWN_RUN_KEY] = token
         self._candidate = None
         try:
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
         finally:
-            del item.stash[SHRINK_KEY]
+            del item.stash[OWN_RUN_KEY]
         entry, self._candidate = self._candidate, None
         failed = next((r for r in reports if r.when == "call" and r.failed), None)
+        return entry, failed
+
+    def _run_candidate(
+        self, item: pytest.Item, nextitem: pytest.Item | None, token: ReplayToken
+    ) -> Outcome:
+        """A shrinking run: the failure's signature (None: it passed), the token of what
+        actually ran, its steps and deviations."""
+        entry, failed = self._run_own(item, nextitem, token)
         if entry is None or not entry.get("token"):
             return None, None, "", []
         ran = ReplayToken.decode(entry["token"])
@@ -244,6 +308,7 @@ class NtinvSession:
             count = self.schedules_override or spec.schedules
             base = metafunc.definition.nodeid
             seeds = [derive_seed(self.seed, base, i) for i in range(count)]
+            self._index.update(((base, s), i) for i, s in enumerate(seeds))
         metafunc.parametrize(
             "ntinv_schedule_seed", seeds, ids=[f"seed-{s}" for s in seeds], indirect=True
         )
@@ -297,8 +362,8 @@ class NtinvSession:
         for invariant in invariants:
             violations.extend(invariant.check(ledger, ctx))
         names = [i.name for i in invariants]
-        shrinking = SHRINK_KEY in item.stash
-        if not shrinking:  # a shrinking run is the plugin's own business
+        own = OWN_RUN_KEY in item.stash
+        if not own:  # a learning or shrinking run is the plugin's own business
             self.config.hook.pytest_ntinvariants_checked(
                 item=item, checked=names, violations=violations
             )
@@ -320,7 +385,8 @@ class NtinvSession:
             "files": {},
         }
         item.stash[RESULT_KEY] = entry
-        if shrinking:
+        if own:
+            entry["choices"] = list(world.engine.choices) if world is not None else None
             self._candidate = entry
         else:
             if violations or body_failed:
@@ -338,12 +404,14 @@ class NtinvSession:
         """An exploration item's strategy, the path its world took (a hash of the
         decisions, which tells interleavings apart) and the token that replays it; the
         replay command then passes the token."""
+        from .sim.strategies import Exhaustive, deviation_counts
+
         if run is None or run.schedule is None or world is None:
             return {}
         engine = world.engine
         strategy = engine.strategy
         out: dict[str, Any] = {
-            "test": item.nodeid.partition("[")[0],
+            "test": _test_of(item),
             # Steps where the run left arrival order: what a shrunk run keeps fewest of.
             "deviations": [
                 n for n, i in zip(engine.decision_steps, engine.decisions, strict=True) if i
@@ -352,6 +420,14 @@ class NtinvSession:
             "bound": strategy.bound(len(engine.steps)),
             "interleaving": hashlib.sha256(repr(engine.decisions).encode()).hexdigest()[:12],
         }
+        learned = self._learned.get(_test_of(item))
+        if isinstance(strategy, Exhaustive) and learned is not None:
+            # Where the run is in its search: how many deviations it took, and how many
+            # runs the search has with each number of deviations.
+            out["exhaustive"] = {
+                "deviations": len(strategy.deviations),
+                "runs_by_deviations": deviation_counts(learned.choices, strategy.most),
+            }
         if not world.real_time:  # a run on real time does not replay exactly
             token = ReplayToken.of(run.schedule, engine.decisions).encode()
             out["token"] = token
@@ -512,8 +588,22 @@ class NtinvSession:
 
 
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
-#: The token a shrinking run replays (only while it runs).
-SHRINK_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
+#: The token a run of the plugin's own (learning, shrinking) replays, while it runs.
+OWN_RUN_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What a test's learning run (once, in arrival order, unperturbed) showed."""
+
+    steps: int  # how many steps it took
+    choices: tuple[int, ...]  # how many candidates each of its decisions had
+
+
+def _test_of(item: pytest.Item) -> str:
+    """The test an exploration item runs (its node id without the parameters)."""
+    return item.nodeid.partition("[")[0]
+
 
 _ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
     LEDGER_KEY,
@@ -562,23 +652,38 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (test, strategy), runs in sorted(tests.items()):
         bounds = [r["bound"] for r in runs if r.get("bound") is not None]
         one = min(bounds) if bounds else None
-        out.append(
-            {
-                "test": test,
-                "strategy": strategy,
-                "schedules": len(runs),
-                "interleavings": len({r["interleaving"] for r in runs}),
-                "failed": sum(1 for r in runs if r["violations"] or r.get("body_failed")),
-                "bound_one": one,
-                "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
-            }
-        )
+        summary = {
+            "test": test,
+            "strategy": strategy,
+            "schedules": len(runs),
+            "interleavings": len({r["interleaving"] for r in runs}),
+            "failed": sum(1 for r in runs if r["violations"] or r.get("body_failed")),
+            "bound_one": one,
+            "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
+        }
+        searched = [r["exhaustive"] for r in runs if r.get("exhaustive")]
+        if searched:
+            totals = searched[0]["runs_by_deviations"]
+            ran = [0] * len(totals)
+            for r in searched:
+                ran[r["deviations"]] += 1
+            summary["exhaustive"] = {"runs_by_deviations": totals, "ran_by_deviations": ran}
+        out.append(summary)
     return out
 
 
 def describe_exploration(e: dict[str, Any]) -> str:
     """``40 schedules, 37 interleavings, 2 failing; ...`` for the terminal summary."""
     text = f"{e['schedules']} schedules, {e['interleavings']} interleavings, {e['failed']} failing"
+    searched = e.get("exhaustive")
+    if searched:
+        pairs = list(
+            zip(searched["ran_by_deviations"], searched["runs_by_deviations"], strict=True)
+        )
+        covered = ", ".join(f"{ran} of {total} with {k}" for k, (ran, total) in enumerate(pairs))
+        text += f"; runs with k deviations from arrival order: {covered}"
+        if all(ran == total for ran, total in pairs):
+            text += " (the whole search)"
     if e.get("bound_one") is not None:
         text += (
             f"; a race of its depth is hit with p >= {e['bound_one']:.2g} per schedule, "

@@ -67,7 +67,7 @@ def test_options_are_documented(pt: pytest.Pytester) -> None:
         [
             "*--ntinv-seed=N*",
             "*--ntinv-replay=SEED|TOKEN*",
-            "*--ntinv-strategy={random,pct}*",
+            "*--ntinv-strategy={random,pct,exhaustive}*",
             "*--ntinv-shrink=RUNS*",
             "*--ntinv-schedules=K*",
             "*--ntinv-json=PATH*",

@@ -20,6 +20,7 @@ import pytest_ntinvariants.tls  # noqa: F401
 from pytest_ntinvariants.perturb.schedule import Step
 from pytest_ntinvariants.replay import ReplayToken
 from pytest_ntinvariants.sim import PCT, Action, RandomWalk, Replay, make_strategy
+from pytest_ntinvariants.sim.strategies import Exhaustive, deviation_counts, deviation_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
@@ -83,10 +84,23 @@ def test_strategies_are_made_by_name() -> None:
     assert isinstance(make_strategy("random", 1), RandomWalk)
     pct = make_strategy("pct", 1, depth=4)
     assert isinstance(pct, PCT) and pct.depth == 4
-    with pytest.raises(ValueError, match="unknown strategy 'dfs'; known: random, pct"):
+    with pytest.raises(ValueError, match="unknown strategy 'dfs'; known: random, pct, exhaustive"):
         make_strategy("dfs", 1)
     with pytest.raises(ValueError, match="depth must be at least 1"):
         PCT(1, depth=0)
+
+
+def test_deviation_sets_come_fewest_first_and_are_counted() -> None:
+    choices = [2, 3, 1, 2]  # candidates at each decision of a learning run
+    sets = list(deviation_sets(choices, 2))
+    assert sets[0] == ()
+    assert sets[1:5] == [((0, 1),), ((1, 1),), ((1, 2),), ((3, 1),)]
+    assert all(len({p for p, _ in s}) == len(s) for s in sets)  # one per decision
+    assert [sum(1 for s in sets if len(s) == k) for k in range(3)] == [1, 4, 5]
+    assert deviation_counts(choices, 2) == [1, 4, 5]
+    search = make_strategy("exhaustive", 1, depth=2, choices=choices, index=7)
+    assert isinstance(search, Exhaustive) and search.decisions == [1, 0, 0, 1]
+    assert make_strategy("exhaustive", 1, depth=2, choices=choices, index=10) is None
 
 
 # ---------------------------------------------------------------------- tokens
@@ -175,9 +189,10 @@ def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> 
     )
     pct, result = run(pt, "--ntinv-seed=3", "--ntinv-strategy=pct", "--ntinv-schedules=4")
     [explored] = pct["summary"]["exploration"]
-    assert explored["strategy"] == "pct (depth 3, 50 steps)"
+    # (its length, k, is the learning run's: see test_pct_takes_the_length_of_its_...)
+    assert re.fullmatch(r"pct \(depth 3, \d+ steps\)", explored["strategy"])
     assert 0 < explored["bound_one"] <= explored["bound_all"] < 1
-    result.stdout.fnmatch_lines(["*pct (depth 3, 50 steps): 4 schedules, *; a race of its depth"
+    result.stdout.fnmatch_lines(["*pct (depth 3, * steps): 4 schedules, *; a race of its depth"
                                  " is hit with p >= * per schedule, * in all"])  # fmt: skip
 
 
@@ -204,7 +219,7 @@ def test_strategy_arguments_are_checked(pt: pytest.Pytester) -> None:
     result = pt.runpytest("test_bad_strategy.py", "test_bad_depth.py")
     result.stdout.fnmatch_lines_random(
         [
-            "*ntinv_explore: strategy must be one of random, pct, got 'dfs'*",
+            "*ntinv_explore: strategy must be one of random, pct, exhaustive, got 'dfs'*",
             "*ntinv_explore: depth must be an int >= 1, got 0*",
         ]
     )
@@ -288,3 +303,45 @@ def test_{name}(ntinv):
     result = pt.runpytest("test_pinned.py")
     result.stdout.fnmatch_lines(["*@pytest.mark.ntinv_replay: not a replay token*"])
     assert result.ret != 0
+
+
+# --------------------------------------------------------------- learning
+
+
+def test_an_exhaustive_search_runs_every_run_within_its_bound_once(pt: pytest.Pytester) -> None:
+    """A learning run (unrecorded) says how many candidates each decision had; the items
+    then take every run with no deviation, then with one, each once, and the items past
+    the end of the search are skipped, saying why."""
+    pt.makepyfile(test_children=children.race_test(40).replace(
+        "schedules=40,", 'schedules=40, strategy="exhaustive", depth=1,'))  # fmt: skip
+    doc, result = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "-rs")
+    [explored] = doc["summary"]["exploration"]
+    search = explored["exhaustive"]
+    total = sum(search["runs_by_deviations"])
+    assert search["runs_by_deviations"][0] == 1 and 1 < total < 40
+    assert search["ran_by_deviations"] == search["runs_by_deviations"]
+    assert explored["schedules"] == total == len(doc["tests"])  # the learning run: unrecorded
+    assert explored["interleavings"] == total  # every run a different one
+    assert all(e["schedule"].endswith("no perturbations") for e in doc["tests"])
+    outcomes = result.parseoutcomes()
+    assert outcomes["skipped"] == 40 - total
+    result.stdout.fnmatch_lines(
+        [
+            f"*exhaustive (at most 1 deviation): {total} schedules, {total} interleavings, "
+            f"* failing; runs with k deviations from arrival order: 1 of 1 with 0, "
+            f"{total - 1} of {total - 1} with 1 (the whole search)",
+            "*exhaustive search of test_children.py::test_one_child: every run with at most "
+            "1 deviation(s) from arrival order ran in an earlier item*",
+        ]
+    )
+
+
+def test_pct_takes_the_length_of_its_learning_run(pt: pytest.Pytester) -> None:
+    """PCT draws its change points among the steps of the learning run (the test in
+    arrival order, unperturbed), which is as long as an exhaustive search's first run."""
+    arrival, _ = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "--ntinv-strategy=exhaustive",
+                     "--ntinv-schedules=1")  # fmt: skip
+    [first] = arrival["tests"]
+    doc, _ = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "--ntinv-strategy=pct",
+                 "--ntinv-schedules=3")  # fmt: skip
+    assert {e["strategy"] for e in doc["tests"]} == {f"pct (depth 3, {first['steps']} steps)"}

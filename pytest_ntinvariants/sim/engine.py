@@ -139,10 +139,11 @@ class Engine:
         self.seed = seed
         self.horizon = horizon
         self.strategy = strategy if strategy is not None else RandomWalk(seed)
-        #: The index chosen at each step that had more than one candidate, and the
-        #: number of that step.
+        #: The index chosen at each step that had more than one candidate, the number of
+        #: that step, and how many candidates it had.
         self.decisions: list[int] = []
         self.decision_steps: list[int] = []
+        self.choices: list[int] = []
         self.actors: set[str] = set()
         self.held: dict[int, Action] = {}
         self.steps: list[Step] = []
@@ -381,6 +382,7 @@ class Engine:
         if len(candidates) > 1:
             self.decisions.append(index)
             self.decision_steps.append(len(self.steps) + 1)
+            self.choices.append(len(candidates))
         return candidates[index]
 
     def _upcoming(self) -> float | None:

@@ -13,19 +13,35 @@ them, so ``Replay`` can walk the same path again without the strategy that found
   others. A race that needs ``d`` ordering constraints between ``n`` lanes over ``k``
   steps is hit by one schedule with probability at least ``1 / (n * k**(d - 1))``.
 - ``Replay``: the decisions of an earlier run, then the first candidate (arrival order).
+- ``Exhaustive``: one run of a bounded exhaustive search. A run *deviates* at a decision
+  when it takes another candidate than the first (arrival order). Numbering every set of
+  at most ``bound`` deviations from the decisions of a learning run (the test run once in
+  arrival order), fewest first (``deviation_sets``), run ``i`` of a test takes set ``i``:
+  so ``n`` runs cover every run with no deviation, then every run with one, and so on
+  (delay-bounded scheduling, Emmi, Qadeer and Rakamaric, POPL 2011).
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .engine import Action
 
-__all__ = ["PCT", "STRATEGIES", "RandomWalk", "Replay", "Strategy", "make_strategy"]
+__all__ = [
+    "PCT",
+    "STRATEGIES",
+    "Exhaustive",
+    "RandomWalk",
+    "Replay",
+    "Strategy",
+    "deviation_sets",
+    "make_strategy",
+]
 
 
 class Strategy(abc.ABC):
@@ -142,6 +158,48 @@ class Replay(Strategy):
         return index
 
 
+class Exhaustive(Replay):
+    """Run ``deviations`` (``(decision, candidate)`` pairs) of a bounded exhaustive
+    search, every other decision in arrival order."""
+
+    name = "exhaustive"
+
+    def __init__(self, deviations: Sequence[tuple[int, int]], most: int) -> None:
+        decisions = [0] * (max((p for p, _ in deviations), default=-1) + 1)
+        for position, index in deviations:
+            decisions[position] = index
+        super().__init__(decisions)
+        self.deviations = tuple(deviations)
+        self.most = most
+
+    def describe(self) -> str:
+        """``exhaustive (at most 2 deviations)``."""
+        return f"exhaustive (at most {self.most} deviation{'s' if self.most != 1 else ''})"
+
+
+def deviation_sets(choices: Sequence[int], bound: int) -> Iterator[tuple[tuple[int, int], ...]]:
+    """Every set of at most ``bound`` deviations from a run whose decisions had
+    ``choices`` candidates each, fewest deviations first, each as ``(decision, candidate)``
+    pairs in decision order. (Later decisions of a deviated run may differ from the
+    learning run's; a candidate beyond them takes the last, see ``Replay``.)"""
+    singles = [(p, j) for p, count in enumerate(choices) for j in range(1, count)]
+    for k in range(bound + 1):
+        for combo in itertools.combinations(singles, k):
+            if len({p for p, _ in combo}) == k:  # at most one deviation per decision
+                yield combo
+
+
+def deviation_counts(choices: Sequence[int], bound: int) -> list[int]:
+    """How many sets ``deviation_sets`` yields with 0, 1, ..., ``bound`` deviations."""
+    # Choosing k decisions and one of the other candidates at each: the elementary
+    # symmetric polynomials of (count - 1), by the usual recurrence.
+    counts = [1] + [0] * bound
+    for count in choices:
+        for k in range(bound, 0, -1):
+            counts[k] += counts[k - 1] * (count - 1)
+    return counts
+
+
 def lane_of(action: Action) -> Hashable:
     """What PCT gives a priority to: a watch stream, or an actor's requests, calls or
     thread jobs (each of those goes in order of its own)."""
@@ -150,13 +208,30 @@ def lane_of(action: Action) -> Hashable:
 
 
 #: The strategies ``ntinv_explore(strategy=...)`` and ``--ntinv-strategy`` name.
-STRATEGIES = ("random", "pct")
+STRATEGIES = ("random", "pct", "exhaustive")
+
+#: The strategies that need a learning run first (the test once, in arrival order).
+LEARNING = frozenset(("pct", "exhaustive"))
 
 
-def make_strategy(name: str, seed: int, *, depth: int = 3, steps: int = 50) -> Strategy:
-    """The strategy called ``name`` for one run's ``seed``; ValueError for another name."""
+def make_strategy(
+    name: str,
+    seed: int,
+    *,
+    depth: int = 3,
+    steps: int = 50,
+    choices: Sequence[int] = (),
+    index: int = 0,
+) -> Strategy | None:
+    """The strategy called ``name`` for run ``index`` (seed ``seed``) of a test whose
+    learning run took ``steps`` steps with ``choices`` candidates at its decisions;
+    ValueError for another name. None: an exhaustive search has no run ``index`` (it
+    covered every run within its bound with fewer)."""
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
         return PCT(seed, depth=depth, steps=steps)
+    if name == "exhaustive":
+        chosen = next(itertools.islice(deviation_sets(choices, depth), index, None), None)
+        return Exhaustive(chosen, depth) if chosen is not None else None
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
