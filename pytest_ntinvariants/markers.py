@@ -63,12 +63,14 @@ MARKERS = {
         "Stackable."
     ),
     "ntinv_explore": (
-        "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3): run the test "
+        "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3, budget=None): "
+        "run the test "
         "once per seeded schedule of perturbations drawn from `space` (a Space or dict), "
         "the steps of a deterministic world chosen by `strategy` ('random'; 'pct' with "
         "`depth`; 'exhaustive': every run with at most `depth` deviations from arrival "
         "order, fewest first; default: --ntinv-strategy, else random); the seed is in the "
-        "test id, and a failure prints a token that replays it with --ntinv-replay=TOKEN."
+        "test id, and a failure prints a token that replays it with --ntinv-replay=TOKEN. "
+        "budget: seconds of exploration for this test, after which its items are skipped."
     ),
     "ntinv_replay": (
         "ntinv_replay(token): run the test once, exactly as the replay token a failure "
@@ -144,7 +146,8 @@ class ExploreSpec:
     schedules: int = 10
     space: Space = field(default_factory=Space)
     strategy: str | None = None  # None: as --ntinv-strategy says
-    depth: int = 3  # pct's depth
+    depth: int = 3  # pct's depth, exhaustive's most deviations
+    budget: float | None = None  # seconds of exploration for the test (per process)
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,12 @@ def _faults(
     replicas: Any = None,
 ) -> None: ...
 def _explore(
-    schedules: Any = 10, *, space: Any = None, strategy: Any = None, depth: Any = 3
+    schedules: Any = 10,
+    *,
+    space: Any = None,
+    strategy: Any = None,
+    depth: Any = 3,
+    budget: Any = None,
 ) -> None: ...
 def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
 def _replay(token: Any) -> None: ...
@@ -401,7 +409,12 @@ def parse_explore(mark: pytest.Mark) -> ExploreSpec:
         )
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise MarkerError(f"@pytest.mark.ntinv_explore: depth must be an int >= 1, got {depth!r}")
-    return ExploreSpec(n, space, strategy, depth)
+    budget = a["budget"]
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0
+    ):
+        raise MarkerError(f"@pytest.mark.ntinv_explore: budget must be seconds > 0, got {budget!r}")
+    return ExploreSpec(n, space, strategy, depth, float(budget) if budget is not None else None)
 
 
 def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:

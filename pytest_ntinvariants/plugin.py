@@ -118,6 +118,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "their marker says: random (default), pct or exhaustive.",
     )
     group.addoption(
+        "--ntinv-budget",
+        dest="ntinv_budget",
+        default=None,
+        metavar="TIME|N",
+        help="how much exploration each process runs: a wall time (60s, 2m) or a number "
+        "of schedules (500); the exploration items past it are skipped, saying so. With "
+        "xdist every worker has it, so -n 2 --ntinv-budget=60s explores for about 60s.",
+    )
+    group.addoption(
         "--ntinv-shrink",
         dest="ntinv_shrink",
         type=_runs,

@@ -12,8 +12,9 @@ import hashlib
 import os
 import random
 import shlex
+import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,7 @@ class NtinvSession:
         self.shrink_runs: int = config.getoption("ntinv_shrink")
         self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
         self._learned: dict[str, Learned | None] = {}  # per test: its learning run
+        self.budget = Budget.parse(config.getoption("ntinv_budget"))
         self._index: dict[tuple[str, int], int] = {}  # (test, schedule seed) -> its place
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
         self.results: list[dict[str, Any]] = []
@@ -188,15 +190,13 @@ class NtinvSession:
         perturbation, unrecorded, to learn its length and its decisions. When the item
         fails in a deterministic world, run it again with ever smaller schedules and fewer
         deviations from arrival order while it fails the same way, and add the smallest
-        run to its report."""
+        run to its report. The time it all takes counts against the exploration budget."""
         if not _is_exploration(item):
-            return None
-        learn = self._needs_learning(item)
-        if self.shrink_runs <= 0 and not learn:
             return None
         from _pytest.runner import runtestprotocol
 
-        if learn:
+        started = time.perf_counter()
+        if self._over_budget(item) is None and self._needs_learning(item):
             self._learn(item, nextitem)
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         first = len(self.results)
@@ -218,7 +218,29 @@ class NtinvSession:
         for report in reports:
             item.ihook.pytest_runtest_logreport(report=report)
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        if not any(r.skipped for r in reports):
+            elapsed = time.perf_counter() - started
+            self.budget.spend(_test_of(item), elapsed)
         return True
+
+    # ------------------------------------------------------------- budgets
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Skip an exploration item once the exploration budget is spent, saying so."""
+        if _is_exploration(item):
+            reason = self._over_budget(item)
+            if reason is not None:
+                self.budget.skipped += 1
+                # A skip mark, not pytest.skip here: reported at the test, not at this hook.
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+    def _over_budget(self, item: pytest.Item) -> str | None:
+        try:
+            explore = parse_item_markers(item).explore
+        except MarkerError:
+            return None  # the ntinv fixture reports it
+        return self.budget.exhausted(_test_of(item), explore.budget if explore else None)
 
     def _needs_learning(self, item: pytest.Item) -> bool:
         from .sim.strategies import LEARNING
@@ -546,6 +568,12 @@ class NtinvSession:
             tr.write_line("exploration (strategy: schedules, distinct interleavings, failing):")
         for e in explored:
             tr.write_line(f"  {e['test']}: {e['strategy']}: {describe_exploration(e)}")
+        budget = self.budget
+        if budget.skipped:
+            tr.write_line(
+                f"exploration budget: {budget.skipped} item(s) skipped after {budget.ran} "
+                f"schedule(s) in {budget.spent:.1f}s"
+            )
         path = self._json_path()
         if path is not None:
             tr.write_line(f"JSON report: {path}")
@@ -559,12 +587,20 @@ class NtinvSession:
         """xdist controller: merge what a worker checked."""
         output = getattr(node, "workeroutput", {}) or {}
         self.results.extend(orjson.loads(output.get("ntinv_results", b"[]")))
+        worker = orjson.loads(output.get("ntinv_budget", b"{}"))
+        self.budget.skipped += worker.get("skipped", 0)
+        self.budget.ran += worker.get("ran", 0)
+        self.budget.spent = max(self.budget.spent, worker.get("spent", 0.0))  # in parallel
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Hand results to the xdist controller, or write the JSON report."""
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput["ntinv_results"] = orjson.dumps(self.results).decode()
+            budget = self.budget
+            workeroutput["ntinv_budget"] = orjson.dumps(
+                {"skipped": budget.skipped, "ran": budget.ran, "spent": budget.spent}
+            ).decode()
             return
         path = self._json_path()
         if path is None:
@@ -581,6 +617,7 @@ class NtinvSession:
                     1 for r in self.results if r.get("perturbed") is False
                 ),
                 "exploration": exploration(self.results),
+                "budget_skipped": self.budget.skipped,
             },
             "pid": os.getpid(),
         }
@@ -590,6 +627,59 @@ class NtinvSession:
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
 #: The token a run of the plugin's own (learning, shrinking) replays, while it runs.
 OWN_RUN_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
+
+
+@dataclass
+class Budget:
+    """How much exploration this process may run: wall ``seconds`` or ``schedules``
+    (either may be None: no limit), and per test as its marker says."""
+
+    seconds: float | None = None
+    schedules: int | None = None
+    spent: float = 0.0
+    ran: int = 0
+    skipped: int = 0
+    by_test: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: str | None) -> Budget:
+        """``60s``, ``2m`` (wall time) or ``500`` (schedules); None: no budget."""
+        if value is None:
+            return cls()
+        text = value.strip().lower()
+        unit = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(text[-1:])
+        try:
+            if unit is not None:
+                seconds = float(text[:-1]) * unit
+                if seconds > 0:
+                    return cls(seconds=seconds)
+            elif int(text) > 0:
+                return cls(schedules=int(text))
+        except ValueError:
+            pass
+        raise pytest.UsageError(
+            f"--ntinv-budget takes a wall time (60s, 2m, 1h) or a number of schedules "
+            f"(500), greater than 0; got {value!r}"
+        )
+
+    def spend(self, test: str, seconds: float) -> None:
+        """Count one exploration item of ``test`` that took ``seconds``."""
+        self.spent += seconds
+        self.ran += 1
+        self.by_test[test] = self.by_test.get(test, 0.0) + seconds
+
+    def exhausted(self, test: str, per_test: float | None) -> str | None:
+        """Why ``test``'s next exploration item may not run (None: it may)."""
+        if self.seconds is not None and self.spent >= self.seconds:
+            return (
+                f"ntinv budget: {self.seconds:g}s of exploration spent in this process "
+                f"({self.ran} schedules ran)"
+            )
+        if self.schedules is not None and self.ran >= self.schedules:
+            return f"ntinv budget: {self.schedules} schedules ran in this process"
+        if per_test is not None and self.by_test.get(test, 0.0) >= per_test:
+            return f"ntinv budget of {test}: {per_test:g}s of exploration spent"
+        return None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
             "@pytest.mark.ntinv_watch_latency(delay, *, replicas=None)*",
             "@pytest.mark.ntinv_stale_reads(versions=1, *, seconds=None, replicas=None)*",
             "@pytest.mark.ntinv_faults(code, *, verb='write'*",
-            "@pytest.mark.ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3)*",
+            "@pytest.mark.ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3, "
+            "budget=None)*",
             "@pytest.mark.ntinv_replay(token)*",
             "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
         ]
@@ -68,6 +69,7 @@ def test_options_are_documented(pt: pytest.Pytester) -> None:
             "*--ntinv-seed=N*",
             "*--ntinv-replay=SEED|TOKEN*",
             "*--ntinv-strategy={random,pct,exhaustive}*",
+            "*--ntinv-budget=TIME|N*",
             "*--ntinv-shrink=RUNS*",
             "*--ntinv-schedules=K*",
             "*--ntinv-json=PATH*",
@@ -374,6 +376,7 @@ def test_xdist_workers_share_the_seed_and_merge_reports(
         "schedules": 6,
         "schedules_perturbing_nothing": 6,
         "exploration": [],  # (no deterministic world: no steps, no strategy)
+        "budget_skipped": 0,
     }
     serial = pt.runpytest("--ntinv-seed=3", "--collect-only", "-q")
     ids = sorted(t["nodeid"] for t in doc["tests"])

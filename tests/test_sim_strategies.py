@@ -345,3 +345,34 @@ def test_pct_takes_the_length_of_its_learning_run(pt: pytest.Pytester) -> None:
     doc, _ = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "--ntinv-strategy=pct",
                  "--ntinv-schedules=3")  # fmt: skip
     assert {e["strategy"] for e in doc["tests"]} == {f"pct (depth 3, {first['steps']} steps)"}
+
+
+# ----------------------------------------------------------------- budgets
+
+
+def test_an_exploration_budget_skips_what_does_not_fit_saying_so(pt: pytest.Pytester) -> None:
+    doc, result = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "--ntinv-budget=3", "-rs")
+    assert len(doc["tests"]) == 3 and doc["summary"]["budget_skipped"] == 9
+    result.assert_outcomes(**{k: v for k, v in result.parseoutcomes().items() if k != "skipped"},
+                           skipped=9)  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "exploration budget: 9 item(s) skipped after 3 schedule(s) in *s",
+            "SKIPPED [[]9[]] test_children.py:*: ntinv budget: 3 schedules ran in this process",
+        ]
+    )
+    # A wall-time budget: spent by the first item already.
+    doc, result = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "--ntinv-budget=0.001s", "-rs")
+    assert len(doc["tests"]) == 1
+    result.stdout.fnmatch_lines(["*ntinv budget: 0.001s of exploration spent in this process*"])
+    # Per test, from the marker.
+    pt.makepyfile(test_children=children.race_test(12).replace(
+        "schedules=12,", "schedules=12, budget=0.001,"))  # fmt: skip
+    doc, result = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0", "-rs")
+    assert len(doc["tests"]) == 1
+    result.stdout.fnmatch_lines(
+        ["*ntinv budget of test_children.py::test_one_child: 0.001s of exploration spent*"]
+    )
+    result = pt.runpytest("--ntinv-budget=soon")
+    result.stderr.fnmatch_lines(["*--ntinv-budget takes a wall time (60s, 2m, 1h) or a number*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
