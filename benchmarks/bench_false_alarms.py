@@ -1,6 +1,7 @@
 """False alarms: correct controllers explored over many seeded schedules must never fail.
 
-    python benchmarks/bench_false_alarms.py [--schedules K] [--workers N] [--quick] [--out DIR]
+    python benchmarks/bench_false_alarms.py [--schedules K] [--workers N] [--strategies S,...]
+                                            [--quick] [--out DIR]
 
 K exploration schedules (default 1000), split evenly across two correct subjects, each
 with two deterministic kopf replicas and the default exploration space (watch latency,
@@ -18,7 +19,10 @@ Reported per subject: failed items and invariant violations (target: 0 each), an
 schedules per second (items over the sum of their setup + call + teardown times, from the
 JUnit XML); overall, every item over the run's wall time (start-up included). A control in the
 same run, the same operator with ``consistency_timeout = 0``, shows the assertions can
-fail: it must fail in some schedules. ``--quick``: 20 schedules, serial, for CI.
+fail: it must fail in some schedules. ``--strategies``: the exploration strategies to run
+it all with, one after the other (default ``random``; e.g. ``random,pct,exhaustive``; an
+exhaustive search runs no perturbation, and skips its items past the end of its search).
+``--quick``: 20 schedules, serial, for CI.
 """
 
 from __future__ import annotations
@@ -84,14 +88,16 @@ SUBJECTS = {
 }
 
 
-def run(per_subject: int, control: int, workers: int, work: Path) -> dict[str, Any]:
-    """One pytest process over both subjects and the control; per-function outcomes."""
+def run(per_subject: int, control: int, workers: int, work: Path, strategy: str) -> dict[str, Any]:
+    """One pytest process over both subjects and the control, exploring with ``strategy``;
+    per-function outcomes."""
     (work / "test_fa_reference.py").write_text(nr_schedules(per_subject, ("test_reference", "2")))
     (work / "test_fa_own_writes.py").write_text(
         textwrap.dedent(OWN_WRITES.format(k=per_subject, control=control))
     )
     report, junit = work / "ntinv.json", work / "junit.xml"
-    options = ["-p", "no:randomly", f"--ntinv-json={report}", f"--junitxml={junit}"]
+    options = ["-p", "no:randomly", f"--ntinv-json={report}", f"--junitxml={junit}",
+               f"--ntinv-strategy={strategy}"]  # fmt: skip
     if workers > 1:
         options += ["-n", str(workers)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
@@ -112,6 +118,8 @@ def run(per_subject: int, control: int, workers: int, work: Path) -> dict[str, A
     for case in ET.parse(junit).getroot().iter("testcase"):
         func = case.get("name", "").partition("[")[0]
         row = rows[func]
+        if case.find("skipped") is not None:  # past the end of an exhaustive search
+            continue
         row["items"] += 1
         row["seconds"] += float(case.get("time", 0.0))
         if case.find("failure") is not None or case.find("error") is not None:
@@ -137,9 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedules", type=int, default=1000, help="total over both subjects")
     parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (full run)")
+    parser.add_argument("--strategies", default="random", help="comma-separated strategies")
     parser.add_argument("--quick", action="store_true", help="20 schedules, serial (CI smoke)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        parser.error("--strategies names none")
     total = 20 if args.quick else args.schedules
     if total < 2:
         parser.error("--schedules must be >= 2")
@@ -153,11 +165,31 @@ def main(argv: list[str] | None = None) -> int:
         "false_alarms", "quick" if args.quick else "full", command,
         env=environment(["kopf", "pytest", "pytest-xdist"]),
     )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
-        result = run(per_subject, control, workers, Path(tmp))
+    lines = ["# False alarms: correct controllers over seeded schedules", ""]
+    for strategy in strategies:
+        with tempfile.TemporaryDirectory(prefix="bench-", dir=ROOT / "tests" / "validation") as tmp:
+            result = run(per_subject, control, workers, Path(tmp), strategy)
+        lines += outcome(report, result, strategy, total, per_subject, workers)
+    report.lines = lines
+    json_path, md_path = report.write(args.out)
+    print(report.markdown())
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+def outcome(
+    report: FalseAlarmsReport,
+    result: dict[str, Any],
+    strategy: str,
+    total: int,
+    per_subject: int,
+    workers: int,
+) -> list[str]:
+    """One strategy's table and targets, added to ``report``; its markdown lines."""
     rows = result["rows"]
+    first_target = len(report.targets)
     section = report.section(
-        "Correct controllers over seeded schedules (default space, perturbations on)",
+        f"Strategy {strategy}: correct controllers over seeded schedules (default space)",
         ["subject", "schedules", "failed", "violations", "items with violations",
          "schedules/s (item time)", "mean item s"],
     )  # fmt: skip
@@ -178,10 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     for func in ("test_reference", "test_own_writes"):
         r = rows[func]
         of = f"over {r['items']} schedules"
-        report.target(Target(f"{func}: failed items", r["failed"], 0, "items", f"failed {of}"))
+        report.target(
+            Target(f"{strategy}, {func}: failed items", r["failed"], 0, "items", f"failed {of}")
+        )
         report.target(
             Target(
-                f"{func}: invariant violations",
+                f"{strategy}, {func}: invariant violations",
                 r["violations"],
                 0,
                 "violations",
@@ -192,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     # The control must fail somewhere: 1 miss when every control item passed.
     control_target = report.target(
         Target(
-            "control (consistency_timeout 0) fails in some schedule",
+            f"{strategy}, control (consistency_timeout 0) fails in some schedule",
             0 if ctl["failed"] else 1,
             0,
             "misses",
@@ -200,8 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     lines = [
-        "# False alarms: correct controllers over seeded schedules",
-        "",
         f"{total} schedules ({per_subject} per subject) plus {ctl['items']} control "
         f"schedules, two replicas each, default exploration space; one pytest process"
         f"{f' with -n {workers}' if workers > 1 else ''}, {result['wall_s']:.1f} s wall "
@@ -210,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "##" + section.markdown().removeprefix("###"),
         "",
     ]
-    for t in report.targets:
+    for t in report.targets[first_target:]:
         if t is control_target:
             lines.append(
                 f"Target: the control fails in at least one schedule: "
@@ -222,11 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({t.value:g} {t.unit} {t.measured_as})."
             )
         lines.append("")
-    report.lines = lines
-    json_path, md_path = report.write(args.out)
-    print(report.markdown())
-    print(f"wrote {json_path} and {md_path}")
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

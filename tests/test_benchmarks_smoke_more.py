@@ -37,3 +37,23 @@ def test_quick_mode_writes_results(script: str, stem: str, tmp_path: Path) -> No
     assert text.startswith("# ") and "Target:" in text and "| --- |" in text
     doc = json.loads((tmp_path / f"{stem}.json").read_text())
     assert doc
+
+
+def test_strategies_quick_mode_writes_results(tmp_path: Path) -> None:
+    """``bench_strategies.py --quick``: two subjects, each run with every strategy, the
+    default strategy's first failure shrunk and its token replayed."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_strategies.py"), "--quick",
+         "--seed", "7", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    doc = json.loads((tmp_path / "strategies.json").read_text())
+    found, shrunk = doc["sections"]
+    assert set(found["data"]) == {"duplicate child", "variant record-twice"}
+    for subject in found["data"].values():
+        assert all(subject[s]["ran"] for s in ("random", "pct", "exhaustive"))
+        assert subject["random"]["schedules"]  # the default strategy found it
+    for subject in shrunk["data"].values():
+        assert subject["replays"] == ["failed", "failed"] and subject["complete"]
+    assert "### Targets" in (tmp_path / "strategies.md").read_text()

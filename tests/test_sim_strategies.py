@@ -376,3 +376,31 @@ def test_an_exploration_budget_skips_what_does_not_fit_saying_so(pt: pytest.Pyte
     result = pt.runpytest("--ntinv-budget=soon")
     result.stderr.fnmatch_lines(["*--ntinv-budget takes a wall time (60s, 2m, 1h) or a number*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+# ------------------------------------------------------------------- spaces
+
+
+def test_slow_writes_land_late_in_virtual_time(pt: pytest.Pytester) -> None:
+    """``Space(slow_writes=...)``: a drawn replica's writes are served that many virtual
+    seconds after they were sent (what makes a write land after a claim expired)."""
+    pt.makepyfile(test_children=children.race_test(6).replace(
+        '"hold": 0}', '"hold": 0, "slow_writes": (30, 30)}'))  # fmt: skip
+    pt.makeconftest("""
+        import pytest
+        from pytest_ntinvariants.ledger import RequestServed
+
+        @pytest.fixture(autouse=True)
+        def check_slow_writes(ntinv):
+            yield
+            slow = {s.identity for s in ntinv.run.schedule.steps if s.kind == "slow-writes"}
+            writes = [e for e in ntinv.ledger if isinstance(e, RequestServed)
+                      and e.verb == "create" and e.resource == "/configmaps"]
+            assert writes
+            for e in writes:
+                assert (e.duration >= 30) == (e.identity in slow), (e, slow)
+    """)
+    doc, result = run(pt, "--ntinv-seed=3", "--ntinv-shrink=0")
+    steps = [e["schedule"] for e in doc["tests"]]
+    assert any("slow-writes replica-" in s and "delay=30.000" in s for s in steps), steps
+    assert result.parseoutcomes().get("error", 0) == 0, result.stdout.str()

@@ -44,6 +44,9 @@ class Space:
       replica's first status write (the seed's self-triggered stale reconcile).
     - ``faults``: HTTP code -> probability that a replica's write gets that error.
     - ``crash``: probability that one replica crashes after its nth write (n in 1..3).
+    - ``slow_writes``: ``(low, high)`` seconds by which a replica's writes land late (half
+      of the replicas, drawn), or None (the default): a write that lands after a claim or
+      a lease expired, after another replica took over.
     """
 
     watch_latency: tuple[float, float] | None = (0.0, 0.03)
@@ -52,6 +55,7 @@ class Space:
     hold: float = 0.3
     faults: Mapping[int, float] = field(default_factory=dict)
     crash: float = 0.0
+    slow_writes: tuple[float, float] | None = None
 
     @classmethod
     def from_marker(cls, value: Any) -> Space:
@@ -68,9 +72,10 @@ class Space:
         if unknown:
             raise ValueError(f"space has unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
         kwargs = dict(value)
-        if kwargs.get("watch_latency") is not None:
-            lat = parse_delay(kwargs["watch_latency"], "space.watch_latency")
-            kwargs["watch_latency"] = lat if isinstance(lat, tuple) else (0.0, lat)
+        for name in ("watch_latency", "slow_writes"):
+            if kwargs.get(name) is not None:
+                lat = parse_delay(kwargs[name], f"space.{name}")
+                kwargs[name] = lat if isinstance(lat, tuple) else (0.0, lat)
         for prob in ("coalesce", "hold", "crash"):
             if prob in kwargs and not 0.0 <= float(kwargs[prob]) <= 1.0:
                 raise ValueError(f"space.{prob} must be a probability in [0, 1]")
@@ -127,6 +132,10 @@ class Schedule:
             for code, p in sorted(space.faults.items()):
                 if p and rng.random() < 0.5:
                     steps.append(Step("fault", ident, (("code", int(code)), ("probability", p))))
+            # (Drawn only when asked for, so that other spaces draw what they always did.)
+            if space.slow_writes is not None and rng.random() < 0.5:
+                lo, hi = space.slow_writes
+                steps.append(Step("slow-writes", ident, (("delay", rng.uniform(lo, hi)),)))
         if len(identities) >= 2 and space.hold and rng.random() < space.hold:
             victim, writer = rng.sample(list(identities), 2)
             steps.append(Step("hold", victim, (("until_status_write_of", writer),)))
@@ -168,6 +177,9 @@ class Schedule:
                         target=Target(identity=step.identity, verb="write"),
                     )
                 )
+            elif step.kind == "slow-writes":
+                write = Target(identity=step.identity, verb="write")
+                rules.append(perturber.latency(p["delay"], target=write))
             elif step.kind == "hold":
                 trigger = perturber.after_write(p["until_status_write_of"], subresource="status")
                 rules.append(perturber.hold(target=target, until=trigger))
