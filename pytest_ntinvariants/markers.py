@@ -68,7 +68,8 @@ MARKERS = {
         "once per seeded schedule of perturbations drawn from `space` (a Space or dict), "
         "the steps of a deterministic world chosen by `strategy` ('random'; 'pct' with "
         "`depth`; 'exhaustive': every run with at most `depth` deviations from arrival "
-        "order, fewest first; default: --ntinv-strategy, else random); the seed is in the "
+        "order, fewest first; 'plans': one perturbation learned from an unperturbed run "
+        "per item; default: --ntinv-strategy, else random); the seed is in the "
         "test id, and a failure prints a token that replays it with --ntinv-replay=TOKEN. "
         "budget: seconds of exploration for this test, after which its items are skipped."
     ),

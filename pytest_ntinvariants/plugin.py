@@ -115,7 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=STRATEGIES,
         default=None,
         help="how exploration tests choose each step of a deterministic world, unless "
-        "their marker says: random (default), pct or exhaustive.",
+        "their marker says: random (default), pct, exhaustive or plans.",
     )
     group.addoption(
         "--ntinv-budget",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .harness import Harness, RunInfo
     from .invariants import InvariantRegistry, Violation
     from .ledger import Ledger
+    from .perturb.plans import Learned as LearnedPlans
     from .shrink import Outcome
     from .sim import Strategy, World
 
@@ -76,6 +77,8 @@ class NtinvSession:
         self.shrink_runs: int = config.getoption("ntinv_shrink")
         self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
         self._learned: dict[str, Learned | None] = {}  # per test: its learning run
+        self._learning = False  # a learning run is on
+        self._learned_plans: LearnedPlans | None = None  # what it showed
         self.budget = Budget.parse(config.getoption("ntinv_budget"))
         self._index: dict[tuple[str, int], int] = {}  # (test, schedule seed) -> its place
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
@@ -147,8 +150,11 @@ class NtinvSession:
             depth=explore.depth,
             steps=learned.steps if learned else 50,
             choices=learned.choices if learned else (),
+            plans=len(learned.plans.plans) if learned else 0,
             index=self._index.get((_test_of(item), seed), 0),
         )
+        if strategy is None and name == "plans":
+            pytest.skip(f"plans of {_test_of(item)}: every plan ran in an earlier item")
         if strategy is None:
             pytest.skip(
                 f"exhaustive search of {_test_of(item)}: every run with at most "
@@ -163,8 +169,16 @@ class NtinvSession:
         if token is not None and token.seed == seed:
             return token.schedule
         explore = parse_item_markers(item).explore
-        if token is None and explore is not None and self._strategy_name(explore) == "exhaustive":
+        if token is not None or explore is None:
+            return None
+        name = self._strategy_name(explore)
+        if name == "exhaustive":
             return Schedule(seed, ())
+        learned = self._learned.get(_test_of(item))
+        if name == "plans" and learned is not None:
+            index = self._index.get((_test_of(item), seed), 0)
+            plans = learned.plans.plans
+            return Schedule(seed, (plans[index],) if index < len(plans) else ())
         return None
 
     def _strategy_name(self, explore: ExploreSpec) -> str:
@@ -259,10 +273,18 @@ class NtinvSession:
         token = ReplayToken(derive_seed(self.seed, test, "learning"))
         # Torn down as for the next item (never as for this one: pytest would keep the
         # item set up, and not fill its arguments again).
-        entry, _ = self._run_own(item, nextitem, token)
+        self._learning = True
+        try:
+            entry, _ = self._run_own(item, nextitem, token)
+        finally:
+            self._learning = False
         choices = entry.get("choices") if entry else None
+        plans = self._learned_plans
+        self._learned_plans = None
         self._learned[test] = (
-            Learned(entry["steps"], tuple(choices)) if entry and choices is not None else None
+            Learned(entry["steps"], tuple(choices), plans)
+            if entry and choices is not None and plans is not None
+            else None
         )
 
     def _run_own(
@@ -409,6 +431,10 @@ class NtinvSession:
         item.stash[RESULT_KEY] = entry
         if own:
             entry["choices"] = list(world.engine.choices) if world is not None else None
+            if self._learning:
+                from .perturb.plans import learn
+
+                self._learned_plans = learn(ledger)
             self._candidate = entry
         else:
             if violations or body_failed:
@@ -426,7 +452,7 @@ class NtinvSession:
         """An exploration item's strategy, the path its world took (a hash of the
         decisions, which tells interleavings apart) and the token that replays it; the
         replay command then passes the token."""
-        from .sim.strategies import Exhaustive, deviation_counts
+        from .sim.strategies import Exhaustive, Plans, deviation_counts
 
         if run is None or run.schedule is None or world is None:
             return {}
@@ -443,6 +469,13 @@ class NtinvSession:
             "interleaving": hashlib.sha256(repr(engine.decisions).encode()).hexdigest()[:12],
         }
         learned = self._learned.get(_test_of(item))
+        if isinstance(strategy, Plans) and learned is not None:
+            out["plan"] = {
+                "index": strategy.index,
+                "plans": strategy.total,
+                "points": learned.plans.points,
+                "pruned": learned.plans.pruned,
+            }
         if isinstance(strategy, Exhaustive) and learned is not None:
             # Where the run is in its search: how many deviations it took, and how many
             # runs the search has with each number of deviations.
@@ -688,6 +721,7 @@ class Learned:
 
     steps: int  # how many steps it took
     choices: tuple[int, ...]  # how many candidates each of its decisions had
+    plans: LearnedPlans  # the perturbation plans of its points
 
 
 def _test_of(item: pytest.Item) -> str:
@@ -751,6 +785,15 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "bound_one": one,
             "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
         }
+        planned = [r["plan"] for r in runs if r.get("plan")]
+        if planned:
+            first = planned[0]
+            summary["plans"] = {
+                "plans": first["plans"],
+                "points": first["points"],
+                "pruned": first["pruned"],
+                "ran": len({p["index"] for p in planned}),
+            }
         searched = [r["exhaustive"] for r in runs if r.get("exhaustive")]
         if searched:
             totals = searched[0]["runs_by_deviations"]
@@ -765,6 +808,12 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def describe_exploration(e: dict[str, Any]) -> str:
     """``40 schedules, 37 interleavings, 2 failing; ...`` for the terminal summary."""
     text = f"{e['schedules']} schedules, {e['interleavings']} interleavings, {e['failed']} failing"
+    planned = e.get("plans")
+    if planned:
+        text += (
+            f"; {planned['ran']} of {planned['plans']} plans ran (from "
+            f"{planned['points']} points of the learning run, {planned['pruned']} pruned)"
+        )
     searched = e.get("exhaustive")
     if searched:
         pairs = list(

@@ -68,7 +68,7 @@ def test_options_are_documented(pt: pytest.Pytester) -> None:
         [
             "*--ntinv-seed=N*",
             "*--ntinv-replay=SEED|TOKEN*",
-            "*--ntinv-strategy={random,pct,exhaustive}*",
+            "*--ntinv-strategy={random,pct,exhaustive,plans}*",
             "*--ntinv-budget=TIME|N*",
             "*--ntinv-shrink=RUNS*",
             "*--ntinv-schedules=K*",

@@ -84,7 +84,8 @@ def test_strategies_are_made_by_name() -> None:
     assert isinstance(make_strategy("random", 1), RandomWalk)
     pct = make_strategy("pct", 1, depth=4)
     assert isinstance(pct, PCT) and pct.depth == 4
-    with pytest.raises(ValueError, match="unknown strategy 'dfs'; known: random, pct, exhaustive"):
+    known = "random, pct, exhaustive, plans"
+    with pytest.raises(ValueError, match=f"unknown strategy 'dfs'; known: {known}"):
         make_strategy("dfs", 1)
     with pytest.raises(ValueError, match="depth must be at least 1"):
         PCT(1, depth=0)
@@ -219,7 +220,7 @@ def test_strategy_arguments_are_checked(pt: pytest.Pytester) -> None:
     result = pt.runpytest("test_bad_strategy.py", "test_bad_depth.py")
     result.stdout.fnmatch_lines_random(
         [
-            "*ntinv_explore: strategy must be one of random, pct, exhaustive, got 'dfs'*",
+            "*ntinv_explore: strategy must be one of random, pct, exhaustive, plans, got 'dfs'*",
             "*ntinv_explore: depth must be an int >= 1, got 0*",
         ]
     )
@@ -404,3 +405,25 @@ def test_slow_writes_land_late_in_virtual_time(pt: pytest.Pytester) -> None:
     steps = [e["schedule"] for e in doc["tests"]]
     assert any("slow-writes replica-" in s and "delay=30.000" in s for s in steps), steps
     assert result.parseoutcomes().get("error", 0) == 0, result.stdout.str()
+
+
+# ------------------------------------------------------------------- plans
+
+
+def test_plans_run_one_learned_perturbation_each(pt: pytest.Pytester) -> None:
+    """The learning run's points (events each replica reacted to, its writes) give one
+    plan each per kind; item i runs plan i in arrival order, with that one step."""
+    doc, result = run(pt, "--ntinv-seed=7", "--ntinv-shrink=0", "--ntinv-strategy=plans", "-rs")
+    [explored] = doc["summary"]["exploration"]
+    plans = explored["plans"]
+    assert plans["ran"] == plans["plans"] == len(doc["tests"]) > 0
+    kinds = {e["schedule"].splitlines()[1].split()[1] for e in doc["tests"]}
+    assert kinds == {"stale-from-event", "drop-event", "delay-event", "crash"}, kinds
+    assert all(len(e["schedule"].splitlines()) == 2 for e in doc["tests"])  # one step each
+    result.stdout.fnmatch_lines(
+        [
+            f"*plans: {plans['plans']} schedules, *; {plans['plans']} of {plans['plans']} plans"
+            f" ran (from {plans['points']} points of the learning run, {plans['pruned']} pruned)",
+            "*plans of test_children.py::test_one_child: every plan ran in an earlier item*",
+        ]
+    )

@@ -354,6 +354,19 @@ class DropWatch(Rule):
 
 
 @dataclass(eq=False)
+class DropEvent(Rule):
+    """Never deliver a matching event (``nth=k``: the k-th): the replica misses that
+    intermediate state, and its stream goes on with the next event."""
+
+    action = "drop-event"
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """Drop ``d``."""
+        self.record(w.identity, f"dropped {d.type} rv={d.version.rv} on watch #{w.id}")
+        return []
+
+
+@dataclass(eq=False)
 class ExpireWatch(Rule):
     """Answer the target's watch resumptions with an in-stream 410 Expired, forcing a
     relist (as after etcd compaction), and close its open streams when it starts."""
@@ -565,6 +578,10 @@ class Perturber(Interceptor):
         """Let only the latest version of each object within ``window`` s reach a target."""
         return self.add(Coalesce(window=window, **_rule_args(when)))  # type: ignore[return-value]
 
+    def drop_events(self, **when: Any) -> DropEvent:
+        """Never deliver a target's matching events (``nth=k``: only its k-th)."""
+        return self.add(DropEvent(**_rule_args(when)))  # type: ignore[return-value]
+
     def drop_watches(self, **when: Any) -> DropWatch:
         """Close a target's watch streams on matching events."""
         return self.add(DropWatch(**_rule_args(when)))  # type: ignore[return-value]
@@ -775,7 +792,7 @@ class Perturber(Interceptor):
     def on_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:
         """Pass a watch event through the matching watch rules, in their fixed order."""
         batch = [delivery]
-        for rule in self._matching((Hold, DropWatch, Coalesce, WatchLatency)):
+        for rule in self._matching((DropEvent, Hold, DropWatch, Coalesce, WatchLatency)):
             out: list[Delivery] = []
             for d in batch:
                 if rule.target.matches_delivery(watcher, d) and rule.should_fire():

@@ -17,6 +17,7 @@ from ._values import parse_delay
 
 if TYPE_CHECKING:
     from .rules import Perturber, Rule
+    from .triggers import Trigger
 
 __all__ = ["Schedule", "Space", "Step", "derive_seed"]
 
@@ -180,9 +181,44 @@ class Schedule:
             elif step.kind == "slow-writes":
                 write = Target(identity=step.identity, verb="write")
                 rules.append(perturber.latency(p["delay"], target=write))
+            elif step.kind in _PLANNED:
+                rules.append(_planned(perturber, step, p))
             elif step.kind == "hold":
                 trigger = perturber.after_write(p["until_status_write_of"], subresource="status")
                 rules.append(perturber.hold(target=target, until=trigger))
             elif step.kind == "crash":
                 crashes.append(step)
         return rules, crashes
+
+
+# The kinds of the steps that learned plans make (see ``plans``).
+_PLANNED = frozenset(("stale-from-event", "drop-event", "delay-event"))
+
+
+def _planned(perturber: Perturber, step: Step, p: dict[str, Any]) -> Rule:
+    """The rule of a learned plan's step at the ``nth`` event of ``resource`` to the
+    step's replica."""
+    from ..ledger import RequestServed, WatchDelivered
+    from .plans import target_resource
+    from .rules import _WRITE_VERBS, Target
+
+    who, nth = step.identity, p["nth"]
+    target = Target(identity=who, resource=target_resource(p["resource"]))
+
+    def delivered(n: int) -> Trigger:
+        return perturber.trigger(WatchDelivered, identity=who, resource=p["resource"], nth=n)
+
+    if step.kind == "stale-from-event":
+        return perturber.stale_reads(versions=1, target=Target(identity=who), after=delivered(nth))
+    if step.kind == "drop-event":
+        return perturber.drop_events(target=target, nth=nth)
+    # delay-event: hold from the nth event on, until the other replica's next write.
+    start = delivered(nth - 1) if nth > 1 else None
+    other = p["until_write_of"]
+
+    def next_write(e: Any) -> bool:
+        started = start is None or start.fired
+        return started and e.verb in _WRITE_VERBS and e.status < 300
+
+    until = perturber.trigger(RequestServed, identity=other, where=next_write)
+    return perturber.hold(target=target, after=start, until=until)

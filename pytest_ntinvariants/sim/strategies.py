@@ -13,6 +13,8 @@ them, so ``Replay`` can walk the same path again without the strategy that found
   others. A race that needs ``d`` ordering constraints between ``n`` lanes over ``k``
   steps is hit by one schedule with probability at least ``1 / (n * k**(d - 1))``.
 - ``Replay``: the decisions of an earlier run, then the first candidate (arrival order).
+- ``Plans``: one learned perturbation plan (``perturb.plans``), in arrival order: the
+  perturbation is the plan's, the order is the learning run's.
 - ``Exhaustive``: one run of a bounded exhaustive search. A run *deviates* at a decision
   when it takes another candidate than the first (arrival order). Numbering every set of
   at most ``bound`` deviations from the decisions of a learning run (the test run once in
@@ -36,6 +38,7 @@ __all__ = [
     "PCT",
     "STRATEGIES",
     "Exhaustive",
+    "Plans",
     "RandomWalk",
     "Replay",
     "Strategy",
@@ -158,6 +161,18 @@ class Replay(Strategy):
         return index
 
 
+class Plans(Replay):
+    """Plan ``index`` of ``total`` learned ones: arrival order (the perturbation is the
+    schedule's, applied by the perturber)."""
+
+    name = "plans"
+
+    def __init__(self, index: int, total: int) -> None:
+        super().__init__(())
+        self.index = index
+        self.total = total
+
+
 class Exhaustive(Replay):
     """Run ``deviations`` (``(decision, candidate)`` pairs) of a bounded exhaustive
     search, every other decision in arrival order."""
@@ -208,10 +223,10 @@ def lane_of(action: Action) -> Hashable:
 
 
 #: The strategies ``ntinv_explore(strategy=...)`` and ``--ntinv-strategy`` name.
-STRATEGIES = ("random", "pct", "exhaustive")
+STRATEGIES = ("random", "pct", "exhaustive", "plans")
 
 #: The strategies that need a learning run first (the test once, in arrival order).
-LEARNING = frozenset(("pct", "exhaustive"))
+LEARNING = frozenset(("pct", "exhaustive", "plans"))
 
 
 def make_strategy(
@@ -221,12 +236,13 @@ def make_strategy(
     depth: int = 3,
     steps: int = 50,
     choices: Sequence[int] = (),
+    plans: int = 0,
     index: int = 0,
 ) -> Strategy | None:
     """The strategy called ``name`` for run ``index`` (seed ``seed``) of a test whose
-    learning run took ``steps`` steps with ``choices`` candidates at its decisions;
-    ValueError for another name. None: an exhaustive search has no run ``index`` (it
-    covered every run within its bound with fewer)."""
+    learning run took ``steps`` steps with ``choices`` candidates at its decisions and
+    gave ``plans`` plans; ValueError for another name. None: there is no run ``index`` (an
+    exhaustive search covered every run within its bound with fewer; every plan ran)."""
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
@@ -234,4 +250,6 @@ def make_strategy(
     if name == "exhaustive":
         chosen = next(itertools.islice(deviation_sets(choices, depth), index, None), None)
         return Exhaustive(chosen, depth) if chosen is not None else None
+    if name == "plans":
+        return Plans(index, plans) if index < plans else None
     raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")

@@ -1,0 +1,97 @@
+"""Perturbation plans learned from one unperturbed run (after Sieve, Sun et al., OSDI 2022).
+
+A learning run (the test once, in arrival order, with no perturbation) shows the *points*
+where a perturbation can matter: each watch event delivered to each replica, each write a
+replica made. Each point gives plans, each a schedule of one step:
+
+* an event point (the k-th event of a resource to replica R): R's reads are served a
+  version behind from that event on (``stale-from-event``); that event is never delivered,
+  R misses the intermediate state (``drop-event``); that event, and R's view, wait until
+  another replica's next write (``delay-event``, one plan per other replica);
+* a write point (R's n-th successful write): R crashes right after it (``crash``).
+
+Points that cannot matter are pruned: BOOKMARKs, and events the replica did not react to
+(it sent no request between that event and its next one, or the end of the run). Plans are
+listed in the order of their points in the run, so plan ``i`` of a test is the same on
+every worker and in every replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..ledger import Entry, ReplicaEvent, RequestServed, WatchDelivered
+from .schedule import Step
+
+__all__ = ["Learned", "learn", "target_resource"]
+
+_WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The plans of a learning run, and how many points it had and pruned."""
+
+    plans: tuple[Step, ...]
+    points: int
+    pruned: int
+
+
+def learn(entries: Iterable[Entry]) -> Learned:
+    """The plans of a learning run's ledger."""
+    entries = list(entries)
+    replicas = sorted({e.identity for e in entries if isinstance(e, ReplicaEvent)})
+    plans: list[Step] = []
+    points = pruned = 0
+    events: dict[tuple[str, str], int] = {}  # (identity, resource) -> events so far
+    writes: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if isinstance(e, WatchDelivered) and e.identity in replicas:
+            key = (e.identity, e.resource)
+            events[key] = nth = events.get(key, 0) + 1
+            points += 1
+            if e.type == "BOOKMARK" or not _reacted(entries, i, e.identity):
+                pruned += 1
+                continue
+            plans += _event_plans(e, nth, [r for r in replicas if r != e.identity])
+        elif (
+            isinstance(e, RequestServed)
+            and e.identity in replicas
+            and e.verb in _WRITES
+            and e.status < 300
+        ):
+            writes[e.identity] = n = writes.get(e.identity, 0) + 1
+            points += 1
+            plans.append(Step("crash", e.identity, (("after_writes", n),)))
+    return Learned(tuple(plans), points, pruned)
+
+
+def _reacted(entries: Sequence[Entry], i: int, identity: str) -> bool:
+    # A request of the replica's after its event, before its next event.
+    for later in entries[i + 1 :]:
+        if isinstance(later, WatchDelivered) and later.identity == identity:
+            return False
+        if isinstance(later, RequestServed) and later.identity == identity:
+            return True
+    return False
+
+
+def _event_plans(e: WatchDelivered, nth: int, others: list[str]) -> list[Step]:
+    where = (("resource", e.resource), ("nth", nth))
+    what = (("event", f"{e.type} {e.name} rv {e.rv}"),)
+    plans = [
+        Step("stale-from-event", e.identity, (*where, *what)),
+        Step("drop-event", e.identity, (*where, *what)),
+    ]
+    plans += [
+        Step("delay-event", e.identity, (*where, ("until_write_of", other), *what))
+        for other in others
+    ]
+    return plans
+
+
+def target_resource(resource: str) -> str:
+    """``group/plural`` (the ledger's) as a ``Target`` names it: ``plural.group``."""
+    group, _, plural = resource.partition("/")
+    return f"{plural}.{group}" if group else plural
