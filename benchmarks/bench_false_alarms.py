@@ -3,9 +3,9 @@
     python benchmarks/bench_false_alarms.py [--schedules K] [--workers N] [--strategies S,...]
                                             [--quick] [--out DIR]
 
-K exploration schedules (default 1000), split evenly across two correct subjects, each
+K exploration schedules (default 1000), split evenly across four correct subjects, each
 with two deterministic kopf replicas and the default exploration space (watch latency,
-stale reads, coalesced events, held events: perturbations on):
+stale reads, coalesced events, held events: perturbations on) unless said:
 
 * ``reference``: the reference controller (the subject of ``bench_schedules.py``): one
   NotificationRequest to Sent, every invariant of the validation suite checked;
@@ -13,7 +13,12 @@ stale reads, coalesced events, held events: perturbations on):
   retried creation handler appends to its own status log and is correct only because kopf
   waits ``persistence.consistency_timeout`` (5 s) for its own write's resourceVersion; the
   test asserts every replica's log grew one entry per version and ended complete, and the
-  built-in invariants are checked.
+  built-in invariants are checked;
+* ``webhook-claim`` and ``stale-spec``: the fixed versions of the test operators in
+  ``tests/operators_fixtures`` (``webhook_claim.py``: claim in status with a resourceVersion
+  precondition before calling a webhook, exactly one call asserted; ``stale_spec.py``: a
+  spec-derived status written with the resourceVersion it was computed from, under a
+  lagging cache on one replica), explored as their race modules say.
 
 Reported per subject: failed items and invariant violations (target: 0 each), and
 schedules per second (items over the sum of their setup + call + teardown times, from the
@@ -40,6 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from _harness import ROOT, Report, Target, environment, nr_schedules, pytest_args
+
+sys.path.insert(0, str(ROOT / "tests"))
+from operators_fixtures import stale_spec, webhook_claim
 
 OWN_WRITES = """
 import pytest
@@ -84,8 +92,13 @@ def test_control_no_consistency(ntinv):
 SUBJECTS = {
     "test_reference": "reference controller: 2 replicas, 1 NR to Sent, NR invariants",
     "test_own_writes": "own-writes operator: 2 replicas, consistency_timeout 5 s",
+    "test_one_call": "webhook-claim operator (fixed): 2 replicas, exactly one call",
+    "test_doubled_follows_the_spec": "stale-spec operator (fixed): 2 replicas, lagging cache",
     "test_control_no_consistency": "control: own-writes with consistency_timeout 0",
 }
+
+#: The subjects that must never fail (all but the control).
+CORRECT = ("test_reference", "test_own_writes", "test_one_call", "test_doubled_follows_the_spec")
 
 
 def run(per_subject: int, control: int, workers: int, work: Path, strategy: str) -> dict[str, Any]:
@@ -95,6 +108,8 @@ def run(per_subject: int, control: int, workers: int, work: Path, strategy: str)
     (work / "test_fa_own_writes.py").write_text(
         textwrap.dedent(OWN_WRITES.format(k=per_subject, control=control))
     )
+    (work / "test_fa_webhook.py").write_text(webhook_claim.race_test(per_subject, fixed=True))
+    (work / "test_fa_stale_spec.py").write_text(stale_spec.race_test(per_subject, fixed=True))
     report, junit = work / "ntinv.json", work / "junit.xml"
     options = ["-p", "no:randomly", f"--ntinv-json={report}", f"--junitxml={junit}",
                f"--ntinv-strategy={strategy}"]  # fmt: skip
@@ -143,7 +158,7 @@ class FalseAlarmsReport(Report):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--schedules", type=int, default=1000, help="total over both subjects")
+    parser.add_argument("--schedules", type=int, default=1000, help="total over the subjects")
     parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (full run)")
     parser.add_argument("--strategies", default="random", help="comma-separated strategies")
     parser.add_argument("--quick", action="store_true", help="20 schedules, serial (CI smoke)")
@@ -153,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if not strategies:
         parser.error("--strategies names none")
     total = 20 if args.quick else args.schedules
-    if total < 2:
-        parser.error("--schedules must be >= 2")
-    per_subject = total // 2
+    if total < len(CORRECT):
+        parser.error(f"--schedules must be >= {len(CORRECT)}")
+    per_subject = total // len(CORRECT)
     control = max(5, total // 20)
     workers = 1 if args.quick else args.workers
     command = "python benchmarks/bench_false_alarms.py" + "".join(
@@ -193,7 +208,7 @@ def outcome(
         ["subject", "schedules", "failed", "violations", "items with violations",
          "schedules/s (item time)", "mean item s"],
     )  # fmt: skip
-    checked = sum(rows[f]["items"] for f in ("test_reference", "test_own_writes"))
+    checked = sum(rows[f]["items"] for f in CORRECT)
     for func, label in SUBJECTS.items():
         r = rows[func]
         section.add(**{
@@ -207,7 +222,7 @@ def outcome(
         })  # fmt: skip
     section.data = result
     per_second = (checked + rows["test_control_no_consistency"]["items"]) / result["wall_s"]
-    for func in ("test_reference", "test_own_writes"):
+    for func in CORRECT:
         r = rows[func]
         of = f"over {r['items']} schedules"
         report.target(

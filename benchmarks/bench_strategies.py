@@ -14,7 +14,7 @@ processes:
   is claimed in status (``webhook_claim``), a stale view overwriting a newer spec-derived
   value (``stale_spec``).
 
-Per subject and strategy (``random``, ``pct``, ``exhaustive``): ``pytest -x`` with
+Per subject and strategy (``random``, ``pct``, ``exhaustive``, ``plans``): ``pytest -x`` with
 ``--ntinv-strategy``, no shrinking: the schedules run up to and including the first
 failure, and the wall seconds from the end of collection to that failure (a learning run,
 for the strategies that have one, is in the time and not in the count).
@@ -56,7 +56,7 @@ from _harness import Report, Target, environment  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
 from operators_fixtures import children  # noqa: E402
 
-STRATEGIES = ("random", "pct", "exhaustive")
+STRATEGIES = ("random", "pct", "exhaustive", "plans")
 DEFAULT = "random"
 TARGET_SCHEDULES = 50
 TARGET_PERTURBATIONS = 2

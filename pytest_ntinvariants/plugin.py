@@ -66,24 +66,19 @@ def _replay(value: str) -> int | ReplayToken:
     return _seed(value)
 
 
-def _runs(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise pytest.UsageError(f"--ntinv-shrink takes an integer, got {value!r}") from None
-    if n < 0:
-        raise pytest.UsageError(f"--ntinv-shrink must be >= 0, got {n}")
-    return n
+def _count(option: str, least: int) -> Callable[[str], int]:
+    """A parser of ``option``'s integer, at least ``least``: a usage error otherwise."""
 
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise pytest.UsageError(f"{option} takes an integer, got {value!r}") from None
+        if n < least:
+            raise pytest.UsageError(f"{option} must be >= {least}, got {n}")
+        return n
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise pytest.UsageError(f"--ntinv-schedules takes an integer, got {value!r}") from None
-    if n < 1:
-        raise pytest.UsageError(f"--ntinv-schedules must be >= 1, got {n}")
-    return n
+    return parse
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,7 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ntinv-shrink",
         dest="ntinv_shrink",
-        type=_runs,
+        type=_count("--ntinv-shrink", 0),
         default=100,
         metavar="RUNS",
         help="reduce a failing exploration run to fewest perturbations and fewest "
@@ -139,7 +134,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ntinv-schedules",
         dest="ntinv_schedules",
-        type=_positive,
+        type=_count("--ntinv-schedules", 1),
         default=None,
         metavar="K",
         help="schedules per exploration test (overrides the marker).",

@@ -247,21 +247,14 @@ class Engine:
         if self._waiting_for_threads():
             # A thread job runs: its end, or its request, wakes the selector.
             return selector.select(None)
-        if self._quiet_waiters:
-            waiters, self._quiet_waiters = self._quiet_waiters, []
-            for callback in waiters:
-                callback()
+        if self._wake_quiet_waiters():
             return []
         drive = self._drive
         if drive is None:
             # Paused: only a thread-safe call or a client outside the world can change
             # anything, and each wakes the selector.
             return selector.select(None)
-        started = time.perf_counter()
-        try:
-            self._decide(drive)
-        finally:
-            self.decide_time += time.perf_counter() - started
+        self._timed_decide(drive)
         return []
 
     def idle_real(self, timeout: float | None, selector: selectors.BaseSelector) -> list[Any]:
@@ -276,22 +269,31 @@ class Engine:
         wait = self._io_at + (self.quiet or 0.0) - self.loop.time()
         if wait > 0:
             return self._select(selector, wait if timeout is None else min(wait, timeout))
-        if self._quiet_waiters:
-            waiters, self._quiet_waiters = self._quiet_waiters, []
-            for callback in waiters:
-                callback()
+        if self._wake_quiet_waiters():
             return []
         drive = self._drive
         if drive is None:
             return self._select(selector, timeout)
-        started = time.perf_counter()
-        try:
-            pause = self._decide(drive)
-        finally:
-            self.decide_time += time.perf_counter() - started
+        pause = self._timed_decide(drive)
         if pause is None:
             return []
         return self._select(selector, pause if timeout is None else min(pause, timeout))
+
+    def _wake_quiet_waiters(self) -> bool:
+        """Call what waits for the next quiescent point; whether anything did."""
+        if not self._quiet_waiters:
+            return False
+        waiters, self._quiet_waiters = self._quiet_waiters, []
+        for callback in waiters:
+            callback()
+        return True
+
+    def _timed_decide(self, drive: _Drive) -> float | None:
+        started = time.perf_counter()
+        try:
+            return self._decide(drive)
+        finally:
+            self.decide_time += time.perf_counter() - started
 
     def _select(self, selector: selectors.BaseSelector, timeout: float | None) -> list[Any]:
         events = selector.select(timeout)
@@ -452,9 +454,7 @@ class Engine:
         if self._drive is not None:
             self._finish("settled")
         self.loop.engine = None
-        waiters, self._quiet_waiters = self._quiet_waiters, []
-        for callback in waiters:
-            callback()
+        self._wake_quiet_waiters()
         for action in sorted(self.held.values(), key=_by_seq):
             self._forget(action)
             action.release()
