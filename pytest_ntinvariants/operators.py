@@ -571,6 +571,28 @@ class _ReplicaLoop(asyncio.SelectorEventLoop):
         self._unstarted.clear()
 
 
+def _sessions_holding(loop: asyncio.AbstractEventLoop, protocols: set[Any]) -> list[Any]:
+    """The open aiohttp sessions on ``loop`` whose connector holds one of ``protocols``
+    (acquired for a request, or idle in its pool). Reads the connector's private pools:
+    aiohttp names no public way from a connection to its session."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None or not protocols:
+        return []
+    found = []
+    for o in gc.get_objects():
+        if not isinstance(o, aiohttp.ClientSession) or o.closed:
+            continue
+        if getattr(o, "_loop", None) is not loop:
+            continue
+        connector = o.connector
+        held = set(getattr(connector, "_acquired", ()))
+        for idle in getattr(connector, "_conns", {}).values():
+            held.update(proto for proto, _ in idle)
+        if held & protocols:
+            found.append(o)
+    return found
+
+
 class _QuietThreadWarning(logging.Filter):
     """Drop kopf's "OS signals are ignored: running not in the main thread" warning in our
     replica threads: there it is by design (we stop kopf with its stop flag)."""
@@ -1044,6 +1066,10 @@ class KopfReplica(Replica):
 
     async def _crash_now(self) -> None:
         if self.world is not None:
+            # Its aiohttp sessions, told apart from the other replicas' on the shared loop
+            # by their connections (a session that has none stays open).
+            protocols = {t.get_protocol() for t in self.world.loop.connections_of(self.identity)}
+            sessions = _sessions_holding(self.world.loop, protocols)
             # First the network and what the world holds for it, so nothing the cancelled
             # code does reaches the server, then every task of this replica.
             self.world.loop.fence(self.identity)
@@ -1055,6 +1081,9 @@ class KopfReplica(Replica):
                         f"{self.identity}: tasks ignored cancellation: {', '.join(leftovers)}"
                     )
                 )
+            for session in sessions:  # (their connections are aborted: nothing is sent)
+                with contextlib.suppress(Exception):
+                    await session.close()
             return
         loop = self._loop
         assert isinstance(loop, _ReplicaLoop)

@@ -363,3 +363,34 @@ def test_replicas_are_stopped_after_the_test(pt: pytest.Pytester) -> None:
             assert not WORLD[0].running
     """)
     pt.runpytest().assert_outcomes(passed=3)
+
+
+def test_a_crash_in_a_world_closes_the_crashed_replicas_sessions(pt: pytest.Pytester) -> None:
+    """The crashed replica's aiohttp sessions are closed (no ResourceWarning later), the
+    survivor's, on the same loop, are not: it goes on working."""
+    pt.makepyfile("""
+        import gc
+        import aiohttp
+        import pytest
+        from conftest import GADGET, seen_by
+        from pytest_ntinvariants.ledger import ReplicaEvent
+
+        def open_sessions(loop):
+            return [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession)
+                    and getattr(o, "_loop", None) is loop and not o.closed]
+
+        @pytest.mark.ntinv_replicas(2)
+        def test_crash(ntinv):
+            ntinv.apply(GADGET)
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g1", seen_by("replica-0", "replica-1"))
+            before = len(open_sessions(ntinv.world.loop))
+            crashed = ntinv.perturb.trigger(ReplicaEvent, identity="replica-1", action="crashed")
+            ntinv.replicas.request_crash(1)
+            assert crashed.wait(10)
+            ntinv.wait_quiet()  # (the crash is recorded before its sessions are closed)
+            after = len(open_sessions(ntinv.world.loop))
+            assert 0 < after < before, (before, after)
+            ntinv.apply({**GADGET, "metadata": {"name": "g2"}})
+            ntinv.wait_for("ntinv.test/v1", "Gadget", "g2", seen_by("replica-0"))
+    """)
+    pt.runpytest("-W", "error::ResourceWarning").assert_outcomes(passed=1)

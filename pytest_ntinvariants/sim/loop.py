@@ -222,6 +222,10 @@ class WorldLoop(ServerLoop):
         for transport in list(self._connections.pop(actor, ())):
             transport.abort()
 
+    def connections_of(self, actor: str) -> list[asyncio.Transport]:
+        """The connections ``actor`` opened that are still tracked (not yet fenced)."""
+        return list(self._connections.get(actor, ()))
+
     def actor_of_port(self, port: int) -> str | None:
         """The actor whose connection has local port ``port`` (None: not one of ours)."""
         return self._ports.get(port)
