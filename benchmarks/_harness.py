@@ -42,6 +42,7 @@ __all__ = [
     "Section",
     "Stats",
     "Target",
+    "command_line",
     "environment",
     "fmt_ms",
     "fmt_ratio",
@@ -55,6 +56,12 @@ __all__ = [
 clock = time.perf_counter
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How a benchmark was run, for its report: ``python benchmarks/<script> <args>``."""
+    args = argv if argv is not None else sys.argv[1:]
+    return f"python benchmarks/{script}" + "".join(f" {a}" for a in args)
 
 
 def pytest_args(test: Path, *options: str) -> list[str]:

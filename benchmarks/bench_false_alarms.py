@@ -44,7 +44,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, Report, Target, environment, nr_schedules, pytest_args
+from _harness import ROOT, Report, Target, command_line, environment, nr_schedules, pytest_args
 
 sys.path.insert(0, str(ROOT / "tests"))
 from operators_fixtures import stale_spec, webhook_claim
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     per_subject = total // len(CORRECT)
     control = max(5, total // 20)
     workers = 1 if args.quick else args.workers
-    command = "python benchmarks/bench_false_alarms.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = command_line("bench_false_alarms.py", argv)
     report = FalseAlarmsReport(
         "false_alarms", "quick" if args.quick else "full", command,
         env=environment(["kopf", "pytest", "pytest-xdist"]),

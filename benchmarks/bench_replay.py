@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _harness import Report, Target, environment  # noqa: E402
+from _harness import Report, Target, command_line, environment  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
 from operators_fixtures.children import race_test  # noqa: E402
 
@@ -195,9 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if times < 1:
         parser.error("--replays must be >= 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    command = "python benchmarks/bench_replay.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = command_line("bench_replay.py", argv)
     report = ReplayReport(
         "replay", "quick" if args.quick else "full", command,
         env={**environment(["kopf", "pytest"]), "seed": seed, "replays": times},

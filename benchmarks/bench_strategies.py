@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _harness import Report, Target, environment  # noqa: E402
+from _harness import Report, Target, command_line, environment  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
 from operators_fixtures import children  # noqa: E402
 
@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     schedules = 10 if args.quick else args.schedules
     times = 2 if args.quick else args.replays
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    command = "python benchmarks/bench_strategies.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = command_line("bench_strategies.py", argv)
     report = Report(
         "strategies", "quick" if args.quick else "full", command,
         env={**environment(["kopf", "pytest"]), "seed": seed, "schedules": schedules},

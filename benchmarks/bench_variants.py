@@ -37,7 +37,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
 
-from _harness import Report, environment  # noqa: E402
+from _harness import Report, command_line, environment  # noqa: E402
 from nrkit import REFERENCE, VARIANT_CASES, VariantCase, strategy_of, variant_suite  # noqa: E402
 
 #: The original suite's recorded-count specs on held stale events (the hidden duplicate).
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1:
         parser.error("--runs must be >= 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    command = "python benchmarks/bench_variants.py" + "".join(
-        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    command = command_line("bench_variants.py", argv)
     report = VariantsReport(
         "variants",
         "matrix" if args.matrix else "designated",
