@@ -48,6 +48,7 @@ __all__ = [
     "fmt_ratio",
     "interleave",
     "nr_schedules",
+    "operators_dir",
     "percentile",
     "pytest_args",
     "sample",
@@ -62,6 +63,22 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
     """How a benchmark was run, for its report: ``python benchmarks/<script> <args>``."""
     args = argv if argv is not None else sys.argv[1:]
     return f"python benchmarks/{script}" + "".join(f" {a}" for a in args)
+
+
+def operators_dir(work: Path, addopts: str, files: Mapping[str, str]) -> Path:
+    """A directory for an inner pytest run of test modules that import
+    ``operators_fixtures`` (``tests/`` on its path): a ``pytest.ini`` with ``addopts``,
+    and ``files`` (name -> text)."""
+    work.mkdir(parents=True)
+    (work / "pytest.ini").write_text(
+        "[pytest]\n"
+        f"pythonpath = {ROOT / 'tests'}\n"
+        f"addopts = {addopts}\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    for name, text in files.items():
+        (work / name).write_text(text)
+    return work
 
 
 def pytest_args(test: Path, *options: str) -> list[str]:

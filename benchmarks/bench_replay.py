@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _harness import Report, Target, command_line, environment  # noqa: E402
+from _harness import Report, Target, command_line, environment, operators_dir  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
 from operators_fixtures.children import race_test  # noqa: E402
 
@@ -141,16 +141,11 @@ def variants_dir(work: Path, strategies: list[str]) -> Path:
 
 def race_dir(work: Path) -> Path:
     """A directory with the duplicate-child race (``operators_fixtures`` importable)."""
-    work.mkdir(parents=True)
-    (work / "pytest.ini").write_text(
-        "[pytest]\n"
-        f"pythonpath = {ROOT / 'tests'}\n"
-        f"addopts = {INNER_ADDOPTS}\n"
-        "asyncio_default_fixture_loop_scope = function\n"
-    )
-    (work / "test_race.py").write_text(race_test(RACE_SCHEDULES))
-    (work / "_replay_recorder.py").write_text(textwrap.dedent(RECORDER))
-    return work
+    files = {
+        "test_race.py": race_test(RACE_SCHEDULES),
+        "_replay_recorder.py": textwrap.dedent(RECORDER),
+    }
+    return operators_dir(work, INNER_ADDOPTS, files)
 
 
 def take_failure(case: Case, items: dict[str, Outcome], nodeids: list[str]) -> None:

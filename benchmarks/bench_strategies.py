@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests" / "validation"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _harness import Report, Target, command_line, environment  # noqa: E402
+from _harness import Report, Target, command_line, environment, operators_dir  # noqa: E402
 from nrkit import INNER_ADDOPTS, INNER_MODULE, VARIANT_CASES, variant_suite  # noqa: E402
 from operators_fixtures import children  # noqa: E402
 
@@ -180,16 +180,8 @@ def variant_subject(root: Path, case: Any, schedules: int) -> Subject:
 
 def operator_subject(root: Path, name: str, module_text: str) -> Subject:
     """A test operator's race module (``operators_fixtures`` importable)."""
-    work = root / name.replace(" ", "-")
-    work.mkdir(parents=True)
-    (work / "pytest.ini").write_text(
-        "[pytest]\n"
-        f"pythonpath = {ROOT / 'tests'}\n"
-        f"addopts = {INNER_ADDOPTS}\n"
-        "asyncio_default_fixture_loop_scope = function\n"
-    )
-    (work / "test_race.py").write_text(module_text)
-    (work / "_strategy_recorder.py").write_text(textwrap.dedent(RECORDER))
+    files = {"test_race.py": module_text, "_strategy_recorder.py": textwrap.dedent(RECORDER)}
+    work = operators_dir(root / name.replace(" ", "-"), INNER_ADDOPTS, files)
     return Subject(name, work, ["test_race.py"])
 
 
