@@ -78,7 +78,6 @@ class NtinvSession:
         self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
         self._learned: dict[str, Learned | None] = {}  # per test: its learning run
         self._learning = False  # a learning run is on
-        self._learned_plans: LearnedPlans | None = None  # what it showed
         self.budget = Budget.parse(config.getoption("ntinv_budget"))
         self._index: dict[tuple[str, int], int] = {}  # (test, schedule seed) -> its place
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
@@ -200,7 +199,7 @@ class NtinvSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         """Run an exploration item. Before the first of a test whose strategy learns
-        (``pct``, ``exhaustive``), run the test once in arrival order with no
+        (``pct``, ``exhaustive``, ``plans``), run the test once in arrival order with no
         perturbation, unrecorded, to learn its length and its decisions. When the item
         fails in a deterministic world, run it again with ever smaller schedules and fewer
         deviations from arrival order while it fails the same way, and add the smallest
@@ -279,8 +278,7 @@ class NtinvSession:
         finally:
             self._learning = False
         choices = entry.get("choices") if entry else None
-        plans = self._learned_plans
-        self._learned_plans = None
+        plans = entry.get("learned_plans") if entry else None
         self._learned[test] = (
             Learned(entry["steps"], tuple(choices), plans)
             if entry and choices is not None and plans is not None
@@ -434,7 +432,7 @@ class NtinvSession:
             if self._learning:
                 from .perturb.plans import learn
 
-                self._learned_plans = learn(ledger)
+                entry["learned_plans"] = learn(ledger)
             self._candidate = entry
         else:
             if violations or body_failed:
