@@ -575,22 +575,30 @@ def _sessions_holding(loop: asyncio.AbstractEventLoop, protocols: set[Any]) -> l
     """The open aiohttp sessions on ``loop`` whose connector holds one of ``protocols``
     (acquired for a request, or idle in its pool). Reads the connector's private pools:
     aiohttp names no public way from a connection to its session."""
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is None or not protocols:
-        return []
     found = []
-    for o in gc.get_objects():
-        if not isinstance(o, aiohttp.ClientSession) or o.closed:
-            continue
-        if getattr(o, "_loop", None) is not loop:
-            continue
-        connector = o.connector
+    for session in _open_sessions(loop) if protocols else ():
+        connector = session.connector
         held = set(getattr(connector, "_acquired", ()))
         for idle in getattr(connector, "_conns", {}).values():
             held.update(proto for proto, _ in idle)
         if held & protocols:
-            found.append(o)
+            found.append(session)
     return found
+
+
+def _open_sessions(loop: asyncio.AbstractEventLoop) -> list[Any]:
+    """The aiohttp sessions on ``loop`` that are not closed (none if aiohttp is not
+    loaded)."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return []
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, aiohttp.ClientSession)
+        and getattr(o, "_loop", None) is loop
+        and not o.closed
+    ]
 
 
 class _QuietThreadWarning(logging.Filter):
@@ -1121,17 +1129,7 @@ class KopfReplica(Replica):
         handlers kept for a cleanup handler that will never run). Their connections are
         already aborted, so this sends nothing; it spares a ResourceWarning at garbage
         collection, which would fail some later, unrelated test."""
-        aiohttp = sys.modules.get("aiohttp")
-        if aiohttp is None:
-            return
-        sessions = [
-            o
-            for o in gc.get_objects()
-            if isinstance(o, aiohttp.ClientSession)
-            and getattr(o, "_loop", None) is loop
-            and not o.closed
-        ]
-        for session in sessions:
+        for session in _open_sessions(loop):
             with contextlib.suppress(Exception):
                 await session.close()
 
