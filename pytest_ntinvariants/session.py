@@ -151,6 +151,7 @@ class NtinvSession:
             choices=learned.choices if learned else (),
             plans=len(learned.plans.plans) if learned else 0,
             index=self._index.get((_test_of(item), seed), 0),
+            equivalent=learned.equivalent if learned else frozenset(),
         )
         if strategy is None and name == "plans":
             pytest.skip(f"plans of {_test_of(item)}: every plan ran in an earlier item")
@@ -280,7 +281,12 @@ class NtinvSession:
         choices = entry.get("choices") if entry else None
         plans = entry.get("learned_plans") if entry else None
         self._learned[test] = (
-            Learned(entry["steps"], tuple(choices), plans)
+            Learned(
+                entry["steps"],
+                tuple(choices),
+                plans,
+                frozenset(tuple(d) for d in entry["equivalent"]),
+            )
             if entry and choices is not None and plans is not None
             else None
         )
@@ -431,8 +437,19 @@ class NtinvSession:
             entry["choices"] = list(world.engine.choices) if world is not None else None
             if self._learning:
                 from .perturb.plans import learn
+                from .sim.independence import equivalent_deviations
 
                 entry["learned_plans"] = learn(ledger)
+                engine = world.engine if world is not None else None
+                entry["equivalent"] = (
+                    sorted(
+                        equivalent_deviations(
+                            engine.trace, engine.candidates, engine.decision_steps
+                        )
+                    )
+                    if engine is not None
+                    else []
+                )
             self._candidate = entry
         else:
             if violations or body_failed:
@@ -450,6 +467,7 @@ class NtinvSession:
         """An exploration item's strategy, the path its world took (a hash of the
         decisions, which tells interleavings apart) and the token that replays it; the
         replay command then passes the token."""
+        from .sim.independence import trace_class
         from .sim.strategies import Exhaustive, Plans, deviation_counts
 
         if run is None or run.schedule is None or world is None:
@@ -465,6 +483,8 @@ class NtinvSession:
             "strategy": strategy.describe(),
             "bound": strategy.bound(len(engine.steps)),
             "interleaving": hashlib.sha256(repr(engine.decisions).encode()).hexdigest()[:12],
+            # The same for runs that differ only in the order of independent steps.
+            "order": trace_class(engine.trace),
         }
         learned = self._learned.get(_test_of(item))
         if isinstance(strategy, Plans) and learned is not None:
@@ -475,11 +495,15 @@ class NtinvSession:
                 "pruned": learned.plans.pruned,
             }
         if isinstance(strategy, Exhaustive) and learned is not None:
-            # Where the run is in its search: how many deviations it took, and how many
-            # runs the search has with each number of deviations.
+            # Where the run is in its search: how many deviations it took, how many runs
+            # the search has with each number of deviations, and how many it left out as
+            # equivalent to one it has.
+            runs = deviation_counts(learned.choices, strategy.most, learned.equivalent)
+            every = deviation_counts(learned.choices, strategy.most)
             out["exhaustive"] = {
                 "deviations": len(strategy.deviations),
-                "runs_by_deviations": deviation_counts(learned.choices, strategy.most),
+                "runs_by_deviations": runs,
+                "equivalent_by_deviations": [a - b for a, b in zip(every, runs, strict=True)],
             }
         if not world.real_time:  # a run on real time does not replay exactly
             token = ReplayToken.of(run.schedule, engine.decisions).encode()
@@ -720,6 +744,8 @@ class Learned:
     steps: int  # how many steps it took
     choices: tuple[int, ...]  # how many candidates each of its decisions had
     plans: LearnedPlans  # the perturbation plans of its points
+    # Its deviations (decision, candidate) that only reorder independent steps.
+    equivalent: frozenset[tuple[int, int]] = frozenset()
 
 
 def _test_of(item: pytest.Item) -> str:
@@ -779,6 +805,7 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "strategy": strategy,
             "schedules": len(runs),
             "interleavings": len({r["interleaving"] for r in runs}),
+            "orders": len({r["order"] for r in runs}),
             "failed": sum(1 for r in runs if r["violations"] or r.get("body_failed")),
             "bound_one": one,
             "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
@@ -798,14 +825,21 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ran = [0] * len(totals)
             for r in searched:
                 ran[r["deviations"]] += 1
-            summary["exhaustive"] = {"runs_by_deviations": totals, "ran_by_deviations": ran}
+            summary["exhaustive"] = {
+                "runs_by_deviations": totals,
+                "ran_by_deviations": ran,
+                "equivalent": sum(searched[0]["equivalent_by_deviations"]),
+            }
         out.append(summary)
     return out
 
 
 def describe_exploration(e: dict[str, Any]) -> str:
     """``40 schedules, 37 interleavings, 2 failing; ...`` for the terminal summary."""
-    text = f"{e['schedules']} schedules, {e['interleavings']} interleavings, {e['failed']} failing"
+    text = (
+        f"{e['schedules']} schedules, {e['interleavings']} interleavings "
+        f"({e['orders']} up to the order of independent steps), {e['failed']} failing"
+    )
     planned = e.get("plans")
     if planned:
         text += (
@@ -821,6 +855,8 @@ def describe_exploration(e: dict[str, Any]) -> str:
         text += f"; runs with k deviations from arrival order: {covered}"
         if all(ran == total for ran, total in pairs):
             text += " (the whole search)"
+        if searched["equivalent"]:
+            text += f"; {searched['equivalent']} runs left out as equivalent orders"
     if e.get("bound_one") is not None:
         text += (
             f"; a race of its depth is hit with p >= {e['bound_one']:.2g} per schedule, "

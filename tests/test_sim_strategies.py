@@ -19,7 +19,7 @@ import pytest_ntinvariants.operators
 import pytest_ntinvariants.tls  # noqa: F401
 from pytest_ntinvariants.perturb.schedule import Step
 from pytest_ntinvariants.replay import ReplayToken
-from pytest_ntinvariants.sim import PCT, Action, RandomWalk, Replay, make_strategy
+from pytest_ntinvariants.sim import PCT, Action, RandomWalk, Replay, independence, make_strategy
 from pytest_ntinvariants.sim.strategies import Exhaustive, deviation_counts, deviation_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
@@ -102,6 +102,14 @@ def test_deviation_sets_come_fewest_first_and_are_counted() -> None:
     search = make_strategy("exhaustive", 1, depth=2, choices=choices, index=7)
     assert isinstance(search, Exhaustive) and search.decisions == [1, 0, 0, 1]
     assert make_strategy("exhaustive", 1, depth=2, choices=choices, index=10) is None
+    # Deviations that only reorder independent steps are left out, and not counted.
+    equivalent = {(1, 2), (3, 1)}
+    kept = list(deviation_sets(choices, 2, equivalent))
+    assert kept == [s for s in sets if not equivalent & set(s)]
+    assert deviation_counts(choices, 2, equivalent) == [1, 2, 1]
+    search = make_strategy("exhaustive", 1, depth=2, choices=choices, index=3,
+                           equivalent=equivalent)  # fmt: skip
+    assert isinstance(search, Exhaustive) and search.deviations == ((0, 1), (1, 1))
 
 
 # ---------------------------------------------------------------------- tokens
@@ -185,7 +193,8 @@ def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> 
         [
             "exploration (strategy: schedules, distinct interleavings, failing):",
             f"  test_children.py::test_one_child: random: 12 schedules, "
-            f"{explored['interleavings']} interleavings, {explored['failed']} failing",
+            f"{explored['interleavings']} interleavings ({explored['orders']} up to the order "
+            f"of independent steps), {explored['failed']} failing",
         ]
     )
     pct, result = run(pt, "--ntinv-seed=3", "--ntinv-strategy=pct", "--ntinv-schedules=4")
@@ -326,15 +335,34 @@ def test_an_exhaustive_search_runs_every_run_within_its_bound_once(pt: pytest.Py
     assert all(e["schedule"].endswith("no perturbations") for e in doc["tests"])
     outcomes = result.parseoutcomes()
     assert outcomes["skipped"] == 40 - total
+    left_out = search["equivalent"]
+    assert left_out > 0  # the two replicas' events and reads commute
     result.stdout.fnmatch_lines(
         [
-            f"*exhaustive (at most 1 deviation): {total} schedules, {total} interleavings, "
-            f"* failing; runs with k deviations from arrival order: 1 of 1 with 0, "
-            f"{total - 1} of {total - 1} with 1 (the whole search)",
+            f"*exhaustive (at most 1 deviation): {total} schedules, {total} interleavings "
+            f"({explored['orders']} up to the order of independent steps), * failing; runs "
+            f"with k deviations from arrival order: 1 of 1 with 0, {total - 1} of "
+            f"{total - 1} with 1 (the whole search); {left_out} runs left out as equivalent "
+            "orders",
             "*exhaustive search of test_children.py::test_one_child: every run with at most "
             "1 deviation(s) from arrival order ran in an earlier item*",
         ]
     )
+
+
+def test_the_reduction_loses_no_order_of_the_whole_search(
+    pt: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs an exhaustive search leaves out as equivalent reach no order (class of
+    runs up to swapping independent steps) that the runs it keeps miss: the reduced
+    search and the whole one cover the same orders, in fewer runs."""
+    pt.makepyfile(test_children=children.race_test(40).replace(
+        "schedules=40,", 'schedules=40, strategy="exhaustive", depth=1,'))  # fmt: skip
+    reduced, _ = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0")
+    monkeypatch.setattr(independence, "equivalent_deviations", lambda *_: frozenset())
+    whole, _ = run(pt, "--ntinv-seed=5", "--ntinv-shrink=0")
+    assert len(reduced["tests"]) < len(whole["tests"])
+    assert {e["order"] for e in reduced["tests"]} == {e["order"] for e in whole["tests"]}
 
 
 def test_pct_takes_the_length_of_its_learning_run(pt: pytest.Pytester) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from .independence import Footprint, Traced
 from .strategies import RandomWalk, Strategy
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ class Action:
     foreign: bool = False
     # False once it no longer applies (its event was superseded, its stream closed).
     valid: Callable[[], bool] | None = None
+    # What it touches outside its actor (None: nothing), and what it is with no number
+    # that depends on the order of steps (default: ``what``): for the reduction.
+    touches: Footprint | None = None
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,10 @@ class Engine:
         self.decisions: list[int] = []
         self.decision_steps: list[int] = []
         self.choices: list[int] = []
+        #: The arrival-order seqs of each decision's candidates, and every released
+        #: action: what tells which orders are equivalent (``independence``).
+        self.candidates: list[tuple[int, ...]] = []
+        self.trace: list[Traced] = []
         self.actors: set[str] = set()
         self.held: dict[int, Action] = {}
         self.steps: list[Step] = []
@@ -192,8 +201,10 @@ class Engine:
         *,
         activity: bool,
         foreign: bool,
+        touches: Footprint | None = None,
     ) -> None:
-        """Wait until the engine releases this request (its server then handles it)."""
+        """Wait until the engine releases this request (its server then handles it);
+        ``touches``: what it reads or writes outside its actor."""
         future: asyncio.Future[None] = self.loop.create_future()
 
         def release() -> None:
@@ -209,6 +220,7 @@ class Engine:
             drop=future.cancel,  # type: ignore[arg-type]  # its bool is not used
             activity=activity,
             foreign=foreign,
+            touches=touches,
         )
         self.hold(action)
         try:
@@ -385,6 +397,7 @@ class Engine:
             self.decisions.append(index)
             self.decision_steps.append(len(self.steps) + 1)
             self.choices.append(len(candidates))
+            self.candidates.append(tuple(a.seq for a in candidates))
         return candidates[index]
 
     def _upcoming(self) -> float | None:
@@ -402,6 +415,14 @@ class Engine:
         self._io_at = now  # on real time, its answer is awaited from here
         self.steps.append(
             Step(len(self.steps) + 1, now - self.t0, action.actor, action.kind, action.what)
+        )
+        self.trace.append(
+            Traced(
+                action.seq,
+                action.actor,
+                f"{action.kind} {action.label or action.what}",
+                action.touches,
+            )
         )
         action.release()
 

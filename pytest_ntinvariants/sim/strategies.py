@@ -20,7 +20,9 @@ them, so ``Replay`` can walk the same path again without the strategy that found
   at most ``bound`` deviations from the decisions of a learning run (the test run once in
   arrival order), fewest first (``deviation_sets``), run ``i`` of a test takes set ``i``:
   so ``n`` runs cover every run with no deviation, then every run with one, and so on
-  (delay-bounded scheduling, Emmi, Qadeer and Rakamaric, POPL 2011).
+  (delay-bounded scheduling, Emmi, Qadeer and Rakamaric, POPL 2011). A deviation that
+  only moves an action ahead of steps it commutes with (``independence``) is left out:
+  its run differs from one already covered only in the order of independent steps.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import abc
 import itertools
 import random
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence, Set
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -192,26 +194,40 @@ class Exhaustive(Replay):
         return f"exhaustive (at most {self.most} deviation{'s' if self.most != 1 else ''})"
 
 
-def deviation_sets(choices: Sequence[int], bound: int) -> Iterator[tuple[tuple[int, int], ...]]:
+def deviation_sets(
+    choices: Sequence[int], bound: int, equivalent: Set[tuple[int, int]] = frozenset()
+) -> Iterator[tuple[tuple[int, int], ...]]:
     """Every set of at most ``bound`` deviations from a run whose decisions had
     ``choices`` candidates each, fewest deviations first, each as ``(decision, candidate)``
-    pairs in decision order. (Later decisions of a deviated run may differ from the
-    learning run's; a candidate beyond them takes the last, see ``Replay``.)"""
-    singles = [(p, j) for p, count in enumerate(choices) for j in range(1, count)]
+    pairs in decision order, leaving out the ``equivalent`` deviations (those that only
+    reorder independent steps, see ``independence``). (Later decisions of a deviated run
+    may differ from the learning run's; a candidate beyond them takes the last, see
+    ``Replay``.)"""
+    singles = [
+        (p, j)
+        for p, count in enumerate(choices)
+        for j in range(1, count)
+        if (p, j) not in equivalent
+    ]
     for k in range(bound + 1):
         for combo in itertools.combinations(singles, k):
             if len({p for p, _ in combo}) == k:  # at most one deviation per decision
                 yield combo
 
 
-def deviation_counts(choices: Sequence[int], bound: int) -> list[int]:
+def deviation_counts(
+    choices: Sequence[int], bound: int, equivalent: Set[tuple[int, int]] = frozenset()
+) -> list[int]:
     """How many sets ``deviation_sets`` yields with 0, 1, ..., ``bound`` deviations."""
-    # Choosing k decisions and one of the other candidates at each: the elementary
-    # symmetric polynomials of (count - 1), by the usual recurrence.
+    others = [count - 1 for count in choices]
+    for p, _ in equivalent:
+        others[p] -= 1
+    # Choosing k decisions and one of their other candidates at each: the elementary
+    # symmetric polynomials of the numbers of other candidates, by the usual recurrence.
     counts = [1] + [0] * bound
-    for count in choices:
+    for n in others:
         for k in range(bound, 0, -1):
-            counts[k] += counts[k - 1] * (count - 1)
+            counts[k] += counts[k - 1] * n
     return counts
 
 
@@ -238,17 +254,20 @@ def make_strategy(
     choices: Sequence[int] = (),
     plans: int = 0,
     index: int = 0,
+    equivalent: Set[tuple[int, int]] = frozenset(),
 ) -> Strategy | None:
     """The strategy called ``name`` for run ``index`` (seed ``seed``) of a test whose
-    learning run took ``steps`` steps with ``choices`` candidates at its decisions and
-    gave ``plans`` plans; ValueError for another name. None: there is no run ``index`` (an
+    learning run took ``steps`` steps with ``choices`` candidates at its decisions (of
+    which the ``equivalent`` deviations only reorder independent steps) and gave
+    ``plans`` plans; ValueError for another name. None: there is no run ``index`` (an
     exhaustive search covered every run within its bound with fewer; every plan ran)."""
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
         return PCT(seed, depth=depth, steps=steps)
     if name == "exhaustive":
-        chosen = next(itertools.islice(deviation_sets(choices, depth), index, None), None)
+        sets = deviation_sets(choices, depth, equivalent)
+        chosen = next(itertools.islice(sets, index, None), None)
         return Exhaustive(chosen, depth) if chosen is not None else None
     if name == "plans":
         return Plans(index, plans) if index < plans else None

@@ -22,6 +22,7 @@ from .._loopthread import LoopThread
 from ..apiserver.hooks import Gate
 from .clock import VirtualClock, activate
 from .engine import DEFAULT_HORIZON, Action, DriveResult, Engine
+from .independence import Footprint
 from .loop import WorldLoop
 from .strategies import Strategy
 
@@ -261,6 +262,7 @@ class WorldGate(Gate):
             _describe_request(request),
             activity=request.verb not in _READS,
             foreign=not own,
+            touches=_footprint(request),
         )
 
     def hold_delivery(
@@ -276,6 +278,8 @@ class WorldGate(Gate):
                 "event",
                 f"{delivery.type} {watcher.resource.plural}/{meta.get('name', '')} "
                 f"rv {delivery.version.rv} (watch {watcher.id})",
+                label=f"{delivery.type} {watcher.resource.plural}/"
+                f"{meta.get('namespace', '')}/{meta.get('name', '')}",
                 release=release,
                 drop=_nothing,
                 valid=lambda: not watcher.closed and watcher.is_gated(delivery),
@@ -291,8 +295,21 @@ class WorldGate(Gate):
         if actor is None or not self.holds(actor):
             return
         await self.world.engine.hold_request(
-            actor, "call", f"{method} {sink}{path}", activity=True, foreign=False
+            actor,
+            "call",
+            f"{method} {sink}{path}",
+            activity=True,
+            foreign=False,
+            touches=Footprint(f"sink:{sink}", write=True),
         )
+
+
+def _footprint(r: RequestInfo) -> Footprint:
+    """What a request touches on the server: its resource type's objects (one of them
+    when it names one), or everything for a request outside the resources."""
+    if r.resource is None:
+        return Footprint(None)
+    return Footprint(r.resource.group_resource, r.namespace, r.name, r.verb not in _READS)
 
 
 def _describe_request(r: RequestInfo) -> str:
