@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .apiserver import FakeApiServer
 from .apiserver.errors import NotFound
 from .apiserver.store import Event
-from .ledger import Ledger, RequestServed
+from .ledger import Ledger, ReplicaEvent, RequestServed, SideEffect
 from .observe import LedgerRecorder, record_sink
 from .perturb import Perturber, Target, Trigger
 from .perturb.schedule import Schedule
@@ -235,6 +235,13 @@ class Harness:
         replicas start, for their identities."""
         self._deferred_draw = draw
 
+    @property
+    def crashed(self) -> list[str]:
+        """The identities of the replicas that crashed so far (by the schedule, by
+        ``crash_on`` or by the test), in order: what an at-least-once assertion allows
+        for (a replica that crashed right after a call could not record it)."""
+        return [e.identity for e in self.ledger.entries(ReplicaEvent) if e.action == "crashed"]
+
     def crash_on(self, trigger: Trigger, replica: int | str) -> None:
         """Crash a replica (by index or identity) when ``trigger`` fires, e.g.
         ``ntinv.crash_on(ntinv.perturb.after_write("replica-0", nth=2), 0)``."""
@@ -281,12 +288,17 @@ class Harness:
                 )
 
     def apply_schedule(self, schedule: Schedule) -> None:
-        """Add a drawn schedule's rules; crashes are armed on the replicas' writes."""
+        """Add a drawn schedule's rules; crashes are armed on the replicas' writes, or on
+        the calls they make to fake endpoints (``after_calls``)."""
         self.run.schedule = schedule
         _, crashes = schedule.apply(self.perturb)
         for step in crashes:
             params = dict(step.params)
-            trigger = self.perturb.after_write(step.identity, nth=int(params["after_writes"]))
+            if "after_calls" in params:
+                nth = int(params["after_calls"])
+                trigger = self.perturb.trigger(SideEffect, caller=step.identity, nth=nth)
+            else:
+                trigger = self.perturb.after_write(step.identity, nth=int(params["after_writes"]))
             trigger.on_fire(lambda ident=step.identity: self._crash(ident))
 
     def _crash(self, identity: int | str) -> None:

@@ -128,6 +128,7 @@ class SideEffect(Entry):
     attempt: str
     status: int  # what the endpoint answered (0: closed the connection)
     detail: str = ""
+    caller: str = ""  # the replica that made the call, when the endpoint can tell
 
 
 @dataclass(frozen=True)

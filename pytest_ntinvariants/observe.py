@@ -123,6 +123,7 @@ def record_sink(ledger: Ledger, sink: Any) -> Callable[[], None]:
             attempt="" if call.attempt is None else str(call.attempt),
             status=int(call.status or 0),  # 0: the endpoint closed the connection
             detail=call.rule,
+            caller=str(call.caller or ""),
         )
 
     handle = sink.on_call(on_call)

@@ -395,6 +395,8 @@ class SinkCall(SinkRequest):
     world's virtual time) and ``wall`` the sink's clock (``time.time()``), both taken on
     arrival. ``reply`` is the answer chosen on arrival and ``rule`` names what chose it:
     ``"default"``, ``"strict_json"``, ``"identify_error"``, ``"too_large"`` or a script's label.
+    ``caller`` is the identity of the controller replica that made the call, when the
+    sink's gate can tell (a deterministic world knows whose connection it was).
     Calls compare by identity.
     """
 
@@ -407,6 +409,7 @@ class SinkCall(SinkRequest):
     attempt: int | None
     reply: Reply
     rule: str
+    caller: str | None = None
 
     @property
     def status(self) -> int | None:
@@ -455,6 +458,7 @@ class SinkCall(SinkRequest):
             "attempt": self.attempt,
             "reply": self.reply.to_dict(),
             "rule": self.rule,
+            "caller": self.caller,
         }
 
     def __repr__(self) -> str:
@@ -477,6 +481,9 @@ class ReplyGate(Protocol):
 
     async def hold_call(self, sink: str, method: str, path: str, peer: Any) -> None:
         """Return when the call from ``peer`` (the client's address) may go on."""
+
+    def caller(self, peer: Any) -> str | None:
+        """The identity of the replica calling from ``peer`` (None: not one it knows)."""
 
 
 def identify_by_headers(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
@@ -986,8 +993,10 @@ class Sink:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        caller = None
         if self.gate is not None:
             peer = request.transport.get_extra_info("peername") if request.transport else None
+            caller = self.gate.caller(peer)
             await self.gate.hold_call(self.name, request.method, request.path, peer)
         arrived, wall = asyncio.get_running_loop().time(), self._clock()
         try:
@@ -1004,7 +1013,7 @@ class Sink:
                 body=body,
                 remote=request.remote,
             )
-            call, listeners = self._record(info, arrived, wall, too_large)
+            call, listeners = self._record(info, arrived, wall, too_large, caller)
         except Exception as error:  # a bug here must fail the test, not only log a 500
             self._report(error)
             return web.Response(status=500, text="sink error", content_type="text/plain")
@@ -1016,7 +1025,12 @@ class Sink:
         return await self._answer(request, call.reply)
 
     def _record(
-        self, info: SinkRequest, arrived: float, wall: float, too_large: bool
+        self,
+        info: SinkRequest,
+        arrived: float,
+        wall: float,
+        too_large: bool,
+        caller: str | None = None,
     ) -> tuple[SinkCall, tuple[Callable[[SinkCall], None], ...]]:
         failed = False
         try:
@@ -1050,6 +1064,7 @@ class Sink:
                 attempt=_attempt(info),
                 reply=answer,
                 rule=rule,
+                caller=caller,
             )
             self._next_index += 1
             self._calls.append(call)

@@ -93,3 +93,28 @@ def test_a_failure_replays_from_its_token_and_fails_again(
     [rerun] = again["tests"]
     # The same run again, exactly: the same ledger.
     assert rerun["body_failed"] and rerun["digest"] == entry["digest"]
+
+
+def test_the_fixed_webhook_survives_every_learned_plan_crashes_after_its_call_included(
+    pytester: pytest.Pytester,
+) -> None:
+    """The learning run's points include each replica's calls to the endpoint (a world
+    knows whose connection a call came on): a plan crashes the caller right after the
+    endpoint received its call. The fixed version's lease lets the survivor take over
+    whatever the crashed replica left, so every plan passes: the webhook is called once,
+    or twice when the first caller crashed before recording its call."""
+    pytester.makeini(INI)
+    pytester.makepyfile(test_race=webhook_claim.race_test(60, fixed=True, strategy="plans"))
+    pytester.syspathinsert(Path(__file__).parent)
+    out = pytester.path / "ntinv.json"
+    result = pytester.runpytest(f"--ntinv-json={out}", "--ntinv-shrink=0", SEED)
+    doc = json.loads(out.read_text())
+    schedules = [e["schedule"] for e in doc["tests"]]
+    assert any("crash" in s and "after_calls=1" in s for s in schedules), schedules
+    assert any("crash" in s and "after_writes=1" in s for s in schedules), schedules
+    # Only an event a later one of the same object superseded is dropped.
+    dropped = [s for s in schedules if "drop-event" in s]
+    assert dropped and all("ADDED g1" in s or "rv 7" in s for s in dropped), dropped
+    [explored] = doc["summary"]["exploration"]
+    assert explored["failed"] == 0, result.stdout.str()
+    assert all(not e["violations"] for e in doc["tests"])

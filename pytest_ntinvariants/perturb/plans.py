@@ -5,10 +5,15 @@ where a perturbation can matter: each watch event delivered to each replica, eac
 replica made. Each point gives plans, each a schedule of one step:
 
 * an event point (the k-th event of a resource to replica R): R's reads are served a
-  version behind from that event on (``stale-from-event``); that event is never delivered,
-  R misses the intermediate state (``drop-event``); that event, and R's view, wait until
+  version behind from that event on (``stale-from-event``); when a later event of the same
+  object reached R, that event is never delivered and R misses the intermediate state, as
+  when a watch coalesces (``drop-event``; the last event of an object is never dropped: a
+  real watch does not lose the current state); that event, and R's view, wait until
   another replica's next write (``delay-event``, one plan per other replica);
-* a write point (R's n-th successful write): R crashes right after it (``crash``).
+* a write point (R's n-th successful write): R crashes right after it (``crash``);
+* a side-effect point (R's n-th call to a fake endpoint, when the endpoint knows who
+  called, as in a deterministic world): R crashes right after the endpoint received it,
+  before R sees the answer (``crash``): the call is made and R can record nothing of it.
 
 Points that cannot matter are pruned: BOOKMARKs, and events the replica did not react to
 (it sent no request between that event and its next one, or the end of the run). Plans are
@@ -21,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..ledger import Entry, ReplicaEvent, RequestServed, WatchDelivered
+from ..ledger import Entry, ReplicaEvent, RequestServed, SideEffect, WatchDelivered
 from .schedule import Step
 
 __all__ = ["Learned", "learn", "target_resource"]
@@ -46,6 +51,7 @@ def learn(entries: Iterable[Entry]) -> Learned:
     points = pruned = 0
     events: dict[tuple[str, str], int] = {}  # (identity, resource) -> events so far
     writes: dict[str, int] = {}
+    calls: dict[str, int] = {}
     for i, e in enumerate(entries):
         if isinstance(e, WatchDelivered) and e.identity in replicas:
             key = (e.identity, e.resource)
@@ -54,7 +60,8 @@ def learn(entries: Iterable[Entry]) -> Learned:
             if e.type == "BOOKMARK" or not _reacted(entries, i, e.identity):
                 pruned += 1
                 continue
-            plans += _event_plans(e, nth, [r for r in replicas if r != e.identity])
+            others = [r for r in replicas if r != e.identity]
+            plans += _event_plans(e, nth, others, _superseded(entries, i))
         elif (
             isinstance(e, RequestServed)
             and e.identity in replicas
@@ -64,6 +71,10 @@ def learn(entries: Iterable[Entry]) -> Learned:
             writes[e.identity] = n = writes.get(e.identity, 0) + 1
             points += 1
             plans.append(Step("crash", e.identity, (("after_writes", n),)))
+        elif isinstance(e, SideEffect) and e.caller in replicas:
+            calls[e.caller] = n = calls.get(e.caller, 0) + 1
+            points += 1
+            plans.append(Step("crash", e.caller, (("after_calls", n),)))
     return Learned(tuple(plans), points, pruned)
 
 
@@ -77,13 +88,25 @@ def _reacted(entries: Sequence[Entry], i: int, identity: str) -> bool:
     return False
 
 
-def _event_plans(e: WatchDelivered, nth: int, others: list[str]) -> list[Step]:
+def _superseded(entries: Sequence[Entry], i: int) -> bool:
+    # A later event of the same object to the same replica: the state it carries is not
+    # the object's last.
+    e = entries[i]
+    assert isinstance(e, WatchDelivered)
+    return any(
+        isinstance(later, WatchDelivered)
+        and (later.identity, later.resource, later.namespace, later.name)
+        == (e.identity, e.resource, e.namespace, e.name)
+        for later in entries[i + 1 :]
+    )
+
+
+def _event_plans(e: WatchDelivered, nth: int, others: list[str], superseded: bool) -> list[Step]:
     where = (("resource", e.resource), ("nth", nth))
     what = (("event", f"{e.type} {e.name} rv {e.rv}"),)
-    plans = [
-        Step("stale-from-event", e.identity, (*where, *what)),
-        Step("drop-event", e.identity, (*where, *what)),
-    ]
+    plans = [Step("stale-from-event", e.identity, (*where, *what))]
+    if superseded:
+        plans.append(Step("drop-event", e.identity, (*where, *what)))
     plans += [
         Step("delay-event", e.identity, (*where, ("until_write_of", other), *what))
         for other in others

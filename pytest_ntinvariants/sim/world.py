@@ -289,9 +289,13 @@ class WorldGate(Gate):
             )
         )
 
+    def caller(self, peer: Any) -> str | None:
+        """The actor whose connection ``peer`` (a client's address) is."""
+        return self.world.loop.actor_of_port(peer[1]) if peer else None
+
     async def hold_call(self, sink: str, method: str, path: str, peer: Any) -> None:
         """Hold a call to a fake endpoint made by an actor until the engine releases it."""
-        actor = self.world.loop.actor_of_port(peer[1]) if peer else None
+        actor = self.caller(peer)
         if actor is None or not self.holds(actor):
             return
         await self.world.engine.hold_request(
