@@ -59,8 +59,8 @@ MARKERS = {
     "ntinv_faults": (
         "ntinv_faults(code, *, verb='write', resource=None, subresource=None, "
         "probability=None, times=None, nth=None, retry_after=None, replicas=None): answer "
-        "replicas' matching requests with API error `code` (409, 422, 429, 500, 503, 504). "
-        "Stackable."
+        "replicas' matching requests with API error `code` "
+        f"({', '.join(map(str, FAULT_CODES))}). Stackable."
     ),
     "ntinv_explore": (
         "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3, budget=None): "

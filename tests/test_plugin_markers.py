@@ -62,6 +62,27 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
     )
 
 
+def test_the_faults_help_lists_exactly_the_codes_the_parser_and_spaces_accept() -> None:
+    from pytest_ntinvariants.markers import MARKERS, MarkerError, parse_fault
+    from pytest_ntinvariants.perturb import Space
+
+    listed = re.search(r"API error `code` \(([\d, ]+)\)", MARKERS["ntinv_faults"])
+    assert listed is not None
+    parsed, drawn = set(), set()
+    for code in range(100, 600):
+        try:
+            parse_fault(pytest.mark.ntinv_faults(code).mark)
+            parsed.add(code)
+        except MarkerError:
+            pass
+        try:
+            Space.from_marker({"faults": {code: 0.5}})
+            drawn.add(code)
+        except ValueError:
+            pass
+    assert {int(c) for c in listed.group(1).split(", ")} == parsed == drawn
+
+
 def test_options_are_documented(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--help")
     result.stdout.fnmatch_lines(

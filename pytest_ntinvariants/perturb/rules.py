@@ -27,7 +27,7 @@ from ..apiserver.hooks import Interceptor, RequestInfo
 from ..apiserver.store import Store
 from ..apiserver.watch import Delivery, Watcher, WatchHub
 from ..ledger import Ledger, ObjectVersion, PerturbationFired
-from ._values import Delay, _check_delay, _draw
+from ._values import FAULT_CODES, FAULTS, Delay, _check_delay, _draw
 from .triggers import Trigger
 
 __all__ = [
@@ -536,6 +536,12 @@ class StaleView(Rule):
         return max(at, store.compacted)
 
 
+# The error class of each fault (a wrong name in ``FAULTS`` fails here, at import).
+_ERRORS: dict[int, type[errors.ApiError]] = {
+    code: getattr(errors, name) for code, (name, _) in FAULTS.items()
+}
+
+
 @dataclass(eq=False)
 class Fault(Rule):
     """Answer the target's requests with an API error instead of serving them."""
@@ -546,40 +552,19 @@ class Fault(Rule):
     delay: float = 0.0  # seconds to wait before answering (504 timeouts)
     action = "fault"
 
-    _ERRORS = {
-        400: errors.BadRequest,
-        401: errors.Unauthorized,
-        403: errors.Forbidden,
-        404: errors.NotFound,
-        409: errors.Conflict,
-        410: errors.Gone,
-        422: errors.Invalid,
-        429: errors.TooManyRequests,
-        500: errors.InternalError,
-        503: errors.ServiceUnavailable,
-        504: errors.Timeout,
-    }
-
     def __post_init__(self) -> None:
-        if self.code not in self._ERRORS:
-            raise ValueError(f"code must be one of {sorted(self._ERRORS)}, got {self.code!r}")
+        if self.code not in FAULTS:
+            raise ValueError(f"code must be one of {list(FAULT_CODES)}, got {self.code!r}")
         if self.code == 429 and self.retry_after is None:
             self.retry_after = 1
         super().__post_init__()
 
     def error(self, r: RequestInfo) -> errors.ApiError:
         """The error to answer ``r`` with (kube's wording for each code)."""
-        cls = self._ERRORS[self.code]
+        message = FAULTS[self.code][1]
         what = f'{r.resource.group_resource if r.resource else ""} "{r.name}"'.strip()
-        default = {
-            409: f"Operation cannot be fulfilled on {what}: the object has been modified; "
-            f"please apply your changes to the latest version and try again",
-            429: "Too many requests, please try again later.",
-            500: "Internal error occurred: injected by pytest-ntinvariants",
-            503: "the server is currently unable to handle the request",
-            504: "Timeout: request did not complete within the allowed duration",
-        }.get(self.code, f"injected {self.code} by pytest-ntinvariants")
-        return cls(
+        default = message.format(what=what) or f"injected {self.code} by pytest-ntinvariants"
+        return _ERRORS[self.code](
             self.message or default,
             name=r.name or None,
             group=r.resource.group if r.resource else None,
@@ -732,7 +717,7 @@ class Perturber(Interceptor):
         delay: float = 0.0,
         **when: Any,
     ) -> Fault:
-        """Answer a target's requests with an API error (409, 422, 429, 500, 503, 504…)."""
+        """Answer a target's requests with an API error (a code of ``FAULT_CODES``)."""
         return self.add(
             Fault(
                 code=code,

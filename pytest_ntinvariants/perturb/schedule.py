@@ -13,15 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._values import parse_delay
+from ._values import FAULT_CODES, parse_delay
 
 if TYPE_CHECKING:
     from .rules import Perturber, Rule, Target
     from .triggers import Trigger
 
 __all__ = ["Schedule", "Space", "Step", "derive_seed"]
-
-_FAULT_CODES = (409, 422, 429, 500, 503, 504)
 
 
 def derive_seed(*parts: object) -> int:
@@ -43,7 +41,8 @@ class Space:
     - ``coalesce``: probability that a replica sees only the latest of close events.
     - ``hold``: probability that one replica's events are held until another
       replica's first status write (the seed's self-triggered stale reconcile).
-    - ``faults``: HTTP code -> probability that a replica's write gets that error.
+    - ``faults``: HTTP code (one of ``FAULT_CODES``) -> probability that a replica's
+      write gets that error.
     - ``crash``: probability that one replica crashes after its nth write (n in 1..3).
     - ``slow_writes``: ``(low, high)`` seconds by which a replica's writes land late (half
       of the replicas, drawn), or None (the default): a write that lands after a claim or
@@ -85,8 +84,8 @@ class Space:
         ):
             raise ValueError("space.stale_reads must be an int >= 0")
         for code, p in dict(kwargs.get("faults") or {}).items():
-            if int(code) not in _FAULT_CODES:
-                raise ValueError(f"space.faults code {code} not one of {_FAULT_CODES}")
+            if int(code) not in FAULT_CODES:
+                raise ValueError(f"space.faults code {code} not one of {FAULT_CODES}")
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"space.faults[{code}] must be a probability in [0, 1]")
         return cls(**kwargs)

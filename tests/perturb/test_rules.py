@@ -16,7 +16,8 @@ import pytest
 from pytest_ntinvariants.apiserver import FakeApiServer, RequestInfo, errors
 from pytest_ntinvariants.harness import attach_recorder
 from pytest_ntinvariants.ledger import Ledger, PerturbationFired, RequestServed, WatchDelivered
-from pytest_ntinvariants.perturb import Perturber, Rule, Schedule, Target
+from pytest_ntinvariants.perturb import Fault, Perturber, Rule, Schedule, Target
+from pytest_ntinvariants.perturb._values import FAULT_CODES
 from pytest_ntinvariants.perturb.schedule import Step
 
 CM = "/api/v1/namespaces/default/configmaps"
@@ -414,6 +415,15 @@ def test_a_rule_acts_only_through_the_hooks_it_overrides(env: Any) -> None:
     assert (plain.matched, plain.fired) == (0, 0)
     assert (forbid.matched, forbid.fired) == (1, 1)
     assert [e.rule for e in ledger.entries(PerturbationFired)] == [forbid.name]
+
+
+def test_every_fault_code_is_answered_with_that_code() -> None:
+    request = RequestInfo(seq=1, identity="a", method="GET", path=CM, verb="get", name="x")
+    for code in FAULT_CODES:
+        error = Fault(code=code).error(request)
+        assert isinstance(error, errors.ApiError) and error.code == code, code
+    with pytest.raises(ValueError, match=r"code must be one of \[400, .*504\], got 418"):
+        Fault(code=418)
 
 
 def test_a_schedule_adds_one_rule_per_step_and_hands_crashes_back(env: Any) -> None:
