@@ -83,6 +83,32 @@ def test_the_faults_help_lists_exactly_the_codes_the_parser_and_spaces_accept() 
     assert {int(c) for c in listed.group(1).split(", ")} == parsed == drawn
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        ((), {}, (1, None)),
+        ((3,), {}, (3, None)),
+        ((None,), {}, (1, None)),
+        ((), {"seconds": 2}, (None, 2.0)),
+        ((), {"versions": None, "seconds": 2}, (None, 2.0)),
+        ((1,), {"seconds": 2}, "give versions or seconds, not both"),
+    ],
+)
+def test_stale_reads_default_versions_give_way_to_seconds(
+    args: tuple[object, ...], kwargs: dict[str, object], expected: object
+) -> None:
+    """The signature shows versions=1; it is the default only without seconds."""
+    from pytest_ntinvariants.markers import MarkerError, parse_stale
+
+    mark = pytest.mark.ntinv_stale_reads(*args, **kwargs).mark
+    if isinstance(expected, str):
+        with pytest.raises(MarkerError, match=expected):
+            parse_stale(mark)
+    else:
+        spec = parse_stale(mark)
+        assert (spec.versions, spec.seconds) == expected
+
+
 def test_options_are_documented(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--help")
     result.stdout.fnmatch_lines(
