@@ -34,55 +34,127 @@ __all__ = [
     "parse_item_markers",
 ]
 
-MARKERS = {
-    "ntinv_replicas": (
-        "ntinv_replicas(count=2, *, operator=None, namespaces=None, prefix='replica', "
-        "settings=None, deterministic=None, argv=None, ready=None, env=None): run the "
-        "controller as `count` concurrent replicas (identities prefix-0..count-1). "
-        "operator: a registry factory, 'module:factory', or None for the ntinv_operator "
-        "fixture. settings: kopf settings, as a callable taking kopf.OperatorSettings or a "
-        "dict of dotted paths, e.g. {'persistence.consistency_timeout': 5}. argv: run a "
-        "controller process (any language) instead, with its own KUBECONFIG; ready: a "
-        "regular expression its output prints once ready; env: extra environment. "
-        "deterministic: False runs the replicas free, on threads and real time (default: "
-        "the ntinv_deterministic ini, on; processes then run in a world on real time)."
-    ),
-    "ntinv_watch_latency": (
-        "ntinv_watch_latency(delay, *, replicas=None): delay watch events to replicas by "
-        "delay seconds or a seeded (low, high) range; replicas: indices or identities "
-        "(default all)."
-    ),
-    "ntinv_stale_reads": (
-        "ntinv_stale_reads(versions=1, *, seconds=None, replicas=None): serve replicas' "
-        "GETs and LISTs `versions` versions (or `seconds`) behind the current state."
-    ),
-    "ntinv_faults": (
-        "ntinv_faults(code, *, verb='write', resource=None, subresource=None, "
-        "probability=None, times=None, nth=None, retry_after=None, replicas=None): answer "
-        "replicas' matching requests with API error `code` (409, 422, 429, 500, 503, 504). "
-        "Stackable."
-    ),
-    "ntinv_explore": (
-        "ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3, budget=None): "
-        "run the test "
-        "once per seeded schedule of perturbations drawn from `space` (a Space or dict), "
-        "the steps of a deterministic world chosen by `strategy` ('random'; 'pct' with "
-        "`depth`; 'exhaustive': every run with at most `depth` deviations from arrival "
-        "order, fewest first; 'plans': one perturbation learned from an unperturbed run "
-        "per item; default: --ntinv-strategy, else random); the seed is in the "
-        "test id, and a failure prints a token that replays it with --ntinv-replay=TOKEN. "
-        "budget: seconds of exploration for this test, after which its items are skipped."
-    ),
-    "ntinv_replay": (
-        "ntinv_replay(token): run the test once, exactly as the replay token a failure "
-        "printed says (its perturbations and every scheduling decision): a regression "
-        "test pinned to one run."
-    ),
-    "ntinv_invariants": (
-        "ntinv_invariants(*, only=None, exclude=(), time_scale=None): choose which "
-        "invariants are checked at teardown and the controller's backoff time scale."
-    ),
-}
+
+# Each marker's signature is written once, as a stub that binds its arguments; its line in
+# ``pytest --markers`` is that signature (without the annotations), then what it does.
+_Stub = Callable[..., None]
+_STUBS: dict[str, _Stub] = {}
+
+#: Each marker's line in ``pytest --markers``: ``name(signature): what it does``.
+MARKERS: dict[str, str] = {}
+
+
+def _marker(name: str, about: str) -> Callable[[_Stub], _Stub]:
+    """Register the decorated stub as ``name``'s signature, and what the marker does."""
+
+    def register(stub: _Stub) -> _Stub:
+        sig = inspect.signature(stub)
+        bare = sig.replace(
+            parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+            return_annotation=sig.empty,
+        )
+        _STUBS[name] = stub
+        MARKERS[name] = f"{name}{bare}: {about}"
+        return stub
+
+    return register
+
+
+# In the order ``pytest --markers`` lists them.
+
+
+@_marker(
+    "ntinv_replicas",
+    "run the controller as `count` concurrent replicas (identities prefix-0..count-1). "
+    "operator: a registry factory, 'module:factory', or None for the ntinv_operator fixture. "
+    "settings: kopf settings, as a callable taking kopf.OperatorSettings or a dict of "
+    "dotted paths, e.g. {'persistence.consistency_timeout': 5}. argv: run a controller "
+    "process (any language) instead, with its own KUBECONFIG; ready: a regular expression "
+    "its output prints once ready; env: extra environment. deterministic: False runs the "
+    "replicas free, on threads and real time (default: the ntinv_deterministic ini, on; "
+    "processes then run in a world on real time).",
+)
+def _replicas(
+    count: int = 2,
+    *,
+    operator: Any = None,
+    namespaces: Any = None,
+    prefix: str = "replica",
+    settings: Any = None,
+    deterministic: Any = None,
+    argv: Any = None,
+    ready: Any = None,
+    env: Any = None,
+) -> None: ...
+
+
+@_marker(
+    "ntinv_watch_latency",
+    "delay watch events to replicas by delay seconds or a seeded (low, high) range; "
+    "replicas: indices or identities (default all).",
+)
+def _latency(delay: Any, *, replicas: Any = None) -> None: ...
+
+
+@_marker(
+    "ntinv_stale_reads",
+    "serve replicas' GETs and LISTs `versions` versions (or `seconds`) behind the current state.",
+)
+def _stale(versions: Any = 1, *, seconds: Any = None, replicas: Any = None) -> None: ...
+
+
+@_marker(
+    "ntinv_faults",
+    "answer replicas' matching requests with API error `code` "
+    f"({', '.join(map(str, FAULT_CODES))}). Stackable.",
+)
+def _faults(
+    code: Any,
+    *,
+    verb: Any = "write",
+    resource: Any = None,
+    subresource: Any = None,
+    probability: Any = None,
+    times: Any = None,
+    nth: Any = None,
+    retry_after: Any = None,
+    replicas: Any = None,
+) -> None: ...
+
+
+@_marker(
+    "ntinv_explore",
+    "run the test once per seeded schedule of perturbations drawn from `space` (a Space or "
+    "dict), the steps of a deterministic world chosen by `strategy` ('random'; 'pct' with "
+    "`depth`; 'exhaustive': every run with at most `depth` deviations from arrival order, "
+    "fewest first; 'plans': one perturbation learned from an unperturbed run per item; "
+    "default: --ntinv-strategy, else random); the seed is in the test id, and a failure "
+    "prints a token that replays it with --ntinv-replay=TOKEN. budget: seconds of "
+    "exploration for this test, after which its items are skipped.",
+)
+def _explore(
+    schedules: Any = 10,
+    *,
+    space: Any = None,
+    strategy: Any = None,
+    depth: Any = 3,
+    budget: Any = None,
+) -> None: ...
+
+
+@_marker(
+    "ntinv_replay",
+    "run the test once, exactly as the replay token a failure printed says (its "
+    "perturbations and every scheduling decision): a regression test pinned to one run.",
+)
+def _replay(token: Any) -> None: ...
+
+
+@_marker(
+    "ntinv_invariants",
+    "choose which invariants are checked at teardown and the controller's backoff time scale.",
+)
+def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
 
 
 class MarkerError(ValueError):
@@ -173,10 +245,10 @@ class ItemMarkers:
     replay: ReplayToken | None = None
 
 
-def _bind(name: str, fn: Callable[..., Any], mark: pytest.Mark) -> dict[str, Any]:
-    """Bind a mark's arguments to a signature, or raise naming what is wrong."""
+def _bind(name: str, mark: pytest.Mark) -> dict[str, Any]:
+    """Bind a mark's arguments to the marker's signature, or raise naming what is wrong."""
     try:
-        bound = inspect.signature(fn).bind(*mark.args, **mark.kwargs)
+        bound = inspect.signature(_STUBS[name]).bind(*mark.args, **mark.kwargs)
     except TypeError as e:
         raise MarkerError(f"@pytest.mark.{name}: {e}; signature: {MARKERS[name]}") from None
     bound.apply_defaults()
@@ -196,47 +268,9 @@ def _replica_list(name: str, value: Any) -> tuple[int | str, ...] | None:
     return tuple(items)
 
 
-def _replicas(
-    count: int = 2,
-    *,
-    operator: Any = None,
-    namespaces: Any = None,
-    prefix: str = "replica",
-    settings: Any = None,
-    deterministic: Any = None,
-    argv: Any = None,
-    ready: Any = None,
-    env: Any = None,
-) -> None: ...
-def _latency(delay: Any, *, replicas: Any = None) -> None: ...
-def _stale(versions: Any = None, *, seconds: Any = None, replicas: Any = None) -> None: ...
-def _faults(
-    code: Any,
-    *,
-    verb: Any = "write",
-    resource: Any = None,
-    subresource: Any = None,
-    probability: Any = None,
-    times: Any = None,
-    nth: Any = None,
-    retry_after: Any = None,
-    replicas: Any = None,
-) -> None: ...
-def _explore(
-    schedules: Any = 10,
-    *,
-    space: Any = None,
-    strategy: Any = None,
-    depth: Any = 3,
-    budget: Any = None,
-) -> None: ...
-def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
-def _replay(token: Any) -> None: ...
-
-
 def parse_replicas(mark: pytest.Mark) -> ReplicasSpec:
     """Parse ``ntinv_replicas``."""
-    a = _bind("ntinv_replicas", _replicas, mark)
+    a = _bind("ntinv_replicas", mark)
     count = a["count"]
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 16:
         raise MarkerError(
@@ -326,7 +360,7 @@ def _process_arguments(
 
 def parse_latency(mark: pytest.Mark) -> LatencySpec:
     """Parse ``ntinv_watch_latency``."""
-    a = _bind("ntinv_watch_latency", _latency, mark)
+    a = _bind("ntinv_watch_latency", mark)
     try:
         delay = parse_delay(a["delay"], "delay")
     except ValueError as e:
@@ -336,8 +370,12 @@ def parse_latency(mark: pytest.Mark) -> LatencySpec:
 
 def parse_stale(mark: pytest.Mark) -> StaleSpec:
     """Parse ``ntinv_stale_reads``."""
-    a = _bind("ntinv_stale_reads", _stale, mark)
+    a = _bind("ntinv_stale_reads", mark)
     versions, seconds = a["versions"], a["seconds"]
+    # The default versions gives way to seconds; given (versions is the only positional),
+    # it contradicts them.
+    if not (mark.args or "versions" in mark.kwargs):
+        versions = None
     if versions is not None and seconds is not None:
         raise MarkerError("@pytest.mark.ntinv_stale_reads: give versions or seconds, not both")
     if seconds is not None:
@@ -347,7 +385,7 @@ def parse_stale(mark: pytest.Mark) -> StaleSpec:
             )
         seconds = float(seconds)
     else:
-        versions = 1 if versions is None else versions
+        versions = 1 if versions is None else versions  # None, given or not: the default
         if isinstance(versions, bool) or not isinstance(versions, int) or versions < 1:
             raise MarkerError(
                 f"@pytest.mark.ntinv_stale_reads: versions must be an int >= 1, got {versions!r}"
@@ -357,7 +395,7 @@ def parse_stale(mark: pytest.Mark) -> StaleSpec:
 
 def parse_fault(mark: pytest.Mark) -> FaultSpec:
     """Parse one ``ntinv_faults``."""
-    a = _bind("ntinv_faults", _faults, mark)
+    a = _bind("ntinv_faults", mark)
     code = a["code"]
     if code not in FAULT_CODES:
         raise MarkerError(
@@ -394,7 +432,7 @@ def parse_fault(mark: pytest.Mark) -> FaultSpec:
 
 def parse_explore(mark: pytest.Mark) -> ExploreSpec:
     """Parse ``ntinv_explore``."""
-    a = _bind("ntinv_explore", _explore, mark)
+    a = _bind("ntinv_explore", mark)
     n = a["schedules"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise MarkerError(f"@pytest.mark.ntinv_explore: schedules must be an int >= 1, got {n!r}")
@@ -420,7 +458,7 @@ def parse_explore(mark: pytest.Mark) -> ExploreSpec:
 
 def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
     """Parse ``ntinv_invariants``."""
-    a = _bind("ntinv_invariants", _invariants, mark)
+    a = _bind("ntinv_invariants", mark)
     only, exclude, scale = a["only"], a["exclude"], a["time_scale"]
     for key, v in (("only", only), ("exclude", exclude)):
         if v is not None and (isinstance(v, str) or not all(isinstance(x, str) for x in v)):
@@ -440,7 +478,7 @@ def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
 
 def parse_replay(mark: pytest.Mark) -> ReplayToken:
     """Parse ``ntinv_replay``."""
-    token = _bind("ntinv_replay", _replay, mark)["token"]
+    token = _bind("ntinv_replay", mark)["token"]
     if not isinstance(token, str):
         raise MarkerError(f"@pytest.mark.ntinv_replay: token must be a string, got {token!r}")
     try:

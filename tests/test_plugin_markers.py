@@ -62,6 +62,53 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
     )
 
 
+def test_the_faults_help_lists_exactly_the_codes_the_parser_and_spaces_accept() -> None:
+    from pytest_ntinvariants.markers import MARKERS, MarkerError, parse_fault
+    from pytest_ntinvariants.perturb import Space
+
+    listed = re.search(r"API error `code` \(([\d, ]+)\)", MARKERS["ntinv_faults"])
+    assert listed is not None
+    parsed, drawn = set(), set()
+    for code in range(100, 600):
+        try:
+            parse_fault(pytest.mark.ntinv_faults(code).mark)
+            parsed.add(code)
+        except MarkerError:
+            pass
+        try:
+            Space.from_marker({"faults": {code: 0.5}})
+            drawn.add(code)
+        except ValueError:
+            pass
+    assert {int(c) for c in listed.group(1).split(", ")} == parsed == drawn
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        ((), {}, (1, None)),
+        ((3,), {}, (3, None)),
+        ((None,), {}, (1, None)),
+        ((), {"seconds": 2}, (None, 2.0)),
+        ((), {"versions": None, "seconds": 2}, (None, 2.0)),
+        ((1,), {"seconds": 2}, "give versions or seconds, not both"),
+    ],
+)
+def test_stale_reads_default_versions_give_way_to_seconds(
+    args: tuple[object, ...], kwargs: dict[str, object], expected: object
+) -> None:
+    """The signature shows versions=1; it is the default only without seconds."""
+    from pytest_ntinvariants.markers import MarkerError, parse_stale
+
+    mark = pytest.mark.ntinv_stale_reads(*args, **kwargs).mark
+    if isinstance(expected, str):
+        with pytest.raises(MarkerError, match=expected):
+            parse_stale(mark)
+    else:
+        spec = parse_stale(mark)
+        assert (spec.versions, spec.seconds) == expected
+
+
 def test_options_are_documented(pt: pytest.Pytester) -> None:
     result = pt.runpytest("--help")
     result.stdout.fnmatch_lines(

@@ -38,3 +38,13 @@ def test_the_short_example_passes(pytester: pytest.Pytester, options: list[str])
     result.stdout.fnmatch_lines(
         ["20 test(s) checked, * 0 violation(s) in 0 test(s), 20 seeded schedule(s); seed 1"]
     )
+
+
+def test_the_marker_table_has_the_registered_signatures_and_fault_codes() -> None:
+    from pytest_ntinvariants.markers import MARKERS
+    from pytest_ntinvariants.perturb._values import FAULT_CODES
+
+    rows = dict(re.findall(r"^\| `(ntinv_\w+\(.*?\))` \| (.*) \|$", README.read_text(), re.M))
+    assert sorted(rows) == sorted(line.split(": ", 1)[0] for line in MARKERS.values())
+    faults = next(about for sig, about in rows.items() if sig.startswith("ntinv_faults("))
+    assert tuple(int(code) for code in re.findall(r"\b\d{3}\b", faults)) == FAULT_CODES

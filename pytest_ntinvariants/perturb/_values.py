@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-__all__ = ["FAULT_CODES", "Delay", "parse_delay"]
+__all__ = ["FAULTS", "FAULT_CODES", "Delay", "parse_delay"]
 
 Delay = float | tuple[float, float]
 
@@ -39,5 +39,27 @@ def parse_delay(value: Any, what: str) -> Delay:
     return float(value)
 
 
-# The API errors a fault can inject (each maps to kube's reason in ``rules.Fault``).
-FAULT_CODES = frozenset({400, 401, 403, 404, 409, 410, 422, 429, 500, 503, 504})
+# The API errors a fault can inject, the only list of them: the ``ntinv_faults`` help and
+# parser, ``Space.faults`` and ``rules.Fault`` all read it. Each code names the error of
+# ``apiserver.errors`` it is answered with (by name: the server is not imported here) and
+# kube's message for it, ``{what}`` standing for the object ("" : a generic message).
+FAULTS: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", ""),
+    401: ("Unauthorized", ""),
+    403: ("Forbidden", ""),
+    404: ("NotFound", ""),
+    409: (
+        "Conflict",
+        "Operation cannot be fulfilled on {what}: the object has been modified; "
+        "please apply your changes to the latest version and try again",
+    ),
+    410: ("Gone", ""),
+    422: ("Invalid", ""),
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected by pytest-ntinvariants"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: ("Timeout", "Timeout: request did not complete within the allowed duration"),
+}
+
+#: The codes of ``FAULTS``, in order.
+FAULT_CODES = tuple(sorted(FAULTS))

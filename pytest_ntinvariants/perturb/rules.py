@@ -20,14 +20,14 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..apiserver import errors
 from ..apiserver.hooks import Interceptor, RequestInfo
 from ..apiserver.store import Store
 from ..apiserver.watch import Delivery, Watcher, WatchHub
 from ..ledger import Ledger, ObjectVersion, PerturbationFired
-from ._values import Delay, _check_delay, _draw
+from ._values import FAULT_CODES, FAULTS, Delay, _check_delay, _draw
 from .triggers import Trigger
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "Target",
     "WatchLatency",
 ]
+
+_R = TypeVar("_R", bound="Rule")
 
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -106,7 +108,9 @@ class Target:
 
 @dataclass(eq=False)
 class Rule:
-    """Base of every rule: targeting, timing, counting and undo."""
+    """Base of every rule: targeting, timing, counting and undo, and the hooks through
+    which the perturber consults it (``start``, ``on_request``, ``read_at``,
+    ``expire_watch``, ``on_delivery``), each a no-op unless the kind of rule acts there."""
 
     target: Target = field(default_factory=Target)
     nth: int | None = None  # act only on the nth match (1-based)
@@ -176,6 +180,42 @@ class Rule:
                 detail=detail,
             )
 
+    @property
+    def _owner(self) -> Perturber:
+        """The perturber the rule was added to (hooks only run once it is added)."""
+        assert self.perturber is not None, f"{self.name} was never added to a perturber"
+        return self.perturber
+
+    def _fires_on_request(self, request: RequestInfo) -> bool:
+        """Whether the rule acts on ``request`` (a match counts towards nth/times)."""
+        return self.target.matches_request(request) and self.should_fire()
+
+    def _fires_on_delivery(self, w: Watcher, d: Delivery) -> bool:
+        """Whether the rule acts on delivery ``d`` (a match counts towards nth/times)."""
+        return self.target.matches_delivery(w, d) and self.should_fire()
+
+    # -- hooks: the perturber asks every rule, oldest first. Each kind of rule overrides
+    # the moments it perturbs; the defaults leave everything as it is, and count nothing,
+    # so that a rule's nth/times/probability only see the matches it could act on.
+
+    def start(self) -> None:
+        """The rule takes effect: on ``Perturber.add``, or when ``after`` fires."""
+
+    async def on_request(self, request: RequestInfo) -> None:
+        """Before ``request`` is served: delay it, or raise the ``ApiError`` to answer."""
+
+    def read_at(self, request: RequestInfo) -> int | None:
+        """An older resourceVersion to serve the read ``request`` at (None: current)."""
+        return None
+
+    def expire_watch(self, request: RequestInfo) -> bool:
+        """Whether to answer the watch resumption ``request`` with an in-stream 410."""
+        return False
+
+    def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
+        """What watcher ``w`` is sent instead of ``d`` (any number of deliveries)."""
+        return [d]
+
 
 # --------------------------------------------------------------------- watch rules
 
@@ -194,8 +234,9 @@ class WatchLatency(Rule):
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Make ``d`` due ``delay`` seconds from now, and never before what is queued."""
-        assert self.perturber is not None
-        seconds = _draw(self.delay, self.perturber.rng)
+        if not self._fires_on_delivery(w, d):
+            return [d]
+        seconds = _draw(self.delay, self._owner.rng)
         d.not_before = max(d.not_before, w.loop.time() + seconds)
         if queued := w.queued():  # keep rv order: never due before what is queued ahead
             d.not_before = max(d.not_before, queued[-1].not_before)
@@ -242,8 +283,26 @@ class Hold(Rule):
         """Whether the target's reads are still served from before the hold."""
         return self.active and not self._releasing and self._frozen_at is not None
 
+    def start(self) -> None:
+        """Freeze the target's reads at the current resourceVersion."""
+        self._frozen_at = self._owner.store.resource_version
+
+    def read_at(self, request: RequestInfo) -> int | None:
+        """Where the hold began, for the target's reads while it holds them."""
+        at = self._frozen_at
+        if at is None or not self.holding_reads or not self.target.matches_request(request):
+            return None
+        store = self._owner.store
+        if at >= store.resource_version:
+            return None  # nothing written since the hold began
+        at = max(at, store.compacted)
+        self.record(request.identity, f"{request.verb} {request.name or '*'} held at rv={at}")
+        return at
+
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Keep ``d`` back until the release (passed on once releasing has begun)."""
+        if not self._fires_on_delivery(w, d):
+            return [d]
         with self._lock:
             if self._releasing and w.id not in self._held:
                 return [d]  # released (or nothing was held for it): nothing to overtake
@@ -314,6 +373,8 @@ class Coalesce(Rule):
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Replace a queued event of the same object by ``d``, or queue ``d`` for the window."""
+        if not self._fires_on_delivery(w, d):
+            return [d]
         key = _obj_key(d)
         waiting = w.queued()
         for queued in waiting:
@@ -348,6 +409,8 @@ class DropWatch(Rule):
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Close the stream instead of sending ``d``."""
+        if not self._fires_on_delivery(w, d):
+            return [d]
         w.close()
         self.record(w.identity, f"closed watch #{w.id} before {d.type} rv={d.version.rv}")
         return []
@@ -362,6 +425,8 @@ class DropEvent(Rule):
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Drop ``d``."""
+        if not self._fires_on_delivery(w, d):
+            return [d]
         self.record(w.identity, f"dropped {d.type} rv={d.version.rv} on watch #{w.id}")
         return []
 
@@ -372,6 +437,19 @@ class ExpireWatch(Rule):
     relist (as after etcd compaction), and close its open streams when it starts."""
 
     action = "expire-watch"
+
+    def start(self) -> None:
+        """End the target's open streams, so that its next watch is a resumption to refuse."""
+        for w in self._owner.hub.watchers():
+            if self.target.identity in (None, w.identity):
+                w.loop.call_soon_threadsafe(w.close)
+
+    def expire_watch(self, request: RequestInfo) -> bool:
+        """Refuse the target's watch resumption (relist, as after etcd compaction)."""
+        if not self._fires_on_request(request):
+            return False
+        self.record(request.identity, "watch resume answered with 410 Expired")
+        return True
 
 
 # ------------------------------------------------------------------- request rules
@@ -409,6 +487,60 @@ class StaleView(Rule):
         _check_delay(self.catch_up, "catch_up")
         super().__post_init__()
 
+    def start(self) -> None:
+        """Freeze the view (used when neither ``versions`` nor ``seconds`` is given)."""
+        self._frozen_at = self._owner.store.resource_version
+
+    def read_at(self, request: RequestInfo) -> int | None:
+        """The older resourceVersion the target's read is served at, if it is behind."""
+        if not self._fires_on_request(request):
+            return None
+        at = self._stale_rv(request)
+        if at is not None:
+            self.record(
+                request.identity,
+                f"{request.verb} {request.name or '*'} served at "
+                f"rv={at} (current {self._owner.store.resource_version})",
+            )
+        return at
+
+    def _stale_rv(self, request: RequestInfo) -> int | None:
+        perturber = self._owner
+        store = perturber.store
+        current = store.resource_version
+        if self.seconds is not None:
+            at = perturber._rv_at(perturber.ledger.now() - self.seconds)
+        elif self.versions is not None:
+            assert request.resource is not None
+            rvs = (
+                store.version_rvs(request.resource, request.namespace, request.name)
+                if request.verb == "get"
+                else store.resource_rvs(request.resource)
+            )
+            if len(rvs) <= self.versions:
+                # Never behind the object's creation: a cache that has not seen the object
+                # at all is a different perturbation (hold), not a stale read.
+                at = rvs[0] if rvs else current
+            else:
+                at = rvs[-1 - self.versions]
+            # What was committed catch_up seconds ago the cache has seen by now.
+            seen = bisect.bisect_right(
+                rvs, perturber._rv_at(perturber.ledger.now() - self.catch_up)
+            )
+            if seen and rvs[seen - 1] > at:
+                at = rvs[seen - 1]
+        else:
+            at = self._frozen_at if self._frozen_at is not None else current
+        if at >= current:
+            return None
+        return max(at, store.compacted)
+
+
+# The error class of each fault (a wrong name in ``FAULTS`` fails here, at import).
+_ERRORS: dict[int, type[errors.ApiError]] = {
+    code: getattr(errors, name) for code, (name, _) in FAULTS.items()
+}
+
 
 @dataclass(eq=False)
 class Fault(Rule):
@@ -420,46 +552,36 @@ class Fault(Rule):
     delay: float = 0.0  # seconds to wait before answering (504 timeouts)
     action = "fault"
 
-    _ERRORS = {
-        400: errors.BadRequest,
-        401: errors.Unauthorized,
-        403: errors.Forbidden,
-        404: errors.NotFound,
-        409: errors.Conflict,
-        410: errors.Gone,
-        422: errors.Invalid,
-        429: errors.TooManyRequests,
-        500: errors.InternalError,
-        503: errors.ServiceUnavailable,
-        504: errors.Timeout,
-    }
-
     def __post_init__(self) -> None:
-        if self.code not in self._ERRORS:
-            raise ValueError(f"code must be one of {sorted(self._ERRORS)}, got {self.code!r}")
+        if self.code not in FAULTS:
+            raise ValueError(f"code must be one of {list(FAULT_CODES)}, got {self.code!r}")
         if self.code == 429 and self.retry_after is None:
             self.retry_after = 1
         super().__post_init__()
 
     def error(self, r: RequestInfo) -> errors.ApiError:
         """The error to answer ``r`` with (kube's wording for each code)."""
-        cls = self._ERRORS[self.code]
+        message = FAULTS[self.code][1]
         what = f'{r.resource.group_resource if r.resource else ""} "{r.name}"'.strip()
-        default = {
-            409: f"Operation cannot be fulfilled on {what}: the object has been modified; "
-            f"please apply your changes to the latest version and try again",
-            429: "Too many requests, please try again later.",
-            500: "Internal error occurred: injected by pytest-ntinvariants",
-            503: "the server is currently unable to handle the request",
-            504: "Timeout: request did not complete within the allowed duration",
-        }.get(self.code, f"injected {self.code} by pytest-ntinvariants")
-        return cls(
+        default = message.format(what=what) or f"injected {self.code} by pytest-ntinvariants"
+        return _ERRORS[self.code](
             self.message or default,
             name=r.name or None,
             group=r.resource.group if r.resource else None,
             kind=r.resource.plural if r.resource else None,
             retry_after=self.retry_after,
         )
+
+    async def on_request(self, request: RequestInfo) -> None:
+        """Answer the target's request with the error (after ``delay`` seconds)."""
+        if not self._fires_on_request(request):
+            return
+        plural = request.resource.plural if request.resource else ""
+        sub = f"/{request.subresource}" if request.subresource else ""
+        self.record(request.identity, f"{self.code} on {request.verb} {plural}/{request.name}{sub}")
+        if self.delay:
+            await self._owner._delay(self.delay)
+        raise self.error(request)
 
 
 @dataclass(eq=False)
@@ -472,6 +594,14 @@ class RequestLatency(Rule):
     def __post_init__(self) -> None:
         _check_delay(self.delay, "delay")
         super().__post_init__()
+
+    async def on_request(self, request: RequestInfo) -> None:
+        """Hold the target's request back ``delay`` seconds (drawn, for a range)."""
+        if not self._fires_on_request(request):
+            return
+        seconds = _draw(self.delay, self._owner.rng)
+        self.record(request.identity, f"{request.verb} {request.name} +{seconds * 1000:.1f}ms")
+        await self._owner._delay(seconds)
 
 
 # ------------------------------------------------------------------- the perturber
@@ -498,22 +628,15 @@ class Perturber(Interceptor):
 
     # -- rule management
 
-    def add(self, rule: Rule) -> Rule:
+    def add(self, rule: _R) -> _R:
         """Activate a rule; returns it (call ``remove()`` on it to undo)."""
         rule.perturber = self
         with self._lock:
             self._rules.append(rule)
-        if isinstance(rule, StaleView | Hold):
-            if rule.after is None:
-                rule._frozen_at = self.store.resource_version
-            else:
-                rule.after.on_fire(lambda: setattr(rule, "_frozen_at", self.store.resource_version))
-        if isinstance(rule, ExpireWatch):
-            # Open streams end now, so the target's next watch is a resumption to refuse.
-            if rule.after is None:
-                self._close_watches(rule)
-            else:
-                rule.after.on_fire(lambda: self._close_watches(rule))
+        if rule.after is None:
+            rule.start()
+        else:
+            rule.after.on_fire(rule.start)
         return rule
 
     def rules(self) -> list[Rule]:
@@ -532,11 +655,6 @@ class Perturber(Interceptor):
             rule.remove()
         self._undo_ledger()
 
-    def _close_watches(self, rule: Rule) -> None:
-        for w in self.hub.watchers():
-            if rule.target.identity in (None, w.identity):
-                w.loop.call_soon_threadsafe(w.close)
-
     def _on_entry(self, entry: Any) -> None:
         if isinstance(entry, ObjectVersion):
             self._times.append(entry.t)
@@ -546,7 +664,7 @@ class Perturber(Interceptor):
 
     def watch_latency(self, delay: Delay, **when: Any) -> WatchLatency:
         """Delay watch events to a target by ``delay`` s (or a seeded ``(lo, hi)`` range)."""
-        return self.add(WatchLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
+        return self.add(WatchLatency(delay=delay, **_rule_args(when)))
 
     def stale_reads(
         self,
@@ -565,30 +683,30 @@ class Perturber(Interceptor):
             StaleView(
                 versions=versions,
                 seconds=seconds,
-                catch_up=catch_up,  # type: ignore[return-value]
+                catch_up=catch_up,
                 **_rule_args(when),
             )
         )
 
     def hold(self, **when: Any) -> Hold:
         """Hold a target's watch events until ``release()`` or the ``until`` trigger."""
-        return self.add(Hold(**_rule_args(when)))  # type: ignore[return-value]
+        return self.add(Hold(**_rule_args(when)))
 
     def coalesce(self, window: float = 0.05, **when: Any) -> Coalesce:
         """Let only the latest version of each object within ``window`` s reach a target."""
-        return self.add(Coalesce(window=window, **_rule_args(when)))  # type: ignore[return-value]
+        return self.add(Coalesce(window=window, **_rule_args(when)))
 
     def drop_events(self, **when: Any) -> DropEvent:
         """Never deliver a target's matching events (``nth=k``: only its k-th)."""
-        return self.add(DropEvent(**_rule_args(when)))  # type: ignore[return-value]
+        return self.add(DropEvent(**_rule_args(when)))
 
     def drop_watches(self, **when: Any) -> DropWatch:
         """Close a target's watch streams on matching events."""
-        return self.add(DropWatch(**_rule_args(when)))  # type: ignore[return-value]
+        return self.add(DropWatch(**_rule_args(when)))
 
     def expire_watches(self, **when: Any) -> ExpireWatch:
         """Force a target's watches to relist (in-stream 410 Expired on resume)."""
-        return self.add(ExpireWatch(**_rule_args(when)))  # type: ignore[return-value]
+        return self.add(ExpireWatch(**_rule_args(when)))
 
     def fault(
         self,
@@ -599,11 +717,11 @@ class Perturber(Interceptor):
         delay: float = 0.0,
         **when: Any,
     ) -> Fault:
-        """Answer a target's requests with an API error (409, 422, 429, 500, 503, 504…)."""
+        """Answer a target's requests with an API error (a code of ``FAULT_CODES``)."""
         return self.add(
             Fault(
                 code=code,
-                retry_after=retry_after,  # type: ignore[return-value]
+                retry_after=retry_after,
                 message=message,
                 delay=delay,
                 **_rule_args(when),
@@ -612,7 +730,7 @@ class Perturber(Interceptor):
 
     def latency(self, delay: Delay, **when: Any) -> RequestLatency:
         """Add latency to a target's requests."""
-        return self.add(RequestLatency(delay=delay, **_rule_args(when)))  # type: ignore[return-value]
+        return self.add(RequestLatency(delay=delay, **_rule_args(when)))
 
     def trigger(
         self,
@@ -664,33 +782,12 @@ class Perturber(Interceptor):
         trigger.driver = self.driver
         return trigger
 
-    # -- Interceptor hooks
-
-    def _matching(self, kinds: type[Rule] | tuple[type[Rule], ...]) -> list[Rule]:
-        with self._lock:
-            return [r for r in self._rules if isinstance(r, kinds)]
+    # -- Interceptor hooks: each asks every rule, oldest first (see ``Rule``'s hooks)
 
     async def on_request(self, request: RequestInfo) -> None:
         """Delay the request or answer it with a fault, as the matching rules say."""
-        for rule in self._matching((RequestLatency, Fault)):
-            if not rule.target.matches_request(request) or not rule.should_fire():
-                continue
-            if isinstance(rule, RequestLatency):
-                seconds = _draw(rule.delay, self.rng)
-                rule.record(
-                    request.identity, f"{request.verb} {request.name} +{seconds * 1000:.1f}ms"
-                )
-                await self._delay(seconds)
-            elif isinstance(rule, Fault):
-                plural = request.resource.plural if request.resource else ""
-                sub = f"/{request.subresource}" if request.subresource else ""
-                rule.record(
-                    request.identity,
-                    f"{rule.code} on {request.verb} {plural}/{request.name}{sub}",
-                )
-                if rule.delay:
-                    await self._delay(rule.delay)
-                raise rule.error(request)
+        for rule in self.rules():
+            await rule.on_request(request)
 
     @property
     def delaying(self) -> int:
@@ -720,61 +817,11 @@ class Perturber(Interceptor):
                 self._delaying -= 1
 
     def read_at(self, request: RequestInfo) -> int | None:
-        """The oldest resourceVersion a matching stale view serves this read at, if any."""
+        """The oldest resourceVersion a matching stale view or hold serves this read at."""
         if request.verb not in ("get", "list"):
             return None
-        best: int | None = None
-        for rule in self._matching(StaleView):
-            assert isinstance(rule, StaleView)
-            if not rule.target.matches_request(request) or not rule.should_fire():
-                continue
-            at = self._stale_rv(rule, request)
-            if at is None:
-                continue
-            rule.record(
-                request.identity,
-                f"{request.verb} {request.name or '*'} served at "
-                f"rv={at} (current {self.store.resource_version})",
-            )
-            best = at if best is None else min(best, at)
-        for hold in self._matching(Hold):
-            assert isinstance(hold, Hold)
-            at = hold._frozen_at
-            if at is None or not hold.holding_reads or not hold.target.matches_request(request):
-                continue
-            if at >= self.store.resource_version:
-                continue  # nothing written since the hold began
-            at = max(at, self.store.compacted)
-            hold.record(request.identity, f"{request.verb} {request.name or '*'} held at rv={at}")
-            best = at if best is None else min(best, at)
-        return best
-
-    def _stale_rv(self, rule: StaleView, request: RequestInfo) -> int | None:
-        current = self.store.resource_version
-        if rule.seconds is not None:
-            at = self._rv_at(self.ledger.now() - rule.seconds)
-        elif rule.versions is not None:
-            assert request.resource is not None
-            rvs = (
-                self.store.version_rvs(request.resource, request.namespace, request.name)
-                if request.verb == "get"
-                else self.store.resource_rvs(request.resource)
-            )
-            if len(rvs) <= rule.versions:
-                # Never behind the object's creation: a cache that has not seen the object
-                # at all is a different perturbation (hold), not a stale read.
-                at = rvs[0] if rvs else current
-            else:
-                at = rvs[-1 - rule.versions]
-            # What was committed catch_up seconds ago the cache has seen by now.
-            seen = bisect.bisect_right(rvs, self._rv_at(self.ledger.now() - rule.catch_up))
-            if seen and rvs[seen - 1] > at:
-                at = rvs[seen - 1]
-        else:
-            at = rule._frozen_at if rule._frozen_at is not None else current
-        if at >= current:
-            return None
-        return max(at, self.store.compacted)
+        ats = [at for rule in self.rules() if (at := rule.read_at(request)) is not None]
+        return min(ats, default=None)
 
     def _rv_at(self, when: float) -> int:
         """The resourceVersion that was current at ledger time ``when`` (0: none yet)."""
@@ -783,23 +830,14 @@ class Perturber(Interceptor):
 
     def expire_watch(self, request: RequestInfo) -> bool:
         """Whether a matching rule answers this watch resume with an in-stream 410."""
-        for rule in self._matching(ExpireWatch):
-            if rule.target.matches_request(request) and rule.should_fire():
-                rule.record(request.identity, "watch resume answered with 410 Expired")
-                return True
-        return False
+        return any(rule.expire_watch(request) for rule in self.rules())
 
     def on_delivery(self, watcher: Watcher, delivery: Delivery) -> list[Delivery]:
-        """Pass a watch event through the matching watch rules, in their fixed order."""
+        """Pass a watch event through the rules in the order they were added, each rule
+        given what the ones before it let through."""
         batch = [delivery]
-        for rule in self._matching((DropEvent, Hold, DropWatch, Coalesce, WatchLatency)):
-            out: list[Delivery] = []
-            for d in batch:
-                if rule.target.matches_delivery(watcher, d) and rule.should_fire():
-                    out.extend(rule.on_delivery(watcher, d))  # type: ignore[attr-defined]
-                else:
-                    out.append(d)
-            batch = out
+        for rule in self.rules():
+            batch = [out for d in batch for out in rule.on_delivery(watcher, d)]
         return batch
 
 

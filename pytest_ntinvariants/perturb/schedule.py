@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._values import parse_delay
+from ._values import FAULT_CODES, parse_delay
 
 if TYPE_CHECKING:
-    from .rules import Perturber, Rule
+    from .rules import Perturber, Rule, Target
     from .triggers import Trigger
 
 __all__ = ["Schedule", "Space", "Step", "derive_seed"]
-
-_FAULT_CODES = (409, 422, 429, 500, 503, 504)
 
 
 def derive_seed(*parts: object) -> int:
@@ -43,7 +41,8 @@ class Space:
     - ``coalesce``: probability that a replica sees only the latest of close events.
     - ``hold``: probability that one replica's events are held until another
       replica's first status write (the seed's self-triggered stale reconcile).
-    - ``faults``: HTTP code -> probability that a replica's write gets that error.
+    - ``faults``: HTTP code (one of ``FAULT_CODES``) -> probability that a replica's
+      write gets that error.
     - ``crash``: probability that one replica crashes after its nth write (n in 1..3).
     - ``slow_writes``: ``(low, high)`` seconds by which a replica's writes land late (half
       of the replicas, drawn), or None (the default): a write that lands after a claim or
@@ -85,8 +84,8 @@ class Space:
         ):
             raise ValueError("space.stale_reads must be an int >= 0")
         for code, p in dict(kwargs.get("faults") or {}).items():
-            if int(code) not in _FAULT_CODES:
-                raise ValueError(f"space.faults code {code} not one of {_FAULT_CODES}")
+            if int(code) not in FAULT_CODES:
+                raise ValueError(f"space.faults code {code} not one of {FAULT_CODES}")
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"space.faults[{code}] must be a probability in [0, 1]")
         return cls(**kwargs)
@@ -155,70 +154,123 @@ class Schedule:
     def apply(self, perturber: Perturber) -> tuple[list[Rule], list[Step]]:
         """Add the schedule's rules; returns them and the crash steps (which need the
         replicas, so the caller applies those)."""
-        from .rules import Target
-
         rules: list[Rule] = []
         crashes: list[Step] = []
         # A draw of its own, so rule probabilities replay independently of the drawing.
         perturber.rng.seed(self.seed)
         for step in self.steps:
-            p = dict(step.params)
-            target = Target(identity=step.identity)
-            if step.kind == "watch-latency":
-                rules.append(perturber.watch_latency(p["delay"], target=target))
-            elif step.kind == "stale-reads":
-                rules.append(perturber.stale_reads(versions=p["versions"], target=target))
-            elif step.kind == "coalesce":
-                rules.append(perturber.coalesce(p["window"], target=target))
-            elif step.kind == "fault":
-                rules.append(
-                    perturber.fault(
-                        p["code"],
-                        probability=p["probability"],
-                        target=Target(identity=step.identity, verb="write"),
-                    )
-                )
-            elif step.kind == "slow-writes":
-                write = Target(identity=step.identity, verb="write")
-                rules.append(perturber.latency(p["delay"], target=write))
-            elif step.kind in _PLANNED:
-                rules.append(_planned(perturber, step, p))
-            elif step.kind == "hold":
-                trigger = perturber.after_write(p["until_status_write_of"], subresource="status")
-                rules.append(perturber.hold(target=target, until=trigger))
-            elif step.kind == "crash":
+            apply = _KINDS.get(step.kind)
+            if apply is None:
+                continue  # an unknown kind (a hand-made schedule's, say) adds no rule
+            rule = apply(perturber, step.identity, dict(step.params))
+            if rule is None:
                 crashes.append(step)
+            else:
+                rules.append(rule)
         return rules, crashes
 
 
-# The kinds of the steps that learned plans make (see ``plans``).
-_PLANNED = frozenset(("stale-from-event", "drop-event", "delay-event"))
+# How each kind of step is applied: a function of the perturber, the step's identity and
+# its parameters that adds the step's rule. None means the caller applies the step.
+_Apply = Callable[["Perturber", str, dict[str, Any]], "Rule | None"]
+_KINDS: dict[str, _Apply] = {}
 
 
-def _planned(perturber: Perturber, step: Step, p: dict[str, Any]) -> Rule:
-    """The rule of a learned plan's step at the ``nth`` event of ``resource`` to the
-    step's replica."""
-    from ..ledger import RequestServed, WatchDelivered
+def _kind(name: str) -> Callable[[_Apply], _Apply]:
+    """Register how steps of kind ``name`` are applied (the only place a kind is known)."""
+
+    def register(apply: _Apply) -> _Apply:
+        _KINDS[name] = apply
+        return apply
+
+    return register
+
+
+def _target(identity: str, **fields: Any) -> Target:
+    # Imported here: the rules load the API server, which markers must not pay for.
+    from .rules import Target
+
+    return Target(identity=identity, **fields)
+
+
+@_kind("watch-latency")
+def _watch_latency(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.watch_latency(p["delay"], target=_target(who))
+
+
+@_kind("stale-reads")
+def _stale_reads(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.stale_reads(versions=p["versions"], target=_target(who))
+
+
+@_kind("coalesce")
+def _coalesce(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.coalesce(p["window"], target=_target(who))
+
+
+@_kind("fault")
+def _fault(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.fault(
+        p["code"], probability=p["probability"], target=_target(who, verb="write")
+    )
+
+
+@_kind("slow-writes")
+def _slow_writes(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.latency(p["delay"], target=_target(who, verb="write"))
+
+
+@_kind("hold")
+def _hold(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    trigger = perturber.after_write(p["until_status_write_of"], subresource="status")
+    return perturber.hold(target=_target(who), until=trigger)
+
+
+@_kind("crash")
+def _crash(perturber: Perturber, who: str, p: dict[str, Any]) -> None:
+    """A crash needs the replicas, which the caller has: ``apply`` hands the step back."""
+    return None
+
+
+# The kinds of the steps that learned plans make (see ``plans``): each acts at the
+# ``nth`` event of ``resource`` to the step's replica.
+
+
+def _delivered(perturber: Perturber, who: str, resource: str, nth: int) -> Trigger:
+    from ..ledger import WatchDelivered
+
+    return perturber.trigger(WatchDelivered, identity=who, resource=resource, nth=nth)
+
+
+def _event_target(who: str, resource: str) -> Target:
     from .plans import target_resource
-    from .rules import _WRITE_VERBS, Target
 
-    who, nth = step.identity, p["nth"]
-    target = Target(identity=who, resource=target_resource(p["resource"]))
+    return _target(who, resource=target_resource(resource))
 
-    def delivered(n: int) -> Trigger:
-        return perturber.trigger(WatchDelivered, identity=who, resource=p["resource"], nth=n)
 
-    if step.kind == "stale-from-event":
-        return perturber.stale_reads(versions=1, target=Target(identity=who), after=delivered(nth))
-    if step.kind == "drop-event":
-        return perturber.drop_events(target=target, nth=nth)
-    # delay-event: hold from the nth event on, until the other replica's next write.
-    start = delivered(nth - 1) if nth > 1 else None
-    other = p["until_write_of"]
+@_kind("stale-from-event")
+def _stale_from_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    after = _delivered(perturber, who, p["resource"], p["nth"])
+    return perturber.stale_reads(versions=1, target=_target(who), after=after)
+
+
+@_kind("drop-event")
+def _drop_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    return perturber.drop_events(target=_event_target(who, p["resource"]), nth=p["nth"])
+
+
+@_kind("delay-event")
+def _delay_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    """Hold from the nth event on, until the other replica's next write."""
+    from ..ledger import RequestServed
+    from .rules import _WRITE_VERBS
+
+    nth = p["nth"]
+    start = _delivered(perturber, who, p["resource"], nth - 1) if nth > 1 else None
 
     def next_write(e: Any) -> bool:
         started = start is None or start.fired
         return started and e.verb in _WRITE_VERBS and e.status < 300
 
-    until = perturber.trigger(RequestServed, identity=other, where=next_write)
-    return perturber.hold(target=target, after=start, until=until)
+    until = perturber.trigger(RequestServed, identity=p["until_write_of"], where=next_write)
+    return perturber.hold(target=_event_target(who, p["resource"]), after=start, until=until)

@@ -8,14 +8,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from pytest_ntinvariants.apiserver import FakeApiServer
+from pytest_ntinvariants.apiserver import FakeApiServer, RequestInfo, errors
 from pytest_ntinvariants.harness import attach_recorder
 from pytest_ntinvariants.ledger import Ledger, PerturbationFired, RequestServed, WatchDelivered
-from pytest_ntinvariants.perturb import Perturber, Target
+from pytest_ntinvariants.perturb import Fault, Perturber, Rule, Schedule, Target
+from pytest_ntinvariants.perturb._values import FAULT_CODES
+from pytest_ntinvariants.perturb.schedule import Step
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -385,3 +388,71 @@ def test_triggers_fire_once_on_the_nth_match(env: Any) -> None:
     assert ledger.deliveries() == [] or all(
         isinstance(d, WatchDelivered) for d in ledger.deliveries()
     )
+
+
+@dataclass(eq=False)
+class Forbid(Rule):
+    """A kind of rule the package does not have: it needs only the hook it acts in."""
+
+    async def on_request(self, request: RequestInfo) -> None:
+        if self.target.matches_request(request) and self.should_fire():
+            self.record(request.identity, "forbidden")
+            raise errors.Forbidden("not today")
+
+
+def test_a_rule_acts_only_through_the_hooks_it_overrides(env: Any) -> None:
+    server, ledger, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rvs = _seed_cm(a, versions=2)
+    plain = perturber.add(Rule())
+    forbid = perturber.add(Forbid(target=Target(identity="b", verb="get"), times=1))
+    events = b.watch(f"resourceVersion={rvs[0]}")
+    assert b.request("GET", f"{CM}/x")[0] == 403
+    assert b.request("GET", f"{CM}/x")[0] == 200
+    assert a.request("GET", f"{CM}/x")[0] == 200
+    assert next(events)["object"]["metadata"]["resourceVersion"] == rvs[1]
+    # The base rule's hooks pass everything through and count no match.
+    assert (plain.matched, plain.fired) == (0, 0)
+    assert (forbid.matched, forbid.fired) == (1, 1)
+    assert [e.rule for e in ledger.entries(PerturbationFired)] == [forbid.name]
+
+
+def test_every_fault_code_is_answered_with_that_code() -> None:
+    request = RequestInfo(seq=1, identity="a", method="GET", path=CM, verb="get", name="x")
+    for code in FAULT_CODES:
+        error = Fault(code=code).error(request)
+        assert isinstance(error, errors.ApiError) and error.code == code, code
+    with pytest.raises(ValueError, match=r"code must be one of \[400, .*504\], got 418"):
+        Fault(code=418)
+
+
+def test_a_schedule_adds_one_rule_per_step_and_hands_crashes_back(env: Any) -> None:
+    _, _, perturber = env
+    event = (("resource", "/configmaps"), ("nth", 2))
+    steps = (
+        Step("watch-latency", "a", (("delay", 0.01),)),
+        Step("stale-reads", "a", (("versions", 1),)),
+        Step("coalesce", "a", (("window", 0.01),)),
+        Step("fault", "a", (("code", 503), ("probability", 0.5))),
+        Step("slow-writes", "a", (("delay", 0.01),)),
+        Step("hold", "a", (("until_status_write_of", "b"),)),
+        Step("crash", "b", (("after_writes", 2),)),
+        Step("stale-from-event", "a", event),
+        Step("drop-event", "a", event),
+        Step("delay-event", "a", (*event, ("until_write_of", "b"))),
+        Step("no-such-kind", "a"),
+    )
+    rules, crashes = Schedule(5, steps).apply(perturber)
+    assert [type(r).__name__ for r in rules] == [
+        "WatchLatency",
+        "StaleView",
+        "Coalesce",
+        "Fault",
+        "RequestLatency",
+        "Hold",
+        "StaleView",
+        "DropEvent",
+        "Hold",
+    ]
+    assert perturber.rules() == rules
+    assert crashes == [steps[6]]
