@@ -112,8 +112,8 @@ def test_the_fixed_webhook_survives_every_learned_plan_crashes_after_its_call_in
     schedules = [e["schedule"] for e in doc["tests"]]
     assert any("crash" in s and "after_calls=1" in s for s in schedules), schedules
     assert any("crash" in s and "after_writes=1" in s for s in schedules), schedules
-    # Only an event a later one of the same object superseded is dropped.
-    dropped = [s for s in schedules if "drop-event" in s]
+    # Only an event a later one of the same object superseded is coalesced.
+    dropped = [s for s in schedules if "coalesce-event" in s]
     assert dropped and all("ADDED g1" in s or "rv 7" in s for s in dropped), dropped
     [explored] = doc["summary"]["exploration"]
     assert explored["failed"] == 0, result.stdout.str()

@@ -446,8 +446,8 @@ def test_plans_run_one_learned_perturbation_each(pt: pytest.Pytester) -> None:
     plans = explored["plans"]
     assert plans["ran"] == plans["plans"] == len(doc["tests"]) > 0
     kinds = {e["schedule"].splitlines()[1].split()[1] for e in doc["tests"]}
-    # No drop-event: each replica saw one event of the gadget, its last, which a real watch
-    # never loses (an intermediate one is dropped: see test_sim_races.py).
+    # No coalesce-event: each replica saw one event of the gadget, its last, which nothing
+    # replaces (an intermediate one is coalesced: see test_sim_races.py).
     assert kinds == {"stale-from-event", "delay-event", "crash"}, kinds
     assert all(len(e["schedule"].splitlines()) == 2 for e in doc["tests"])  # one step each
     result.stdout.fnmatch_lines(

@@ -6,9 +6,10 @@ replica made. Each point gives plans, each a schedule of one step:
 
 * an event point (the k-th event of a resource to replica R): R's reads are served a
   version behind from that event on (``stale-from-event``); when a later event of the same
-  object reached R, that event is never delivered and R misses the intermediate state, as
-  when a watch coalesces (``drop-event``; the last event of an object is never dropped: a
-  real watch does not lose the current state); that event, and R's view, wait until
+  object reached R, that event waits ``COALESCE_WINDOW`` seconds and a newer event of its
+  object that comes meanwhile replaces it, so R misses that intermediate state, as when
+  a watch coalesces (``coalesce-event``; a watch never loses the current state, so the
+  event is delivered late when nothing replaces it); that event, and R's view, wait until
   another replica's next write (``delay-event``, one plan per other replica);
 * a write point (R's n-th successful write): R crashes right after it (``crash``);
 * a side-effect point (R's n-th call to a fake endpoint, when the endpoint knows who
@@ -32,6 +33,9 @@ from .schedule import Step
 __all__ = ["Learned", "learn", "target_resource"]
 
 _WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+#: Seconds (virtual, in a world) a coalesced event waits for a newer one to replace it.
+COALESCE_WINDOW = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def _event_plans(e: WatchDelivered, nth: int, others: list[str], superseded: boo
     what = (("event", f"{e.type} {e.name} rv {e.rv}"),)
     plans = [Step("stale-from-event", e.identity, (*where, *what))]
     if superseded:
-        plans.append(Step("drop-event", e.identity, (*where, *what)))
+        window = (("window", COALESCE_WINDOW),)
+        plans.append(Step("coalesce-event", e.identity, (*where, *window, *what)))
     plans += [
         Step("delay-event", e.identity, (*where, ("until_write_of", other), *what))
         for other in others

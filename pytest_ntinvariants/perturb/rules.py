@@ -362,10 +362,19 @@ def _release_to(w: Watcher, deliveries: list[Delivery]) -> None:
 @dataclass(eq=False)
 class Coalesce(Rule):
     """Unobserved states: within ``window`` seconds, only the latest version of each
-    object reaches the target's watchers (intermediate MODIFIED events vanish)."""
+    object reaches the target's watchers (intermediate MODIFIED events vanish).
+
+    With ``nth=k`` only the k-th matching event waits out the window, and whatever newer
+    event of its object comes meanwhile replaces it: the watcher misses that one state."""
 
     window: float = 0.05
     action = "coalesce"
+    # The events this rule made wait and that may still be queued, by id (the reference
+    # keeps the id unique): a newer event of their object replaces them whether or not
+    # it matches the rule itself.
+    _waiting: dict[int, tuple[Watcher, Delivery]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         _check_delay(self.window, "window")
@@ -373,26 +382,40 @@ class Coalesce(Rule):
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Replace a queued event of the same object by ``d``, or queue ``d`` for the window."""
-        if not self._fires_on_delivery(w, d):
-            return [d]
-        key = _obj_key(d)
         waiting = w.queued()
-        for queued in waiting:
-            if (
-                _obj_key(queued) == key
-                and queued.type in ("ADDED", "MODIFIED")
-                and d.type == "MODIFIED"
-            ):
-                w.withdraw(queued)
-                if queued.type == "ADDED":
-                    d.type = "ADDED"  # the watcher never saw the object: it appears now
-                d.not_before = queued.not_before
-                self.record(w.identity, f"rv={queued.version.rv} superseded by rv={d.version.rv}")
-                return [d]
-        d.not_before = max(d.not_before, w.loop.time() + self.window)
-        if waiting:
-            d.not_before = max(d.not_before, waiting[-1].not_before)
+        self._forget_sent(w, waiting)
+        key = _obj_key(d)
+        older = next(
+            (
+                q
+                for q in waiting
+                if _obj_key(q) == key and q.type in ("ADDED", "MODIFIED") and d.type == "MODIFIED"
+            ),
+            None,
+        )
+        if not (older is not None and id(older) in self._waiting) and not (
+            self._fires_on_delivery(w, d)
+        ):
+            return [d]
+        if older is not None:
+            w.withdraw(older)
+            self._waiting.pop(id(older), None)
+            if older.type == "ADDED":
+                d.type = "ADDED"  # the watcher never saw the object: it appears now
+            d.not_before = older.not_before
+            self.record(w.identity, f"rv={older.version.rv} superseded by rv={d.version.rv}")
+        else:
+            d.not_before = max(d.not_before, w.loop.time() + self.window)
+            if waiting:
+                d.not_before = max(d.not_before, waiting[-1].not_before)
+        self._waiting[id(d)] = (w, d)
         return [d]
+
+    def _forget_sent(self, w: Watcher, waiting: list[Delivery]) -> None:
+        queued = {id(q) for q in waiting}
+        for key, (watcher, _) in list(self._waiting.items()):
+            if watcher is w and key not in queued:
+                del self._waiting[key]
 
 
 def _obj_key(d: Delivery) -> tuple[str, str]:

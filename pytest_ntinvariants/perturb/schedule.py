@@ -254,9 +254,11 @@ def _stale_from_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule
     return perturber.stale_reads(versions=1, target=_target(who), after=after)
 
 
-@_kind("drop-event")
-def _drop_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
-    return perturber.drop_events(target=_event_target(who, p["resource"]), nth=p["nth"])
+@_kind("coalesce-event")
+def _coalesce_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
+    """The nth event waits ``window`` seconds; a newer event of its object replaces it."""
+    target = _event_target(who, p["resource"])
+    return perturber.coalesce(p["window"], target=target, nth=p["nth"])
 
 
 @_kind("delay-event")

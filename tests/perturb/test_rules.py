@@ -300,6 +300,23 @@ def test_coalesce_hides_intermediate_states(env: Any) -> None:
     assert marker["metadata"]["name"] == "after"
 
 
+def test_coalescing_the_nth_event_lets_any_newer_one_replace_it(env: Any) -> None:
+    """``nth=2``: the second event waits out the window, and the newer events of its
+    object that come meanwhile (which the rule itself does not match) replace it; the
+    first goes as it comes, and so does every event once the window passed."""
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.coalesce(window=0.5, identity="b", nth=2)
+    stream = b.watch(f"resourceVersion={rv}")
+    for i in range(1, 5):
+        a.patch("x", {"n": str(i)})
+    seen = [next(stream)["object"]["data"] for _ in range(2)]
+    assert seen == [{"n": "1"}, {"n": "4"}]
+    a.patch("x", {"n": "5"})
+    assert next(stream)["object"]["data"] == {"n": "5"}
+
+
 def test_drop_watch_closes_the_stream(env: Any) -> None:
     server, ledger, perturber = env
     a, b = Client(server, "a"), Client(server, "b")
@@ -438,7 +455,7 @@ def test_a_schedule_adds_one_rule_per_step_and_hands_crashes_back(env: Any) -> N
         Step("hold", "a", (("until_status_write_of", "b"),)),
         Step("crash", "b", (("after_writes", 2),)),
         Step("stale-from-event", "a", event),
-        Step("drop-event", "a", event),
+        Step("coalesce-event", "a", (*event, ("window", 1.0))),
         Step("delay-event", "a", (*event, ("until_write_of", "b"))),
         Step("no-such-kind", "a"),
     )
@@ -451,7 +468,7 @@ def test_a_schedule_adds_one_rule_per_step_and_hands_crashes_back(env: Any) -> N
         "RequestLatency",
         "Hold",
         "StaleView",
-        "DropEvent",
+        "Coalesce",
         "Hold",
     ]
     assert perturber.rules() == rules
