@@ -81,8 +81,12 @@ def run(ntinv):
     statuses = [v.obj.get("status") or {{}} for v in versions]
     assert own_writes.log_errors(statuses, who, ntinv.crashed) == []
 
+# Each replica owns its log: one that crashes (a learned plan) leaves its log short, and
+# no other replica takes it over, so its end state differs from the unperturbed run's by
+# design; run() checks a crashed replica's log is a correct beginning instead.
 @pytest.mark.ntinv_replicas(2, settings=own_writes.settings)
 @pytest.mark.ntinv_explore(schedules={k})
+@pytest.mark.ntinv_invariants(exclude=["end-state"])
 def test_own_writes(ntinv):
     run(ntinv)
 

@@ -636,6 +636,33 @@ class Harness:
         # what it was sent; on a loaded machine that grows, so the period grows with it.
         return self.wait_quiet(max(period, 2 * self.reaction_time()), timeout)
 
+    def resync(self) -> bool:
+        """Make every replica of a deterministic world re-list what it watches (each
+        open watch stream ends, and its resumption is answered 410 Expired, as after
+        etcd compaction), then wait for quiet again: a converged controller writes
+        nothing meanwhile (the ``converges`` oracle). Marks the ledger first; returns
+        whether the world went quiet (False, doing nothing, without a world or replicas)."""
+        from .invariants.oracles import RESYNC
+        from .ledger import PerturbationFired
+
+        if self.world is None or self.replicas is None:
+            return False
+        identities = set(self.replicas.identities)
+        streams: dict[str, int] = {}
+        for watcher in self.server.handler.hub.watchers():
+            if watcher.identity in identities and not watcher.closed:
+                streams[watcher.identity] = streams.get(watcher.identity, 0) + 1
+        self.ledger.record(
+            PerturbationFired, rule=RESYNC, action=RESYNC, identity="", detail="every replica"
+        )
+        # One refusal per open stream: the relist's own watch then goes on normally.
+        rules = [self.perturb.expire_watches(identity=who, times=n) for who, n in streams.items()]
+        try:
+            return self.wait_quiet()
+        finally:
+            for rule in rules:
+                rule.remove()
+
     def reaction_time(self) -> float:
         """The longest a replica took in this test from a watch event reaching it to its
         next request (0 when none reacted): how long a quiet spell must last to mean the

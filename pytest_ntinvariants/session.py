@@ -8,6 +8,7 @@ terminal summary and the JSON report (merging what xdist workers found).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -28,7 +29,9 @@ from .replay import ReplayToken
 if TYPE_CHECKING:
     from .harness import Harness, RunInfo
     from .invariants import InvariantRegistry, Violation
+    from .invariants.oracles import EndState
     from .ledger import Ledger
+    from .markers import ItemMarkers
     from .perturb.plans import Learned as LearnedPlans
     from .shrink import Outcome
     from .sim import Strategy, World
@@ -77,7 +80,10 @@ class NtinvSession:
         self.shrink_runs: int = config.getoption("ntinv_shrink")
         self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
         self._learned: dict[str, Learned | None] = {}  # per test: its learning run
-        self._learning = False  # a learning run is on
+        # What the plugin's own unperturbed run that is on is for ("learning",
+        # "reference", "noise"), and the strategy it runs with (None: arrival order).
+        self._own_purpose: str | None = None
+        self._own_strategy: Strategy | None = None
         self.budget = Budget.parse(config.getoption("ntinv_budget"))
         self._index: dict[tuple[str, int], int] = {}  # (test, schedule seed) -> its place
         self.schedules_override: int | None = config.getoption("ntinv_schedules")
@@ -136,6 +142,8 @@ class NtinvSession:
         Skips an exhaustive item past the end of its search."""
         from .sim.strategies import Replay, make_strategy
 
+        if self._own_strategy is not None and OWN_RUN_KEY in item.stash:
+            return self._own_strategy
         if explore is None:
             return None
         token = self._token(item)
@@ -257,39 +265,100 @@ class NtinvSession:
         return self.budget.exhausted(_test_of(item), explore.budget if explore else None)
 
     def _needs_learning(self, item: pytest.Item) -> bool:
+        """Whether the test still needs its unperturbed run: its strategy learns from it,
+        or the ``end-state`` oracle compares with it (replayed runs too)."""
         from .sim.strategies import LEARNING
 
-        if _test_of(item) in self._learned or self._token(item) is not None:
+        if _test_of(item) in self._learned:
             return False
         try:
-            explore = parse_item_markers(item).explore
+            markers = parse_item_markers(item)
         except MarkerError:
             return False  # the ntinv fixture reports it
-        return explore is not None and self._strategy_name(explore) in LEARNING
+        explore = markers.explore
+        if explore is None and self._token(item) is None:
+            return False
+        if self._judges(markers, "end-state"):
+            return True
+        return (
+            explore is not None
+            and self._token(item) is None
+            and self._strategy_name(explore) in LEARNING
+        )
+
+    def reference_run(self, item: pytest.Item) -> bool:
+        """Whether ``item`` now runs as the reference of the ``end-state`` oracle (or its
+        noise run): unperturbed, its view perturbations off."""
+        return OWN_RUN_KEY in item.stash and self._own_purpose in ("reference", "noise")
+
+    def _judges(self, markers: ItemMarkers, name: str) -> bool:
+        """Whether the item's invariants include ``name``."""
+        spec = markers.invariants
+        try:
+            chosen = self.registry.select(
+                include=spec.only if spec else None, exclude=spec.exclude if spec else ()
+            )
+        except KeyError:
+            return False  # the check reports the misspelt name
+        return any(i.name == name for i in chosen)
 
     def _learn(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """The learning run: once per test and process, the same in every process."""
+        """The test's unperturbed runs, once per test and process, the same in every
+        process: the learning run (arrival order), when its strategy learns; for the
+        ``end-state`` oracle, the reference run (the replicas taking turns: ``Serial``)
+        and, to tell which fields differ anyway (noise), the same in reverse turns from
+        another seed."""
+        from .perturb.plans import Learned as LearnedPlans
+        from .sim.strategies import LEARNING, Serial
+
         test = _test_of(item)
-        token = ReplayToken(derive_seed(self.seed, test, "learning"))
+        markers = parse_item_markers(item)
+        explore = markers.explore
+        learned = Learned(50, (), LearnedPlans((), 0, 0))
+        if (
+            explore is not None
+            and self._token(item) is None
+            and self._strategy_name(explore) in LEARNING
+        ):
+            entry = self._unperturbed(item, nextitem, "learning")
+            choices = entry.get("choices") if entry else None
+            plans = entry.get("learned_plans") if entry else None
+            if not entry or choices is None or plans is None:
+                self._learned[test] = None
+                return
+            equivalent = frozenset(tuple(d) for d in entry["equivalent"])
+            learned = Learned(entry["steps"], tuple(choices), plans, equivalent)
+        if self._judges(markers, "end-state"):
+            from .invariants.oracles import noise_between
+
+            entry = self._unperturbed(item, nextitem, "reference", Serial())
+            reference = entry.get("end_state") if entry else None
+            if reference is not None:
+                again = self._unperturbed(item, nextitem, "noise", Serial(reverse=True))
+                other = again.get("end_state") if again else None
+                noise = noise_between(reference, other) if other is not None else frozenset()
+                learned = dataclasses.replace(learned, end_state=reference, noise=noise)
+        self._learned[test] = learned
+
+    def _unperturbed(
+        self,
+        item: pytest.Item,
+        nextitem: pytest.Item | None,
+        purpose: str,
+        strategy: Strategy | None = None,
+    ) -> dict[str, Any] | None:
+        """Run the test once with no perturbation, unrecorded, in arrival order (or as
+        ``strategy`` chooses), from a seed derived from the session's, the test and
+        ``purpose``; its entry."""
+        token = ReplayToken(derive_seed(self.seed, _test_of(item), purpose))
         # Torn down as for the next item (never as for this one: pytest would keep the
         # item set up, and not fill its arguments again).
-        self._learning = True
+        self._own_purpose, self._own_strategy = purpose, strategy
         try:
             entry, _ = self._run_own(item, nextitem, token)
         finally:
-            self._learning = False
-        choices = entry.get("choices") if entry else None
-        plans = entry.get("learned_plans") if entry else None
-        self._learned[test] = (
-            Learned(
-                entry["steps"],
-                tuple(choices),
-                plans,
-                frozenset(tuple(d) for d in entry["equivalent"]),
-            )
-            if entry and choices is not None and plans is not None
-            else None
-        )
+            self._own_purpose, self._own_strategy = None, None
+        return entry
 
     def _run_own(
         self, item: pytest.Item, nextitem: pytest.Item | None, token: ReplayToken
@@ -387,6 +456,16 @@ class NtinvSession:
 
         markers = item.stash.get(MARKERS_KEY, None)
         spec = markers.invariants if markers is not None else None
+        try:
+            invariants = self.registry.select(
+                include=spec.only if spec else None, exclude=spec.exclude if spec else ()
+            )
+        except KeyError as e:  # a misspelt name in ntinv_invariants: say which
+            pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
+        names = [i.name for i in invariants]
+        if quiet and not body_failed and harness is not None and "converges" in names:
+            # Before the token and the digest: the resync's steps are part of the run.
+            quiet = harness.resync()
         # Before the context: a settled exploration run's replay command passes its token.
         world = harness.world if harness is not None else None
         explored = self._explored(item, run, world)
@@ -400,17 +479,13 @@ class NtinvSession:
                 replay=run.replay if run else None,
             )
         )
-        try:
-            invariants = self.registry.select(
-                include=spec.only if spec else None, exclude=spec.exclude if spec else ()
-            )
-        except KeyError as e:  # a misspelt name in ntinv_invariants: say which
-            pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
+        own = OWN_RUN_KEY in item.stash
+        learned = self._learned.get(_test_of(item)) if _is_exploration(item) else None
+        if learned is not None:  # (set after the unperturbed runs: they compare with nothing)
+            ctx = dataclasses.replace(ctx, reference=learned.end_state, noise=learned.noise)
         violations: list[Violation] = []
         for invariant in invariants:
             violations.extend(invariant.check(ledger, ctx))
-        names = [i.name for i in invariants]
-        own = OWN_RUN_KEY in item.stash
         if not own:  # a learning or shrinking run is the plugin's own business
             self.config.hook.pytest_ntinvariants_checked(
                 item=item, checked=names, violations=violations
@@ -435,7 +510,12 @@ class NtinvSession:
         item.stash[RESULT_KEY] = entry
         if own:
             entry["choices"] = list(world.engine.choices) if world is not None else None
-            if self._learning:
+            if self._own_purpose in ("reference", "noise"):
+                from .invariants.oracles import end_state
+
+                # What explored runs are compared with: only a settled state is an end.
+                entry["end_state"] = end_state(ledger) if quiet and not body_failed else None
+            if self._own_purpose == "learning":
                 from .perturb.plans import learn
                 from .sim.independence import equivalent_deviations
 
@@ -487,6 +567,8 @@ class NtinvSession:
             "order": trace_class(engine.trace),
         }
         learned = self._learned.get(_test_of(item))
+        if learned is not None and learned.noise:
+            out["noise"] = sorted(learned.noise)
         if isinstance(strategy, Plans) and learned is not None:
             out["plan"] = {
                 "index": strategy.index,
@@ -746,6 +828,10 @@ class Learned:
     plans: LearnedPlans  # the perturbation plans of its points
     # Its deviations (decision, candidate) that only reorder independent steps.
     equivalent: frozenset[tuple[int, int]] = frozenset()
+    # Its settled end state (None: it did not settle), and the fields that differ
+    # between it and another unperturbed run.
+    end_state: EndState | None = None
+    noise: frozenset[str] = frozenset()
 
 
 def _test_of(item: pytest.Item) -> str:
@@ -810,6 +896,9 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "bound_one": one,
             "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
         }
+        noise = sorted({field for r in runs for field in r.get("noise", ())})
+        if noise:
+            summary["noise"] = noise
         planned = [r["plan"] for r in runs if r.get("plan")]
         if planned:
             first = planned[0]
@@ -857,6 +946,11 @@ def describe_exploration(e: dict[str, Any]) -> str:
             text += " (the whole search)"
         if searched["equivalent"]:
             text += f"; {searched['equivalent']} runs left out as equivalent orders"
+    if e.get("noise"):
+        text += (
+            f"; ignored by end-state (they differ between two unperturbed runs): "
+            f"{', '.join(e['noise'])}"
+        )
     if e.get("bound_one") is not None:
         text += (
             f"; a race of its depth is hit with p >= {e['bound_one']:.2g} per schedule, "

@@ -112,7 +112,9 @@ class CheckContext:
     (``None``: every channel some endpoint call was attributed to). ``seed``, the
     ``schedule`` of perturbations (its description, one step a line), ``replay`` and, in a
     deterministic world, the ledger's ``digest`` are printed at the end of every failure
-    report.
+    report. ``reference`` is what the run is compared with (the end state of its
+    unperturbed run, for the ``end-state`` oracle; None: nothing to compare with), and
+    ``noise`` the fields (``Kind field.path``) that differ between two unperturbed runs.
     """
 
     time_scale: float = 1.0
@@ -124,6 +126,8 @@ class CheckContext:
     crashes_by_identity: Mapping[str, int] = field(default_factory=dict)
     crashes_by_object: Mapping[str, int] | None = None
     sink_channels: frozenset[str] | None = None
+    reference: Any = None
+    noise: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:

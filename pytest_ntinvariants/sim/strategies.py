@@ -30,8 +30,9 @@ from __future__ import annotations
 import abc
 import itertools
 import random
+import re
 from collections.abc import Hashable, Iterator, Sequence, Set
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .engine import Action
@@ -43,6 +44,7 @@ __all__ = [
     "Plans",
     "RandomWalk",
     "Replay",
+    "Serial",
     "Strategy",
     "deviation_sets",
     "make_strategy",
@@ -161,6 +163,34 @@ class Replay(Strategy):
             self.diverged += 1
             return len(candidates) - 1
         return index
+
+
+class Serial(Strategy):
+    """One actor at a time: the first actor (in natural order of names: ``replica-2``
+    before ``replica-10``; the last first with ``reverse``) that has an action that may
+    go goes, oldest action first. Each replica handles what it can before the next one
+    moves, as if the replicas took turns: a run free of races between them, which the
+    ``end-state`` oracle takes as what the controller means to reach."""
+
+    name = "serial"
+
+    def __init__(self, *, reverse: bool = False) -> None:
+        self.reverse = reverse
+
+    def describe(self) -> str:
+        """``serial`` or ``serial (reversed)``."""
+        return "serial (reversed)" if self.reverse else "serial"
+
+    def choose(self, candidates: Sequence[Action], step: int) -> int:
+        """The oldest action of the first actor."""
+        ranked = sorted(range(len(candidates)), key=lambda i: _natural(candidates[i].actor))
+        best = _natural(candidates[ranked[-1 if self.reverse else 0]].actor)
+        return next(i for i, a in enumerate(candidates) if _natural(a.actor) == best)
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """A sort key that orders the numbers in ``name`` by value."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 class Plans(Replay):

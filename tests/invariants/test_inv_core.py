@@ -41,6 +41,10 @@ BUILTIN_NAMES = [
     "nr-retry-spacing",
     "nr-deliveries-match-records",
     "nr-eventually-terminal",
+    "end-state",
+    "side-effects-once",
+    "converges",
+    "no-hot-loop",
 ]
 
 
@@ -115,7 +119,7 @@ def delivered(
 def test_default_registry_holds_every_builtin_in_order() -> None:
     registry = default_registry()
     assert registry.names() == BUILTIN_NAMES
-    assert len(registry) == len(BUILTIN_INVARIANTS) == 9
+    assert len(registry) == len(BUILTIN_INVARIANTS) == 13
     for inv in registry:
         assert inv.description and inv.name in repr(inv)
     assert default_registry() is not registry  # fresh each time: plugins may mutate theirs
@@ -152,7 +156,10 @@ def test_register_unregister_and_errors() -> None:
 def test_select_by_names_and_patterns() -> None:
     registry = default_registry()
     assert [i.name for i in registry.select(["nr-retry-spacing"])] == ["nr-retry-spacing"]
-    assert [i.name for i in registry.select(exclude=["nr-*"])] == ["resource-version-monotonic"]
+    assert [i.name for i in registry.select(exclude=["nr-*"])] == [
+        "resource-version-monotonic",
+        *BUILTIN_NAMES[-4:],
+    ]
     picked = registry.select(["nr-*"], exclude=["nr-eventually-terminal", "nr-retry-*"])
     assert [i.name for i in picked] == [*BUILTIN_NAMES[1:6], "nr-deliveries-match-records"]
     assert registry.select(["no-such-*"]) == []

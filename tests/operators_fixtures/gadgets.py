@@ -62,3 +62,17 @@ def make_registry(identity: str) -> kopf.OperatorRegistry:
         patch.status[identity] = "seen"
 
     return registry
+
+
+def race_module(
+    template: str, schedules: int, strategy: str | None, *, fixed: bool, checks: bool
+) -> str:
+    """A race test module from ``template``: its ``EXPLORE`` (the ``ntinv_explore``
+    arguments: ``schedules``, the module's ``SPACE``, the ``strategy`` when given) and
+    ``FIXED`` filled in; ``checks=False`` leaves out its lines after ``# checks`` (the
+    test's own assertions), so that only the built-in oracles judge."""
+    explore = f"schedules={schedules}, space=SPACE"
+    if strategy is not None:
+        explore += f", strategy={strategy!r}"
+    text = template.replace("FIXED", repr(fixed)).replace("EXPLORE", explore)
+    return text if checks else text.partition("    # checks")[0]
