@@ -62,18 +62,30 @@ import binascii
 import datetime
 import functools
 import ipaddress
-import json
 import math
 import re
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from .errors import Cause
-from .patch import _copy, _go_float, _json_equal
+from .gotext import field_duplicate as _duplicate
+from .gotext import field_forbidden as _forbidden
+from .gotext import field_invalid as _invalid
+from .gotext import field_not_supported as _not_supported
+from .gotext import field_required as _required
+from .gotext import field_too_many as _too_many
+from .gotext import go_float as _go_float
+from .gotext import go_float_g as _go_g
+from .gotext import go_json as _go_json
+from .gotext import go_quote as _go_quote
+from .gotext import path_child as _child
+from .gotext import path_key as _sub
+from .gotext import path_shown as _shown
+from .jsonvalues import copy_json as _copy
+from .jsonvalues import json_equal as _json_equal
 
 __all__ = ["StructuralSchema", "UnevaluatedRule", "compiled_schema", "validate_schema_document"]
 
@@ -105,124 +117,6 @@ _NOT_CHECKED = Cause(
 
 # --------------------------------------------------------------------------------------
 # Go-style rendering of values in messages
-
-
-def _go_quote(text: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote``."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_GO_ESCAPES["\v"] = "\\v"
-
-
-def _go_json(value: Any) -> str:
-    """Go's ``json.Marshal`` of a decoded value (sorted keys, floats without ``.0``)."""
-    if isinstance(value, float) and not isinstance(value, bool):
-        return _go_float(value) if math.isfinite(value) else "null"
-    if isinstance(value, dict):
-        inner = ",".join(f"{json.dumps(k)}:{_go_json(value[k])}" for k in sorted(value))
-        return "{" + inner + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_go_json(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _go_sharp_v(value: Any) -> str:
-    """Go's ``%#v`` of a decoded JSON value: what 1.32's ErrorBody prints for maps/lists."""
-    if value is None:
-        return "interface {}(nil)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, str):
-        return _go_quote(value)
-    if isinstance(value, dict):
-        inner = ", ".join(f"{_go_quote(k)}:{_go_sharp_v(value[k])}" for k in sorted(value))
-        return "map[string]interface {}{" + inner + "}"
-    if isinstance(value, list):
-        return "[]interface {}{" + ", ".join(_go_sharp_v(v) for v in value) + "}"
-    return str(value)
-
-
-def _bad_value(value: Any) -> str:
-    """How ``field.Error.ErrorBody`` (1.32) prints a bad value."""
-    if value is None:
-        return '"null"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, str):
-        return _go_quote(value)
-    return _go_sharp_v(value)
-
-
-def _invalid(fld: str, value: Any, detail: str, reason: str = "FieldValueInvalid") -> Cause:
-    body = f"Invalid value: {_bad_value(value)}"
-    return Cause(fld, f"{body}: {detail}" if detail else body, reason)
-
-
-def _required(fld: str, detail: str = "") -> Cause:
-    return Cause(
-        fld, f"Required value: {detail}" if detail else "Required value", "FieldValueRequired"
-    )
-
-
-def _forbidden(fld: str, detail: str) -> Cause:
-    return Cause(fld, f"Forbidden: {detail}", "FieldValueForbidden")
-
-
-def _not_supported(fld: str, value: Any, valid: list[str]) -> Cause:
-    body = f"Unsupported value: {_bad_value(value)}"
-    if valid:
-        body += ": supported values: " + ", ".join(_go_quote(v) for v in valid)
-    return Cause(fld, body, "FieldValueNotSupported")
-
-
-def _too_many(fld: str, actual: int, limit: int) -> Cause:
-    return Cause(fld, f"Too many: {actual}: must have at most {limit} items", "FieldValueTooMany")
-
-
-def _duplicate(fld: str, value: Any) -> Cause:
-    return Cause(fld, f"Duplicate value: {_bad_value(value)}", "FieldValueDuplicate")
-
-
-# field.Path rendering, used by CEL, list types and the schema document checks:
-# Child -> "a.b", Index -> "a[0]", Key -> "a[k]"; the nil root prints "<nil>".
-
-
-def _child(path: str | None, name: str) -> str:
-    return name if path is None else f"{path}.{name}"
-
-
-def _sub(path: str | None, key: str | int) -> str:
-    return f"{'' if path is None else path}[{key}]"
-
-
-def _shown(path: str | None) -> str:
-    return "<nil>" if path is None else path
 
 
 # --------------------------------------------------------------------------------------
@@ -2069,30 +1963,6 @@ def _to_double(value: Any) -> float:
         except ValueError:
             raise _CelError(f"cannot convert {value!r} to double") from None
     raise _CelError("no such overload")
-
-
-def _go_g(value: float) -> str:
-    """Go's ``strconv.FormatFloat(f, 'g', -1, 64)``, which cel-go's string(double) uses.
-
-    Shortest digits; the exponent form below 1e-4 and from 1e6 (``%v`` uses 1e21).
-    """
-    if not math.isfinite(value):
-        return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
-    sign = "-" if math.copysign(1.0, value) < 0 else ""
-    if value == 0:
-        return sign + "0"
-    parts = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(str(d) for d in parts.digits)
-    point = len(digits) + int(parts.exponent)  # value == 0.<digits> * 10**point
-    exponent = point - 1
-    if exponent < -4 or exponent >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def _to_string(value: Any) -> str:
