@@ -38,6 +38,7 @@ __all__ = [
     "go_sharp_v",
     "go_v",
     "path_child",
+    "path_dotted",
     "path_key",
     "path_shown",
 ]
@@ -265,6 +266,11 @@ def field_duplicate(fld: str, value: Any) -> Cause:
 def path_child(path: str | None, name: str) -> str:
     """``path.Child(name)``; ``None`` is the nil root path."""
     return name if path is None else f"{path}.{name}"
+
+
+def path_dotted(path: str, key: str) -> str:
+    """kube-openapi's and the pruner's paths: ``path.key``, where the root path is ""."""
+    return f"{path}.{key}" if path else key
 
 
 def path_key(path: str | None, key: str | int) -> str:

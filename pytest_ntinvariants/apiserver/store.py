@@ -34,12 +34,12 @@ import orjson
 
 from . import apply as ssa
 from . import defaults, errors, scale
+from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
 from .gotext import go_json, go_quote
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
-from .schema import StructuralSchema, compiled_schema
 from .selectors import FieldSelector, LabelSelector
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
