@@ -113,6 +113,7 @@ def _is_hostname(text: str) -> bool:
     return all(len(part) <= 63 for part in text.split("."))
 
 
+# The string formats checked, by name without dashes (date-time is "datetime").
 STRING_FORMATS: dict[str, Callable[[str], bool]] = {
     "datetime": _is_date_time,
     "date": _is_date,
@@ -152,6 +153,7 @@ def kept_format(fmt: str, types: tuple[str, ...]) -> str:
     return ""
 
 
+# The values an integer of format int32 or int64 may take.
 INTEGER_FORMAT_RANGES = {
     "int32": (-(2**31), 2**31 - 1),
     "int64": (INT64_MIN, INT64_MAX),

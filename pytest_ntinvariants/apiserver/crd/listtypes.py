@@ -17,6 +17,7 @@ __all__ = ["list_type_causes", "map_list_key"]
 
 
 def _set_key(value: Any) -> Any:
+    # A hashable form of a value, to count repeats: an object or a list by its JSON text.
     if isinstance(value, dict | list):
         return ("json", go_json(value))
     return (type(value), value)

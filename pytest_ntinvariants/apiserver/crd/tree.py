@@ -1,4 +1,4 @@
-"""The compiled form of a structural schema: one ``SchemaNode`` a schema node.
+"""The compiled form of a structural schema: a tree of ``SchemaNode``s.
 
 Each node reads its keywords once (a keyword of the wrong type is ignored, never an
 error) and precomputes what the walks over an object ask of it on every write: whether

@@ -232,4 +232,5 @@ METHODS: dict[str, tuple[int, Callable[..., Any]]] = {
     "lowerAscii": (0, _ascii_case(False)),
     "upperAscii": (0, _ascii_case(True)),
 }
+# The macros, which the parser turns into comprehensions of its own.
 MACROS = frozenset(("all", "exists", "exists_one", "map", "filter"))
