@@ -30,6 +30,8 @@ import orjson
 import yaml
 
 from . import errors
+from .gotext import go_float
+from .jsonvalues import copy_json
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "check_depth", "json_body", "yaml_body"]
 
@@ -260,7 +262,7 @@ class _YamlBuilder:
         for merged in merges:
             for k, v in merged.items():
                 if k not in mapping:
-                    mapping[k] = _copy(v)
+                    mapping[k] = copy_json(v)
 
     def _alias(self, anchor: str) -> tuple[Any, int]:
         try:
@@ -272,7 +274,8 @@ class _YamlBuilder:
             self.anchors[anchor] = (value, nodes, size)
         # Counted before the copy is made, so a refused expansion costs nothing.
         self._count(nodes, size, aliased=True)
-        return _copy(value), nodes
+        # An alias is a copy, so that a later change to one place cannot change another.
+        return copy_json(value), nodes
 
     def _scalar(self, event: Any, stack: list[_Collection]) -> Any:
         tag = event.tag
@@ -312,7 +315,7 @@ def _plain(value: Any, text: str) -> Any:
         value = float(value)  # go-yaml reads an integer too large for 64 bits as a float
     if type(value) is float:
         if math.isnan(value) or math.isinf(value):
-            raise _Refused(f"json: unsupported value: {_go_float(value)}")
+            raise _Refused(f"json: unsupported value: {go_float(value)}")
         return value
     if isinstance(value, datetime.date):
         return text  # go-yaml keeps a timestamp decoded into interface{} as its text
@@ -337,15 +340,3 @@ def _key(value: Any) -> str:
             return {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[str(value)]
         return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
     raise _Refused(f"unsupported map key: {value!r}")
-
-
-def _go_float(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-
-
-def _copy(value: Any) -> Any:
-    # An alias is a copy, so that a later change to one place cannot change another; the
-    # value is plain JSON within MAX_DEPTH, which orjson copies fastest.
-    if type(value) is dict or type(value) is list:
-        return orjson.loads(orjson.dumps(value))
-    return value

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .jsonvalues import copy_json
+
 __all__ = ["apply_defaults", "pod_status_on_create"]
 
 JSON = dict[str, Any]
@@ -39,16 +41,8 @@ def _fill(obj: JSON, defaults: JSON) -> JSON:
         return obj
     out = dict(obj)
     for key, value in missing.items():
-        out[key] = _copy(value)
+        out[key] = copy_json(value)
     return out
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _each(items: Any, fn: Callable[[JSON], JSON]) -> Any:

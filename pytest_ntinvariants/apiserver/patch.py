@@ -42,6 +42,8 @@ import jsonpatch
 import jsonpointer
 
 from .errors import BadRequest, Cause, Invalid, RequestEntityTooLarge
+from .gotext import go_v
+from .jsonvalues import copy_json, json_equal
 
 __all__ = [
     "DEFAULT_FIELD",
@@ -67,16 +69,6 @@ _GENERIC_422 = "the server rejected our request due to an error in our request"
 # Shared helpers
 
 
-def _copy(value: Any) -> Any:
-    """Copy a JSON value; faster than ``copy.deepcopy`` for JSON-shaped data."""
-    t = type(value)
-    if t is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if t is list:
-        return [_copy(v) for v in value]
-    return value
-
-
 def _go_kind(value: Any) -> str:
     """The JSON kind as Go's ``encoding/json`` names it in an ``UnmarshalTypeError``."""
     if isinstance(value, bool):
@@ -90,37 +82,6 @@ def _go_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return "null"
-
-
-def _go_v(value: Any) -> str:
-    """Render a JSON value like Go's ``%v`` of the decoded ``interface{}`` (for messages)."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, dict):
-        inner = " ".join(f"{k}:{_go_v(value[k])}" for k in sorted(value))
-        return f"map[{inner}]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_v(v) for v in value) + "]"
-    return str(value)
-
-
-def _go_float(value: float) -> str:
-    """Go's ``%v`` of a float64: shortest form, exponent only below 1e-4 or from 1e21."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = exp[0] if exp[0] in "+-" else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        return f"{mantissa}e{sign}{digits}"
-    return text
 
 
 def _go_type(value: Any) -> str:
@@ -188,11 +149,11 @@ def apply_merge_patch(target: Any, patch: Any, *, share: bool = False) -> Any:
             raise _not_an_object(result)
         return result
     if share and type(target) is dict:
-        # (``_copy`` copies exact dicts only: a subclass takes the unshared path below.)
+        # (``copy_json`` copies exact dicts only: a subclass takes the unshared path below.)
         shared = dict(target)
         _merge_shared(shared, patch)
         return shared
-    doc: dict[str, Any] = _copy(target)
+    doc: dict[str, Any] = copy_json(target)
     _merge_into(doc, patch)
     return doc
 
@@ -216,11 +177,11 @@ def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> None:
                     current = doc[key] = dict(current)
                     _merge_shared(current, value)
                 else:
-                    # ``_copy`` leaves a dict subclass shared, so the unshared merge writes
+                    # ``copy_json`` leaves a dict subclass shared, so the unshared merge writes
                     # into it: do the same, to give the same result.
                     _merge_into(current, value)
             else:
-                doc[key] = _copy(value)
+                doc[key] = copy_json(value)
         else:
             doc[key] = value if type(value) in _SCALARS else _pruned_copy(value)
 
@@ -239,7 +200,7 @@ def _merge_into(doc: dict[str, Any], patch: dict[str, Any]) -> None:
             else:
                 # v4 returns the patch value untouched when the current value is an
                 # object but the patch value is not (merge.go, ``merge``).
-                doc[key] = _copy(value)
+                doc[key] = copy_json(value)
         else:
             doc[key] = _pruned_copy(value)
 
@@ -271,7 +232,7 @@ class _StrictTest(jsonpatch.TestOperation):  # type: ignore[misc]
         except jsonpointer.JsonPointerException as exc:
             raise jsonpatch.JsonPatchTestFailed(str(exc)) from exc
         expected = self.operation.get("value")
-        if not _json_equal(value, expected):
+        if not json_equal(value, expected):
             raise jsonpatch.JsonPatchTestFailed(f"testing value {self.location} failed")
         return obj
 
@@ -284,19 +245,6 @@ _OPERATIONS: dict[str, type[jsonpatch.PatchOperation]] = {
     "copy": jsonpatch.CopyOperation,
     "test": _StrictTest,
 }
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """Equality of decoded JSON values: numbers by value, booleans apart from numbers."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
 
 
 def apply_json_patch(target: Any, ops: Any) -> Any:
@@ -323,7 +271,7 @@ def apply_json_patch(target: Any, ops: Any) -> Any:
     ``move`` and ``copy`` fail.
     """
     if ops is None:
-        return _copy(target)
+        return copy_json(target)
     if not isinstance(ops, list):
         raise BadRequest(
             f"json: cannot unmarshal {_go_kind(ops)} into Go value of type jsonpatch.Patch"
@@ -338,7 +286,7 @@ def apply_json_patch(target: Any, ops: Any) -> Any:
             f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
             f"got {len(ops)}"
         )
-    doc = _copy(target)
+    doc = copy_json(target)
     for op in ops:
         try:
             doc = _apply_op(doc, op)
@@ -382,7 +330,7 @@ def _apply_op(doc: Any, op: dict[str, Any] | None) -> Any:
     operation = dict(op)
     if kind in ("add", "replace"):
         # Copied so that the result never aliases the caller's patch document.
-        operation["value"] = _copy(op.get("value"))
+        operation["value"] = copy_json(op.get("value"))
     return _OPERATIONS[kind](operation).apply(doc)
 
 
@@ -575,9 +523,9 @@ def apply_strategic_merge_patch(target: dict[str, Any], patch: Any) -> dict[str,
             f"json: cannot unmarshal {_go_kind(patch)} into Go value of type "
             "map[string]interface {}"
         )
-    original: dict[str, Any] = _copy(target) if isinstance(target, dict) else {}
+    original: dict[str, Any] = copy_json(target) if isinstance(target, dict) else {}
     try:
-        return _smp_map(original, _copy(patch), _root_type(original))
+        return _smp_map(original, copy_json(patch), _root_type(original))
     except _ListOfLists as exc:
         raise Invalid(_GENERIC_422) from exc
 
@@ -592,7 +540,7 @@ def _smp_map(
             return _clean_map(patch)
         if directive == "delete":
             return {}
-        raise BadRequest(f"unknown patch type: {_go_v(directive)} in map: {_go_v(patch)}")
+        raise BadRequest(f"unknown patch type: {go_v(directive)} in map: {go_v(patch)}")
     if original is None:
         original = {}
     _apply_retain_keys(original, patch)
@@ -751,8 +699,8 @@ def _check_set_order(patch_list: list[Any], order: list[Any], merge_key: str) ->
         j += 1
     if i < len(items) and j >= len(order):
         raise BadRequest(
-            f"The order in patch list:\n{_go_v(patch_list)}\n doesn't match "
-            f"{_SET_ELEMENT_ORDER} list:\n{_go_v(order)}\n"
+            f"The order in patch list:\n{go_v(patch_list)}\n doesn't match "
+            f"{_SET_ELEMENT_ORDER} list:\n{go_v(order)}\n"
         )
 
 
@@ -770,7 +718,7 @@ def _merge_key_equal(left: Any, right: Any, merge_key: str) -> bool:
 
 
 def _no_merge_key(item: dict[str, Any], merge_key: str) -> BadRequest:
-    return BadRequest(f"map: {_go_v(item)} does not contain declared merge key: {merge_key}")
+    return BadRequest(f"map: {go_v(item)} does not contain declared merge key: {merge_key}")
 
 
 def _scalar_equal(a: Any, b: Any) -> bool:
@@ -792,7 +740,7 @@ def _element_kind(*lists: list[Any]) -> type | None:
                 raise BadRequest(
                     "list element types are not identical: "
                     + "["
-                    + " ".join(_go_v(v) for v in lists)
+                    + " ".join(go_v(v) for v in lists)
                     + "]"
                 )
     return kind
@@ -846,7 +794,7 @@ def _special_elements(
         elif directive == "merge":
             raise BadRequest("merging lists cannot yet be specified in the patch")
         else:
-            raise BadRequest(f"unknown patch type: {_go_v(directive)} in map: {_go_v(item)}")
+            raise BadRequest(f"unknown patch type: {go_v(directive)} in map: {go_v(item)}")
     if replace:
         return [_clean(v) for v in plain], []
     return original, plain

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conversion import EVENTS_V1, Converter
+from .crd import validate_schema_document
 from .errors import BadRequest, Cause, Invalid, invalid
-from .schema import validate_schema_document
 
 __all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
 

@@ -34,11 +34,12 @@ import orjson
 
 from . import apply as ssa
 from . import defaults, errors, scale
+from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
+from .gotext import go_json, go_quote
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
-from .schema import StructuralSchema, _go_quote, compiled_schema
 from .selectors import FieldSelector, LabelSelector
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
@@ -301,7 +302,7 @@ def _decoded_len(text: str) -> int:
 
 def _config_key_causes(path: str, key: str) -> builtins.list[Cause]:
     """kube's IsConfigMapKey, for a key of ``path`` (``data``, ``binaryData``)."""
-    shown = _go_quote(key)
+    shown = go_quote(key)
     field_path = f"{path}[{key}]"
     causes = []
     if len(key) > 253:
@@ -348,7 +349,7 @@ def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list
                         causes.append(
                             Cause(
                                 f"data[{key}]",
-                                f"Invalid value: {_go_quote(str(key))}: duplicate of key "
+                                f"Invalid value: {go_quote(str(key))}: duplicate of key "
                                 f"present in binaryData",
                             )
                         )
@@ -368,7 +369,7 @@ def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list
         if old is not None and old.get("type", "Opaque") != obj.get("type", "Opaque"):
             causes.append(
                 Cause(
-                    "type", f"Invalid value: {_go_quote(str(obj.get('type')))}: field is immutable"
+                    "type", f"Invalid value: {go_quote(str(obj.get('type')))}: field is immutable"
                 )
             )
     if old is not None and old.get("immutable") is True:
@@ -431,15 +432,9 @@ def _kept_json(obj: JSON) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
-def _go_json(obj: Any) -> str:
-    """``obj`` as Go's encoding/json writes it: compact, sorted keys, HTML-safe escapes."""
-    text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 def _immutable(field: str, value: Any) -> Cause:
     # field.ErrorBody renders a value that is not a Go string or number as its JSON.
-    return Cause(f"metadata.{field}", f"Invalid value: {_go_json(value)}: field is immutable")
+    return Cause(f"metadata.{field}", f"Invalid value: {go_json(value)}: field is immutable")
 
 
 def _as_meta_time(value: str) -> str:
@@ -471,7 +466,7 @@ def _system_meta_update(meta: JSON, old: JSON) -> builtins.list[Cause]:
         added = [f for f in meta.get("finalizers") or () if f not in kept]
         if added:
             # (ValidateNoNewFinalizers prints the sorted set with Go's %#v)
-            shown = ", ".join(_go_quote(f) for f in sorted(set(added)))
+            shown = ", ".join(go_quote(f) for f in sorted(set(added)))
             causes.append(
                 Cause(
                     "metadata.finalizers",
@@ -583,7 +578,7 @@ def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list
     involved_ns = str((involved if isinstance(involved, dict) else {}).get("namespace") or "")
     mismatch = Cause(
         "involvedObject.namespace",
-        f"Invalid value: {_go_quote(involved_ns)}: does not match event.namespace",
+        f"Invalid value: {go_quote(involved_ns)}: does not match event.namespace",
     )
     if not obj.get("eventTime"):
         if (not involved_ns and ns not in ("", "default")) or (involved_ns and ns != involved_ns):
@@ -598,7 +593,7 @@ def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list
             causes.append(
                 Cause(
                     "reportingController",
-                    f"Invalid value: {_go_quote(controller)}: name part must consist of "
+                    f"Invalid value: {go_quote(controller)}: name part must consist of "
                     f"alphanumeric characters, '-', '_' or '.', and must start and end with "
                     f"an alphanumeric character",
                 )
@@ -643,7 +638,7 @@ def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list
     else:
         for stored, name in _EVENT_IMMUTABLE:
             if obj.get(stored) != old.get(stored):
-                shown = _go_quote(orjson.dumps(obj.get(stored)).decode())
+                shown = go_quote(orjson.dumps(obj.get(stored)).decode())
                 causes.append(Cause(name, f"Invalid value: {shown}: field is immutable"))
     return causes
 
@@ -2063,7 +2058,7 @@ class Store:
         schema = self.schema(rt)
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.
-            before = _go_json(obj) if ctx.field_validation == "Strict" else ""
+            before = go_json(obj) if ctx.field_validation == "Strict" else ""
             still: Sequence[str] = ()
             if shared:
                 normalized, pruned = schema.normalize(obj, unchanged)
@@ -2088,7 +2083,7 @@ class Store:
                             "",
                             "",
                             "",
-                            [Cause("patch", f"Invalid value: {_go_quote(before)}: {strict}")],
+                            [Cause("patch", f"Invalid value: {go_quote(before)}: {strict}")],
                         )
                     # The strict decoder's words for a create or update body.
                     raise errors.BadRequest(

@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pytest_ntinvariants.apiserver.errors import Cause
-from pytest_ntinvariants.apiserver.schema import (
+from pytest_ntinvariants.apiserver.crd import (
     StructuralSchema,
     UnevaluatedRule,
     validate_schema_document,
 )
+from pytest_ntinvariants.apiserver.errors import Cause
 
 IMMUTABLE = "spec is immutable after creation (DD-NOT-005)"
 NOT_CHECKED = Cause(

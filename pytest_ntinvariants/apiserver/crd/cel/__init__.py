@@ -1,0 +1,20 @@
+"""The subset of CEL (Common Expression Language) that the fake evaluates for CRD rules.
+
+``parse(text)`` compiles a rule into an ``Expr``, or raises ``CelSyntaxError`` (not
+CEL) or ``Unsupported`` (CEL outside the subset); ``Expr.ev(env)`` evaluates it with
+``env`` naming the variables, or raises ``CelError``.
+
+Supported: literals (int, uint as int, double, string, bool, null, lists, maps),
+variables with field selection and indexing, ``has()``, ``size()``, ``in``,
+``! - * / % + < <= > >= == != && || ?:``, ``all exists exists_one map filter``,
+``startsWith endsWith contains matches lowerAscii upperAscii``, ``int uint double
+string bool dyn``. No cost budget, no timestamps, durations, quantities or optionals.
+"""
+
+from __future__ import annotations
+
+from .lexer import CelSyntaxError, Unsupported
+from .parser import Expr, parse
+from .stdlib import CelError
+
+__all__ = ["CelError", "CelSyntaxError", "Expr", "Unsupported", "parse"]
