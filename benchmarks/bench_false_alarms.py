@@ -3,7 +3,7 @@
     python benchmarks/bench_false_alarms.py [--schedules K] [--workers N] [--strategies S,...]
                                             [--quick] [--out DIR]
 
-K exploration schedules (default 1000), split evenly across four correct subjects, each
+K exploration schedules (default 1000), split evenly across five correct subjects, each
 with two deterministic kopf replicas and the default exploration space (watch latency,
 stale reads, coalesced events, held events: perturbations on) unless said:
 
@@ -14,11 +14,15 @@ stale reads, coalesced events, held events: perturbations on) unless said:
   waits ``persistence.consistency_timeout`` (5 s) for its own write's resourceVersion; the
   test asserts every replica's log grew one entry per version and ended complete, and the
   built-in invariants are checked;
-* ``webhook-claim`` and ``stale-spec``: the fixed versions of the test operators in
-  ``tests/operators_fixtures`` (``webhook_claim.py``: claim in status with a resourceVersion
-  precondition before calling a webhook, exactly one call asserted; ``stale_spec.py``: a
-  spec-derived status written with the resourceVersion it was computed from, under a
-  lagging cache on one replica), explored as their race modules say.
+* ``webhook-claim``, ``stale-spec`` and ``children``: the fixed versions of the test
+  operators in ``tests/operators_fixtures`` (``webhook_claim.py``: claim in status with a
+  resourceVersion precondition before calling a webhook, exactly one call asserted;
+  ``stale_spec.py``: a spec-derived status written with the resourceVersion it was computed
+  from, under a lagging cache on one replica; ``children.py``: a child named after its
+  parent, so that a second create fails), explored as their race modules say.
+
+Every subject is judged by the built-in oracles too (``end-state``, ``side-effects-once``,
+``converges``, ``no-hot-loop``), which need no code of the test's.
 
 Reported per subject: failed items and invariant violations (target: 0 each), and
 schedules per second (items over the sum of their setup + call + teardown times, from the
@@ -47,7 +51,7 @@ from typing import Any
 from _harness import ROOT, Report, Target, command_line, environment, nr_schedules, pytest_args
 
 sys.path.insert(0, str(ROOT / "tests"))
-from operators_fixtures import stale_spec, webhook_claim
+from operators_fixtures import children, stale_spec, webhook_claim
 
 OWN_WRITES = """
 import pytest
@@ -101,11 +105,18 @@ SUBJECTS = {
     "test_own_writes": "own-writes operator: 2 replicas, consistency_timeout 5 s",
     "test_one_call": "webhook-claim operator (fixed): 2 replicas, exactly one call",
     "test_doubled_follows_the_spec": "stale-spec operator (fixed): 2 replicas, lagging cache",
+    "test_one_child": "children operator (fixed): 2 replicas, one named child",
     "test_control_no_consistency": "control: own-writes with consistency_timeout 0",
 }
 
 #: The subjects that must never fail (all but the control).
-CORRECT = ("test_reference", "test_own_writes", "test_one_call", "test_doubled_follows_the_spec")
+CORRECT = (
+    "test_reference",
+    "test_own_writes",
+    "test_one_call",
+    "test_doubled_follows_the_spec",
+    "test_one_child",
+)
 
 
 def run(per_subject: int, control: int, workers: int, work: Path, strategy: str) -> dict[str, Any]:
@@ -117,6 +128,7 @@ def run(per_subject: int, control: int, workers: int, work: Path, strategy: str)
     )
     (work / "test_fa_webhook.py").write_text(webhook_claim.race_test(per_subject, fixed=True))
     (work / "test_fa_stale_spec.py").write_text(stale_spec.race_test(per_subject, fixed=True))
+    (work / "test_fa_children.py").write_text(children.race_test(per_subject, fixed=True))
     report, junit = work / "ntinv.json", work / "junit.xml"
     options = ["-p", "no:randomly", f"--ntinv-json={report}", f"--junitxml={junit}",
                f"--ntinv-strategy={strategy}"]  # fmt: skip

@@ -207,6 +207,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "anything happening count as settled (default 0.05).",
     )
     parser.addini(
+        "ntinv_max_writes",
+        default="100",
+        help="the most times the replicas may write one object before no-hot-loop calls it "
+        "a hot loop (default 100).",
+    )
+    parser.addini(
         "ntinv_time_scale",
         default="1.0",
         help="the controller's backoff time scale, for retry-spacing invariants.",

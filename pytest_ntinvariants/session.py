@@ -80,6 +80,13 @@ class NtinvSession:
         self.shrink_runs: int = config.getoption("ntinv_shrink")
         self._candidate: dict[str, Any] | None = None  # the entry of a run of our own
         self._learned: dict[str, Learned | None] = {}  # per test: its learning run
+        most = float_ini(config, "ntinv_max_writes")
+        if most < 1 or most != int(most):
+            raise pytest.UsageError(
+                f"ini option ntinv_max_writes must be a whole number >= 1, got {most:g}"
+            )
+        #: What no-hot-loop allows: writes of one object by the replicas.
+        self.max_writes = int(most)
         # What the plugin's own unperturbed run that is on is for ("learning",
         # "reference", "noise"), and the strategy it runs with (None: arrival order).
         self._own_purpose: str | None = None
@@ -97,8 +104,10 @@ class NtinvSession:
         import the invariants)."""
         if self._registry is None:
             from .invariants import default_registry
+            from .invariants.oracles import NoHotLoop
 
             registry = default_registry()
+            registry.register(NoHotLoop(self.max_writes), replace=True)
             self.config.hook.pytest_ntinvariants_register(registry=registry, config=self.config)
             self._registry = registry
         return self._registry

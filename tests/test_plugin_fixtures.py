@@ -135,3 +135,16 @@ def test_bad_bookmark_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ntinv_bookmark_interval must be a number*"])
+
+
+@pytest.mark.parametrize("value", ["often", "0", "2.5"])
+def test_a_bad_max_writes_ini_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makeini(f"""
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+        ntinv_max_writes = {value}
+    """)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini option ntinv_max_writes must be a *"])

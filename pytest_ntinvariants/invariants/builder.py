@@ -229,9 +229,11 @@ class LedgerBuilder:
         status: int = 200,
         uid: str | None = None,
         detail: str = "",
+        caller: str = "",
         at: float | None = None,
     ) -> SideEffect:
-        """A call a fake endpoint received about ``target`` (channel defaults to endpoint)."""
+        """A call a fake endpoint received about ``target`` (channel defaults to endpoint)
+        from the replica ``caller`` (when the endpoint could tell)."""
         return self.ledger.record(
             SideEffect,
             t=self._t(at),
@@ -243,6 +245,7 @@ class LedgerBuilder:
             attempt=str(attempt),
             status=status,
             detail=detail,
+            caller=caller,
         )
 
     def perturb(
