@@ -454,7 +454,8 @@ class NtinvSession:
         quiet = harness.settle(period, timeout) if harness is not None else False
         from .invariants import CheckContext
 
-        markers = item.stash.get(MARKERS_KEY, None)
+        # (Without the ntinv fixture, which parses them, the marker still chooses.)
+        markers = item.stash.get(MARKERS_KEY, None) or _markers_of(item)
         spec = markers.invariants if markers is not None else None
         try:
             invariants = self.registry.select(
@@ -854,6 +855,14 @@ def release(item: pytest.Item) -> None:
     for key in _ITEM_KEYS:
         if key in item.stash:
             del item.stash[key]
+
+
+def _markers_of(item: pytest.Item) -> Any:
+    """The item's markers, None when they are wrong (its setup reported them)."""
+    try:
+        return parse_item_markers(item)
+    except MarkerError:
+        return None
 
 
 def _is_exploration(item: pytest.Item) -> bool:

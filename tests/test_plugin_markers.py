@@ -157,6 +157,51 @@ def test_a_misspelt_invariant_fails_the_setup_before_the_body_runs(
     assert "the body ran" not in result.stdout.str()
 
 
+def test_a_misspelt_invariant_fails_the_setup_of_a_test_without_the_ntinv_fixture(
+    pt: pytest.Pytester,
+) -> None:
+    """A test on the bare server fixture once ran its body with the marker ignored."""
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_invariants(exclude=["nr-retry-spacin"])
+        def test_it(ntinv_apiserver):
+            raise AssertionError("the body ran")
+    """)
+    result = pt.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_it*",
+            "@pytest.mark.ntinv_invariants: no invariant named 'nr-retry-spacin' "
+            "(registered: resource-version-monotonic, *nr-retry-spacing*)",
+        ]
+    )
+    out = result.stdout.str()
+    assert "the body ran" not in out and "During handling" not in out
+
+
+def test_the_marker_chooses_the_invariants_of_a_test_without_the_ntinv_fixture(
+    pt: pytest.Pytester,
+) -> None:
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        import pytest
+        import reference_controller
+        from conftest import nr
+
+        @pytest.mark.ntinv_invariants(exclude=["nr-counters-*"])
+        def test_counts_twice(ntinv_apiserver):
+            ntinv_apiserver.apply(reference_controller.crd_manifest())
+            ntinv_apiserver.apply(nr("nr-1"))
+            rt = ntinv_apiserver.resource("kubernaut.ai/v1alpha1", "NotificationRequest")
+            ntinv_apiserver.store.patch(
+                rt, "default", "nr-1", "application/merge-patch+json",
+                {"status": {"phase": "Pending", "totalAttempts": 3}}, subresource="status")
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("mark", "message"),
     [
