@@ -537,10 +537,19 @@ class NtinvSession:
                 entry["files"] = self._artifacts(item, ledger)
             self.config.hook.pytest_ntinvariants_report(item=item, report=entry)
             self.results.append(entry)
-        if violations and not body_failed:
+        if violations:
             from .report import format_violations
 
-            raise InvariantViolation(format_violations(violations, ledger, ctx), violations)
+            # (Seed and replay: in the replay section of the failure's report.)
+            if not body_failed:
+                text = format_violations(violations, ledger, ctx, replay=False)
+                raise InvariantViolation(text, violations)
+            # The body's own failure is the test's report; the violations go beside it
+            # (their entries marked in the timeline section, which shows them once).
+            item.stash[VIOLATIONS_KEY] = (
+                format_violations(violations, ledger, ctx, timelines=False, replay=False),
+                frozenset(s for v in violations for s in v.seqs),
+            )
 
     def _explored(
         self, item: pytest.Item, run: RunInfo | None, world: World | None
@@ -622,7 +631,12 @@ class NtinvSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """Attach the race timeline, the end of process replicas' logs and the drawing to a
-        failing test's report (all as text: nothing of the test is kept alive by it)."""
+        failing test's report (all as text: nothing of the test is kept alive by it).
+
+        A failure that is the plugin's violation report shows that report, with no
+        traceback of the plugin's frames (``--full-trace`` shows them) and no second
+        timeline (it has each object's); a test whose body failed first gets its
+        violations as a section of their own."""
         report = yield
         if report.when != "call" or not report.failed:
             return report
@@ -631,10 +645,21 @@ class NtinvSession:
             return report
         from .report import timeline
 
+        excinfo = call.excinfo
+        reported = excinfo is not None and isinstance(excinfo.value, InvariantViolation)
+        if reported and excinfo is not None and not self.config.getoption("fulltrace"):
+            # The violation report is the failure: no traceback of the plugin's frames.
+            report.longrepr = excinfo.getrepr(style="value")
         run = item.stash.get(RUN_KEY, None)
         if run is not None and run.schedule is not None:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
-        report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
+        violations, marked = item.stash.get(VIOLATIONS_KEY, ("", frozenset()))
+        if violations:  # the body failed first: its violations are reported all the same
+            report.sections.append(("ntinvariants violations", violations))
+        if not reported:  # (a violation report has each object's timeline already)
+            report.sections.append(
+                ("ntinvariants timeline", timeline(ledger, limit=200, highlight=marked))
+            )
         harness = item.stash.get(HARNESS_KEY, None)
         if harness is not None and harness.world is not None:
             from .report import steps_text
@@ -763,6 +788,8 @@ class NtinvSession:
 
 
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+#: A run whose body failed: its violations' report and the ledger entries they point to.
+VIOLATIONS_KEY: pytest.StashKey[tuple[str, frozenset[int]]] = pytest.StashKey()
 #: The token a run of the plugin's own (learning, shrinking) replays, while it runs.
 OWN_RUN_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
 
@@ -847,6 +874,7 @@ _ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
     RESULT_KEY,
     MARKERS_KEY,
     WORLD_KEY,
+    VIOLATIONS_KEY,
 )
 
 

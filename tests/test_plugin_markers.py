@@ -339,13 +339,25 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
     )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert "InvariantViolation" in out
-    assert "nr-counters-match-attempts" in out
+    # The failure is the violation report itself, from its first line: no traceback of
+    # the plugin's own frames before it.
     result.stdout.fnmatch_lines(
         [
-            "*- ntinvariants timeline -*",
+            "*_ test_counts_twice _*",
+            "1 invariant violation (1 invariant, 1 object), seed 11",
+            "  nr-counters-match-attempts    1  default/nr-1",
+        ]
+    )
+    assert "session.py" not in out and "def _check" not in out and "self._check" not in out
+    # One seed, the one the replay passes, said once; the timeline once (in the report).
+    assert out.count("seed: 11 (session seed)") == 1
+    assert not re.search(r"seed:? \d+", out.replace("seed: 11", "").replace("seed 11", ""))
+    assert out.count("timeline of default/nr-1") == 1
+    assert "- ntinvariants timeline -" not in out
+    result.stdout.fnmatch_lines(
+        [
             "*- ntinvariants replay -*",
-            "seed: * (this test's own, derived from the replay's --ntinv-seed)",
+            "seed: 11 (session seed)",
             "replay: pytest *test_counts_twice*--ntinv-seed=11",
             "svg: *",
             "*= ntinvariants =*",
@@ -359,6 +371,40 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
     assert {v["invariant"] for v in entry["violations"]} >= {"nr-counters-match-attempts"}
     svg = Path(entry["files"]["svg"])
     assert svg.exists() and svg.read_text().lstrip().startswith("<")
+
+
+def test_a_body_that_fails_first_still_shows_its_violations(pt: pytest.Pytester) -> None:
+    """The violations of a test whose own assertion failed first were only in the summary
+    and the JSON report, not in that test's failure report."""
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        from conftest import nr, write_status
+
+        def test_counts_twice(nr_crd):
+            nr_crd.apply(nr("nr-1"))
+            write_status(nr_crd, "nr-1", {"phase": "Pending", "totalAttempts": 3})
+            assert False, "the body's own check"
+    """)
+    result = pt.runpytest("--ntinv-seed=11")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: the body's own check",
+            "*- ntinvariants violations -*",
+            "1 invariant violation (1 invariant, 1 object), seed 11",
+            "  nr-counters-match-attempts    1  default/nr-1",
+            "NotificationRequest default/nr-1 *",
+            "  nr-counters-match-attempts: totalAttempts is 3 but deliveryAttempts has 0 *",
+            "*- ntinvariants timeline -*",
+            # The violation's entry, marked in the one timeline the report has.
+            "  > * system  wrote NotificationRequest default/nr-1 rv * (patch/status): "
+            "phase <none> -> Pending; total 3 ok 0 failed 0",
+            "*- ntinvariants replay -*",
+            "seed: 11 (session seed)",
+        ]
+    )
+    out = result.stdout.str()
+    assert out.count("lanes:") == 1 and out.count("seed: 11") == 1
 
 
 def test_invariants_can_be_excluded(pt: pytest.Pytester) -> None:
