@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .markers import MARKERS, MarkerError, parse_item_markers
+from .markers import MARKERS, MarkerError, parse_invariants, parse_item_markers
 from .replay import ReplayToken
 from .session import (
     HARNESS_KEY,
@@ -225,6 +225,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", text)
     if not config.pluginmanager.has_plugin(_SESSION):
         config.pluginmanager.register(NtinvSession(config), _SESSION)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A wrong ``ntinv_invariants`` (a misspelt name, a bad argument) is an error at the
+    setup of its test, naming what is wrong and the invariants there are, before any
+    fixture starts and before the body runs for nothing."""
+    mark = item.get_closest_marker("ntinv_invariants")
+    if mark is None:
+        return
+    try:
+        spec = parse_invariants(mark)
+        _session(item.config).registry.select(include=spec.only, exclude=spec.exclude)
+    except MarkerError as e:
+        error = str(e)
+    except KeyError as e:  # the registry's message names the invariants it has
+        error = f"@pytest.mark.ntinv_invariants: {e.args[0]}"
+    else:
+        return
+    # Failed outside the except blocks, so no "during handling" chain is shown.
+    pytest.fail(error, pytrace=False)
 
 
 def _session(config: pytest.Config) -> NtinvSession:
@@ -435,14 +456,15 @@ def ntinv(
 
     item = request.node
     session = _session(request.config)
+    # (A misspelt invariant name failed the setup already: pytest_runtest_setup.)
     try:
         markers = parse_item_markers(item)
     except MarkerError as e:
-        pytest.fail(str(e), pytrace=False)
-    try:  # a misspelt invariant name fails the setup, before the body runs for nothing
-        session.registry.select(include=markers.invariants.only, exclude=markers.invariants.exclude)
-    except KeyError as e:
-        pytest.fail(f"@pytest.mark.ntinv_invariants: {e.args[0]}", pytrace=False)
+        error = str(e)
+    else:
+        error = ""
+    if error:  # failed outside the except block, so no "during handling" chain is shown
+        pytest.fail(error, pytrace=False)
     item.stash[MARKERS_KEY] = markers
     seed = _run_seed(request)
     scale = markers.invariants.time_scale or float_ini(request.config, "ntinv_time_scale")

@@ -25,6 +25,7 @@ from .invariants._core import CheckContext, ObjectRef, Violation
 from .invariants._index import LedgerIndex, ObjectHistory, index_of
 from .invariants.notification import KIND, nr_state, recorded_attempts
 from .ledger import (
+    Entry,
     Ledger,
     ObjectVersion,
     PerturbationFired,
@@ -149,6 +150,7 @@ class TimelineRow:
     stale: bool = False
     delay: float = 0.0
     commit_seq: int | None = None  # for watch events: the version they carry
+    obj: str = ""  # "Kind/name" of the object the entry is about, when it names one
 
     def to_dict(self) -> JSON:
         """A JSON-able dict."""
@@ -160,6 +162,7 @@ class TimelineRow:
             "text": self.text,
             "rv": self.rv,
             "stale": self.stale,
+            "object": self.obj,
         }
 
 
@@ -171,70 +174,118 @@ def _path(ns: str, name: str) -> str:
     return f"{ns}/{name}" if ns else name
 
 
-def timeline_rows(ledger: Ledger, uid: str | None = None) -> list[TimelineRow]:
+def timeline_rows(
+    ledger: Ledger, uid: str | None = None, *, include: Iterable[int] = ()
+) -> list[TimelineRow]:
     """The entries of the race, as rows; only those about object ``uid`` when given.
 
     About an object: its versions; reads and failed writes that name it (while it
     existed); lists and watches of its resource in its namespace; watch events carrying
     its versions; endpoint calls attributed to it; and every perturbation and replica
     event within its lifetime. Successful writes appear once, as the version they made.
+    Entries whose ledger ``seq`` is in ``include`` are rows too, whatever they are about
+    (described as in the whole ledger's timeline, naming their object): a violation of
+    one object may rest on what happened to another.
     """
     index = index_of(ledger)
     history = index.objects.get(uid) if uid is not None else None
     if uid is not None and history is None:
         return []
+    extra = frozenset(include)
     rows: list[TimelineRow] = []
     prev_obj: dict[str, ObjectVersion] = {}
-    multi = history is None
-    rvs = {v.rv for v in history.versions} if history is not None else set()
-    start = history.first.t if history is not None else -math.inf
-    end = history.last.t if history is not None and history.deleted else math.inf
     for e in index.entries:
         row: TimelineRow | None = None
+        if history is None or _concerns(e, history, index):
+            row = _entry_row(e, index, prev_obj, multi=history is None)
+        elif e.seq in extra:
+            row = _entry_row(e, index, prev_obj, multi=True, forced=True)
         if isinstance(e, ObjectVersion):
-            if history is None or e.uid == history.ref.uid:
-                row = _version_row(e, prev_obj.get(e.uid), multi)
             prev_obj[e.uid] = e
-        elif isinstance(e, RequestServed):
-            if history is None or _about(e, history, start, end):
-                row = _request_row(e, index, multi)
-        elif isinstance(e, WatchDelivered):
-            if history is None or e.rv in rvs:
-                row = _watch_row(e, index, multi)
-        elif isinstance(e, SideEffect):
-            if history is None or index.uid_of_call(e) == history.ref.uid:
-                where = f" for {_path(e.namespace, e.name)}" if multi and e.name else ""
-                status = str(e.status) if e.status else "closed"
-                row = TimelineRow(
-                    e.seq,
-                    e.t,
-                    e.endpoint or e.channel,
-                    "call",
-                    f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
-                    f"{status}" + (f" ({e.detail})" if e.detail else ""),
-                )
-        elif isinstance(e, PerturbationFired):
-            if start <= e.t <= end:
-                detail = f": {e.detail}" if e.detail else ""
-                row = TimelineRow(
-                    e.seq,
-                    e.t,
-                    _lane(e.identity),
-                    "perturbation",
-                    f"perturbation {e.rule} ({e.action}){detail}",
-                )
-        elif isinstance(e, ReplicaEvent) and start <= e.t <= end:
-            word = e.action.upper() if e.action == "crashed" else e.action
-            row = TimelineRow(
-                e.seq,
-                e.t,
-                _lane(e.identity),
-                "replica",
-                f"replica {word}" + (f": {e.detail}" if e.detail else ""),
-            )
         if row is not None:
             rows.append(row)
     return rows
+
+
+def _concerns(e: Entry, h: ObjectHistory, index: LedgerIndex) -> bool:
+    """Whether entry ``e`` belongs in the timeline of object ``h``."""
+    start = h.first.t
+    end = h.last.t if h.deleted else math.inf
+    if isinstance(e, ObjectVersion):
+        return e.uid == h.ref.uid
+    if isinstance(e, RequestServed):
+        return _about(e, h, start, end)
+    if isinstance(e, WatchDelivered):
+        rvs = index.memo(("rvs", h.ref.uid), lambda: frozenset(v.rv for v in h.versions))
+        return e.rv in rvs
+    if isinstance(e, SideEffect):
+        return index.uid_of_call(e) == h.ref.uid
+    if isinstance(e, PerturbationFired | ReplicaEvent):
+        return start <= e.t <= end
+    return False
+
+
+def _entry_row(
+    e: Entry,
+    index: LedgerIndex,
+    prev_obj: Mapping[str, ObjectVersion],
+    *,
+    multi: bool,
+    forced: bool = False,
+) -> TimelineRow | None:
+    """One entry as a row (None: it is drawn elsewhere, or is no kind a timeline shows).
+    ``multi``: name the object; ``forced``: a row even for a successful write request,
+    which the whole ledger's timeline draws from the version it committed."""
+    if isinstance(e, ObjectVersion):
+        return _version_row(e, prev_obj.get(e.uid), multi)
+    if isinstance(e, RequestServed):
+        row = _request_row(e, index, multi)
+        if row is None and forced:
+            what = _path(e.namespace, e.name) + (f"/{e.subresource}" if e.subresource else "")
+            return TimelineRow(
+                e.seq,
+                e.t,
+                _lane(e.identity),
+                "write",
+                f"{e.verb.upper()} {what} -> {e.status} (rv {e.rv or '?'})",
+                rv=int(e.rv) if e.rv.isdigit() else None,
+                obj=_request_object(e, index),
+            )
+        return row
+    if isinstance(e, WatchDelivered):
+        return _watch_row(e, index, multi)
+    if isinstance(e, SideEffect):
+        where = f" for {_path(e.namespace, e.name)}" if multi and e.name else ""
+        status = str(e.status) if e.status else "closed"
+        history = index.objects.get(index.uid_of_call(e))
+        return TimelineRow(
+            e.seq,
+            e.t,
+            e.endpoint or e.channel,
+            "call",
+            f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
+            f"{status}" + (f" ({e.detail})" if e.detail else ""),
+            obj=f"{history.ref.kind}/{history.ref.name}" if history is not None else "",
+        )
+    if isinstance(e, PerturbationFired):
+        detail = f": {e.detail}" if e.detail else ""
+        return TimelineRow(
+            e.seq,
+            e.t,
+            _lane(e.identity),
+            "perturbation",
+            f"perturbation {e.rule} ({e.action}){detail}",
+        )
+    if isinstance(e, ReplicaEvent):
+        word = e.action.upper() if e.action == "crashed" else e.action
+        return TimelineRow(
+            e.seq,
+            e.t,
+            _lane(e.identity),
+            "replica",
+            f"replica {word}" + (f": {e.detail}" if e.detail else ""),
+        )
+    return None
 
 
 def _about(r: RequestServed, h: ObjectHistory, start: float, end: float) -> bool:
@@ -247,6 +298,8 @@ def _about(r: RequestServed, h: ObjectHistory, start: float, end: float) -> bool
 
 def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> TimelineRow:
     where = f" {v.kind_} {_path(v.namespace, v.name)}" if multi else ""
+    # The verb the server recorded: an update made by ``apply`` of an existing object
+    # reads "(update)", a create "created".
     verb = f"{v.verb}/{v.subresource}" if v.subresource else v.verb
     if v.type == "ADDED":
         text = f"created{where} rv {v.rv}"
@@ -257,7 +310,26 @@ def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> T
     change = _change(v, prev)
     if change:
         text += f": {change}"
-    return TimelineRow(v.seq, v.t, _lane(v.identity), "write", text, rv=v.rv)
+    return TimelineRow(
+        v.seq, v.t, _lane(v.identity), "write", text, rv=v.rv, obj=f"{v.kind_}/{v.name}"
+    )
+
+
+#: Status fields a NotificationRequest's own summary of a write already describes.
+_NR_SUMMARISED = frozenset(
+    {
+        "status.phase",
+        "status.deliveryAttempts",
+        "status.completionTime",
+        "status.totalAttempts",
+        "status.successfulDeliveries",
+        "status.failedDeliveries",
+    }
+)
+#: Fields every write changes or the server keeps for itself: no news in a timeline.
+_BOOKKEEPING = frozenset(
+    {"metadata.resourceVersion", "metadata.managedFields", "metadata.generation"}
+)
 
 
 def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
@@ -285,13 +357,68 @@ def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
         counters = (cur.total, cur.successful, cur.failed)
         if counters != ((old.total, old.successful, old.failed) if old else (0, 0, 0)):
             parts.append(f"total {cur.total} ok {cur.successful} failed {cur.failed}")
+        # Everything else the write changed (a claim in status.claims, a label): a write
+        # that only claims a delivery is no "no change".
+        if prev is not None:
+            parts.extend(field_changes(prev.obj, v.obj, skip=_NR_SUMMARISED))
         return "; ".join(parts) or ("no change" if v.type == "MODIFIED" else "")
     if prev is None:
         return ""
-    changed = [k for k in ("spec", "status", "metadata", "data") if v.obj.get(k) != prev.obj.get(k)]
+    changed = field_changes(prev.obj, v.obj)
     if not changed and v.type == "MODIFIED":
         return "no change"
-    return ", ".join(f"{k} changed" for k in changed)
+    return ", ".join(changed)
+
+
+def field_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """What a write changed, field by field two levels deep (``status.claims 0 -> 1
+    items``, ``+metadata.labels``, ``data.colour 'red' -> 'blue'``), leaving out the
+    paths in ``skip`` and the server's bookkeeping (resourceVersion, managedFields,
+    generation)."""
+    out: list[str] = []
+    for section in dict.fromkeys([*old, *new]):
+        a, b = old.get(section), new.get(section)
+        if a == b:
+            continue
+        # A section written for the first time (or dropped) is told field by field.
+        if a is None and isinstance(b, Mapping):
+            a = {}
+        elif b is None and isinstance(a, Mapping):
+            b = {}
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in dict.fromkeys([*a, *b]):
+                path = f"{section}.{key}"
+                if path in skip or path in _BOOKKEEPING or a.get(key) == b.get(key):
+                    continue
+                out.append(_field_change(path, a, b, key))
+        elif section not in skip:
+            out.append(_field_change(section, old, new, section))
+    return out
+
+
+def _field_change(path: str, old: Mapping[str, Any], new: Mapping[str, Any], key: str) -> str:
+    if key not in old:
+        return f"+{path}" + _brief(new[key], " = ")
+    if key not in new:
+        return f"-{path}"
+    a, b = old[key], new[key]
+    if isinstance(a, list) and isinstance(b, list) and len(a) != len(b):
+        return f"{path} {len(a)} -> {len(b)} items"
+    if _brief(a) and _brief(b):
+        return f"{path}{_brief(a, ' ')} ->{_brief(b, ' ')}"
+    return f"{path} changed"
+
+
+def _brief(value: Any, prefix: str = "") -> str:
+    """A short scalar as text after ``prefix`` ("" for anything longer or nested)."""
+    if isinstance(value, list):
+        return f" ({_n(len(value), 'item')})" if prefix == " = " else ""
+    if isinstance(value, dict):
+        return ""
+    text = repr(value)
+    return prefix + text if len(text) <= 40 else ""
 
 
 def _latest_before(index: LedgerIndex, h: ObjectHistory, seq: int) -> ObjectVersion | None:
@@ -311,7 +438,12 @@ def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineR
     if r.status >= 400:
         reason = f" {r.reason}" if r.reason else ""
         return TimelineRow(
-            r.seq, r.t, _lane(r.identity), "error", f"{verb} {what}{sub} -> {r.status}{reason}"
+            r.seq,
+            r.t,
+            _lane(r.identity),
+            "error",
+            f"{verb} {what}{sub} -> {r.status}{reason}",
+            obj=_request_object(r, index),
         )
     if r.verb not in _READS:
         return None  # drawn from the version it committed
@@ -321,15 +453,7 @@ def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineR
     if r.served_at is not None:
         note = f" STALE (served at rv {r.served_at})"
     if r.name and rv is not None:
-        uids = index.by_name.get((r.namespace, r.name), [])
-        h = next(
-            (
-                index.objects[u]
-                for u in reversed(uids)
-                if index.objects[u].resource == r.resource and index.objects[u].first.seq < r.seq
-            ),
-            None,
-        )
+        h = _history_of(r, index)
         latest = _latest_before(index, h, r.seq) if h is not None else None
         if latest is not None and latest.rv > rv:
             stale = True
@@ -339,7 +463,38 @@ def _request_row(r: RequestServed, index: LedgerIndex, multi: bool) -> TimelineR
                 else f" STALE (served at rv {r.served_at}; latest rv {latest.rv})"
             )
     text = f"{verb} {what}{sub} -> rv {r.rv or '?'}{note}"
-    return TimelineRow(r.seq, r.t, _lane(r.identity), "read", text, rv=rv, stale=stale)
+    return TimelineRow(
+        r.seq,
+        r.t,
+        _lane(r.identity),
+        "read",
+        text,
+        rv=rv,
+        stale=stale,
+        obj=_request_object(r, index),
+    )
+
+
+def _request_object(r: RequestServed, index: LedgerIndex) -> str:
+    """``Kind/name`` of the object a request names ("" for lists and watches)."""
+    if not r.name:
+        return ""
+    h = _history_of(r, index)
+    return f"{h.ref.kind}/{r.name}" if h is not None else f"{r.resource.split('/')[-1]}/{r.name}"
+
+
+def _history_of(r: RequestServed, index: LedgerIndex) -> ObjectHistory | None:
+    """The object a named request was about: the newest of its name and resource
+    created before it."""
+    uids = index.by_name.get((r.namespace, r.name), [])
+    return next(
+        (
+            index.objects[u]
+            for u in reversed(uids)
+            if index.objects[u].resource == r.resource and index.objects[u].first.seq < r.seq
+        ),
+        None,
+    )
 
 
 def _watch_row(d: WatchDelivered, index: LedgerIndex, multi: bool) -> TimelineRow:
@@ -355,6 +510,9 @@ def _watch_row(d: WatchDelivered, index: LedgerIndex, multi: bool) -> TimelineRo
         rv=d.rv,
         delay=d.delay,
         commit_seq=commit.seq if commit is not None else None,
+        obj=f"{commit.kind_}/{commit.name}"
+        if commit is not None
+        else f"{d.resource.split('/')[-1]}/{d.name}",
     )
 
 
@@ -413,10 +571,10 @@ def timeline(
     what happened. Lines whose ledger ``seq`` is in ``highlight`` start with ``>``.
     More than ``limit`` entries are elided in the middle (highlighted lines are kept).
     """
-    rows = timeline_rows(ledger, uid)
+    keep = set(highlight)
+    rows = timeline_rows(ledger, uid, include=keep)
     if not rows:
         return f"{indent}(no ledger entries" + (f" about uid {uid})" if uid else ")")
-    keep = set(highlight)
     lanes = list(dict.fromkeys(r.lane for r in rows))
     col = {lane: i for i, lane in enumerate(lanes)}
     width = max(len(lane) for lane in lanes)
@@ -444,15 +602,25 @@ def timeline(
 # =================================================================== violations
 
 
-def seed_line(seed: object, replay: str | None) -> str:
-    """``seed: N``, saying where N comes from when the replay command passes another
-    number: a test that is not an exploration item has a seed of its own, derived from
-    the session seed (which the command passes) and its node id. Two numbers that differ,
-    unexplained, read as a wrong replay."""
+def report_seed(seed: object, replay: str | None) -> tuple[object, str]:
+    """The one seed a report names, and what it is: the number its replay command passes.
+
+    A test that is not an exploration item is replayed with ``--ntinv-seed``, the session
+    seed (its world's own seed is derived from that and the test's id, so printing it
+    too would show two numbers for one run); an exploration item with ``--ntinv-replay``,
+    its schedule's seed (alone, or in the token)."""
     passed = re.search(r"--ntinv-seed=(\d+)", replay or "")
-    if passed is not None and passed.group(1) != str(seed):
-        return f"seed: {seed} (this test's own, derived from the replay's --ntinv-seed)"
-    return f"seed: {seed}"
+    if passed is not None:
+        return int(passed.group(1)), "session seed"
+    if "--ntinv-replay=" in (replay or ""):
+        return seed, "schedule seed"
+    return seed, ""
+
+
+def seed_line(seed: object, replay: str | None) -> str:
+    """``seed: N (session seed)``: the seed the replay command passes, and which it is."""
+    number, what = report_seed(seed, replay)
+    return f"seed: {number}" + (f" ({what})" if what else "")
 
 
 def replay_lines(ctx: CheckContext | None) -> list[str]:
@@ -498,9 +666,17 @@ def object_header(h: ObjectHistory) -> str:
 
 
 def object_details(
-    h: ObjectHistory, ledger: Ledger, highlight: Iterable[int] = (), limit: int = 120
+    h: ObjectHistory,
+    ledger: Ledger,
+    highlight: Iterable[int] = (),
+    limit: int = 120,
+    *,
+    invariants: Sequence[str] = (),
+    with_timeline: bool = True,
 ) -> list[str]:
-    """The attempts and endpoint-calls tables and the timeline of one object."""
+    """The attempts and endpoint-calls tables and the timeline of one object (which
+    shows the ``highlight`` entries too, whatever object they are about; ``invariants``:
+    the names whose entries the marks are, said when more than one)."""
     lines: list[str] = []
     if h.ref.kind == KIND:
         table = attempts_table(h, indent="    ")
@@ -513,54 +689,99 @@ def object_details(
     if calls or h.ref.kind == KIND:
         lines.append(f"  endpoint calls about {h.ref.path}:")
         lines.extend(calls or ["    (none)"])
-    lines.append(
-        f"  timeline of {h.ref.path} (ms since the ledger began; > marks the entries in question):"
-    )
-    lines.append(timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    "))
+    if with_timeline:
+        lines.append(
+            f"  timeline of {h.ref.path} (ms since the ledger began; > marks the entries in "
+            f"question{_of(invariants)}):"
+        )
+        lines.append(timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    "))
     return lines
 
 
+def _of(invariants: Sequence[str]) -> str:
+    return f" of {', '.join(invariants)}" if len(invariants) > 1 else ""
+
+
 def format_violations(
-    violations: Sequence[Violation], ledger: Ledger, ctx: CheckContext | None = None
+    violations: Sequence[Violation],
+    ledger: Ledger,
+    ctx: CheckContext | None = None,
+    *,
+    timelines: bool = True,
+    replay: bool = True,
 ) -> str:
     """The full failure report: a summary, then per object its violations with their
-    evidence, its attempts and endpoint calls, and its timeline; then seed and replay.
+    evidence, its attempts and endpoint calls, and its timeline (once, however many
+    invariants it broke; with the entries the violations point to, whatever object they
+    are about); then seed and replay. ``timelines=False`` leaves the timelines out (for
+    a report printed beside a timeline of the whole ledger), ``replay=False`` the seed and
+    replay lines (for one printed beside the plugin's replay section).
     """
     if not violations:
         return "no invariant violations"
     index = index_of(ledger)
     by_inv: dict[str, list[Violation]] = {}
-    by_obj: dict[ObjectRef | None, list[Violation]] = {}
+    # One group per object, by its history: two invariants may name one object by refs
+    # that differ (one without its uid, or its apiVersion).
+    groups: dict[object, tuple[ObjectHistory | None, ObjectRef | None, list[Violation]]] = {}
     for v in violations:
         by_inv.setdefault(v.invariant, []).append(v)
-        by_obj.setdefault(v.object, []).append(v)
-    n_obj = sum(1 for o in by_obj if o is not None)
+        h = _history_for(v.object, index)
+        key = h.ref.uid if h is not None else v.object
+        groups.setdefault(key, (h, v.object, []))[2].append(v)
+    n_obj = sum(1 for _, ref, _ in groups.values() if ref is not None)
     lines = [
         f"{_n(len(violations), 'invariant violation')} "
         f"({_n(len(by_inv), 'invariant')}, {_n(n_obj, 'object')})"
-        + (f", seed {ctx.seed}" if ctx is not None and ctx.seed is not None else ""),
+        + (
+            f", seed {report_seed(ctx.seed, ctx.replay)[0]}"
+            if ctx is not None and ctx.seed is not None
+            else ""
+        ),
     ]
     name_w = max(len(name) for name in by_inv)
     for name, vs in by_inv.items():
         objs = list(dict.fromkeys(v.object.path for v in vs if v.object is not None))
         shown = ", ".join(objs[:4]) + (f", +{len(objs) - 4} more" if len(objs) > 4 else "")
         lines.append(f"  {name.ljust(name_w)}  {len(vs):>3}  {shown}")
-    for ref, vs in by_obj.items():
+    for h, ref, vs in groups.values():
         lines.append("")
-        h = index.objects.get(ref.uid) if ref is not None and ref.uid else None
-        lines.append(object_header(h) if h is not None else (str(ref) if ref else "ledger"))
+        if h is not None:
+            lines.append(object_header(h))
+        else:
+            lines.append(str(ref) if ref is not None else "across objects (the whole ledger)")
         highlight: set[int] = set()
         for v in vs:
             lines.append(f"  {v.invariant}: {v.message}")
             lines.extend(format_table(v.evidence, indent="      "))
             highlight.update(v.seqs)
+        names = list(dict.fromkeys(v.invariant for v in vs))
         if h is not None:
-            lines.extend(object_details(h, ledger, highlight))
-    tail = replay_lines(ctx)
+            lines.extend(
+                object_details(h, ledger, highlight, invariants=names, with_timeline=timelines)
+            )
+        elif highlight and timelines:
+            # No one object's history to show: the ledger, with the entries in question.
+            lines.append(
+                f"  timeline (ms since the ledger began; > marks the entries in question"
+                f"{_of(names)}):"
+            )
+            lines.append(timeline(ledger, None, 120, highlight=highlight, indent="    "))
+    tail = replay_lines(ctx) if replay else []
     if tail:
         lines.append("")
         lines.extend(tail)
     return "\n".join(lines)
+
+
+def _history_for(ref: ObjectRef | None, index: LedgerIndex) -> ObjectHistory | None:
+    """The object ``ref`` names: by uid, else the newest of its kind, namespace and name."""
+    if ref is None:
+        return None
+    h = index.objects.get(ref.uid) if ref.uid else None
+    if h is None and ref.name:
+        h = index.find(ref.name, ref.namespace, kind=ref.kind)
+    return h
 
 
 def _n(n: int, word: str) -> str:
@@ -624,6 +845,10 @@ _LANE_H = 64
 _LEFT = 150
 _TOP = 56
 _RIGHT = 90
+# A label's extent per character, rotated as ``_label`` draws it (10 px type, about 6 px
+# a character, at 35 degrees): up and to the right.
+_LABEL_RISE = 3.5
+_LABEL_RUN = 5.0
 _MIN_STEP = 36.0
 _MAX_STEP = 130.0
 _PX_PER_MS = 3.0
@@ -665,14 +890,18 @@ def render_svg(
     the endpoint lanes. Entries whose ``seq`` is in ``highlight`` get a yellow halo.
     Every mark carries ``class`` and ``data-*`` attributes and a ``<title>`` tooltip.
     """
-    rows = timeline_rows(ledger, uid)
     keep = set(highlight)
+    rows = timeline_rows(ledger, uid, include=keep)
     items = _elide(rows, limit, keep)
     drawn = [r for r in items if isinstance(r, TimelineRow)]
     endpoints = list(dict.fromkeys(r.lane for r in drawn if r.kind == "call"))
     replicas = [lane for lane in dict.fromkeys(r.lane for r in drawn) if lane not in endpoints]
     lanes = ["apiserver", *replicas, *endpoints]
-    y = {lane: _TOP + 30 + i * _LANE_H for i, lane in enumerate(lanes)}
+    # Room above the API server's lane for the longest label of a write drawn on it (it
+    # names the object), so none is cut off at the top.
+    longest = max((len(_write_label(r)) for r in drawn if r.kind == "write"), default=0)
+    top = max(_TOP, int(longest * _LABEL_RISE) + 30)
+    y = {lane: top + 30 + i * _LANE_H for i, lane in enumerate(lanes)}
     xs: list[float] = []
     breaks: list[tuple[float, float]] = []
     x = 0.0
@@ -691,8 +920,13 @@ def render_svg(
         xs.append(x)
         prev_t = item.t
     x_of = {r.seq: _LEFT + xi for r, xi in zip(drawn, xs, strict=True)}
-    width = max(int(_LEFT + (xs[-1] if xs else 0) + _RIGHT + 60), _LEFT + 3 * 230 + 40)
-    lanes_bottom = _TOP + 30 + (len(lanes) - 1) * _LANE_H + 30
+    # Room on the right for the last labels (about as long as a write's, plus a delay).
+    reach = max(
+        (xi + (len(_write_label(r)) + 10) * _LABEL_RUN for r, xi in zip(drawn, xs, strict=True)),
+        default=0.0,
+    )
+    width = max(int(_LEFT + max(xs[-1] if xs else 0, reach) + _RIGHT + 60), _LEFT + 3 * 230 + 40)
+    lanes_bottom = top + 30 + (len(lanes) - 1) * _LANE_H + 30
     height = lanes_bottom + 180
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -760,6 +994,11 @@ def render_svg(
     return target
 
 
+def _write_label(r: TimelineRow) -> str:
+    """``ConfigMap/c rv 5``: a write's label on the API server's lane."""
+    return f"{r.obj} rv {r.rv}" if r.obj else f"rv {r.rv}"
+
+
 def _dur(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
@@ -797,6 +1036,10 @@ def _mark(
     data = f'data-seq="{r.seq}" data-t-ms="{r.t * 1000:.3f}" data-lane={quoteattr(r.lane)}'
     if r.rv is not None:
         data += f' data-rv="{r.rv}"'
+    if r.obj:
+        data += f" data-object={quoteattr(r.obj)}"
+    # A resourceVersion alone says nothing to a reader: labels name the object too.
+    about = f"{r.obj} " if r.obj else ""
     parts: list[str] = []
     if halo:
         parts.append(
@@ -812,7 +1055,7 @@ def _mark(
             )
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{c}"/>')
         parts.append(f'<circle cx="{x:.1f}" cy="{api_y:.1f}" r="5.5" fill="{c}"/>')
-        parts.append(_label(x, api_y, f"rv {r.rv}", c))
+        parts.append(_label(x, api_y, _write_label(r), c))
         cls = "mark write"
     elif kind in ("read", "error"):
         stale = r.stale or kind == "error"
@@ -827,7 +1070,7 @@ def _mark(
         if kind == "error":
             text = r.text.split("->")[-1].strip()
         else:
-            text = f"rv {r.rv if r.rv is not None else '?'}" + (" stale" if r.stale else "")
+            text = f"{about}rv {r.rv if r.rv is not None else '?'}" + (" stale" if r.stale else "")
         parts.append(_label(x, y, text, c))
         cls = f"mark {kind}" + (" stale" if r.stale else "")
     elif kind == "watch":
@@ -839,7 +1082,7 @@ def _mark(
             'opacity="0.85"/>'
         )
         delay = f"+{r.delay * 1000:.0f} ms" if r.delay >= 0.0005 else "+0 ms"
-        parts.append(_label(x, y, f"rv {r.rv} {delay}", c))
+        parts.append(_label(x, y, f"{about}rv {r.rv} {delay}", c))
         cls = "mark watch"
     elif kind == "perturbation":
         c = _COLORS["perturbation"]

@@ -463,7 +463,8 @@ class NtinvSession:
         quiet = harness.settle(period, timeout) if harness is not None else False
         from .invariants import CheckContext
 
-        markers = item.stash.get(MARKERS_KEY, None)
+        # (Without the ntinv fixture, which parses them, the marker still chooses.)
+        markers = item.stash.get(MARKERS_KEY, None) or _markers_of(item)
         spec = markers.invariants if markers is not None else None
         try:
             invariants = self.registry.select(
@@ -545,10 +546,19 @@ class NtinvSession:
                 entry["files"] = self._artifacts(item, ledger)
             self.config.hook.pytest_ntinvariants_report(item=item, report=entry)
             self.results.append(entry)
-        if violations and not body_failed:
+        if violations:
             from .report import format_violations
 
-            raise InvariantViolation(format_violations(violations, ledger, ctx), violations)
+            # (Seed and replay: in the replay section of the failure's report.)
+            if not body_failed:
+                text = format_violations(violations, ledger, ctx, replay=False)
+                raise InvariantViolation(text, violations)
+            # The body's own failure is the test's report; the violations go beside it
+            # (their entries marked in the timeline section, which shows them once).
+            item.stash[VIOLATIONS_KEY] = (
+                format_violations(violations, ledger, ctx, timelines=False, replay=False),
+                frozenset(s for v in violations for s in v.seqs),
+            )
 
     def _explored(
         self, item: pytest.Item, run: RunInfo | None, world: World | None
@@ -630,7 +640,12 @@ class NtinvSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         """Attach the race timeline, the end of process replicas' logs and the drawing to a
-        failing test's report (all as text: nothing of the test is kept alive by it)."""
+        failing test's report (all as text: nothing of the test is kept alive by it).
+
+        A failure that is the plugin's violation report shows that report, with no
+        traceback of the plugin's frames (``--full-trace`` shows them) and no second
+        timeline (it has each object's); a test whose body failed first gets its
+        violations as a section of their own."""
         report = yield
         if report.when != "call" or not report.failed:
             return report
@@ -639,10 +654,21 @@ class NtinvSession:
             return report
         from .report import timeline
 
+        excinfo = call.excinfo
+        reported = excinfo is not None and isinstance(excinfo.value, InvariantViolation)
+        if reported and excinfo is not None and not self.config.getoption("fulltrace"):
+            # The violation report is the failure: no traceback of the plugin's frames.
+            report.longrepr = excinfo.getrepr(style="value")
         run = item.stash.get(RUN_KEY, None)
         if run is not None and run.schedule is not None:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
-        report.sections.append(("ntinvariants timeline", timeline(ledger, limit=200)))
+        violations, marked = item.stash.get(VIOLATIONS_KEY, ("", frozenset()))
+        if violations:  # the body failed first: its violations are reported all the same
+            report.sections.append(("ntinvariants violations", violations))
+        if not reported:  # (a violation report has each object's timeline already)
+            report.sections.append(
+                ("ntinvariants timeline", timeline(ledger, limit=200, highlight=marked))
+            )
         harness = item.stash.get(HARNESS_KEY, None)
         if harness is not None and harness.world is not None:
             from .report import steps_text
@@ -771,6 +797,8 @@ class NtinvSession:
 
 
 MARKERS_KEY: pytest.StashKey[Any] = pytest.StashKey()
+#: A run whose body failed: its violations' report and the ledger entries they point to.
+VIOLATIONS_KEY: pytest.StashKey[tuple[str, frozenset[int]]] = pytest.StashKey()
 #: The token a run of the plugin's own (learning, shrinking) replays, while it runs.
 OWN_RUN_KEY: pytest.StashKey[ReplayToken] = pytest.StashKey()
 
@@ -855,6 +883,7 @@ _ITEM_KEYS: tuple[pytest.StashKey[Any], ...] = (
     RESULT_KEY,
     MARKERS_KEY,
     WORLD_KEY,
+    VIOLATIONS_KEY,
 )
 
 
@@ -863,6 +892,14 @@ def release(item: pytest.Item) -> None:
     for key in _ITEM_KEYS:
         if key in item.stash:
             del item.stash[key]
+
+
+def _markers_of(item: pytest.Item) -> Any:
+    """The item's markers, None when they are wrong (its setup reported them)."""
+    try:
+        return parse_item_markers(item)
+    except MarkerError:
+        return None
 
 
 def _is_exploration(item: pytest.Item) -> bool:

@@ -47,7 +47,11 @@ class JsonFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m reference_controller", description=__doc__)
+    # The package's own name: ``reference_controller`` in a checkout, and
+    # ``pytest_ntinvariants.reference_controller`` where a wheel installed it.
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__ or 'reference_controller'}", description=__doc__
+    )
     parser.add_argument("command", nargs="?", choices=("run", "crd", "deploy"), default="run")
     parser.add_argument("-n", "--namespace", action="append", default=[], dest="namespaces")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: standard)")

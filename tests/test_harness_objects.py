@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_ntinvariants.apiserver import ApiError
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.report import timeline
 
 
 def cm(name: str, namespace: str = "default", **labels: str) -> dict[str, object]:
@@ -42,3 +45,15 @@ def test_apply_of_an_existing_object_is_recorded_as_an_update(ntinv: Harness) ->
     ntinv.apply(cm("a", app="y"))
     verbs = [(v.type, v.verb) for v in ntinv.ledger.versions(name="a")]
     assert verbs == [("ADDED", "create"), ("MODIFIED", "update")]
+
+
+def test_the_timeline_labels_an_apply_by_what_the_server_did(ntinv: Harness) -> None:
+    """And says what the update changed (once "metadata changed": every write changes the
+    resourceVersion)."""
+    ntinv.apply(cm("a", app="x"))
+    ntinv.apply(cm("a", app="y"))
+    text = timeline(ntinv.ledger)
+    assert re.search(r"test  created ConfigMap default/a rv \d+$", text, re.M), text
+    assert re.search(
+        r"test  wrote ConfigMap default/a rv \d+ \(update\): metadata.labels changed$", text, re.M
+    ), text

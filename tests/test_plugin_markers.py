@@ -157,6 +157,51 @@ def test_a_misspelt_invariant_fails_the_setup_before_the_body_runs(
     assert "the body ran" not in result.stdout.str()
 
 
+def test_a_misspelt_invariant_fails_the_setup_of_a_test_without_the_ntinv_fixture(
+    pt: pytest.Pytester,
+) -> None:
+    """A test on the bare server fixture once ran its body with the marker ignored."""
+    pt.makepyfile("""
+        import pytest
+
+        @pytest.mark.ntinv_invariants(exclude=["nr-retry-spacin"])
+        def test_it(ntinv_apiserver):
+            raise AssertionError("the body ran")
+    """)
+    result = pt.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_it*",
+            "@pytest.mark.ntinv_invariants: no invariant named 'nr-retry-spacin' "
+            "(registered: resource-version-monotonic, *nr-retry-spacing*)",
+        ]
+    )
+    out = result.stdout.str()
+    assert "the body ran" not in out and "During handling" not in out
+
+
+def test_the_marker_chooses_the_invariants_of_a_test_without_the_ntinv_fixture(
+    pt: pytest.Pytester,
+) -> None:
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        import pytest
+        import reference_controller
+        from conftest import nr
+
+        @pytest.mark.ntinv_invariants(exclude=["nr-counters-*"])
+        def test_counts_twice(ntinv_apiserver):
+            ntinv_apiserver.apply(reference_controller.crd_manifest())
+            ntinv_apiserver.apply(nr("nr-1"))
+            rt = ntinv_apiserver.resource("kubernaut.ai/v1alpha1", "NotificationRequest")
+            ntinv_apiserver.store.patch(
+                rt, "default", "nr-1", "application/merge-patch+json",
+                {"status": {"phase": "Pending", "totalAttempts": 3}}, subresource="status")
+    """)
+    pt.runpytest().assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("mark", "message"),
     [
@@ -294,13 +339,25 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
     )
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert "InvariantViolation" in out
-    assert "nr-counters-match-attempts" in out
+    # The failure is the violation report itself, from its first line: no traceback of
+    # the plugin's own frames before it.
     result.stdout.fnmatch_lines(
         [
-            "*- ntinvariants timeline -*",
+            "*_ test_counts_twice _*",
+            "1 invariant violation (1 invariant, 1 object), seed 11",
+            "  nr-counters-match-attempts    1  default/nr-1",
+        ]
+    )
+    assert "session.py" not in out and "def _check" not in out and "self._check" not in out
+    # One seed, the one the replay passes, said once; the timeline once (in the report).
+    assert out.count("seed: 11 (session seed)") == 1
+    assert not re.search(r"seed:? \d+", out.replace("seed: 11", "").replace("seed 11", ""))
+    assert out.count("timeline of default/nr-1") == 1
+    assert "- ntinvariants timeline -" not in out
+    result.stdout.fnmatch_lines(
+        [
             "*- ntinvariants replay -*",
-            "seed: * (this test's own, derived from the replay's --ntinv-seed)",
+            "seed: 11 (session seed)",
             "replay: pytest *test_counts_twice*--ntinv-seed=11",
             "svg: *",
             "*= ntinvariants =*",
@@ -314,6 +371,40 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
     assert {v["invariant"] for v in entry["violations"]} >= {"nr-counters-match-attempts"}
     svg = Path(entry["files"]["svg"])
     assert svg.exists() and svg.read_text().lstrip().startswith("<")
+
+
+def test_a_body_that_fails_first_still_shows_its_violations(pt: pytest.Pytester) -> None:
+    """The violations of a test whose own assertion failed first were only in the summary
+    and the JSON report, not in that test's failure report."""
+    pt.makeconftest(NR_HELPERS)
+    pt.makepyfile("""
+        from conftest import nr, write_status
+
+        def test_counts_twice(nr_crd):
+            nr_crd.apply(nr("nr-1"))
+            write_status(nr_crd, "nr-1", {"phase": "Pending", "totalAttempts": 3})
+            assert False, "the body's own check"
+    """)
+    result = pt.runpytest("--ntinv-seed=11")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: the body's own check",
+            "*- ntinvariants violations -*",
+            "1 invariant violation (1 invariant, 1 object), seed 11",
+            "  nr-counters-match-attempts    1  default/nr-1",
+            "NotificationRequest default/nr-1 *",
+            "  nr-counters-match-attempts: totalAttempts is 3 but deliveryAttempts has 0 *",
+            "*- ntinvariants timeline -*",
+            # The violation's entry, marked in the one timeline the report has.
+            "  > * system  wrote NotificationRequest default/nr-1 rv * (patch/status): "
+            "phase <none> -> Pending; total 3 ok 0 failed 0",
+            "*- ntinvariants replay -*",
+            "seed: 11 (session seed)",
+        ]
+    )
+    out = result.stdout.str()
+    assert out.count("lanes:") == 1 and out.count("seed: 11") == 1
 
 
 def test_invariants_can_be_excluded(pt: pytest.Pytester) -> None:

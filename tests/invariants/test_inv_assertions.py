@@ -121,7 +121,8 @@ def test_assert_attempts_failure_tells_the_whole_story() -> None:
     assert re.search(
         r"^    > +\d+\.\d{3}  \| \| \| C  slack      call slack attempt 1 -> 400$", text, re.M
     )
-    assert lines[-2:] == ["seed: 1234", f"replay: {REPLAY}"]
+    # The seed the replay passes, saying which it is.
+    assert lines[-2:] == ["seed: 1234 (session seed)", f"replay: {REPLAY}"]
 
 
 def test_outcome_and_plural_wording() -> None:

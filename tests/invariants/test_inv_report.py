@@ -15,6 +15,7 @@ from pytest_ntinvariants.invariants import (
     CheckContext,
     LedgerBuilder,
     NotificationBuilder,
+    ObjectRef,
     Violation,
     default_registry,
 )
@@ -145,7 +146,7 @@ def test_format_violations_reads_top_down() -> None:
     assert re.search(r"replica-b  replica CRASHED$", text, re.M)
     assert re.search(r"replica-a  replica started$", text, re.M)
     assert re.search(r"replica-b  wrote rv \d+ \(patch/status\): no change$", text, re.M)
-    assert lines[-3:] == ["", "seed: 1234", f"replay: {REPLAY}"]
+    assert lines[-3:] == ["", "seed: 1234 (session seed)", f"replay: {REPLAY}"]
 
 
 def test_several_invariants_and_objects_are_summarised_first() -> None:
@@ -311,15 +312,21 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
     assert lane_y["replica-b"] < lane_y["slack"]
     writes = marks(root, "write")
     assert [int(w.get("data-rv", "0")) for w in writes] == [v.rv for v in nr.versions]
+    # A resourceVersion is labelled with the object's kind and name.
     assert all(
-        any(t.text == f"rv {w.get('data-rv')}" for t in w.iter(f"{SVG}text")) for w in writes
+        any(
+            t.text == f"NotificationRequest/nr-1 rv {w.get('data-rv')}"
+            for t in w.iter(f"{SVG}text")
+        )
+        for w in writes
     )
+    assert {w.get("data-object") for w in writes} == {"NotificationRequest/nr-1"}
     [stale] = marks(root, "stale")
     assert stale.get("data-lane") == "replica-b" and stale.get("data-rv") == "2"
-    assert any(t.text == "rv 2 stale" for t in stale.iter(f"{SVG}text"))
+    assert any(t.text == "NotificationRequest/nr-1 rv 2 stale" for t in stale.iter(f"{SVG}text"))
     assert [w.get("data-lane") for w in marks(root, "watch")] == ["replica-a", "replica-b"]
     assert any(
-        t.text == f"rv {nr.versions[3].rv} +250 ms"
+        t.text == f"NotificationRequest/nr-1 rv {nr.versions[3].rv} +250 ms"
         for t in marks(root, "watch")[1].iter(f"{SVG}text")
     )
     assert [m.get("data-lane") for m in marks(root, "perturbation")] == ["replica-b"]
@@ -374,3 +381,101 @@ def test_svg_renders_to_png(tmp_path: Path) -> None:
     png = tmp_path / "race.png"
     subprocess.run(["rsvg-convert", str(svg), "-o", str(png)], check=True, timeout=60)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def configmap(b: LedgerBuilder, name: str, data: dict[str, str], *, type: str = "ADDED") -> int:
+    """Commit a version of ConfigMap ``name`` and return its ledger seq."""
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+        "data": data,
+    }
+    verb = "create" if type == "ADDED" else "update"
+    return b.version(obj, "replica-a", type=type, verb=verb, resource="/configmaps").seq
+
+
+def test_a_cross_object_violation_shows_and_marks_the_entries_it_points_to() -> None:
+    """A violation of one object resting on another object's write: the object's
+    timeline once left that write out, and marked nothing."""
+    b = LedgerBuilder()
+    nr = hidden_duplicate(b)
+    other = configmap(b, "ledger-of-nr-1", {"count": "2"})
+    v = Violation(
+        "one-record-per-delivery",
+        ObjectRef("NotificationRequest", "default", "nr-1", nr.uid, "kubernaut.ai/v1alpha1"),
+        "recorded elsewhere too",
+        seqs=(nr.versions[-1].seq, other),
+    )
+    text = format_violations([v], b.ledger)
+    marked = [line for line in text.splitlines() if line.startswith("    >")]
+    assert len(marked) == 2, text
+    assert re.search(r"replica-a  created ConfigMap default/ledger-of-nr-1 rv \d+$", marked[1]), (
+        marked
+    )
+    # A violation about no one object: the ledger's timeline, its entries marked.
+    across = Violation("no-orphans", None, "a ConfigMap outlived its owner", seqs=(other,))
+    text = format_violations([across], b.ledger)
+    assert "across objects (the whole ledger)" in text
+    (line,) = [line for line in text.splitlines() if line.startswith("    >")]
+    assert "created ConfigMap default/ledger-of-nr-1" in line
+
+
+def test_one_object_breaking_two_invariants_has_one_timeline_naming_both() -> None:
+    """Two invariants naming one object by refs that differ (one without its uid, as a
+    third-party invariant may write it) once printed its header and timeline twice."""
+    b = LedgerBuilder()
+    configmap(b, "c", {"colour": "red"})
+    blue = configmap(b, "c", {"colour": "blue"}, type="MODIFIED")
+    found = [
+        Violation(
+            "no-blue", ObjectRef("ConfigMap", "default", "c", "uid-c", "v1"), "blue", seqs=(blue,)
+        ),
+        Violation("no-change", ObjectRef("ConfigMap", "default", "c"), "changed", seqs=(blue,)),
+    ]
+    text = format_violations(found, b.ledger)
+    assert text.count("ConfigMap default/c (uid uid-c)") == 1, text
+    assert text.count("lanes:") == 1, text
+    assert (
+        "  timeline of default/c (ms since the ledger began; > marks the entries in question "
+        "of no-blue, no-change):" in text.splitlines()
+    )
+    assert re.search(r"^    > .*wrote rv \d+ \(update\): data.colour 'red' -> 'blue'$", text, re.M)
+
+
+def test_a_claim_write_shows_what_it_changed() -> None:
+    """A status write that only adds a claim once read "no change"."""
+    b = LedgerBuilder()
+    nr = b.notification("nr-1", retry_policy=POLICY)
+    nr.write("replica-a", phase="Pending")
+    claim = {"channel": "slack", "attempt": 1, "holder": "replica-a"}
+    nr.obj["status"] = {**nr.status, "claims": [claim]}
+    nr.write("replica-a")
+    nr.obj["status"] = {**nr.status, "claims": [claim, {**claim, "attempt": 2}]}
+    nr.write("replica-a")
+    nr.write("replica-b")
+    text = timeline(b.ledger, nr.uid)
+    assert re.search(r"wrote rv \d+ \(patch/status\): \+status.claims \(1 item\)$", text, re.M)
+    assert re.search(r"wrote rv \d+ \(patch/status\): status.claims 1 -> 2 items$", text, re.M)
+    assert re.search(r"replica-b  wrote rv \d+ \(patch/status\): no change$", text, re.M)
+
+
+@pytest.mark.parametrize(
+    ("replay", "line"),
+    [
+        ("pytest t.py::test -p no:randomly --ntinv-seed=11", "seed: 11 (session seed)"),
+        ("pytest 't.py::test[seed-7]' -p no:randomly --ntinv-replay=7", "seed: 7 (schedule seed)"),
+        ("pytest 't.py::test[seed-7]' --ntinv-replay=ntv1-abc", "seed: 7 (schedule seed)"),
+        (None, "seed: 7"),
+    ],
+)
+def test_a_report_names_the_seed_its_replay_passes(replay: str | None, line: str) -> None:
+    """A test that is not an exploration item has a world seed of its own, derived from
+    the session seed; the report once printed that beside the replay's --ntinv-seed."""
+    b = LedgerBuilder()
+    b.notification("nr-1")
+    ctx = CheckContext(seed=7, replay=replay)
+    found = [Violation("x", None, "m")]
+    lines = format_violations(found, b.ledger, ctx).splitlines()
+    assert line in lines
+    assert lines[0].endswith(f", seed {line.split()[1]}")
