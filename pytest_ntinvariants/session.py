@@ -181,7 +181,11 @@ class NtinvSession:
 
     def schedule(self, item: pytest.Item, seed: int) -> Schedule | None:
         """The schedule a replayed token carries, when its seed is ``seed``; none for an
-        exhaustive search (it explores orderings); None: draw."""
+        exhaustive search (it explores orderings); None: draw. The plugin's own runs
+        (learning, reference, shrinking) have exactly their token's perturbations."""
+        own = item.stash.get(OWN_RUN_KEY, None)
+        if own is not None:
+            return own.schedule
         token = self._token(item)
         if token is not None and token.seed == seed:
             return token.schedule
