@@ -647,16 +647,15 @@ class Harness:
 
         if self.world is None or self.replicas is None:
             return False
-        identities = set(self.replicas.identities)
-        streams: dict[str, int] = {}
-        for watcher in self.server.handler.hub.watchers():
-            if watcher.identity in identities and not watcher.closed:
-                streams[watcher.identity] = streams.get(watcher.identity, 0) + 1
         self.ledger.record(
             PerturbationFired, rule=RESYNC, action=RESYNC, identity="", detail="every replica"
         )
-        # One refusal per open stream: the relist's own watch then goes on normally.
-        rules = [self.perturb.expire_watches(identity=who, times=n) for who, n in streams.items()]
+        # As after a compaction: every resumption is refused (a client that retries from
+        # where it was, too) until the client listed afresh; the watch from that list goes on.
+        rules = [
+            self.perturb.expire_watches(identity=who, until_relisted=True)
+            for who in self.replicas.identities
+        ]
         try:
             return self.wait_quiet()
         finally:

@@ -457,9 +457,15 @@ class DropEvent(Rule):
 @dataclass(eq=False)
 class ExpireWatch(Rule):
     """Answer the target's watch resumptions with an in-stream 410 Expired, forcing a
-    relist (as after etcd compaction), and close its open streams when it starts."""
+    relist (as after etcd compaction), and close its open streams when it starts.
 
+    ``until_relisted``: refuse each client's resumptions of a resource (a client that
+    retries from where it was is refused again) until it lists that resource afresh;
+    the watch from that list goes on, as after a compaction."""
+
+    until_relisted: bool = False
     action = "expire-watch"
+    _relisted: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     def start(self) -> None:
         """End the target's open streams, so that its next watch is a resumption to refuse."""
@@ -467,8 +473,16 @@ class ExpireWatch(Rule):
             if self.target.identity in (None, w.identity):
                 w.loop.call_soon_threadsafe(w.close)
 
+    async def on_request(self, request: RequestInfo) -> None:
+        """Note a target's fresh list (``until_relisted``)."""
+        listing = self.until_relisted and request.verb == "list" and self.active
+        if listing and self.target.matches_request(request):
+            self._relisted.add(_listed(request))
+
     def expire_watch(self, request: RequestInfo) -> bool:
         """Refuse the target's watch resumption (relist, as after etcd compaction)."""
+        if self.until_relisted and _listed(request) in self._relisted:
+            return False
         if not self._fires_on_request(request):
             return False
         self.record(request.identity, "watch resume answered with 410 Expired")
@@ -727,9 +741,10 @@ class Perturber(Interceptor):
         """Close a target's watch streams on matching events."""
         return self.add(DropWatch(**_rule_args(when)))
 
-    def expire_watches(self, **when: Any) -> ExpireWatch:
-        """Force a target's watches to relist (in-stream 410 Expired on resume)."""
-        return self.add(ExpireWatch(**_rule_args(when)))
+    def expire_watches(self, *, until_relisted: bool = False, **when: Any) -> ExpireWatch:
+        """Force a target's watches to relist (in-stream 410 Expired on resume; with
+        ``until_relisted``, every resumption until the client listed afresh)."""
+        return self.add(ExpireWatch(until_relisted=until_relisted, **_rule_args(when)))
 
     def fault(
         self,
@@ -862,6 +877,12 @@ class Perturber(Interceptor):
         for rule in self.rules():
             batch = [out for d in batch for out in rule.on_delivery(watcher, d)]
         return batch
+
+
+def _listed(request: RequestInfo) -> tuple[str, str]:
+    """Who reads which resource (a watch resumes what a list of it started)."""
+    resource = request.resource.key if request.resource is not None else request.path
+    return request.identity, resource
 
 
 def _rule_args(when: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 It reads ``$KUBECONFIG``, lists and then watches Gadgets in ``default``, and patches
 ``status.by`` with ``$NTINV_IDENTITY`` on each Gadget that has none. It prints
 ``watching from <rv>`` once the list is done (the watch resumes from that list's
-resourceVersion, so nothing created after the line is missed).
+resourceVersion, so nothing created after the line is missed), and lists again when its
+watch expires (410), as a controller must after a compaction.
 """
 
 from __future__ import annotations
@@ -30,23 +31,28 @@ def main() -> None:
             GROUP, VERSION, NAMESPACE, PLURAL, name, {"status": {"by": identity}}
         )
 
-    listing = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
-    for obj in listing["items"]:
-        handle(obj)
-    rv = listing["metadata"]["resourceVersion"]
-    print(f"watching from {rv}", flush=True)
-    stream = watch.Watch().stream(
-        api.list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        NAMESPACE,
-        PLURAL,
-        resource_version=rv,
-        allow_watch_bookmarks=True,
-    )
-    for event in stream:
-        if event["type"] in ("ADDED", "MODIFIED"):  # the client yields BOOKMARKs too
-            handle(event["object"])
+    while True:  # a watch that expired (410 Gone, as after a compaction) lists again
+        listing = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+        for obj in listing["items"]:
+            handle(obj)
+        rv = listing["metadata"]["resourceVersion"]
+        print(f"watching from {rv}", flush=True)
+        stream = watch.Watch().stream(
+            api.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            PLURAL,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+        )
+        try:
+            for event in stream:
+                if event["type"] in ("ADDED", "MODIFIED"):  # BOOKMARKs come too
+                    handle(event["object"])
+        except client.ApiException as e:
+            if e.status != 410:
+                raise
 
 
 if __name__ == "__main__":

@@ -342,6 +342,23 @@ def test_expire_watch_answers_in_stream_410(env: Any) -> None:
     assert next(a.watch(f"resourceVersion={rv}&timeoutSeconds=0.1"), None) is None
 
 
+def test_expire_until_relisted_refuses_every_resumption_until_a_fresh_list(env: Any) -> None:
+    """As after a compaction: a client that retries from where it was is refused again;
+    once it listed afresh, its watch from that list goes on."""
+    server, _, perturber = env
+    a, b = Client(server, "a"), Client(server, "b")
+    rv = _seed_cm(a, versions=1)[0]
+    perturber.expire_watches(identity="b", until_relisted=True)
+    for _ in range(2):
+        [event] = list(b.watch(f"resourceVersion={rv}"))
+        assert event["object"]["code"] == 410
+    _, _, listed = b.request("GET", CM)
+    fresh = listed["metadata"]["resourceVersion"]
+    stream = b.watch(f"resourceVersion={fresh}&timeoutSeconds=0.2")
+    a.patch("x", {"n": "after"})
+    assert next(stream)["object"]["data"] == {"n": "after"}
+
+
 def test_request_latency(env: Any) -> None:
     server, _, perturber = env
     a = Client(server, "a")
