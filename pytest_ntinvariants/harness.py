@@ -138,6 +138,7 @@ class Harness:
         self.perturb = Perturber(server.store, server.handler.hub, ledger, seed=run.seed)
         if world is not None:
             self.perturb.driver = world.drive
+            self.perturb.act = world.call
         self._perturb_handle = server.add_interceptor(self.perturb)
         self.replicas: Any = None
         self._finished = False

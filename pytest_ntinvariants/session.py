@@ -256,6 +256,8 @@ class NtinvSession:
         if not any(r.skipped for r in reports):
             elapsed = time.perf_counter() - started
             self.budget.spend(_test_of(item), elapsed)
+            if entry is not None:  # its unperturbed runs and its shrinking included
+                entry["seconds"] = round(elapsed, 4)
         return True
 
     # ------------------------------------------------------------- budgets
@@ -663,6 +665,11 @@ class NtinvSession:
         if reported and excinfo is not None and not self.config.getoption("fulltrace"):
             # The violation report is the failure: no traceback of the plugin's frames.
             report.longrepr = excinfo.getrepr(style="value")
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if reported and crash is not None:
+            # The short summary shows this message whole on CI (pytest trims it only on a
+            # terminal): its headline, not the report a second time.
+            crash.message = crash.message.split("\n", 1)[0]
         run = item.stash.get(RUN_KEY, None)
         if run is not None and run.schedule is not None:
             report.sections.append(("ntinvariants schedule", run.schedule.describe()))
@@ -942,6 +949,7 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "schedules": len(runs),
             "interleavings": len({r["interleaving"] for r in runs}),
             "orders": len({r["order"] for r in runs}),
+            "seconds": round(sum(r.get("seconds", 0.0) for r in runs), 3),
             "failed": sum(1 for r in runs if r["violations"] or r.get("body_failed")),
             "bound_one": one,
             "bound_all": 1.0 - (1.0 - one) ** len(runs) if one is not None else None,
@@ -976,8 +984,9 @@ def exploration(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def describe_exploration(e: dict[str, Any]) -> str:
     """``40 schedules, 37 interleavings, 2 failing; ...`` for the terminal summary."""
     text = (
-        f"{e['schedules']} schedules, {e['interleavings']} interleavings "
-        f"({e['orders']} up to the order of independent steps), {e['failed']} failing"
+        f"{e['schedules']} schedules in {e['seconds']:.1f}s, {e['interleavings']} "
+        f"interleavings ({e['orders']} up to the order of independent steps), "
+        f"{e['failed']} failing"
     )
     planned = e.get("plans")
     if planned:

@@ -317,8 +317,10 @@ def test_fault_marker_without_replicas_perturbs_every_client(pt: pytest.Pytester
 
 
 def test_an_invariant_violation_fails_the_test_with_a_report(
-    pt: pytest.Pytester, tmp_path: Path
+    pt: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As on CI, where pytest prints each failure's message whole in the short summary.
+    monkeypatch.setenv("CI", "true")
     pt.makeconftest(NR_HELPERS)
     pt.makepyfile("""
         from conftest import nr, write_status
@@ -354,6 +356,11 @@ def test_an_invariant_violation_fails_the_test_with_a_report(
     assert not re.search(r"seed:? \d+", out.replace("seed: 11", "").replace("seed 11", ""))
     assert out.count("timeline of default/nr-1") == 1
     assert "- ntinvariants timeline -" not in out
+    # The short summary names the violation in one line, not the report again.
+    result.stdout.fnmatch_lines(
+        ["FAILED *::test_counts_twice - *InvariantViolation: 1 invariant violation *, seed 11"]
+    )
+    assert out.count("nr-counters-match-attempts    1  default/nr-1") == 1
     result.stdout.fnmatch_lines(
         [
             "*- ntinvariants replay -*",

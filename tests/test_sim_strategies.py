@@ -189,12 +189,16 @@ def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> 
     assert explored["strategy"] == "random" and explored["schedules"] == 12
     assert 1 <= explored["interleavings"] <= 12
     assert explored["failed"] == sum(1 for e in doc["tests"] if e["body_failed"])
+    # The time: every item's, its unperturbed runs and its shrinking included.
+    assert explored["seconds"] == pytest.approx(sum(e["seconds"] for e in doc["tests"]), abs=0.01)
+    assert explored["seconds"] > 0
     result.stdout.fnmatch_lines(
         [
             "exploration (strategy: schedules, distinct interleavings, failing):",
-            f"  test_children.py::test_one_child: random: 12 schedules, "
-            f"{explored['interleavings']} interleavings ({explored['orders']} up to the order "
-            f"of independent steps), {explored['failed']} failing",
+            f"  test_children.py::test_one_child: random: 12 schedules in "
+            f"{explored['seconds']:.1f}s, {explored['interleavings']} interleavings "
+            f"({explored['orders']} up to the order of independent steps), "
+            f"{explored['failed']} failing",
         ]
     )
     pct, result = run(pt, "--ntinv-seed=3", "--ntinv-strategy=pct", "--ntinv-schedules=4")
@@ -202,8 +206,12 @@ def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> 
     # (its length, k, is the learning run's: see test_pct_takes_the_length_of_its_...)
     assert re.fullmatch(r"pct \(depth 3, \d+ steps\)", explored["strategy"])
     assert 0 < explored["bound_one"] <= explored["bound_all"] < 1
-    result.stdout.fnmatch_lines(["*pct (depth 3, * steps): 4 schedules, *; a race of its depth"
-                                 " is hit with p >= * per schedule, * in all"])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*pct (depth 3, * steps): 4 schedules in *s, *; "
+            "a race of its depth is hit with p >= * per schedule, * in all"
+        ]
+    )
 
 
 def test_strategy_arguments_are_checked(pt: pytest.Pytester) -> None:
@@ -339,7 +347,7 @@ def test_an_exhaustive_search_runs_every_run_within_its_bound_once(pt: pytest.Py
     assert left_out > 0  # the two replicas' events and reads commute
     result.stdout.fnmatch_lines(
         [
-            f"*exhaustive (at most 1 deviation): {total} schedules, {total} interleavings "
+            f"*exhaustive (at most 1 deviation): {total} schedules in *s, {total} interleavings "
             f"({explored['orders']} up to the order of independent steps), * failing; runs "
             f"with k deviations from arrival order: 1 of 1 with 0, {total - 1} of "
             f"{total - 1} with 1 (the whole search); {left_out} runs left out as equivalent "
@@ -452,8 +460,9 @@ def test_plans_run_one_learned_perturbation_each(pt: pytest.Pytester) -> None:
     assert all(len(e["schedule"].splitlines()) == 2 for e in doc["tests"])  # one step each
     result.stdout.fnmatch_lines(
         [
-            f"*plans: {plans['plans']} schedules, *; {plans['plans']} of {plans['plans']} plans"
-            f" ran (from {plans['points']} points of the learning run, {plans['pruned']} pruned)",
+            f"*plans: {plans['plans']} schedules in *s, *; "
+            f"{plans['plans']} of {plans['plans']} plans ran (from {plans['points']} points "
+            f"of the learning run, {plans['pruned']} pruned)",
             "*plans of test_children.py::test_one_child: every plan ran in an earlier item*",
         ]
     )

@@ -312,6 +312,12 @@ class Hold(Rule):
 
     def release(self) -> None:
         """Deliver everything held, in order, and stop holding."""
+        if self.perturber is not None:
+            self.perturber._act(self._release)
+        else:
+            self._release()
+
+    def _release(self) -> None:
         with self._lock:
             if self._releasing:
                 return
@@ -662,6 +668,13 @@ class Perturber(Interceptor):
         self._undo_ledger = ledger.subscribe(self._on_entry)
         #: How a trigger's ``wait`` runs a deterministic world (see ``Trigger.driver``).
         self.driver: Callable[[Callable[[], bool], float], object] | None = None
+        #: How a change reaches a deterministic world (``World.call``): on its loop,
+        #: between two steps, returning once the world is quiescent again. A rule that
+        #: starts from the test's thread (it ends watch streams, releases what it held)
+        #: must not land while the world still reacts to the previous one: two resyncs
+        #: begun one after the other interleaved differently from run to run. None: at
+        #: once, on the caller's thread.
+        self.act: Callable[[Callable[[], object]], object] | None = None
 
     # -- rule management
 
@@ -671,10 +684,16 @@ class Perturber(Interceptor):
         with self._lock:
             self._rules.append(rule)
         if rule.after is None:
-            rule.start()
+            self._act(rule.start)
         else:
             rule.after.on_fire(rule.start)
         return rule
+
+    def _act(self, change: Callable[[], object]) -> None:
+        if self.act is None:
+            change()
+        else:
+            self.act(change)
 
     def rules(self) -> list[Rule]:
         """The active rules, oldest first."""

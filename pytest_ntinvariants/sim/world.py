@@ -153,8 +153,9 @@ class World:
         """Run ``fn`` on the world's loop and return its result once the world is
         quiescent again: what the test does lands between two steps, and whatever it sets
         off (a replica's startup) has reached its first held action before the test goes
-        on, so a run does not depend on how fast the test's thread is."""
-        if self.thread.in_loop_thread():
+        on, so a run does not depend on how fast the test's thread is. Once the world
+        has stopped, ``fn`` runs at once: nothing else can."""
+        if self.thread.in_loop_thread() or not self.thread.running:
             return fn()
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         engine = self.engine
