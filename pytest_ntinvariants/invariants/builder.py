@@ -359,6 +359,15 @@ class NotificationBuilder:
         a.update(extra)
         return a
 
+    def claim(self, channel: str, number: int, holder: str, *, at: float | None = None) -> JSON:
+        """A ``status.claims`` entry (a delivery announced before it is made)."""
+        return {
+            "channel": channel,
+            "attempt": number,
+            "holder": holder,
+            "claimedAt": self.b.wall(at),
+        }
+
     def write(
         self,
         identity: str,
@@ -368,6 +377,7 @@ class NotificationBuilder:
         attempts: Iterable[Mapping[str, Any]] | None = None,
         counters: Mapping[str, int] | None = None,
         completion_time: str | None = _KEEP,
+        claims: Iterable[Mapping[str, Any]] | None = _KEEP,
         verb: str = "patch",
         subresource: str = "status",
         at: float | None = None,
@@ -377,7 +387,8 @@ class NotificationBuilder:
         ``phase`` sets the phase (``None`` removes it); ``append`` adds attempts,
         ``attempts`` replaces the list. Counters are recomputed from the list unless
         ``counters`` overrides some of them. Entering a terminal phase sets
-        ``completionTime`` (unless given).
+        ``completionTime`` (unless given). ``claims`` replaces ``status.claims`` (``None``
+        removes it).
         """
         status = self.status
         if phase is not _KEEP:
@@ -402,6 +413,11 @@ class NotificationBuilder:
             "completionTime"
         ):
             status["completionTime"] = self.b.wall(at).split(".")[0] + "Z"
+        if claims is not _KEEP:
+            if claims is None:
+                status.pop("claims", None)
+            else:
+                status["claims"] = [dict(c) for c in claims]
         self.obj["status"] = status
         v = self.b.version(
             self.obj, identity, verb=verb, subresource=subresource, resource=self.resource, at=at

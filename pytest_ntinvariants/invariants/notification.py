@@ -22,7 +22,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..ledger import ObjectVersion
+from ..ledger import ObjectVersion, SideEffect
 from ._core import CheckContext, ObjectInvariant, ObjectRef, Violation
 from ._index import LedgerIndex, ObjectHistory, parse_time
 
@@ -144,6 +144,9 @@ class Attempt:
     resolution: float  # of ``timestamp``: 1.0 for whole seconds
     holder: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    #: ``nextAttemptAt`` (seconds since the epoch): when the controller itself said the
+    #: channel may be retried (the reference controller records it); None when absent.
+    next_attempt_at: float | None = None
 
     @property
     def key(self) -> tuple[str, int | None, str]:
@@ -174,6 +177,7 @@ class Attempt:
         error = d.get("error")
         error = error if isinstance(error, str) else ""
         parsed = parse_time(d.get("timestamp"))
+        due = parse_time(d.get("nextAttemptAt"))
         # Permanence: the original remembers it only as the "permanent failure" marker
         # in the error text (its orchestrator skips a channel whose error "contains" it);
         # the reference controller also writes ``permanent: true``.
@@ -190,6 +194,37 @@ class Attempt:
             resolution=parsed[1] if parsed else 1.0,
             holder=str(d.get("holder") or ""),
             raw=d,
+            next_attempt_at=due[0] if due else None,
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One entry of ``status.claims``: a delivery announced before it is made (the
+    reference controller's claim-before-deliver), read leniently."""
+
+    channel: str
+    number: int | None
+    holder: str
+    claimed_at: str
+
+    @property
+    def slot(self) -> tuple[str, int | None]:
+        """The ``(channel, attempt)`` the claim reserves."""
+        return (self.channel, self.number)
+
+    @classmethod
+    def parse(cls, raw: Any) -> Claim:
+        """Read one list entry; anything malformed becomes an empty or ``None`` field."""
+        d: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        number = d.get("attempt")
+        if not isinstance(number, int) or isinstance(number, bool):
+            number = None
+        return cls(
+            channel=str(d.get("channel", "")),
+            number=number,
+            holder=str(d.get("holder") or ""),
+            claimed_at=str(d.get("claimedAt") or ""),
         )
 
 
@@ -207,6 +242,7 @@ class NotificationState:
     policy: RetryPolicy
     channels: tuple[str, ...]
     spec: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    claims: tuple[Claim, ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -258,6 +294,7 @@ def _parse_state(
     spec = spec if isinstance(spec, Mapping) else {}
     raw = status.get("deliveryAttempts")
     raw_attempts = tuple(raw) if isinstance(raw, list) else ()
+    raw_claims = status.get("claims")
     if prev is not None and (prev.spec is spec or prev.spec == spec):
         policy, channels = prev.policy, prev.channels  # the spec is immutable (DD-NOT-005)
     else:
@@ -276,6 +313,7 @@ def _parse_state(
         policy=policy,
         channels=channels,
         spec=spec,
+        claims=tuple(Claim.parse(c) for c in raw_claims) if isinstance(raw_claims, list) else (),
     )
 
 
@@ -333,6 +371,49 @@ def recorded_attempts(history: ObjectHistory) -> list[RecordedAttempt]:
         return out
 
     return index.memo(("nr-recorded", history.ref.uid), build)
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A claim taken over: the same ``(channel, attempt)`` claimed anew before anything
+    recorded it (its first holder crashed, or was slower than the claim timeout). The
+    reference controller documents it: each one may add a delivery the record does not
+    show, the first holder's."""
+
+    slot: tuple[str, int | None]
+    before: Claim
+    after: Claim
+    version: ObjectVersion  # the version that holds the new claim
+
+    def describe(self) -> str:
+        """``slack #1: replica-0's claim taken over by replica-1 in rv 12``."""
+        channel, number = self.slot
+        return (
+            f"{channel} #{number if number is not None else '?'}: "
+            f"{self.before.holder or '?'}'s claim taken over by {self.after.holder or '?'} "
+            f"in rv {self.version.rv}"
+        )
+
+
+def takeovers(history: ObjectHistory) -> list[Takeover]:
+    """Every claim taken over, in order: a slot claimed again, differently, while no
+    version had recorded its attempt yet (memoised in the history's index)."""
+
+    def build() -> list[Takeover]:
+        out = []
+        open_claims: dict[tuple[str, int | None], Claim] = {}
+        for v, st in zip(history.versions, nr_states(history), strict=True):
+            for claim in st.claims:
+                before = open_claims.get(claim.slot)
+                if before is not None and before != claim:
+                    out.append(Takeover(claim.slot, before, claim, v))
+                open_claims[claim.slot] = claim
+            # A recorded slot is done: a later claim of it is another bug's business.
+            for a in st.attempts:
+                open_claims.pop((a.channel, a.number), None)
+        return out
+
+    return history.index.memo(("nr-takeovers", history.ref.uid), build)
 
 
 # ----------------------------------------------------------------- helpers
@@ -545,8 +626,22 @@ class AttemptsAppendOnly(_NRInvariant):
                     )
                     now = same[0]
                 else:
-                    change = "lost"
-                    now = None
+                    # Another entry for the same (channel, attempt) that the earlier list
+                    # did not have took its place: replaced (a stale write recorded its
+                    # own delivery of that attempt), not simply dropped.
+                    replacing = [
+                        b
+                        for b in cur.attempts
+                        if a.number is not None
+                        and (b.channel, b.number) == (a.channel, a.number)
+                        and not any(b.raw == x.raw for x in prev.attempts)
+                    ]
+                    if replacing:
+                        now = replacing[0]
+                        change = f"replaced by {now.outcome} at {now.timestamp}"
+                    else:
+                        change = "lost"
+                        now = None
                 rows.append(
                     {
                         "#": a.index + 1,
@@ -561,12 +656,14 @@ class AttemptsAppendOnly(_NRInvariant):
             if not rows:
                 continue
             lost = sum(1 for r in rows if r["change"] == "lost")
+            replaced = sum(1 for r in rows if str(r["change"]).startswith("replaced"))
             rewritten = sum(1 for r in rows if str(r["change"]).startswith("rewritten"))
-            moved_n = len(rows) - lost - rewritten
+            moved_n = len(rows) - lost - replaced - rewritten
             parts = [
                 p
                 for p in (
                     f"{_plural(lost, 'attempt')} lost" if lost else "",
+                    f"{_plural(replaced, 'attempt')} replaced" if replaced else "",
                     f"{rewritten} rewritten" if rewritten else "",
                     f"{moved_n} moved" if moved_n else "",
                 )
@@ -595,7 +692,8 @@ class ValidPhaseTransitions(_NRInvariant):
     description = (
         '"" -> Pending -> {Sending, Failed}; Sending/Retrying -> {Sent, Retrying, '
         "PartiallySent, Failed}; same phase allowed; Sent, PartiallySent and Failed never "
-        "change; completionTime, once set, never changes"
+        "change, nor do the attempts, counters and claims of an object in them; "
+        "completionTime, once set, never changes"
     )
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
@@ -622,6 +720,13 @@ class ValidPhaseTransitions(_NRInvariant):
                     why = ""
                 if why:
                     out.append(self._violation(history, pv, cv, why))
+            if p0 in TERMINAL_PHASES:
+                changed = _frozen_changes(prev, cur)
+                if changed:
+                    # A terminal object is done: an attempt or claim added to it is a
+                    # delivery made (or announced) after the end, by a stale reconcile.
+                    why = f"{p0} object changed after it was terminal: {'; '.join(changed)}"
+                    out.append(self._violation(history, pv, cv, why))
             c0, c1 = prev.completion_time, cur.completion_time
             if c0 and c1 != c0:
                 why = (
@@ -643,6 +748,12 @@ class ValidPhaseTransitions(_NRInvariant):
                 "verb": _verb(v),
                 "phase": nr_state(v, index).phase or "<none>",
                 "completionTime": nr_state(v, index).completion_time or "-",
+                "attempts": len(nr_state(v, index).attempts),
+                "claims": ", ".join(
+                    f"{c.channel} #{c.number} by {c.holder or '?'}"
+                    for c in nr_state(v, index).claims
+                )
+                or "-",
             }
             for v in (pv, cv)
         ]
@@ -656,6 +767,38 @@ class ValidPhaseTransitions(_NRInvariant):
         )
 
 
+def _frozen_changes(prev: NotificationState, cur: NotificationState) -> list[str]:
+    """What changed between two versions in what a terminal phase freezes."""
+    changed = []
+    if cur.raw_attempts != prev.raw_attempts:
+        added = [a.label for a in cur.attempts[len(prev.attempts) :]]
+        if prev.raw_attempts == cur.raw_attempts[: len(prev.raw_attempts)]:
+            changed.append("attempt " + ", ".join(added) + " added")
+        else:
+            changed.append(
+                f"deliveryAttempts rewritten ({len(prev.attempts)} -> {len(cur.attempts)} entries)"
+            )
+    for label, was, now in (
+        ("totalAttempts", prev.total, cur.total),
+        ("successfulDeliveries", prev.successful, cur.successful),
+        ("failedDeliveries", prev.failed, cur.failed),
+    ):
+        if was != now:
+            changed.append(f"{label} {was} -> {now}")
+    if cur.claims != prev.claims:
+        new = [c for c in cur.claims if c not in prev.claims]
+        gone = [c for c in prev.claims if c not in cur.claims]
+        if new:
+            changed.append(
+                "claim "
+                + ", ".join(f"{c.channel} #{c.number} by {c.holder or '?'}" for c in new)
+                + " added"
+            )
+        if gone:
+            changed.append(f"{_plural(len(gone), 'claim')} removed")
+    return changed
+
+
 def _verb(v: ObjectVersion) -> str:
     return f"{v.verb}/{v.subresource}" if v.subresource else v.verb
 
@@ -666,7 +809,8 @@ class AttemptLimits(_NRInvariant):
     name = "nr-attempt-limits"
     description = (
         "per channel: at most retryPolicy.maxAttempts attempts; none after a success or a "
-        "permanent failure; attempt numbers are 1, 2, ..., n in order"
+        "permanent failure (recorded, or answered by the endpoint: a status other than 2xx, "
+        "5xx, 408 and 429); attempt numbers are 1, 2, ..., n in order"
     )
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
@@ -682,7 +826,49 @@ class AttemptLimits(_NRInvariant):
                 channels.setdefault(a.channel, []).append(a)
             for channel, attempts in channels.items():
                 self._channel(problems, v, st, channel, attempts)
+        self._after_permanent_answers(problems, history)
         return problems.violations()
+
+    def _after_permanent_answers(self, problems: _Problems, history: ObjectHistory) -> None:
+        # A controller that misclassifies a 404 records attempt 1 as retryable and tries
+        # again: every recorded version looks consistent, and only the endpoint's answer
+        # says the retry should never have been made.
+        first: dict[str, SideEffect] = {}
+        for call in history.side_effects():
+            number = _attempt_number(call)
+            if number is None:
+                continue  # an endpoint that cannot tell attempts apart: nothing to judge
+            answered = first.get(call.channel)
+            if answered is None:
+                if _permanent_answer(call.status):
+                    first[call.channel] = call
+                continue
+            before = _attempt_number(answered)
+            assert before is not None
+            if number <= before:
+                continue  # the same attempt again: nr-deliveries-match-records' business
+            recorded = [
+                r.version
+                for r in recorded_attempts(history)
+                if (r.attempt.channel, r.attempt.number) == (call.channel, number)
+            ]
+            problems.add(
+                ("retried", call.channel, before),
+                recorded[:1] or [history.last],
+                f"{call.channel} attempt {number} was made after the endpoint answered "
+                f"attempt {before} with {answered.status}, a permanent failure",
+                [
+                    {
+                        "channel": c.channel,
+                        "attempt": c.attempt or "?",
+                        "endpoint answered": c.status,
+                        "t ms": round(c.t * 1000, 1),
+                        "caller": c.caller or "?",
+                    }
+                    for c in (answered, call)
+                ],
+                extra_seqs=(answered.seq, call.seq),
+            )
 
     def _channel(
         self,
@@ -739,9 +925,9 @@ class RetrySpacing(_NRInvariant):
 
     name = "nr-retry-spacing"
     description = (
-        "consecutive attempts on a channel after a (non-permanent) failure of attempt n are "
-        "at least backoff(n) x time_scale x 0.9 apart, backoff(n) = min(initial x "
-        "multiplier^(n-1), max)"
+        "after a (non-permanent) failure of attempt n on a channel, attempt n+1 is not made "
+        "before the nextAttemptAt recorded with attempt n; without one, the two are at least "
+        "backoff(n) x time_scale x 0.9 apart, backoff(n) = min(initial x multiplier^(n-1), max)"
     )
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
@@ -763,6 +949,27 @@ class RetrySpacing(_NRInvariant):
                 if a.number is not None and b.number == a.number:
                     continue  # the same attempt twice: nr-no-duplicate-attempt's business
                 n = a.number if a.number is not None else pos + 1
+                if a.next_attempt_at is not None and b.time is not None:
+                    # The controller said when: exact, with no time scale to guess (its
+                    # jitter and a Retry-After are in it). One unit of the retry's
+                    # timestamp resolution is the benefit of the doubt.
+                    early = a.next_attempt_at - b.time
+                    if early <= b.resolution:
+                        continue
+                    out.append(
+                        Violation(
+                            self.name,
+                            history.ref,
+                            f"{channel} attempt {b.number} was made at {b.timestamp}, "
+                            f"{fmt_seconds(early)} before the nextAttemptAt "
+                            f"{a.raw.get('nextAttemptAt')} recorded with attempt {a.number} "
+                            "[by the recorded nextAttemptAt]",
+                            (ra.version.rv, rb.version.rv),
+                            tuple(_attempt_row(r.attempt, r.version) for r in (ra, rb)),
+                            (ra.version.seq, rb.version.seq),
+                        )
+                    )
+                    continue
                 base = policy.backoff(n)
                 required = base * ctx.time_scale * (1.0 - JITTER)
                 resolution = max(a.resolution, b.resolution)
@@ -804,8 +1011,8 @@ class DeliveriesMatchRecords(_NRInvariant):
     name = "nr-deliveries-match-records"
     description = (
         "per (object, channel) observed by a fake endpoint, endpoint calls == attempts in the "
-        "latest version, except up to one extra call per injected crash that could have hit "
-        "the object"
+        "latest version, except one extra call per claim taken over on the channel or, if "
+        "more, per injected crash that could have hit the object"
     )
 
     def check_object(self, history: ObjectHistory, ctx: CheckContext) -> Iterable[Violation]:
@@ -831,6 +1038,9 @@ class DeliveriesMatchRecords(_NRInvariant):
         if counts is None:
             counts = index.crashes_by_object()
         crashes = counts.get(history.ref.uid, 0)
+        taken: dict[str, list[Takeover]] = {}
+        for t in takeovers(history):
+            taken.setdefault(t.slot[0], []).append(t)
         out = []
         # A call no channel was attributed to ("") cannot be matched to an attempt.
         for channel in sorted((set(recorded) | set(by_channel)) & sinks - {""}):
@@ -838,12 +1048,23 @@ class DeliveriesMatchRecords(_NRInvariant):
             # Deleted before settling: one delivery per channel may have been made and
             # then found the object gone (specs 19 and 30 delete mid-flight).
             in_flight = 1 if deleted and not final.terminal else 0
-            allowance = crashes + in_flight
+            # A takeover is the documented way an at-least-once controller delivers twice
+            # (a record slower than the claim timeout, too); a crash usually causes one, so
+            # the two allowances are not added up.
+            handed = taken.get(channel, [])
+            allowance = max(crashes, len(handed)) + in_flight
             if rec <= sent <= rec + allowance:
                 continue
             why = []
+            if handed:
+                why.append(
+                    f"{_plural(len(handed), 'claim')} taken over ("
+                    + "; ".join(t.describe() for t in handed)
+                    + ")"
+                )
             if crashes:
                 why.append(f"{_plural(crashes, 'crash')} of a replica that saw it")
+            why = [" or ".join(why)] if why else []  # the larger of the two counts
             if in_flight:
                 why.append("deleted mid-flight")
             allowed = f"allowed extra: {allowance}" + (f" for {', '.join(why)}" if why else "")
@@ -873,15 +1094,31 @@ class DeliveriesMatchRecords(_NRInvariant):
                             "recorded attempts": rec,
                             "endpoint calls": sent,
                             "allowed extra": allowance,
+                            **({"claims taken over": len(handed)} if handed else {}),
                             # The attempt numbers on both sides show which attempt was repeated.
                             "recorded numbers": _numbers(numbers),
                             "endpoint numbers": _numbers(c.attempt or None for c in mine),
                         },
                     ),
-                    (history.last.seq, *(c.seq for c in mine)),
+                    (
+                        history.last.seq,
+                        *(c.seq for c in mine),
+                        *(t.version.seq for t in handed),
+                    ),
                 )
             )
         return out
+
+
+def _attempt_number(call: SideEffect) -> int | None:
+    """The attempt an endpoint call says it is (None: it does not say)."""
+    return int(call.attempt) if call.attempt.isdigit() else None
+
+
+def _permanent_answer(status: int) -> bool:
+    """Whether an endpoint's HTTP answer is a permanent failure in the original's contract:
+    any status but 2xx, 5xx, 408 and 429 (0, a closed connection, is a transport error)."""
+    return status != 0 and not (200 <= status < 300 or status >= 500 or status in (408, 429))
 
 
 def _numbers(values: Iterable[object]) -> str:
