@@ -7,8 +7,10 @@ CEL) or ``Unsupported`` (CEL outside the subset); ``Expr.ev(env)`` evaluates it 
 Supported: literals (int, uint as int, double, string, bool, null, lists, maps),
 variables with field selection and indexing, ``has()``, ``size()``, ``in``,
 ``! - * / % + < <= > >= == != && || ?:``, ``all exists exists_one map filter``,
-``startsWith endsWith contains matches lowerAscii upperAscii``, ``int uint double
-string bool dyn``. No cost budget, no timestamps, durations, quantities or optionals.
+``startsWith endsWith contains matches`` (RE2 patterns), the strings extension's
+``lowerAscii upperAscii charAt indexOf lastIndexOf substring split join replace trim``,
+``int uint double string bool dyn``. No type checker, no cost budget, no timestamps,
+durations, quantities, optionals or kube's list and URL libraries.
 """
 
 from __future__ import annotations
