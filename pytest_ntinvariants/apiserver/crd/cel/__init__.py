@@ -10,7 +10,8 @@ variables with field selection and indexing, ``has()``, ``size()``, ``in``,
 ``startsWith endsWith contains matches`` (RE2 patterns), the strings extension's
 ``lowerAscii upperAscii charAt indexOf lastIndexOf substring split join replace trim``,
 ``int uint double string bool dyn``. No type checker, no cost budget, no timestamps,
-durations, quantities, optionals or kube's list and URL libraries.
+durations, quantities, optionals or URLs; kube's list library (``isSorted sum min max
+indexOf lastIndexOf``) is in.
 """
 
 from __future__ import annotations

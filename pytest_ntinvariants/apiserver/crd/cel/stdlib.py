@@ -5,13 +5,15 @@ arithmetic (no mixed int/double arithmetic, int64 overflow is an error), ``size`
 conversions ``int uint double string bool dyn``, and the string methods ``startsWith
 endsWith contains matches`` (RE2's syntax, translated to Python's ``re``) and those of the
 strings extension (``lowerAscii upperAscii charAt indexOf lastIndexOf substring split join
-replace trim``). The parser resolves calls against ``GLOBAL_FUNCTIONS`` and ``METHODS``;
+replace trim``) and of kube's list library (``isSorted sum min max indexOf lastIndexOf``).
+The parser resolves calls against ``GLOBAL_FUNCTIONS`` and ``METHODS``;
 ``MACROS`` are the comprehensions it builds itself.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -351,6 +353,63 @@ def _trim(target: Any) -> str:
     return _str(target).strip(_WHITE_SPACE)
 
 
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise CelError("no such overload")
+    return value
+
+
+def _is_sorted(target: Any) -> bool:
+    items = _list(target)
+    return all(compare("<=", a, b) for a, b in itertools.pairwise(items))
+
+
+def _sum(target: Any) -> Any:
+    items = _list(target)
+    total: Any = 0
+    for i, item in enumerate(items):
+        total = item if i == 0 and is_num(item) else arith("+", total, item)
+    return total
+
+
+def _extreme(name: str, op: str) -> Callable[[Any], Any]:
+    def method(target: Any) -> Any:
+        items = _list(target)
+        if not items:
+            raise CelError(f"{name} called on empty list")
+        best = items[0]
+        for item in items[1:]:
+            if compare(op, item, best):
+                best = item
+        return best
+
+    return method
+
+
+def _list_or_string(
+    on_list: Callable[..., Any], on_string: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A method both kube's list library and the strings extension define."""
+
+    def method(target: Any, *args: Any) -> Any:
+        if isinstance(target, list):
+            if len(args) != 1:
+                raise CelError("no such overload")
+            return on_list(target, args[0])
+        return on_string(target, *args)
+
+    return method
+
+
+def _list_index_of(items: list[Any], value: Any) -> int:
+    return next((i for i, item in enumerate(items) if _cel_equal(item, value)), -1)
+
+
+def _list_last_index_of(items: list[Any], value: Any) -> int:
+    found = [i for i, item in enumerate(items) if _cel_equal(item, value)]
+    return found[-1] if found else -1
+
+
 # name -> (the numbers of arguments it takes, implementation); receiver-style calls pass
 # the target first.
 GLOBAL_FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable[..., Any]]] = {
@@ -373,13 +432,18 @@ METHODS: dict[str, tuple[tuple[int, ...], Callable[..., Any]]] = {
     "lowerAscii": ((0,), _ascii_case(False)),
     "upperAscii": ((0,), _ascii_case(True)),
     "charAt": ((1,), _char_at),
-    "indexOf": ((1, 2), _index_of),
-    "lastIndexOf": ((1, 2), _last_index_of),
+    "indexOf": ((1, 2), _list_or_string(_list_index_of, _index_of)),
+    "lastIndexOf": ((1, 2), _list_or_string(_list_last_index_of, _last_index_of)),
     "substring": ((1, 2), _substring),
     "split": ((1, 2), _split),
     "join": ((0, 1), _join),
     "replace": ((2, 3), _replace),
     "trim": ((0,), _trim),
+    # kube's list library (k8s.io/apiserver/pkg/cel/library/lists.go).
+    "isSorted": ((0,), _is_sorted),
+    "sum": ((0,), _sum),
+    "min": ((0,), _extreme("min", "<")),
+    "max": ((0,), _extreme("max", ">")),
 }
 # The macros, which the parser turns into comprehensions of its own.
 MACROS = frozenset(("all", "exists", "exists_one", "map", "filter"))
