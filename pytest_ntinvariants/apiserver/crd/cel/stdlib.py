@@ -204,7 +204,8 @@ def _re2(pattern: str) -> re.Pattern[str]:
     Where the two differ on patterns CRD rules use: RE2's ``$`` (without the ``m`` flag)
     matches only at the end of the text, Python's also before a final newline; RE2's
     ``\\z`` is Python's ``\\Z``; ``\\d \\w \\s \\b`` are ASCII in RE2; and RE2 has no
-    lookaround and no backreferences (cel-go rejects the pattern, so this does too).
+    lookaround and no backreferences (cel-go rejects the pattern, so this does too). Still
+    different: ``(?i)`` folds only ASCII letters here, all of Unicode in RE2.
     """
     multiline = _RX_MULTILINE.search(pattern) is not None
     out: list[str] = []
