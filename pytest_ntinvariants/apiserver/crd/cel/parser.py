@@ -566,7 +566,7 @@ class _Parser:
         spec = GLOBAL_FUNCTIONS.get(name)
         if spec is None:
             raise Unsupported(f"function {name}() is not supported")
-        if len(args) != spec[0]:
+        if len(args) not in spec[0]:
             raise CelSyntaxError(f"wrong number of arguments to {name}()")
         return _Call(name, spec[1], args)
 
@@ -585,7 +585,7 @@ class _Parser:
         spec = METHODS.get(name)
         if spec is None:
             raise Unsupported(f"function {name}() is not supported")
-        if len(args) != spec[0]:
+        if len(args) not in spec[0]:
             raise CelSyntaxError(f"wrong number of arguments to {name}()")
         return _Call(name, spec[1], [target, *args])
 

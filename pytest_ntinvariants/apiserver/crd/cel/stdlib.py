@@ -3,12 +3,17 @@
 The subset of cel-go's standard library that the fake evaluates: equality, ordering and
 arithmetic (no mixed int/double arithmetic, int64 overflow is an error), ``size``, the
 conversions ``int uint double string bool dyn``, and the string methods ``startsWith
-endsWith contains matches lowerAscii upperAscii``. The parser resolves calls against
-``GLOBAL_FUNCTIONS`` and ``METHODS``; ``MACROS`` are the comprehensions it builds itself.
+endsWith contains matches`` (RE2's syntax, translated to Python's ``re``) and those of the
+strings extension (``lowerAscii upperAscii charAt indexOf lastIndexOf substring split join
+replace trim``) and of kube's list library (``isSorted sum min max indexOf lastIndexOf``).
+The parser resolves calls against ``GLOBAL_FUNCTIONS`` and ``METHODS``;
+``MACROS`` are the comprehensions it builds itself.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -139,6 +144,14 @@ def _to_int(value: Any) -> int:
     raise CelError("no such overload")
 
 
+def _to_uint(value: Any) -> int:
+    """``uint()``: the fake keeps uints as ints, but a negative one does not convert."""
+    result = _to_int(value)
+    if result < 0:
+        raise CelError("unsigned integer overflow")
+    return result
+
+
 def _to_double(value: Any) -> float:
     if isinstance(value, bool):
         raise CelError("no such overload")
@@ -181,13 +194,63 @@ def _to_bool(value: Any) -> bool:
     raise CelError("no such overload")
 
 
+_RX_MULTILINE = re.compile(r"\(\?[a-zA-Z]*m[a-zA-Z]*[:)]")
+
+
+@functools.lru_cache(maxsize=256)
+def _re2(pattern: str) -> re.Pattern[str]:
+    """An RE2 pattern (what cel-go's ``matches`` takes) as a Python regular expression.
+
+    Where the two differ on patterns CRD rules use: RE2's ``$`` (without the ``m`` flag)
+    matches only at the end of the text, Python's also before a final newline; RE2's
+    ``\\z`` is Python's ``\\Z``; ``\\d \\w \\s \\b`` are ASCII in RE2; and RE2 has no
+    lookaround and no backreferences (cel-go rejects the pattern, so this does too). Still
+    different: ``(?i)`` folds only ASCII letters here, all of Unicode in RE2.
+    """
+    multiline = _RX_MULTILINE.search(pattern) is not None
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            if (e.isdigit() and e != "0") or e == "Z":
+                raise CelError(f"invalid regular expression: unsupported escape \\{e}")
+            out.append("\\Z" if e == "z" and not in_class else c + e)
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            # A ']' first in the class (after an optional '^') is a literal.
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":
+                out.append("]")
+                i += 1
+            continue
+        elif c == "(" and pattern.startswith(("(?=", "(?!", "(?<=", "(?<!", "(?P="), i):
+            raise CelError("invalid regular expression: lookaround and backreferences")
+        elif c == "$" and not multiline:
+            out.append("\\Z")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    try:
+        return re.compile("".join(out), re.ASCII)
+    except re.error as exc:
+        raise CelError(f"invalid regular expression: {exc}") from None
+
+
 def _matches(text: Any, pattern: Any) -> bool:
     if not isinstance(text, str) or not isinstance(pattern, str):
         raise CelError("no such overload")
-    try:
-        return re.search(pattern, text) is not None
-    except re.error as exc:
-        raise CelError(f"invalid regular expression: {exc}") from None
+    return _re2(pattern).search(text) is not None
 
 
 def _str_method(fn: Callable[[str, str], bool]) -> Callable[[Any, Any], bool]:
@@ -212,25 +275,176 @@ def _ascii_case(upper: bool) -> Callable[[Any], str]:
     return method
 
 
-# name -> (number of arguments, implementation); receiver-style calls pass the target first.
-GLOBAL_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
-    "size": (1, _size),
-    "int": (1, _to_int),
-    "uint": (1, _to_int),
-    "double": (1, _to_double),
-    "string": (1, _to_string),
-    "bool": (1, _to_bool),
-    "dyn": (1, lambda v: v),
-    "matches": (2, _matches),
+# Unicode's White_Space property, which the strings extension's trim() strips (Python's
+# str.strip() also strips the separators U+001C..U+001F, which are not White_Space).
+_WHITE_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CelError("no such overload")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CelError("no such overload")
+    return value
+
+
+def _char_at(target: Any, index: Any) -> str:
+    text, i = _str(target), _int(index)
+    if not 0 <= i <= len(text):
+        raise CelError(f"index out of range: {i}")
+    return text[i : i + 1]
+
+
+def _index_of(target: Any, sub: Any, offset: Any = 0) -> int:
+    text, start = _str(target), _int(offset)
+    if not 0 <= start <= len(text):
+        raise CelError(f"index out of range: {start}")
+    return text.find(_str(sub), start)
+
+
+def _last_index_of(target: Any, sub: Any, offset: Any = None) -> int:
+    text, needle = _str(target), _str(sub)
+    last = len(text) if offset is None else _int(offset)
+    if not 0 <= last <= len(text):
+        raise CelError(f"index out of range: {last}")
+    # ``offset`` is the last index a match may start at.
+    return text.rfind(needle, 0, last + len(needle))
+
+
+def _substring(target: Any, start: Any, end: Any = None) -> str:
+    text = _str(target)
+    lo = _int(start)
+    hi = len(text) if end is None else _int(end)
+    if not 0 <= lo <= hi <= len(text):
+        raise CelError(f"substring range out of bounds: [{lo}:{hi}]")
+    return text[lo:hi]
+
+
+def _split(target: Any, sep: Any, limit: Any = -1) -> list[str]:
+    """Go's strings.SplitN: ``limit`` 0 gives no parts, a negative one all of them."""
+    text, separator, n = _str(target), _str(sep), _int(limit)
+    if n == 0:
+        return []
+    if separator == "":
+        chars = list(text)
+        if 0 < n < len(chars):
+            return [*chars[: n - 1], "".join(chars[n - 1 :])]
+        return chars
+    return text.split(separator, n - 1 if n > 0 else -1)
+
+
+def _join(target: Any, sep: Any = "") -> str:
+    if not isinstance(target, list):
+        raise CelError("no such overload")
+    return _str(sep).join(_str(v) for v in target)
+
+
+def _replace(target: Any, old: Any, new: Any, count: Any = -1) -> str:
+    return _str(target).replace(_str(old), _str(new), _int(count))
+
+
+def _trim(target: Any) -> str:
+    return _str(target).strip(_WHITE_SPACE)
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise CelError("no such overload")
+    return value
+
+
+def _is_sorted(target: Any) -> bool:
+    items = _list(target)
+    return all(compare("<=", a, b) for a, b in itertools.pairwise(items))
+
+
+def _sum(target: Any) -> Any:
+    items = _list(target)
+    total: Any = 0
+    for i, item in enumerate(items):
+        total = item if i == 0 and is_num(item) else arith("+", total, item)
+    return total
+
+
+def _extreme(name: str, op: str) -> Callable[[Any], Any]:
+    def method(target: Any) -> Any:
+        items = _list(target)
+        if not items:
+            raise CelError(f"{name} called on empty list")
+        best = items[0]
+        for item in items[1:]:
+            if compare(op, item, best):
+                best = item
+        return best
+
+    return method
+
+
+def _list_or_string(
+    on_list: Callable[..., Any], on_string: Callable[..., Any]
+) -> Callable[..., Any]:
+    """A method both kube's list library and the strings extension define."""
+
+    def method(target: Any, *args: Any) -> Any:
+        if isinstance(target, list):
+            if len(args) != 1:
+                raise CelError("no such overload")
+            return on_list(target, args[0])
+        return on_string(target, *args)
+
+    return method
+
+
+def _list_index_of(items: list[Any], value: Any) -> int:
+    return next((i for i, item in enumerate(items) if _cel_equal(item, value)), -1)
+
+
+def _list_last_index_of(items: list[Any], value: Any) -> int:
+    found = [i for i, item in enumerate(items) if _cel_equal(item, value)]
+    return found[-1] if found else -1
+
+
+# name -> (the numbers of arguments it takes, implementation); receiver-style calls pass
+# the target first.
+GLOBAL_FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable[..., Any]]] = {
+    "size": ((1,), _size),
+    "int": ((1,), _to_int),
+    "uint": ((1,), _to_uint),
+    "double": ((1,), _to_double),
+    "string": ((1,), _to_string),
+    "bool": ((1,), _to_bool),
+    "dyn": ((1,), lambda v: v),
+    "matches": ((2,), _matches),
 }
-METHODS: dict[str, tuple[int, Callable[..., Any]]] = {
-    "size": (0, _size),
-    "startsWith": (1, _str_method(str.startswith)),
-    "endsWith": (1, _str_method(str.endswith)),
-    "contains": (1, _str_method(str.__contains__)),
-    "matches": (1, _matches),
-    "lowerAscii": (0, _ascii_case(False)),
-    "upperAscii": (0, _ascii_case(True)),
+METHODS: dict[str, tuple[tuple[int, ...], Callable[..., Any]]] = {
+    "size": ((0,), _size),
+    "startsWith": ((1,), _str_method(str.startswith)),
+    "endsWith": ((1,), _str_method(str.endswith)),
+    "contains": ((1,), _str_method(str.__contains__)),
+    "matches": ((1,), _matches),
+    # The strings extension (cel-go ext.Strings), as kube's CRD rules have it.
+    "lowerAscii": ((0,), _ascii_case(False)),
+    "upperAscii": ((0,), _ascii_case(True)),
+    "charAt": ((1,), _char_at),
+    "indexOf": ((1, 2), _list_or_string(_list_index_of, _index_of)),
+    "lastIndexOf": ((1, 2), _list_or_string(_list_last_index_of, _last_index_of)),
+    "substring": ((1, 2), _substring),
+    "split": ((1, 2), _split),
+    "join": ((0, 1), _join),
+    "replace": ((2, 3), _replace),
+    "trim": ((0,), _trim),
+    # kube's list library (k8s.io/apiserver/pkg/cel/library/lists.go).
+    "isSorted": ((0,), _is_sorted),
+    "sum": ((0,), _sum),
+    "min": ((0,), _extreme("min", "<")),
+    "max": ((0,), _extreme("max", ">")),
 }
 # The macros, which the parser turns into comprehensions of its own.
 MACROS = frozenset(("all", "exists", "exists_one", "map", "filter"))
