@@ -26,17 +26,10 @@ from aiohttp import web
 from . import decode, discovery, errors, protobuf, reviews, scale
 from .decode import MAX_BODY_BYTES
 from .hooks import Gate, Interceptor, RequestInfo
+from .mediatypes import APPLY_PATCH, PATCH_TYPES, patch_types, unsupported_patch
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
-from .store import (
-    APPLY_PATCH,
-    JSON_PATCH,
-    MERGE_PATCH,
-    STRATEGIC_PATCH,
-    Store,
-    Version,
-    WriteContext,
-)
+from .store import Store, Version, WriteContext
 from .watch import Delivery, Watcher, WatchHub
 
 __all__ = ["MAX_BODY_BYTES", "ApiHandler"]
@@ -46,7 +39,6 @@ log = logging.getLogger("pytest_ntinvariants.apiserver")
 JSON_CT = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-_PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 _NS_SUBRESOURCES = ("status", "finalize")
 
 
@@ -447,11 +439,11 @@ class ApiHandler:
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
             # for it, without the parse); anything else is parsed, parameters and all.
             raw_ctype = request.headers.get("Content-Type", "")
-            ctype = raw_ctype if raw_ctype in _PATCH_TYPES else request.content_type
-            if ctype not in _PATCH_TYPES:
+            ctype = raw_ctype if raw_ctype in PATCH_TYPES else request.content_type
+            if ctype not in PATCH_TYPES:
                 raise errors.UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(_PATCH_TYPES)}"
+                    f"include: {', '.join(PATCH_TYPES)}"
                 )
             if ctype == APPLY_PATCH and sub == "scale":
                 raise errors.UnsupportedMediaType(
@@ -477,6 +469,8 @@ class ApiHandler:
                     ],
                 )
             patch = decode.json_body(info.body)
+            if ctype not in patch_types(rt.builtin):
+                raise unsupported_patch(rt.builtin)
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             if sub == "scale":

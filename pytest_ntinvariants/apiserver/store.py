@@ -19,16 +19,14 @@ import base64
 import bisect
 import builtins
 import contextlib
-import functools
 import random
 import re
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -37,27 +35,28 @@ from . import defaults, errors, scale
 from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
-from .gotext import go_json, go_quote
+from .gotext import go_json, go_json_type, go_quote
+from .jsonvalues import as_json
+from .mediatypes import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
+from .objectmeta import (
+    VALIDATED_META,
+    bad_meta_key,
+    drop_empty_meta,
+    now_rfc3339,
+    object_meta,
+    system_meta_update,
+    validate_meta,
+)
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
 from .selectors import FieldSelector, LabelSelector
+from .versions import JSON, Event, Version, WriteContext
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
 
-JSON = dict[str, Any]
 Listener = Callable[["Event"], None]
 
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-APPLY_PATCH = "application/apply-patch+yaml"
 
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 # Kinds whose names must be DNS-1123 labels rather than subdomains (kube's ValidateNamespaceName
 # and friends); everything else takes a subdomain.
 _LABEL_NAMED = {"/namespaces", "/services"}
@@ -68,151 +67,6 @@ FOREGROUND = "foregroundDeletion"  # the finalizer of a Foreground deletion
 # Root fields a write always sets itself (so never "unchanged" for the schema's walks).
 _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
-# The metadata fields _validate_meta reads besides the name.
-_VALIDATED_META = ("labels", "annotations", "finalizers", "ownerReferences")
-
-
-class Version:
-    """One version of one object: the dict (never mutated), its resourceVersion, its JSON.
-
-    Every write makes one and history keeps them all, so a version is small and its JSON
-    is encoded only when first read (``raw``), then kept: every GET, LIST and watch line
-    that serves it shares those bytes. A write's own response, which most versions never
-    get past, uses ``encoded()`` instead and leaves nothing behind in history.
-    """
-
-    __slots__ = ("_raw", "obj", "rv")
-
-    def __init__(self, obj: JSON, rv: int, raw: bytes | None = None) -> None:
-        self.obj = obj
-        self.rv = rv
-        self._raw = raw
-
-    @property
-    def raw(self) -> bytes:
-        """The JSON bytes, encoded once and kept."""
-        raw = self._raw
-        if raw is None:
-            # (Two threads may both encode: the same bytes, one of them kept.)
-            raw = self._raw = _kept_json(self.obj)
-        return raw
-
-    def encoded(self) -> bytes:
-        """The JSON bytes, without keeping them if nothing has read them yet."""
-        raw = self._raw
-        return raw if raw is not None else orjson.dumps(self.obj)
-
-    @property
-    def namespace(self) -> str:
-        """The object's namespace (``""`` for cluster-scoped)."""
-        return str(self.obj["metadata"].get("namespace", ""))
-
-    @property
-    def name(self) -> str:
-        """The object's name."""
-        return str(self.obj["metadata"]["name"])
-
-    def __repr__(self) -> str:
-        return f"Version(rv={self.rv}, {self.namespace}/{self.name})"
-
-
-# One per write request: slots and not frozen, as a frozen dataclass's __init__ goes
-# through object.__setattr__ for every field (three times the cost).
-@dataclass(slots=True)
-class WriteContext:
-    """Who writes, and how: carried into events so the ledger can attribute them."""
-
-    identity: str = "system"
-    verb: str = ""
-    dry_run: bool = False
-    field_validation: str = ""  # "", "Ignore", "Warn" or "Strict"
-    field_manager: str = ""  # the fieldManager query parameter
-    force: bool = False  # an apply's force=true
-    user_agent: str = ""  # names the manager of a write without fieldManager
-    # The group/version the request came through (kube's requestVersion; "" for callers
-    # of the store itself): events.k8s.io/v1 writes get kube's strict Event validation.
-    api_version: str = ""
-    warnings: list[str] = field(default_factory=list, compare=False)
-
-
-# Events are made by every write and kept (history): an immutable named tuple is small and
-# builds in a third of the time of a frozen dataclass (whose __init__ goes through
-# object.__setattr__ for every field).
-class Event(NamedTuple):
-    """One change: exactly one per write, in resourceVersion order.
-
-    ``resource`` is the type the object is stored as, and ``version`` holds it in that
-    shape: an events.k8s.io/v1 Event's write is a core/v1 Event's (see conversion.py).
-    """
-
-    type: str  # ADDED, MODIFIED or DELETED
-    resource: ResourceType
-    version: Version
-    old: Version | None
-    identity: str
-    verb: str
-    subresource: str = ""
-
-    @property
-    def rv(self) -> int:
-        """The resourceVersion of this change."""
-        return self.version.rv
-
-    @property
-    def obj(self) -> JSON:
-        """The object as of this change (for DELETED: as it was when deleted)."""
-        return self.version.obj
-
-    def line(self) -> bytes:
-        """The watch wire line for this event, without selectors or Table conversion."""
-        return b'{"type":"' + self.type.encode() + b'","object":' + self.version.raw + b"}\n"
-
-
-def _now_rfc3339(clock: Callable[[], datetime]) -> str:
-    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _private(value: Any) -> Any:
-    """A deep copy that the caller may mutate (orjson round trip: fast and JSON-exact)."""
-    return orjson.loads(orjson.dumps(value))
-
-
-_META_STRINGS = (
-    "name",
-    "generateName",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "selfLink",
-)
-_JSON_TYPE_NAMES = {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
-
-
-def _meta(obj: JSON) -> JSON:
-    meta = obj.get("metadata")
-    if meta is None:
-        meta = obj["metadata"] = {}
-    if not isinstance(meta, dict):
-        raise errors.BadRequest("metadata must be an object")
-    # What kube's JSON decoding refuses (400) before any validation: a number for a name
-    # would otherwise be stored and served as a number, and a string of ownerReferences
-    # would break the garbage collector on every later delete.
-    for key in _META_STRINGS:
-        value = meta.get(key)
-        if value is not None and not isinstance(value, str):
-            raise errors.BadRequest(
-                f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into Go "
-                f"struct field ObjectMeta.metadata.{key} of type string"
-            )
-    refs = meta.get("ownerReferences")
-    if refs is not None and not (isinstance(refs, list) and all(isinstance(r, dict) for r in refs)):
-        raise errors.BadRequest(
-            "json: cannot unmarshal into Go struct field ObjectMeta.metadata.ownerReferences "
-            "of type []v1.OwnerReference"
-        )
-    return meta
 
 
 def _default_builtin(rt: ResourceType, obj: JSON) -> None:
@@ -228,7 +82,7 @@ def _default_builtin(rt: ResourceType, obj: JSON) -> None:
                 if value is not None and not isinstance(value, str):
                     raise errors.BadRequest(
                         'Secret in version "v1" cannot be handled as a Secret: json: cannot '
-                        f"unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into Go struct "
+                        f"unmarshal {go_json_type(value)} into Go struct "
                         "field Secret.stringData of type string"
                     )
                 data[key] = base64.b64encode((value or "").encode()).decode()
@@ -269,7 +123,7 @@ def _check_bytes(rt: ResourceType, obj: JSON, old: JSON | None) -> None:
             if not isinstance(value, str):
                 raise errors.BadRequest(
                     f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                    f"json: cannot unmarshal {_JSON_TYPE_NAMES.get(type(value), 'value')} into "
+                    f"json: cannot unmarshal {go_json_type(value)} into "
                     f"Go struct field {rt.kind}.{name} of type {go_type}"
                 )
             if go_type == "string":
@@ -382,123 +236,6 @@ def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list
     return causes
 
 
-def _bad_meta_key(key: str) -> bool:
-    """Whether a label or annotation key is not a qualified name (optional DNS prefix)."""
-    prefix, _, local = key.rpartition("/")
-    return (
-        not local
-        or len(local) > 63
-        or not _QUALIFIED.match(local)
-        or bool(prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)))
-    )
-
-
-def _bad_label_value(value: str) -> bool:
-    return len(value) > 63 or not _LABEL_VALUE.match(value)
-
-
-def _bad_name(name: str, label_named: bool) -> bool:
-    return not (_DNS1123_LABEL if label_named else _DNS1123_SUBDOMAIN).match(name)
-
-
-# Every write re-validates the whole metadata, and the same names, label and annotation keys
-# and label values come back write after write: the regex checks above are pure functions of
-# the string, so their results are cached (exact ``str`` only, so a str subclass with its own
-# equality can never hit another string's entry).
-_bad_meta_key_cached = functools.lru_cache(maxsize=16384)(_bad_meta_key)
-_bad_label_value_cached = functools.lru_cache(maxsize=16384)(_bad_label_value)
-_bad_name_cached = functools.lru_cache(maxsize=16384)(_bad_name)
-
-
-def _drop_empty_meta(meta: JSON) -> None:
-    """Omit empty metadata collections, as kube's typed ObjectMeta (omitempty) does.
-
-    Custom resources too: apiextensions coerces their metadata through ObjectMeta. So a
-    patch removing the last annotation leaves no ``annotations: {}`` behind.
-    """
-    for key in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
-        if key in meta and meta[key] in (None, {}, []):
-            del meta[key]
-
-
-def _kept_json(obj: JSON) -> bytes:
-    """``orjson.dumps(obj)`` for bytes that are kept (a stored version's), copied to size.
-
-    orjson writes into a generous buffer and shrinks it in place; kept for the life of the
-    history, such buffers make every later allocation slower (fresh memory, never reused).
-    An exact-size copy costs a fraction of that: retaining 20,000 encodings of a 400-byte
-    object took 2.9 µs each straight from orjson and 0.8 µs copied (1.6 KiB: 4.5 and 1.7).
-    """
-    return bytes(memoryview(orjson.dumps(obj)))
-
-
-def _immutable(field: str, value: Any) -> Cause:
-    # field.ErrorBody renders a value that is not a Go string or number as its JSON.
-    return Cause(f"metadata.{field}", f"Invalid value: {go_json(value)}: field is immutable")
-
-
-def _as_meta_time(value: str) -> str:
-    """A timestamp as kube shows it once decoded: metav1.Time's JSON, RFC 3339 in UTC to the
-    second (a client may send "+00:00" or fractions; the python client's models do)."""
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if when.tzinfo is None:
-        return value  # (not RFC 3339: kube's decoding refuses it)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _system_meta_update(meta: JSON, old: JSON) -> builtins.list[Cause]:
-    """What kube's rest.BeforeUpdate does to the system fields of an update's metadata
-    (in place), and the causes ValidateObjectMetaAccessorUpdate then finds in them
-    (apiserver registry/rest/update.go; apimachinery api/validation/objectmeta.go).
-
-    BeforeUpdate keeps the stored uid when the request sends none, always restores the
-    stored creationTimestamp, restores a stored deletionTimestamp, and the stored grace
-    period when the request drops it. What still differs is refused (422), not ignored:
-    another uid, a deletionTimestamp on an object not being deleted, another grace period,
-    and finalizers added to an object being deleted.
-    """
-    causes: builtins.list[Cause] = []
-    if "deletionTimestamp" in old:
-        kept = old.get("finalizers") or ()
-        added = [f for f in meta.get("finalizers") or () if f not in kept]
-        if added:
-            # (ValidateNoNewFinalizers prints the sorted set with Go's %#v)
-            shown = ", ".join(go_quote(f) for f in sorted(set(added)))
-            causes.append(
-                Cause(
-                    "metadata.finalizers",
-                    f"Forbidden: no new finalizers can be added if the object is being "
-                    f"deleted, found new finalizers []string{{{shown}}}",
-                    "FieldValueForbidden",
-                )
-            )
-    uid = meta.get("uid")
-    if not uid:
-        meta["uid"] = old.get("uid")
-    elif uid != old.get("uid"):
-        causes.append(_immutable("uid", uid))
-    meta["creationTimestamp"] = old.get("creationTimestamp")
-    if "deletionTimestamp" in old:
-        meta["deletionTimestamp"] = old["deletionTimestamp"]
-    elif meta.get("deletionTimestamp") is not None:
-        causes.append(_immutable("deletionTimestamp", _as_meta_time(meta["deletionTimestamp"])))
-    else:
-        meta.pop("deletionTimestamp", None)
-    grace = meta.get("deletionGracePeriodSeconds")
-    old_grace = old.get("deletionGracePeriodSeconds")
-    if grace is None:
-        if old_grace is None:
-            meta.pop("deletionGracePeriodSeconds", None)
-        else:
-            meta["deletionGracePeriodSeconds"] = old_grace
-    elif grace != old_grace:
-        causes.append(_immutable("deletionGracePeriodSeconds", grace))
-    return causes
-
-
 def _content(obj: JSON, rt: ResourceType) -> JSON:
     """What bumps ``metadata.generation``: all but metadata (and status, if a subresource)."""
     # apiVersion too: a write through another served version of a CRD is the same content.
@@ -589,7 +326,7 @@ def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list
         controller = str(obj.get("reportingComponent") or "")
         if not controller:
             causes.append(Cause("reportingController", "Required value", "FieldValueRequired"))
-        elif _bad_meta_key(controller):
+        elif bad_meta_key(controller):
             causes.append(
                 Cause(
                     "reportingController",
@@ -955,7 +692,7 @@ class Store:
                     stored_rt, namespace, self._to_storage(rt, obj, ctx), ctx, managed=managed
                 )
             return self._as_served(v, rt)
-        meta = _meta(obj)
+        meta = object_meta(obj)
         ns = self._check_namespace(rt, namespace, meta)
         with self._lock:
             if rt.namespaced:
@@ -999,7 +736,7 @@ class Store:
             ):
                 meta.pop(system, None)
             meta["uid"] = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-            meta["creationTimestamp"] = _now_rfc3339(self._clock)
+            meta["creationTimestamp"] = now_rfc3339(self._clock)
             if rt.has_generation:
                 meta["generation"] = 1
             if rt.has_status:
@@ -1024,10 +761,10 @@ class Store:
                     rt,
                     self._manager(ctx),
                     "",
-                    _now_rfc3339(self._clock),
+                    now_rfc3339(self._clock),
                     meta.get("managedFields"),
                 )
-            _drop_empty_meta(meta)
+            drop_empty_meta(meta)
             self._validate(rt, obj, None, ctx)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
@@ -1069,7 +806,7 @@ class Store:
                     subresource=subresource,
                 )
             return self._as_served(v, rt)
-        meta = _meta(new)
+        meta = object_meta(new)
         if meta.get("name") != name:
             # kube's checkName (handlers/update.go): a body naming no object is refused too.
             raise errors.name_mismatch(meta.get("name"), name)
@@ -1137,14 +874,8 @@ class Store:
             def compute(cur: JSON) -> Any:
                 return apply_strategic_merge_patch(cur, patch)
         else:
-            raise errors.UnsupportedMediaType(
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: {JSON_PATCH}, {MERGE_PATCH}"
-                + (f", {STRATEGIC_PATCH}" if rt.builtin else "")
-                # kube lists server-side apply too (kubectl and lightkube print this verbatim);
-                # it is served by Store.apply.
-                + f", {APPLY_PATCH}"
-            )
+            # (the wire answers 415 for a type the kind does not take: mediatypes.py)
+            raise ValueError(f"not a patch type {rt.kind} takes: {content_type}")
         if rt.converter is not None:
             return self._update_converted(rt, namespace, name, compute, ctx, subresource, owned)
         if subresource == "scale":
@@ -1174,7 +905,7 @@ class Store:
         ctx = ctx or WriteContext(verb="patch")
         ssa.check_field_manager(ctx.field_manager, required=True)
         ns = namespace if rt.namespaced else ""
-        now = _now_rfc3339(self._clock)
+        now = now_rfc3339(self._clock)
 
         def compute(cur: JSON) -> JSON:
             return ssa.apply(
@@ -1230,12 +961,12 @@ class Store:
             # value below them may be shared with ``cur`` (a merge patch's result, the status
             # strategy below): stored versions are never mutated, so nothing below metadata
             # is written to in place (the schema's pruning and defaulting copy on write).
-            new = self._check_body(result if fresh else _private(result), rt)
+            new = self._check_body(result if fresh else as_json(result), rt)
             cur_meta = cur.obj["metadata"]
             # A merge patch that leaves metadata alone shares the stored metadata, which
             # passed every check below when it was stored.
             meta_touched = new.get("metadata") is not cur_meta
-            meta = _meta(new) if meta_touched else cur_meta
+            meta = object_meta(new) if meta_touched else cur_meta
             # What the request said of managedFields, before anything below drops an empty list.
             sent_fields = meta.get("managedFields") if meta_touched else None
             if sent_fields is not None and not managed:
@@ -1313,7 +1044,7 @@ class Store:
                     meta["namespace"] = ns
                 else:
                     meta.pop("namespace", None)
-                meta_causes = _system_meta_update(meta, cur_meta)
+                meta_causes = system_meta_update(meta, cur_meta)
                 meta.pop("selfLink", None)
                 if rt.has_generation:
                     meta["generation"] = cur_meta.get("generation", 1)
@@ -1342,7 +1073,7 @@ class Store:
                 if not meta_touched:
                     meta_unchanged = True
                 elif meta.get("name") == cur_meta.get("name"):
-                    for key in _VALIDATED_META:
+                    for key in VALIDATED_META:
                         if meta.get(key, _MISSING) is not cur_meta.get(key, _MISSING):
                             break
                     else:
@@ -1371,11 +1102,11 @@ class Store:
                     rt,
                     self._manager(ctx),
                     subresource,
-                    _now_rfc3339(self._clock),
+                    now_rfc3339(self._clock),
                     sent_fields,
                 )
             if meta_touched:
-                _drop_empty_meta(meta)
+                drop_empty_meta(meta)
             elif managed and not meta.get("managedFields"):
                 meta.pop("managedFields", None)
             if new == cur.obj or (
@@ -1491,10 +1222,10 @@ class Store:
             if meta.get("finalizers") or foreground or rt.key in (NAMESPACE_KEY, CRD_KEY):
                 if "deletionTimestamp" in meta:
                     return cur
-                new = _private(cur.obj)
+                new = as_json(cur.obj)
                 if foreground and FOREGROUND not in (meta.get("finalizers") or ()):
                     new["metadata"]["finalizers"] = [*(meta.get("finalizers") or ()), FOREGROUND]
-                new["metadata"]["deletionTimestamp"] = _now_rfc3339(self._clock)
+                new["metadata"]["deletionTimestamp"] = now_rfc3339(self._clock)
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 if new["metadata"].get("generation"):
                     # kube bumps generation when deletion starts (rest.BeforeDelete): the
@@ -1582,7 +1313,7 @@ class Store:
         def converted(cur: JSON) -> JSON:
             result = compute(conv.from_storage(cur))
             # (_update copies a result that is not fresh; this one is converted first)
-            served = self._check_body(result if fresh else _private(result), rt)
+            served = self._check_body(result if fresh else as_json(result), rt)
             return self._to_storage(rt, served, ctx)
 
         with self._served_errors(rt, stored_rt):
@@ -1805,7 +1536,7 @@ class Store:
             # The collector's update emptying the finalizers is the deletion (see _update).
             self._finish_delete(rt, owner, gc)
             return
-        new = _private(owner.obj)
+        new = as_json(owner.obj)
         new["metadata"]["finalizers"] = rest
         self._commit(rt, "MODIFIED", new, owner, gc)
 
@@ -1886,7 +1617,7 @@ class Store:
             if current is None:
                 continue
             if others:
-                new = _private(current.obj)
+                new = as_json(current.obj)
                 new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                 self._commit(rt, "MODIFIED", new, current, gc)
             else:
@@ -1896,7 +1627,7 @@ class Store:
         uid = owner.obj["metadata"].get("uid")
         gc = WriteContext(identity="system:garbage-collector", verb="update")
         for rt, v in self._owners_of(str(uid)):
-            new = _private(v.obj)
+            new = as_json(v.obj)
             new["metadata"]["ownerReferences"] = [
                 r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid
             ]
@@ -2049,7 +1780,7 @@ class Store:
         listed after the metadata's own causes as kube's rest.BeforeUpdate lists them.
         """
         meta = obj["metadata"]
-        causes = [] if meta_unchanged else self._validate_meta(rt, meta)
+        causes = [] if meta_unchanged else validate_meta(meta, label_named=rt.key in _LABEL_NAMED)
         causes.extend(update_causes)
         if rt.key == EVENTS_KEY:
             causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
@@ -2101,108 +1832,11 @@ class Store:
             raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
         return obj
 
-    def _validate_meta(self, rt: ResourceType, meta: JSON) -> builtins.list[Cause]:
-        causes: list[Cause] = []
-        name = str(meta.get("name", ""))
-        label_named = rt.key in _LABEL_NAMED
-        pattern, limit = (_DNS1123_LABEL, 63) if label_named else (_DNS1123_SUBDOMAIN, 253)
-        if len(name) > limit:
-            causes.append(
-                Cause(
-                    "metadata.name",
-                    f'Invalid value: "{name}": must be no more than {limit} characters',
-                )
-            )
-        elif (_bad_name_cached if type(name) is str else _bad_name)(name, label_named):
-            what = "RFC 1123 label" if label_named else "RFC 1123 subdomain"
-            chars = "'-'" if label_named else "'-' or '.'"
-            causes.append(
-                Cause(
-                    "metadata.name",
-                    f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-                    f"alphanumeric characters, {chars}, and must start and end with an "
-                    f"alphanumeric character (regex used for validation is "
-                    f"'{pattern.pattern[1:-1]}')",
-                )
-            )
-        for section in ("labels", "annotations"):
-            values = meta.get(section)
-            if values is None:
-                continue
-            if not isinstance(values, dict):
-                causes.append(
-                    Cause(
-                        f"metadata.{section}",
-                        "Invalid value: must be a map",
-                        "FieldValueTypeInvalid",
-                    )
-                )
-                continue
-            for k, v in values.items():
-                key = str(k)
-                if (_bad_meta_key_cached if type(key) is str else _bad_meta_key)(key):
-                    causes.append(
-                        Cause(
-                            f"metadata.{section}",
-                            f'Invalid value: "{k}": name part must consist of '
-                            f"alphanumeric characters, '-', '_' or '.', and must "
-                            f"start and end with an alphanumeric character",
-                        )
-                    )
-                if not isinstance(v, str):
-                    causes.append(
-                        Cause(
-                            f"metadata.{section}.{k}",
-                            "Invalid value: must be a string",
-                            "FieldValueTypeInvalid",
-                        )
-                    )
-                elif section == "labels" and (
-                    _bad_label_value_cached if type(v) is str else _bad_label_value
-                )(v):
-                    causes.append(
-                        Cause(
-                            "metadata.labels",
-                            f'Invalid value: "{v}": a valid label must be an empty '
-                            f"string or consist of alphanumeric characters, '-', '_' "
-                            f"or '.', and must start and end with an alphanumeric "
-                            f"character",
-                        )
-                    )
-        finalizers = meta.get("finalizers")
-        if finalizers is not None and (
-            not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
-        ):
-            causes.append(
-                Cause(
-                    "metadata.finalizers",
-                    "Invalid value: must be a list of strings",
-                    "FieldValueTypeInvalid",
-                )
-            )
-        for ref in meta.get("ownerReferences") or ():
-            # kube's ValidateOwnerReferences; the garbage collector relies on uid.
-            for key, what in (
-                ("apiVersion", "version"),
-                ("kind", "kind"),
-                ("name", "name"),
-                ("uid", "uid"),
-            ):
-                value = ref.get(key)
-                if not isinstance(value, str) or not value:
-                    causes.append(
-                        Cause(
-                            f"metadata.ownerReferences.{key}",
-                            f'Invalid value: "{value or ""}": {what} must not be empty',
-                        )
-                    )
-        return causes
-
     def _crd_status(self, crd: JSON) -> JSON:
         names = dict((crd.get("spec") or {}).get("names") or {})
         names.setdefault("singular", str(names.get("kind", "")).lower())
         names.setdefault("listKind", f"{names.get('kind', '')}List")
-        now = _now_rfc3339(self._clock)
+        now = now_rfc3339(self._clock)
         return {
             "acceptedNames": names,
             "storedVersions": [
