@@ -20,7 +20,6 @@ import bisect
 import builtins
 import contextlib
 import random
-import re
 import threading
 import uuid
 from collections import deque
@@ -31,16 +30,17 @@ from typing import Any
 import orjson
 
 from . import apply as ssa
-from . import defaults, errors, scale
+from . import errors, scale
 from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
-from .gotext import go_json, go_json_type, go_quote
+from .gotext import go_json, go_quote
 from .jsonvalues import as_json
+from .kinds import BUILTIN, strategy_for
+from .kinds.crds import crd_status
 from .mediatypes import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from .objectmeta import (
     VALIDATED_META,
-    bad_meta_key,
     drop_empty_meta,
     now_rfc3339,
     object_meta,
@@ -57,9 +57,6 @@ __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
 Listener = Callable[["Event"], None]
 
 
-# Kinds whose names must be DNS-1123 labels rather than subdomains (kube's ValidateNamespaceName
-# and friends); everything else takes a subdomain.
-_LABEL_NAMED = {"/namespaces", "/services"}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -67,173 +64,6 @@ FOREGROUND = "foregroundDeletion"  # the finalizer of a Foreground deletion
 # Root fields a write always sets itself (so never "unchanged" for the schema's walks).
 _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
-
-
-def _default_builtin(rt: ResourceType, obj: JSON) -> None:
-    """The defaulting of built-in kinds that clients can observe in what they read back."""
-    if rt.key == "/secrets":
-        # stringData is write-only: kube folds it into base64 data (overriding equal keys)
-        # and defaults an empty type to Opaque (SetDefaults_Secret, v1 conversion).
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict) and string_data:
-            data = obj.get("data")
-            data = dict(data) if isinstance(data, dict) else {}
-            for key, value in string_data.items():
-                if value is not None and not isinstance(value, str):
-                    raise errors.BadRequest(
-                        'Secret in version "v1" cannot be handled as a Secret: json: cannot '
-                        f"unmarshal {go_json_type(value)} into Go struct "
-                        "field Secret.stringData of type string"
-                    )
-                data[key] = base64.b64encode((value or "").encode()).decode()
-            obj["data"] = data
-        if not obj.get("type"):
-            obj["type"] = "Opaque"
-
-
-# ConfigMaps and Secrets: kube's ValidateConfigMap/ValidateSecret (and their updates).
-_DATA_KINDS = frozenset(("/configmaps", "/secrets"))
-# The fields of each whose values are bytes (base64 strings on the wire), and those whose
-# values are strings: kube decodes both into typed maps, so any other value is a 400.
-_BYTES_FIELDS = {"/configmaps": ("binaryData",), "/secrets": ("data",)}
-_STRING_FIELDS = {"/configmaps": ("data",)}  # (a Secret's stringData: _default_builtin)
-_MAX_DATA_SIZE = 1024 * 1024  # kube's MaxSecretSize, which bounds ConfigMaps too
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
-
-
-def _check_bytes(rt: ResourceType, obj: JSON, old: JSON | None) -> None:
-    """Refuse bytes fields that are not base64, and string maps holding another type, as
-    kube's JSON decoding does (400).
-
-    Values the write shares with the stored version passed when they were stored.
-    """
-    typed = [(n, "[]uint8") for n in _BYTES_FIELDS.get(rt.key, ())]
-    typed += [(n, "string") for n in _STRING_FIELDS.get(rt.key, ())]
-    for name, go_type in typed:
-        values = obj.get(name)
-        if not isinstance(values, dict):
-            continue
-        before = (old or {}).get(name) or {}
-        if values is before:
-            continue
-        for key, value in values.items():
-            if value is None or (isinstance(before, dict) and before.get(key, _MISSING) is value):
-                continue  # (Go decodes a null into the zero value)
-            if not isinstance(value, str):
-                raise errors.BadRequest(
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                    f"json: cannot unmarshal {go_json_type(value)} into "
-                    f"Go struct field {rt.kind}.{name} of type {go_type}"
-                )
-            if go_type == "string":
-                continue
-            bad = _base64_error_at(value)
-            if bad is not None:
-                raise errors.BadRequest(
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                    f"illegal base64 data at input byte {bad}"
-                )
-
-
-def _base64_error_at(text: str) -> int | None:
-    """Where Go's strict standard base64 decoding fails on ``text`` (None: it decodes)."""
-    data = text.encode()
-    for i, ch in enumerate(data):
-        if ch not in _B64_ALPHABET:
-            return i
-    try:
-        base64.b64decode(data, validate=True)
-    except ValueError:
-        return len(data) - len(data) % 4 if len(data) % 4 else max(len(data) - 4, 0)
-    return None
-
-
-def _decoded_len(text: str) -> int:
-    """The length of what valid padded base64 ``text`` decodes to, without decoding it."""
-    return len(text) // 4 * 3 - (len(text) - len(text.rstrip("=")))
-
-
-def _config_key_causes(path: str, key: str) -> builtins.list[Cause]:
-    """kube's IsConfigMapKey, for a key of ``path`` (``data``, ``binaryData``)."""
-    shown = go_quote(key)
-    field_path = f"{path}[{key}]"
-    causes = []
-    if len(key) > 253:
-        causes.append(
-            Cause(field_path, f"Invalid value: {shown}: must be no more than 253 characters")
-        )
-    if not _CONFIG_KEY.match(key):
-        causes.append(
-            Cause(
-                field_path,
-                f"Invalid value: {shown}: a valid config key must consist of alphanumeric "
-                f"characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
-                f"'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
-            )
-        )
-    if key == ".":
-        causes.append(Cause(field_path, f"Invalid value: {shown}: must not be '.'"))
-    elif key == "..":
-        causes.append(Cause(field_path, f"Invalid value: {shown}: must not be '..'"))
-    elif key.startswith(".."):
-        causes.append(Cause(field_path, f"Invalid value: {shown}: must not start with '..'"))
-    return causes
-
-
-def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> builtins.list[Cause]:
-    """kube's ValidateConfigMap/ValidateSecret and their Update checks: keys, size,
-    ``immutable``, and a Secret's type (immutable, and the keys its type requires)."""
-    causes: list[Cause] = []
-    bags = ("data", "binaryData") if rt.key == "/configmaps" else ("data",)
-    total = 0
-    for bag in bags:
-        values = obj.get(bag)
-        if not isinstance(values, dict):
-            continue
-        before = (old or {}).get(bag)
-        # The very keys of a version that passed: valid already (only sizes may change).
-        if not (isinstance(before, dict) and values.keys() == before.keys()):
-            for key in values:
-                causes.extend(_config_key_causes(bag, str(key)))
-            if bag == "data" and rt.key == "/configmaps":
-                others = obj.get("binaryData")
-                for key in values:
-                    if isinstance(others, dict) and key in others:
-                        causes.append(
-                            Cause(
-                                f"data[{key}]",
-                                f"Invalid value: {go_quote(str(key))}: duplicate of key "
-                                f"present in binaryData",
-                            )
-                        )
-        # kube counts bytes fields decoded (they passed _check_bytes: valid base64).
-        size = _decoded_len if bag in _BYTES_FIELDS[rt.key] else len
-        total += sum(size(v) for v in values.values() if isinstance(v, str))
-    if total > _MAX_DATA_SIZE:
-        causes.append(
-            Cause("", f"Too long: must have at most {_MAX_DATA_SIZE} bytes", "FieldValueTooLong")
-        )
-    if rt.key == "/secrets":
-        data = obj.get("data") or {}
-        if obj.get("type") == "kubernetes.io/tls":
-            for key in ("tls.crt", "tls.key"):
-                if key not in data:
-                    causes.append(Cause(f"data[{key}]", "Required value", "FieldValueRequired"))
-        if old is not None and old.get("type", "Opaque") != obj.get("type", "Opaque"):
-            causes.append(
-                Cause(
-                    "type", f"Invalid value: {go_quote(str(obj.get('type')))}: field is immutable"
-                )
-            )
-    if old is not None and old.get("immutable") is True:
-        forbidden = "Forbidden: field is immutable when `immutable` is set"
-        if obj.get("immutable") is not True:
-            causes.append(Cause("immutable", forbidden, "FieldValueForbidden"))
-        for bag in bags:
-            if obj.get(bag) != old.get(bag):
-                causes.append(Cause(bag, forbidden, "FieldValueForbidden"))
-    return causes
 
 
 def _content(obj: JSON, rt: ResourceType) -> JSON:
@@ -270,116 +100,6 @@ def _content_changed(new: JSON, old: JSON, rt: ResourceType) -> bool:
     return count != len(old)
 
 
-SERVICES_KEY = "/services"
-PODS_KEY = "/pods"
-EVENTS_KEY = "/events"  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
-_EVENTS_STRICT = "events.k8s.io/v1"
-# kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
-_EVENT_LIMITS = (("reportingInstance", 128), ("action", 128), ("reason", 128))
-_NOTE_LIMIT = 1024
-# What an events.k8s.io/v1 update may not change (the storage names; the causes use kube's
-# internal field names, which are core's but for reportingController).
-_EVENT_IMMUTABLE = (
-    ("involvedObject", "involvedObject"),
-    ("reason", "reason"),
-    ("message", "message"),
-    ("source", "source"),
-    ("firstTimestamp", "firstTimestamp"),
-    ("lastTimestamp", "lastTimestamp"),
-    ("count", "count"),
-    ("reason", "reason"),  # (kube checks reason twice, and reports it twice)
-    ("type", "type"),
-    ("eventTime", "eventTime"),
-    ("action", "action"),
-    ("related", "related"),
-    ("reportingComponent", "reportingController"),
-    ("reportingInstance", "reportingInstance"),
-)
-
-
-def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> builtins.list[Cause]:
-    """kube's ValidateEventCreate/Update (pkg/apis/core/validation/events.go) on an Event
-    in its stored (core/v1) shape.
-
-    Every write passes the legacy checks, through either API: an Event without
-    ``eventTime`` must be in its object's namespace (or in "default" when the object has
-    none); one with ``eventTime`` (a "new" Event) needs reportingController, a
-    reportingInstance, an action and a reason, within kube's lengths. A write through
-    events.k8s.io/v1 (``strict``) also needs, on create, an eventTime, a type of Normal
-    or Warning, no deprecated field and a sound series; on update it may change only the
-    series and metadata.
-    """
-    causes: list[Cause] = []
-    ns = str(obj["metadata"].get("namespace") or "")
-    involved = obj.get("involvedObject")
-    involved_ns = str((involved if isinstance(involved, dict) else {}).get("namespace") or "")
-    mismatch = Cause(
-        "involvedObject.namespace",
-        f"Invalid value: {go_quote(involved_ns)}: does not match event.namespace",
-    )
-    if not obj.get("eventTime"):
-        if (not involved_ns and ns not in ("", "default")) or (involved_ns and ns != involved_ns):
-            causes.append(mismatch)
-    else:
-        if not involved_ns and ns not in ("default", "kube-system"):
-            causes.append(mismatch)
-        controller = str(obj.get("reportingComponent") or "")
-        if not controller:
-            causes.append(Cause("reportingController", "Required value", "FieldValueRequired"))
-        elif bad_meta_key(controller):
-            causes.append(
-                Cause(
-                    "reportingController",
-                    f"Invalid value: {go_quote(controller)}: name part must consist of "
-                    f"alphanumeric characters, '-', '_' or '.', and must start and end with "
-                    f"an alphanumeric character",
-                )
-            )
-        for name, limit in _EVENT_LIMITS:
-            value = str(obj.get(name) or "")
-            if not value:
-                causes.append(Cause(name, "Required value", "FieldValueRequired"))
-            elif len(value) > limit:
-                causes.append(
-                    Cause(name, f'Invalid value: "": can have at most {limit} characters')
-                )
-        if len(str(obj.get("message") or "")) > _NOTE_LIMIT:
-            causes.append(
-                Cause("message", f'Invalid value: "": can have at most {_NOTE_LIMIT} characters')
-            )
-    if not strict:
-        return causes
-    # (in kube's order: the series, then the create's or the update's own checks)
-    if old is None or obj.get("series") != old.get("series"):
-        series = obj.get("series")
-        if isinstance(series, dict):
-            if not isinstance(series.get("count"), int) or series["count"] < 2:
-                causes.append(Cause("series.count", 'Invalid value: "": should be at least 2'))
-            if not series.get("lastObservedTime"):
-                causes.append(
-                    Cause("series.lastObservedTime", "Required value", "FieldValueRequired")
-                )
-    if old is None:
-        if not obj.get("eventTime"):
-            causes.append(Cause("eventTime", "Required value", "FieldValueRequired"))
-        if obj.get("type") not in ("Normal", "Warning"):
-            causes.append(
-                Cause("type", f'Invalid value: "": has invalid value: {obj.get("type") or ""}')
-            )
-        for name in ("firstTimestamp", "lastTimestamp", "count"):
-            if obj.get(name):
-                causes.append(Cause(name, 'Invalid value: "": needs to be unset'))
-        source = obj.get("source")
-        if isinstance(source, dict) and (source.get("component") or source.get("host")):
-            causes.append(Cause("source", 'Invalid value: "": needs to be unset'))
-    else:
-        for stored, name in _EVENT_IMMUTABLE:
-            if obj.get(stored) != old.get(stored):
-                shown = go_quote(orjson.dumps(obj.get(stored)).decode())
-                causes.append(Cause(name, f"Invalid value: {shown}: field is immutable"))
-    return causes
-
-
 class Store:
     """In-memory kube-apiserver state; thread-safe; all methods synchronous and fast."""
 
@@ -412,9 +132,12 @@ class Store:
         # again (StructuralSchema.normalize and validate say why that changes nothing), nor
         # validate metadata fields it leaves in place (see _update).
         self._checked: dict[tuple[str, str, str], tuple[Version, StructuralSchema | None]] = {}
-        # Services' allocations: cluster IPs and node ports in use (kube's allocators).
-        self._cluster_ips: set[str] = set()
-        self._node_ports: set[int] = set()
+        # Per kind, the state its strategy keeps in this store (Services' allocations).
+        self._kind_state: dict[str, Any] = {}
+        for key, strategy in BUILTIN.items():
+            state = strategy.new_state()
+            if state is not None:
+                self._kind_state[key] = state
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -741,16 +464,7 @@ class Store:
                 meta["generation"] = 1
             if rt.has_status:
                 obj.pop("status", None)
-            if rt.key == NAMESPACE_KEY:
-                obj["spec"] = {"finalizers": ["kubernetes"]}
-                obj["status"] = {"phase": "Active"}
-            _default_builtin(rt, obj)
-            obj = defaults.apply_defaults(rt.key, obj)
-            if rt.key == PODS_KEY:
-                obj["status"] = defaults.pod_status_on_create(obj)
-            _check_bytes(rt, obj, None)
-            if rt.key == SERVICES_KEY:
-                self._allocate_service(obj, None, ctx)
+            obj = strategy_for(rt).prepare_create(rt, obj, ctx, self._kind_state.get(rt.key))
             if "managedFields" in meta and not managed:
                 # A client may send managedFields: the creator is then tracked from there
                 # (kube's field manager), while objects created without them stay untracked.
@@ -770,7 +484,7 @@ class Store:
                 types = crd_resource_types(obj)
                 self.registry.check_crd(name, types)
                 self._warn_unevaluated(types, ctx)
-                obj.setdefault("status", {}).update(self._crd_status(obj))
+                obj.setdefault("status", {}).update(crd_status(obj, now_rfc3339(self._clock)))
             version = self._commit(rt, "ADDED", obj, None, ctx)
             self._mark_checked(rt, ns, name, version, ctx)
             if rt.key == CRD_KEY and not ctx.dry_run:
@@ -1049,11 +763,9 @@ class Store:
                 if rt.has_generation:
                     meta["generation"] = cur_meta.get("generation", 1)
                 meta["resourceVersion"] = str(cur.rv)
-            _default_builtin(rt, new)
-            new = defaults.apply_defaults(rt.key, new)
-            _check_bytes(rt, new, cur.obj)
-            if rt.key == SERVICES_KEY:
-                self._allocate_service(new, cur.obj, ctx)
+            new = strategy_for(rt).prepare_update(
+                rt, new, cur.obj, ctx, self._kind_state.get(rt.key)
+            )
             # (Sequence, not list: in this class "list" is Store.list for mypy.)
             unchanged: Sequence[str] = ()
             meta_unchanged = False
@@ -1380,103 +1092,10 @@ class Store:
             listener(event)
         return version
 
-    def _allocate_service(self, obj: JSON, old: JSON | None, ctx: WriteContext) -> None:
-        """kube's Service defaulting and allocation: type, session affinity, port protocol and
-        target port, a cluster IP from 10.96.0.0/12 (none for ExternalName, "None" for a
-        headless Service), node ports from 30000-32767, the IP family fields and traffic
-        policies. An update keeps what was allocated; a cluster IP may not change."""
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        spec = obj["spec"] = dict(spec)  # (a stored version's spec is never written to)
-        before = (old or {}).get("spec") or {}
-        kind = spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        previous = {
-            (p.get("port"), p.get("protocol", "TCP")): p
-            for p in before.get("ports") or ()
-            if isinstance(p, dict)
-        }
-        if isinstance(spec.get("ports"), list):
-            ports = []
-            for port in spec["ports"]:
-                if isinstance(port, dict):
-                    port = dict(port)
-                    port.setdefault("protocol", "TCP")
-                    port.setdefault("targetPort", port.get("port"))
-                    if kind in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
-                        was = previous.get((port.get("port"), port["protocol"])) or {}
-                        port["nodePort"] = was.get("nodePort") or self._free_node_port()
-                    if port.get("nodePort") and not ctx.dry_run:
-                        self._node_ports.add(port["nodePort"])
-                ports.append(port)
-            spec["ports"] = ports
-        if kind == "ExternalName":
-            return
-        ip = spec.get("clusterIP")
-        old_ip = before.get("clusterIP")
-        if old_ip and ip and ip != old_ip:
-            raise invalid(
-                "Service",
-                "",
-                str(obj["metadata"].get("name", "")),
-                [
-                    Cause(
-                        "spec.clusterIPs[0]",
-                        f'Invalid value: []string{{"{ip}"}}: may not change once set',
-                    )
-                ],
-            )
-        if not ip:
-            ip = spec["clusterIP"] = old_ip or self._free_cluster_ip()
-        elif ip != "None" and ip != old_ip and ip in self._cluster_ips:
-            raise invalid(
-                "Service",
-                "",
-                str(obj["metadata"].get("name", "")),
-                [
-                    Cause(
-                        "spec.clusterIPs",
-                        f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: '
-                        f"provided IP is already allocated",
-                    )
-                ],
-            )
-        if ip != "None" and not ctx.dry_run:
-            self._cluster_ips.add(ip)
-        spec.setdefault("clusterIPs", [ip])
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-        if kind in ("NodePort", "LoadBalancer"):
-            spec.setdefault("externalTrafficPolicy", "Cluster")
-        if kind == "LoadBalancer":
-            spec.setdefault("allocateLoadBalancerNodePorts", True)
-
-    def _free_cluster_ip(self) -> str:
-        # 10.96.0.1 is kube's own "kubernetes" Service; the rest in order, never reused twice.
-        n = 10
-        while f"10.96.{n // 256}.{n % 256}" in self._cluster_ips:
-            n += 1
-        return f"10.96.{n // 256}.{n % 256}"
-
-    def _free_node_port(self) -> int:
-        port = 30000
-        while port in self._node_ports:
-            port += 1
-        if port > 32767:
-            raise errors.InternalError("no node port left in 30000-32767")
-        return port
-
     def _finish_delete(self, rt: ResourceType, cur: Version, ctx: WriteContext) -> Version:
         """Remove the object for good, then collect what depended on it."""
         version = self._commit(rt, "DELETED", cur.obj, cur, ctx)
-        if rt.key == SERVICES_KEY:
-            spec = cur.obj.get("spec") or {}
-            self._cluster_ips.discard(str(spec.get("clusterIP")))
-            for port in spec.get("ports") or ():
-                if isinstance(port, dict):
-                    self._node_ports.discard(port.get("nodePort"))
+        strategy_for(rt).deleted(cur.obj, self._kind_state.get(rt.key))
         uid = cur.obj["metadata"].get("uid")
         if rt.key == CRD_KEY:
             for dropped in self.registry.remove_crd(cur.name):
@@ -1780,12 +1399,10 @@ class Store:
         listed after the metadata's own causes as kube's rest.BeforeUpdate lists them.
         """
         meta = obj["metadata"]
-        causes = [] if meta_unchanged else validate_meta(meta, label_named=rt.key in _LABEL_NAMED)
+        strategy = strategy_for(rt)
+        causes = [] if meta_unchanged else validate_meta(meta, label_named=strategy.label_named)
         causes.extend(update_causes)
-        if rt.key == EVENTS_KEY:
-            causes.extend(_event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT))
-        elif rt.key in _DATA_KINDS:
-            causes.extend(_data_causes(rt, obj, old))
+        causes.extend(strategy.validate(rt, obj, old, ctx))
         schema = self.schema(rt)
         if schema is not None:
             # kube quotes the whole patched object in a patch's strict error: keep it.
@@ -1831,31 +1448,3 @@ class Store:
         if causes:
             raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
         return obj
-
-    def _crd_status(self, crd: JSON) -> JSON:
-        names = dict((crd.get("spec") or {}).get("names") or {})
-        names.setdefault("singular", str(names.get("kind", "")).lower())
-        names.setdefault("listKind", f"{names.get('kind', '')}List")
-        now = now_rfc3339(self._clock)
-        return {
-            "acceptedNames": names,
-            "storedVersions": [
-                v["name"] for v in (crd.get("spec") or {}).get("versions") or [] if v.get("storage")
-            ],
-            "conditions": [
-                {
-                    "type": "NamesAccepted",
-                    "status": "True",
-                    "reason": "NoConflicts",
-                    "message": "no conflicts found",
-                    "lastTransitionTime": now,
-                },
-                {
-                    "type": "Established",
-                    "status": "True",
-                    "reason": "InitialNamesAccepted",
-                    "message": "the initial names have been accepted",
-                    "lastTransitionTime": now,
-                },
-            ],
-        }

@@ -1,4 +1,4 @@
-"""kube-apiserver's defaulting of the built-in workloads and pods, as clients read it back.
+"""Pods and the workloads that make them: kube-apiserver's defaulting, as clients read it back.
 
 A controller that compares the Deployment it wants with the one it reads meets these
 defaults on a real cluster (``strategy``, ``revisionHistoryLimit``, a container's
@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .jsonvalues import copy_json
+from ..jsonvalues import copy_json
+from ..resources import ResourceType
+from ..versions import WriteContext
+from .base import BaseStrategy
 
-__all__ = ["apply_defaults", "pod_status_on_create"]
+__all__ = ["POD", "WORKLOADS", "Pod", "Workload", "apply_defaults", "pod_status_on_create"]
 
 JSON = dict[str, Any]
 
@@ -277,3 +280,37 @@ def pod_status_on_create(pod: JSON) -> JSON:
     """The status kube gives a new Pod (its strategy's PrepareForCreate): Pending, with the
     pod's QoS class."""
     return {"phase": "Pending", "qosClass": _qos_class(pod)}
+
+
+class Workload(BaseStrategy):
+    """A workload (or a pod): kube's defaults filled in on every write."""
+
+    def __init__(self, defaulter: Callable[[JSON], JSON]) -> None:
+        self._defaulter = defaulter
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The object with kube's defaults."""
+        return self._defaulter(obj)
+
+    def prepare_update(
+        self, rt: ResourceType, obj: JSON, old: JSON, ctx: WriteContext, state: Any
+    ) -> JSON:
+        """The object with kube's defaults."""
+        return self._defaulter(obj)
+
+
+class Pod(Workload):
+    """A pod: defaulted, and created Pending with its QoS class."""
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The defaulted pod with kube's status of a new one."""
+        obj = self._defaulter(obj)
+        obj["status"] = pod_status_on_create(obj)
+        return obj
+
+
+POD = Pod(_pod)
+# The workload kinds by storage key (the pod's own strategy apart).
+WORKLOADS: dict[str, Workload] = {
+    key: Workload(defaulter) for key, defaulter in _DEFAULTERS.items() if key != "/pods"
+}

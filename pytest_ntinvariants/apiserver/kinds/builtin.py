@@ -1,0 +1,31 @@
+"""The table of built-in kinds: storage key -> strategy. A built-in kind with rules of its
+own is one module of this package and one row here; the rest take ``BaseStrategy``."""
+
+from __future__ import annotations
+
+from ..resources import ResourceType
+from .base import BaseStrategy, Strategy
+from .data import CONFIG_MAP, SECRET
+from .events import EVENT
+from .namespaces import NAMESPACE
+from .services import SERVICE
+from .workloads import POD, WORKLOADS
+
+__all__ = ["BUILTIN", "DEFAULT", "strategy_for"]
+
+DEFAULT: Strategy = BaseStrategy()
+
+BUILTIN: dict[str, Strategy] = {
+    "/namespaces": NAMESPACE,
+    "/configmaps": CONFIG_MAP,
+    "/secrets": SECRET,
+    "/events": EVENT,  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
+    "/services": SERVICE,
+    "/pods": POD,
+    **WORKLOADS,
+}
+
+
+def strategy_for(rt: ResourceType) -> Strategy:
+    """The strategy of a type: its kind's (by storage key), or the default's."""
+    return BUILTIN.get(rt.key, DEFAULT) if rt.builtin else DEFAULT
