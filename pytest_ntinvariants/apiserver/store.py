@@ -31,6 +31,7 @@ import orjson
 
 from . import apply as ssa
 from . import errors, scale
+from .controllers import FOREGROUND, CrdCleanup, GarbageCollector, NamespaceController
 from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
@@ -60,7 +61,6 @@ Listener = Callable[["Event"], None]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet: no vowels
 _SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
-FOREGROUND = "foregroundDeletion"  # the finalizer of a Foreground deletion
 # Root fields a write always sets itself (so never "unchanged" for the schema's walks).
 _ROOT_META = frozenset(("apiVersion", "kind", "metadata"))
 _MISSING = object()
@@ -138,6 +138,10 @@ class Store:
             state = strategy.new_state()
             if state is not None:
                 self._kind_state[key] = state
+        cluster = _Cluster(self)
+        self._gc = GarbageCollector(cluster)
+        self._namespaces = NamespaceController(cluster)
+        self._crds = CrdCleanup(cluster)
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -862,18 +866,11 @@ class Store:
 
     def _may_go(self, rt: ResourceType, name: str) -> bool:
         """Whether an object being deleted goes once its finalizers are gone: at once, but a
-        CRD only once its objects are gone and a namespace once its contents are (kube's
-        customresourcecleanup finalizer and namespace controller, see _maybe_finish_*)."""
+        CRD only once its objects are gone and a namespace once its contents are."""
         if rt.key == CRD_KEY:
-            crdv = self._objects.get(CRD_KEY, {}).get(("", name))
-            spec = (crdv.obj.get("spec") or {}) if crdv is not None else {}
-            plural = (spec.get("names") or {}).get("plural", "")
-            return not self._objects.get(f"{spec.get('group', '')}/{plural}")
+            return self._crds.may_go(name)
         if rt.key == NAMESPACE_KEY:
-            return not any(
-                key != NAMESPACE_KEY and any(k[0] == name for k in bucket)
-                for key, bucket in self._objects.items()
-            )
+            return self._namespaces.may_go(name)
         return True
 
     def delete(
@@ -925,7 +922,7 @@ class Store:
             if ctx.dry_run:
                 return cur
             if policy == "Orphan":
-                self._orphan_dependents(cur, ctx)
+                self._gc.orphan_dependents(cur)
             meta = cur.obj["metadata"]
             foreground = policy == "Foreground" and rt.key not in (NAMESPACE_KEY, CRD_KEY)
             # Namespaces and CRDs wait for their contents (kube's namespace controller and
@@ -947,11 +944,11 @@ class Store:
                     new.setdefault("status", {})["phase"] = "Terminating"
                 version = self._commit(rt, "MODIFIED", new, cur, ctx)
                 if rt.key == NAMESPACE_KEY:
-                    self._drain_namespace(name, ctx)
+                    self._namespaces.drain(name)
                 if rt.key == CRD_KEY:
-                    self._drain_crd(version, ctx)
+                    self._crds.drain(version)
                 if foreground:
-                    self._delete_dependents_first(rt, version)
+                    self._gc.delete_dependents_first(version)
                 return self._objects.get(rt.key, {}).get((ns, name), version)
             return self._finish_delete(rt, cur, ctx)
 
@@ -1102,189 +1099,19 @@ class Store:
                 for _key, v in list(self._objects.get(dropped.key, {}).items()):
                     self._commit(dropped, "DELETED", v.obj, v, ctx)
                 self._objects.pop(dropped.key, None)
+        # What kube's controllers do once an object is gone: collect its dependents, finish
+        # the deletion of the namespace or CRD it kept, and of the owner it blocked.
         if uid:
-            self._collect_dependents(str(uid), ctx)
+            self._gc.collect_dependents(str(uid))
         ns = cur.namespace
         if ns and rt.key != NAMESPACE_KEY:
-            self._maybe_finish_namespace(ns, ctx)
+            self._namespaces.maybe_finish(ns)
         if not rt.builtin:
-            self._maybe_finish_crd(f"{rt.plural}.{rt.group}")
+            self._crds.maybe_finish(f"{rt.plural}.{rt.group}")
         for ref in cur.obj["metadata"].get("ownerReferences") or ():
             if ref.get("blockOwnerDeletion"):
-                self._maybe_finish_foreground(str(ref.get("uid")))
+                self._gc.maybe_finish_foreground(str(ref.get("uid")))
         return version
-
-    def _delete_dependents_first(self, rt: ResourceType, owner: Version) -> None:
-        """Foreground deletion, as kube's garbage collector does it: delete the dependents
-        (those that block their owner's deletion in the foreground as well), and drop the
-        owner's foregroundDeletion finalizer once no blocking dependent is left."""
-        uid = str(owner.obj["metadata"].get("uid"))
-        gc = WriteContext(identity="system:garbage-collector", verb="delete")
-        for drt, dep in self._owners_of(uid):
-            refs = dep.obj["metadata"].get("ownerReferences") or ()
-            blocking = any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in refs)
-            try:
-                self.delete(
-                    drt,
-                    dep.namespace,
-                    dep.name,
-                    {"propagationPolicy": "Foreground" if blocking else "Background"},
-                    gc,
-                )
-            except errors.NotFound:
-                continue
-        self._maybe_finish_foreground(uid)
-
-    def _maybe_finish_foreground(self, uid: str) -> None:
-        found = next(((t, v) for t, v in self._by_uid(uid)), None)
-        if found is None:
-            return
-        rt, owner = found
-        finalizers = owner.obj["metadata"].get("finalizers") or []
-        if FOREGROUND not in finalizers or "deletionTimestamp" not in owner.obj["metadata"]:
-            return
-        for _, dep in self._owners_of(uid):
-            if any(
-                r.get("uid") == uid and r.get("blockOwnerDeletion")
-                for r in dep.obj["metadata"].get("ownerReferences") or ()
-            ):
-                return  # still waiting for a blocking dependent
-        gc = WriteContext(identity="system:garbage-collector", verb="update")
-        rest = [f for f in finalizers if f != FOREGROUND]
-        if not rest:
-            # The collector's update emptying the finalizers is the deletion (see _update).
-            self._finish_delete(rt, owner, gc)
-            return
-        new = as_json(owner.obj)
-        new["metadata"]["finalizers"] = rest
-        self._commit(rt, "MODIFIED", new, owner, gc)
-
-    def _by_uid(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
-        out = []
-        for key, bucket in self._objects.items():
-            types = self.registry.by_key(key)
-            if types:
-                out += [
-                    (types[0], v) for v in bucket.values() if v.obj["metadata"].get("uid") == uid
-                ]
-        return out
-
-    def _drain_crd(self, crd: Version, ctx: WriteContext) -> None:
-        """Delete every object of a terminating CRD, as kube's customresourcecleanup
-        finalizer does: their finalizers are honoured (a controller's delete handlers run),
-        and the CRD itself goes once the last of them has."""
-        spec = crd.obj.get("spec") or {}
-        key = f"{spec.get('group', '')}/{(spec.get('names') or {}).get('plural', '')}"
-        types = self.registry.by_key(key)
-        cleanup = WriteContext(identity="system:apiextensions-controller", verb="delete")
-        if types:
-            for ons, oname in list(self._objects.get(key, {})):
-                try:
-                    self.delete(types[0], ons, oname, None, cleanup)
-                except errors.NotFound:  # collected with its owner meanwhile
-                    continue
-        self._maybe_finish_crd(crd.name)
-
-    def _maybe_finish_crd(self, crd_name: str) -> None:
-        crdv = self._objects.get(CRD_KEY, {}).get(("", crd_name))
-        if crdv is None:
-            return
-        meta = crdv.obj["metadata"]
-        if "deletionTimestamp" not in meta or meta.get("finalizers"):
-            return
-        spec = crdv.obj.get("spec") or {}
-        plural = (spec.get("names") or {}).get("plural", "")
-        if self._objects.get(f"{spec.get('group', '')}/{plural}"):
-            return
-        self._finish_delete(
-            self._type("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-            crdv,
-            WriteContext(identity="system:apiextensions-controller", verb="delete"),
-        )
-
-    def _owners_of(self, uid: str) -> builtins.list[tuple[ResourceType, Version]]:
-        out = []
-        for key, bucket in self._objects.items():
-            types = self.registry.by_key(key)
-            if not types:
-                continue
-            for v in bucket.values():
-                for ref in v.obj["metadata"].get("ownerReferences") or ():
-                    if ref.get("uid") == uid:
-                        out.append((types[0], v))
-                        break
-        return out
-
-    def _live_uids(self) -> set[str]:
-        return {
-            str(v.obj["metadata"].get("uid"))
-            for bucket in self._objects.values()
-            for v in bucket.values()
-        }
-
-    def _collect_dependents(self, uid: str, ctx: WriteContext) -> None:
-        """A minimal garbage collector: delete dependents whose last owner is gone."""
-        dependents = self._owners_of(uid)
-        if not dependents:
-            return
-        live = self._live_uids()
-        gc = WriteContext(identity="system:garbage-collector", verb="delete")
-        for rt, v in dependents:
-            refs = v.obj["metadata"].get("ownerReferences") or []
-            others = [r for r in refs if r.get("uid") != uid and r.get("uid") in live]
-            current = self._objects.get(rt.key, {}).get((v.namespace, v.name))
-            if current is None:
-                continue
-            if others:
-                new = as_json(current.obj)
-                new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                self._commit(rt, "MODIFIED", new, current, gc)
-            else:
-                self.delete(rt, v.namespace, v.name, {"propagationPolicy": "Background"}, gc)
-
-    def _orphan_dependents(self, owner: Version, ctx: WriteContext) -> None:
-        uid = owner.obj["metadata"].get("uid")
-        gc = WriteContext(identity="system:garbage-collector", verb="update")
-        for rt, v in self._owners_of(str(uid)):
-            new = as_json(v.obj)
-            new["metadata"]["ownerReferences"] = [
-                r for r in new["metadata"].get("ownerReferences", []) if r.get("uid") != uid
-            ]
-            if not new["metadata"]["ownerReferences"]:
-                del new["metadata"]["ownerReferences"]
-            self._commit(rt, "MODIFIED", new, v, gc)
-
-    def _drain_namespace(self, ns: str, ctx: WriteContext) -> None:
-        """Delete everything in a terminating namespace (the namespace controller's job)."""
-        nsctl = WriteContext(identity="system:namespace-controller", verb="delete")
-        for key, bucket in list(self._objects.items()):
-            types = self.registry.by_key(key)
-            if not types or not types[0].namespaced:
-                continue
-            for ons, oname in [k for k in bucket if k[0] == ns]:
-                try:
-                    self.delete(types[0], ons, oname, None, nsctl)
-                except errors.NotFound:
-                    continue
-        self._maybe_finish_namespace(ns, ctx)
-
-    def _maybe_finish_namespace(self, ns: str, ctx: WriteContext) -> None:
-        nsv = self._objects.get(NAMESPACE_KEY, {}).get(("", ns))
-        if nsv is None or "deletionTimestamp" not in nsv.obj["metadata"]:
-            return
-        if nsv.obj["metadata"].get("finalizers"):
-            return  # a controller's own finalizer on the namespace holds it too
-        for key, bucket in self._objects.items():
-            if key != NAMESPACE_KEY and any(k[0] == ns for k in bucket):
-                return
-        rt = self._type("", "v1", "namespaces")
-        self._commit(
-            rt,
-            "DELETED",
-            nsv.obj,
-            nsv,
-            WriteContext(identity="system:namespace-controller", verb="delete"),
-        )
 
     def _check_preconditions(self, rt: ResourceType, cur: Version, pre: JSON) -> None:
         meta = cur.obj["metadata"]
@@ -1448,3 +1275,35 @@ class Store:
         if causes:
             raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
         return obj
+
+
+class _Cluster:
+    """The store as its controllers see it (controllers.Cluster): its live objects, and
+    writes that go through the store's own steps."""
+
+    __slots__ = ("_store", "objects", "registry")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.objects = store._objects  # (the very dict: the store never replaces it)
+        self.registry = store.registry
+
+    def type_of(self, group: str, version: str, plural: str) -> ResourceType:
+        """The served type."""
+        return self._store._type(group, version, plural)
+
+    def delete(
+        self, rt: ResourceType, namespace: str, name: str, options: JSON | None, ctx: WriteContext
+    ) -> Version:
+        """A client's delete."""
+        return self._store.delete(rt, namespace, name, options, ctx)
+
+    def commit(
+        self, rt: ResourceType, kind: str, obj: JSON, old: Version | None, ctx: WriteContext
+    ) -> Version:
+        """A system write, stored as is."""
+        return self._store._commit(rt, kind, obj, old, ctx)
+
+    def remove(self, rt: ResourceType, cur: Version, ctx: WriteContext) -> Version:
+        """The removal of an object whose finalizers are gone."""
+        return self._store._finish_delete(rt, cur, ctx)
