@@ -65,6 +65,12 @@ def _raw(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
     )
 
 
+def _serves(info: RequestInfo, v: Version) -> None:
+    """Note on the request the resourceVersion of the object its response carries."""
+    rv = v.obj["metadata"].get("resourceVersion")
+    info.served_rv = str(rv) if rv is not None else None
+
+
 def _list_body(
     rt: ResourceType, items: Sequence[Version], rv: int, token: str, remaining: int | None
 ) -> bytes:
@@ -142,12 +148,13 @@ def _path_parts(request: web.Request) -> list[str]:
 
 
 class ApiHandler:
-    """The request handler; one per server, owning the watch hub."""
+    """The request handler; one per server, serving the watches of its hub."""
 
     def __init__(
         self,
         store: Store,
         *,
+        hub: WatchHub | None = None,
         tokens: dict[str, str] | None = None,
         interceptors: list[Interceptor] | None = None,
         bookmark_interval: float = 5.0,
@@ -156,7 +163,7 @@ class ApiHandler:
         require_auth: bool = False,
     ) -> None:
         self.store = store
-        self.hub = WatchHub(store)
+        self.hub = hub if hub is not None else WatchHub(store)
         self.tokens = tokens if tokens is not None else {}  # token -> identity
         self.interceptors = interceptors if interceptors is not None else []
         self.bookmark_interval = bookmark_interval
@@ -426,15 +433,16 @@ class ApiHandler:
             return _json(reviews.answer(rt, body, info.identity, self.tokens), 201)
         if verb == "create":
             v = store.create(rt, namespace, self._decode(request, info.body), ctx)
-            return self._written(request, rt, v, ctx, status=201)
+            return self._written(request, info, rt, v, ctx, status=201)
         if verb == "update":
             body = self._decode(request, info.body)
             # (a PUT that creates, where kube allows it, answers 201 as a create does)
             created = rt.create_on_update and not sub and not store.exists(rt, namespace, name)
             v = store.update(rt, namespace, name, body, ctx, subresource=sub)
             if sub == "scale":
+                _serves(info, v)
                 return _json(scale.scale_of(rt, v.obj))
-            return self._written(request, rt, v, ctx, status=201 if created else 200)
+            return self._written(request, info, rt, v, ctx, status=201 if created else 200)
         if verb == "patch":
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
             # for it, without the parse); anything else is parsed, parameters and all.
@@ -454,7 +462,7 @@ class ApiHandler:
                 # YAML, or JSON (which YAML reads too), worded as kube's applyPatcher does.
                 config = decode.yaml_body(info.body, prefix="error decoding YAML")
                 v, created = store.apply(rt, namespace, name, config, ctx, subresource=sub)
-                return self._written(request, rt, v, ctx, status=201 if created else 200)
+                return self._written(request, info, rt, v, ctx, status=201 if created else 200)
             if "force" in q:
                 raise errors.invalid(
                     "PatchOptions",
@@ -474,8 +482,9 @@ class ApiHandler:
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             if sub == "scale":
+                _serves(info, v)
                 return _json(scale.scale_of(rt, v.obj))
-            return self._written(request, rt, v, ctx)
+            return self._written(request, info, rt, v, ctx)
         options = self._delete_options(request, info.body)
         if options.get("dryRun"):
             # kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
@@ -489,7 +498,7 @@ class ApiHandler:
             meta = v.obj["metadata"]
             if rt.returns_deleted or "deletionTimestamp" in meta:
                 # (a deletion waiting for finalizers answers with the object, whatever kind)
-                return self._written(request, rt, v, ctx)
+                return self._written(request, info, rt, v, ctx)
             # kube's finalizeDelete: what was deleted, with the resource in "kind".
             details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")}
             return _json(
@@ -508,7 +517,9 @@ class ApiHandler:
         deleted = store.delete_collection(
             rt, namespace or None, labels=labels, fields=fields, options=options, ctx=ctx
         )
-        return _raw(_list_body(rt, deleted, store.resource_version, "", None))
+        list_rv = store.resource_version
+        info.served_rv = str(list_rv)
+        return _raw(_list_body(rt, deleted, list_rv, "", None))
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -565,11 +576,13 @@ class ApiHandler:
     def _written(
         self,
         request: web.Request,
+        info: RequestInfo,
         rt: ResourceType,
         v: Version,
         ctx: WriteContext,
         status: int = 200,
     ) -> web.Response:
+        _serves(info, v)
         headers = {}
         if ctx.warnings:
             # One header line per warning, as kube sends them (RFC 7234 warn-code 299).
@@ -604,6 +617,7 @@ class ApiHandler:
             at = asked
         if verb == "get":
             v = self.store.get(rt, namespace, name, at=at, min_rv=asked)
+            _serves(info, v)
             if info.subresource == "scale":
                 return _json(scale.scale_of(rt, v.obj))
             if info.subresource == "status" or not _wants_table(request):
@@ -626,6 +640,7 @@ class ApiHandler:
             at=at,
             min_rv=asked,
         )
+        info.served_rv = str(rv)
         if _wants_table(request):
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if token:
@@ -831,7 +846,7 @@ class ApiHandler:
         if d.type != "BOOKMARK":
             # Objects are stored as written, in the version the writer used; a watch of
             # another served version must see its own apiVersion, as GET and LIST do.
-            v = self.store._as_served(v, rt)
+            v = self.store.served(v, rt)
         if table and d.type != "BOOKMARK":
             obj = discovery.table(rt, [v.obj], list_meta={"resourceVersion": str(v.rv)})
             return orjson.dumps({"type": d.type, "object": obj}) + b"\n"

@@ -254,7 +254,7 @@ class Store:
                 found = self._version_at(rt.key, ns, name, at)
         if found is None:
             raise self._not_found(rt, name)
-        return self._as_served(found, rt)
+        return self.served(found, rt)
 
     def list(
         self,
@@ -316,7 +316,7 @@ class Store:
             if limit and len(items) >= limit:
                 remaining += 1
                 continue
-            items.append(self._as_served(v, rt))
+            items.append(self.served(v, rt))
             last_key = key
         token = ""
         if limit and remaining and last_key is not None:
@@ -379,9 +379,10 @@ class Store:
         except (ValueError, KeyError, TypeError) as e:
             raise errors.BadRequest(f"continue key is not valid: {e}") from None
 
-    def _as_served(self, v: Version, rt: ResourceType) -> Version:
-        """Objects are stored once per resource; each served version names its own apiVersion,
-        and a kind stored in another's shape (events.k8s.io Events) is converted to its own."""
+    def served(self, v: Version, rt: ResourceType) -> Version:
+        """``v`` as ``rt`` serves it. Objects are stored once per resource; each served version
+        names its own apiVersion, and a kind stored in another's shape (events.k8s.io
+        Events) is converted to its own."""
         if v.obj.get("apiVersion") == rt.api_version:
             return v
         if rt.converter is not None:
@@ -418,7 +419,7 @@ class Store:
                 v = self.create(
                     stored_rt, namespace, self._to_storage(rt, obj, ctx), ctx, managed=managed
                 )
-            return self._as_served(v, rt)
+            return self.served(v, rt)
         meta = object_meta(obj)
         ns = self._check_namespace(rt, namespace, meta)
         with self._lock:
@@ -523,7 +524,7 @@ class Store:
                     ctx,
                     subresource=subresource,
                 )
-            return self._as_served(v, rt)
+            return self.served(v, rt)
         meta = object_meta(new)
         if meta.get("name") != name:
             # kube's checkName (handlers/update.go): a body naming no object is refused too.
@@ -832,7 +833,7 @@ class Store:
             ):
                 # A no-op write: no new resourceVersion, no event (like etcd), even when it
                 # came through another served version of the resource than the stored one.
-                return self._as_served(cur, rt)
+                return self.served(cur, rt)
             if rt.key == CRD_KEY:
                 types = crd_resource_types(new)  # first: it checks the shape of spec
                 old_scope = (cur.obj.get("spec") or {}).get("scope")
@@ -855,7 +856,7 @@ class Store:
                 # answered with the object it made, at the resourceVersion it was made on.
                 if not ctx.dry_run:
                     self._finish_delete(rt, cur, ctx)
-                return self._as_served(Version(new, cur.rv), rt)
+                return self.served(Version(new, cur.rv), rt)
             version = self._commit(rt, "MODIFIED", new, cur, ctx, subresource)
             if ctx.dry_run:
                 return version
@@ -887,7 +888,7 @@ class Store:
             stored_rt = self._storage_of(rt)
             with self._served_errors(rt, stored_rt):
                 v = self.delete(stored_rt, namespace, name, options, ctx)
-            return self._as_served(v, rt)
+            return self.served(v, rt)
         options = options or {}
         ns = namespace if rt.namespaced else ""
         with self._lock:
@@ -1027,7 +1028,7 @@ class Store:
 
         with self._served_errors(rt, stored_rt):
             v = self._update(stored_rt, namespace, name, converted, ctx, subresource, True, managed)
-        return self._as_served(v, rt)
+        return self.served(v, rt)
 
     @contextlib.contextmanager
     def _served_errors(self, rt: ResourceType, stored_rt: ResourceType) -> Iterator[None]:
