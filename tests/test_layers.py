@@ -15,6 +15,7 @@ catches what it is meant to.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -158,6 +159,28 @@ def test_a_forbidden_import_breaks_its_contract(
     # ...and only that one: every other contract still holds on the copy.
     others = [c for c in CONTRACTS if c != contract and (contract, c) not in ALSO_BROKEN]
     assert _lint(tmp_path, *others).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*PACKAGE.rglob("*.py"), *(ROOT / "reference_controller").rglob("*.py")]),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_private_name_crosses_a_module_boundary(path: Path) -> None:
+    crossing = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+            continue
+        # (a private module, such as _yaml, may be imported whole: its public names are its API)
+        base = path.parents[node.level - 1] if node.level else ROOT
+        if node.module:
+            base = base.joinpath(*node.module.split("."))
+        crossing += [
+            f"{node.module or '.'}.{alias.name}"
+            for alias in node.names
+            if alias.name.startswith("_") and not (base / f"{alias.name}.py").exists()
+        ]
+    assert not crossing, f"{path.name} imports private names {crossing}"
 
 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
