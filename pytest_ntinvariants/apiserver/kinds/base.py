@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from ..errors import Cause
 from ..resources import ResourceType
 from ..versions import WriteContext
+from .columns import Column
 
 __all__ = ["JSON", "BaseStrategy", "Strategy"]
 
@@ -27,6 +28,9 @@ class Strategy(Protocol):
 
     # Names of this kind are DNS-1123 labels (namespaces, services), not subdomains.
     label_named: bool
+    # The columns of its Table after NAME (kube's printers), and whether AGE follows them.
+    columns: tuple[Column, ...]
+    prints_age: bool
 
     def new_state(self) -> Any:
         """Per-store state of the kind (allocators), or None; passed back to every call."""
@@ -54,6 +58,8 @@ class BaseStrategy:
     nothing to default, nothing to validate beyond metadata and the CRD's schema."""
 
     label_named = False
+    columns: tuple[Column, ...] = ()
+    prints_age = True
 
     def new_state(self) -> Any:
         """No state."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ..resources import ResourceType
 from .base import BaseStrategy, Strategy
+from .cluster import ENDPOINTS, LEASE, NODE, SERVICE_ACCOUNT
+from .crds import CRD
 from .data import CONFIG_MAP, SECRET
 from .events import EVENT
 from .namespaces import NAMESPACE
@@ -23,6 +25,11 @@ BUILTIN: dict[str, Strategy] = {
     "/services": SERVICE,
     "/pods": POD,
     **WORKLOADS,
+    "/serviceaccounts": SERVICE_ACCOUNT,
+    "/endpoints": ENDPOINTS,
+    "/nodes": NODE,
+    "coordination.k8s.io/leases": LEASE,
+    "apiextensions.k8s.io/customresourcedefinitions": CRD,
 }
 
 

@@ -3,9 +3,23 @@ its schema serves is the registry's and the crd package's)."""
 
 from __future__ import annotations
 
-from .base import JSON
+from .base import JSON, BaseStrategy
+from .columns import Column, path
 
-__all__ = ["crd_status"]
+__all__ = ["CRD", "crd_status"]
+
+
+class _Crd(BaseStrategy):
+    """A CustomResourceDefinition: what it serves is the registry's (see the store)."""
+
+    # CRDs print their creation time as is, and no Age (apiextensions' table convertor).
+    columns: tuple[Column, ...] = (
+        Column("Created At", "date", path(".metadata.creationTimestamp")),
+    )
+    prints_age = False
+
+
+CRD = _Crd()
 
 
 def crd_status(crd: JSON, now: str) -> JSON:

@@ -14,6 +14,7 @@ from ..gotext import go_json_type, go_quote
 from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import JSON, BaseStrategy
+from .columns import Column, count, path
 
 __all__ = ["CONFIG_MAP", "SECRET"]
 
@@ -189,6 +190,8 @@ def _data_causes(rt: ResourceType, obj: JSON, old: JSON | None) -> list[Cause]:
 class _DataKind(BaseStrategy):
     """A ConfigMap (or, below, a Secret): its maps decoded as kube decodes them, validated."""
 
+    columns: tuple[Column, ...] = (Column("Data", "integer", count("data", "binaryData")),)
+
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object, refused (400) where kube's decoding of its maps would refuse it."""
         _check_bytes(rt, obj, None)
@@ -210,6 +213,11 @@ class _DataKind(BaseStrategy):
 
 class _Secret(_DataKind):
     """A Secret: its write-only stringData folded into data, its type defaulted."""
+
+    columns: tuple[Column, ...] = (
+        Column("Type", "string", path(".type")),
+        Column("Data", "integer", count("data")),
+    )
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The defaulted Secret, its maps checked."""

@@ -10,6 +10,7 @@ from typing import Any
 from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import JSON, BaseStrategy
+from .columns import Column, path
 
 __all__ = ["NAMESPACE"]
 
@@ -18,6 +19,7 @@ class _Namespace(BaseStrategy):
     """A Namespace: its spec and status are the system's on create."""
 
     label_named = True
+    columns: tuple[Column, ...] = (Column("Status", "string", path(".status.phase")),)
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The namespace, Active, with the finalizer kube's namespace controller removes."""

@@ -10,6 +10,7 @@ from ..errors import Cause, invalid
 from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import JSON, BaseStrategy
+from .columns import Column
 
 __all__ = ["SERVICE", "Allocations"]
 
@@ -113,10 +114,42 @@ def _allocate(obj: JSON, old: JSON | None, ctx: WriteContext, held: Allocations)
         spec.setdefault("allocateLoadBalancerNodePorts", True)
 
 
+def _svc_cluster_ip(obj: JSON) -> str:
+    return str((obj.get("spec") or {}).get("clusterIP") or "<none>")
+
+
+def _svc_external_ip(obj: JSON) -> str:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    external = list(spec.get("externalIPs") or [])
+    if spec.get("type") == "LoadBalancer":
+        ingress = (status.get("loadBalancer") or {}).get("ingress") or []
+        external += [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict)]
+        return ",".join(str(e) for e in external if e) or "<pending>"
+    if spec.get("type") == "ExternalName":
+        return str(spec.get("externalName") or "<none>")
+    return ",".join(str(e) for e in external) or "<none>"
+
+
+def _svc_ports(obj: JSON) -> str:
+    ports = []
+    for p in (obj.get("spec") or {}).get("ports") or []:
+        if not isinstance(p, dict):
+            continue
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        ports.append(f"{p.get('port')}{node}/{p.get('protocol') or 'TCP'}")
+    return ",".join(ports) or "<none>"
+
+
 class _Service(BaseStrategy):
     """A Service: defaulted and allocated on every write; released when deleted."""
 
     label_named = True
+    columns: tuple[Column, ...] = (
+        Column("Type", "string", lambda o: (o.get("spec") or {}).get("type") or "ClusterIP"),
+        Column("Cluster-IP", "string", _svc_cluster_ip),
+        Column("External-IP", "string", _svc_external_ip),
+        Column("Port(s)", "string", _svc_ports),
+    )
 
     def new_state(self) -> Allocations:
         """The store's allocations."""

@@ -20,6 +20,7 @@ from ..jsonvalues import copy_json
 from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import BaseStrategy
+from .columns import Column, int_at, ratio
 
 __all__ = ["POD", "WORKLOADS", "Pod", "Workload", "apply_defaults", "pod_status_on_create"]
 
@@ -282,11 +283,47 @@ def pod_status_on_create(pod: JSON) -> JSON:
     return {"phase": "Pending", "qosClass": _qos_class(pod)}
 
 
+def _pod_ready(obj: JSON) -> str:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    ready = sum(1 for c in statuses if isinstance(c, dict) and c.get("ready"))
+    return f"{ready}/{len((obj.get('spec') or {}).get('containers') or [])}"
+
+
+def _pod_status(obj: JSON) -> str:
+    # kube's printPod, in short: a deletion, a waiting or terminated container's reason,
+    # else the pod's reason or phase.
+    status = obj.get("status") or {}
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for c in status.get("containerStatuses") or []:
+        state = c.get("state") or {} if isinstance(c, dict) else {}
+        for kind in ("waiting", "terminated"):
+            reason = (state.get(kind) or {}).get("reason")
+            if reason:
+                return str(reason)
+    return str(status.get("reason") or status.get("phase") or "Unknown")
+
+
+def _pod_restarts(obj: JSON) -> int:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    return sum(int(c.get("restartCount") or 0) for c in statuses if isinstance(c, dict))
+
+
+def _job_status(obj: JSON) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    true = {c.get("type") for c in conditions if isinstance(c, dict) and c.get("status") == "True"}
+    for kind in ("Failed", "Complete", "SuccessCriteriaMet", "FailureTarget", "Suspended"):
+        if kind in true:
+            return kind
+    return "Running"
+
+
 class Workload(BaseStrategy):
     """A workload (or a pod): kube's defaults filled in on every write."""
 
-    def __init__(self, defaulter: Callable[[JSON], JSON]) -> None:
+    def __init__(self, defaulter: Callable[[JSON], JSON], columns: tuple[Column, ...] = ()) -> None:
         self._defaulter = defaulter
+        self.columns = columns
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object with kube's defaults."""
@@ -309,8 +346,37 @@ class Pod(Workload):
         return obj
 
 
-POD = Pod(_pod)
+POD = Pod(
+    _pod,
+    (
+        Column("Ready", "string", _pod_ready),
+        Column("Status", "string", _pod_status),
+        Column("Restarts", "string", _pod_restarts),
+    ),
+)
+# The workloads' columns (kube's printers), by storage key.
+_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "apps/deployments": (
+        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
+        Column("Up-to-date", "integer", int_at(".status.updatedReplicas")),
+        Column("Available", "integer", int_at(".status.availableReplicas")),
+    ),
+    "apps/replicasets": (
+        Column("Desired", "integer", int_at(".spec.replicas")),
+        Column("Current", "integer", int_at(".status.replicas")),
+        Column("Ready", "integer", int_at(".status.readyReplicas")),
+    ),
+    "apps/statefulsets": (
+        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
+    ),
+    "batch/jobs": (
+        Column("Status", "string", _job_status),
+        Column("Completions", "string", ratio(".status.succeeded", ".spec.completions", 1)),
+    ),
+}
 # The workload kinds by storage key (the pod's own strategy apart).
 WORKLOADS: dict[str, Workload] = {
-    key: Workload(defaulter) for key, defaulter in _DEFAULTERS.items() if key != "/pods"
+    key: Workload(defaulter, _COLUMNS.get(key, ()))
+    for key, defaulter in _DEFAULTERS.items()
+    if key != "/pods"
 }
