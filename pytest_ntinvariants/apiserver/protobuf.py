@@ -39,6 +39,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from . import errors
+from .kinds import strategy_for
+from .resources import BUILTIN_TYPES
 
 __all__ = ["KINDS", "MAGIC", "MEDIA_TYPE", "decode", "envelope", "message_class"]
 
@@ -46,7 +48,8 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 # runtime/serializer/protobuf: every body starts with these four bytes.
 MAGIC = b"k8s\x00"
 
-# The kinds decoded: (apiVersion, kind) -> message name in _LAYOUT.
+# The kinds decoded: (apiVersion, kind) -> message name in _LAYOUT (and, below, the kinds
+# whose strategies lay out their own).
 KINDS: dict[tuple[str, str], str] = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "ConfigMap"): "ConfigMap",
@@ -491,7 +494,15 @@ def _parse_layout(text: str) -> dict[str, tuple[_Field, ...]]:
     return layout
 
 
-_MESSAGES = _parse_layout(_LAYOUT)
+# A built-in kind whose strategy lays out its own message (``protobuf_layout``, named after
+# the kind; it may use the messages above) is decoded too.
+_KIND_LAYOUTS = {
+    (t.api_version, t.kind): layout
+    for t in BUILTIN_TYPES
+    if (layout := strategy_for(t).protobuf_layout)
+}
+KINDS.update({key: key[1] for key in _KIND_LAYOUTS})
+_MESSAGES = _parse_layout(_LAYOUT + "".join(dict.fromkeys(_KIND_LAYOUTS.values())))
 
 
 def _descriptor(name: str, fields: tuple[_Field, ...]) -> descriptor_pb2.DescriptorProto:

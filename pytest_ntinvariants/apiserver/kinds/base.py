@@ -31,6 +31,9 @@ class Strategy(Protocol):
     # The columns of its Table after NAME (kube's printers), and whether AGE follows them.
     columns: tuple[Column, ...]
     prints_age: bool
+    # The protobuf layout of its messages, in protobuf.py's notation, the kind's own named
+    # after it; "" for a kind that protobuf.py lays out itself, or not at all.
+    protobuf_layout: str
 
     def new_state(self) -> Any:
         """Per-store state of the kind (allocators), or None; passed back to every call."""
@@ -60,6 +63,7 @@ class BaseStrategy:
     label_named = False
     columns: tuple[Column, ...] = ()
     prints_age = True
+    protobuf_layout = ""
 
     def new_state(self) -> Any:
         """No state."""
