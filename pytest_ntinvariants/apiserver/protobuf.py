@@ -62,7 +62,6 @@ KINDS: dict[tuple[str, str], str] = {
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
-    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
@@ -391,14 +390,6 @@ ServiceBackendPort name=1 number=2:int32
 HTTPIngressRuleValue paths=1:[HTTPIngressPath]!
 IngressPortStatus port=1:int32! protocol=2! error=3:*string
 HTTPIngressPath path=1 backend=2:IngressBackend pathType=3:*string!
-# policy/v1
-PodDisruptionBudget metadata=1:ObjectMeta spec=2:PodDisruptionBudgetSpec
-    status=3:PodDisruptionBudgetStatus
-PodDisruptionBudgetSpec minAvailable=1:*IntOrString selector=2:*LabelSelector
-    maxUnavailable=3:*IntOrString unhealthyPodEvictionPolicy=4:*string
-PodDisruptionBudgetStatus observedGeneration=1:int64 disruptedPods=2:{Time}
-    disruptionsAllowed=3:int32! currentHealthy=4:int32! desiredHealthy=5:int32!
-    expectedPods=6:int32! conditions=7:[Condition]
 # meta/v1 (k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto)
 ObjectMeta name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6
     generation=7:int64 creationTimestamp=8:Time deletionTimestamp=9:*Time

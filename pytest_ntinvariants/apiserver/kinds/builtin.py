@@ -10,6 +10,7 @@ from .crds import CRD
 from .data import CONFIG_MAP, SECRET
 from .events import EVENT
 from .namespaces import NAMESPACE
+from .policy import POD_DISRUPTION_BUDGET
 from .services import SERVICE
 from .workloads import POD, WORKLOADS
 
@@ -30,6 +31,7 @@ BUILTIN: dict[str, Strategy] = {
     "/nodes": NODE,
     "coordination.k8s.io/leases": LEASE,
     "apiextensions.k8s.io/customresourcedefinitions": CRD,
+    "policy/poddisruptionbudgets": POD_DISRUPTION_BUDGET,
 }
 
 
