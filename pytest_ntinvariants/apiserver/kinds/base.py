@@ -16,6 +16,7 @@ from ..errors import Cause
 from ..resources import ResourceType
 from ..versions import WriteContext
 from .columns import Column
+from .mergekeys import OBJECT_ROOT, Structs
 
 __all__ = ["JSON", "BaseStrategy", "Strategy"]
 
@@ -34,6 +35,10 @@ class Strategy(Protocol):
     # The protobuf layout of its messages, in protobuf.py's notation, the kind's own named
     # after it; "" for a kind that protobuf.py lays out itself, or not at all.
     protobuf_layout: str
+    # Its strategic-merge-patch tags (mergekeys.py): the root struct of its objects, and
+    # the structs its module contributes (shared by the kinds of that module).
+    patch_root: str
+    patch_structs: Structs
 
     def new_state(self) -> Any:
         """Per-store state of the kind (allocators), or None; passed back to every call."""
@@ -64,6 +69,8 @@ class BaseStrategy:
     columns: tuple[Column, ...] = ()
     prints_age = True
     protobuf_layout = ""
+    patch_root = OBJECT_ROOT
+    patch_structs: Structs = {}
 
     def new_state(self) -> Any:
         """No state."""

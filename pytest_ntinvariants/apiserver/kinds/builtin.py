@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..resources import ResourceType
 from .base import BaseStrategy, Strategy
-from .cluster import ENDPOINTS, LEASE, NODE, SERVICE_ACCOUNT
+from .cluster import ENDPOINTS, LEASE, NODE, PERSISTENT_VOLUME_CLAIM, SERVICE_ACCOUNT
+from .cluster import UNSERVED_PATCH_ROOTS as CLUSTER_UNSERVED
 from .crds import CRD
 from .data import CONFIG_MAP, SECRET
 from .events import EVENT
@@ -13,8 +14,9 @@ from .namespaces import NAMESPACE
 from .policy import POD_DISRUPTION_BUDGET
 from .services import SERVICE
 from .workloads import POD, WORKLOADS
+from .workloads import UNSERVED_PATCH_ROOTS as WORKLOADS_UNSERVED
 
-__all__ = ["BUILTIN", "DEFAULT", "strategy_for"]
+__all__ = ["BUILTIN", "DEFAULT", "UNSERVED_PATCH_ROOTS", "strategy_for"]
 
 DEFAULT: Strategy = BaseStrategy()
 
@@ -29,6 +31,7 @@ BUILTIN: dict[str, Strategy] = {
     "/serviceaccounts": SERVICE_ACCOUNT,
     "/endpoints": ENDPOINTS,
     "/nodes": NODE,
+    "/persistentvolumeclaims": PERSISTENT_VOLUME_CLAIM,
     "coordination.k8s.io/leases": LEASE,
     "apiextensions.k8s.io/customresourcedefinitions": CRD,
     "policy/poddisruptionbudgets": POD_DISRUPTION_BUDGET,
@@ -38,3 +41,8 @@ BUILTIN: dict[str, Strategy] = {
 def strategy_for(rt: ResourceType) -> Strategy:
     """The strategy of a type: its kind's (by storage key), or the default's."""
     return BUILTIN.get(rt.key, DEFAULT) if rt.builtin else DEFAULT
+
+
+# (API group, kind) -> root struct of kinds not served here (strategic merge patch knows
+# their tags, for patches applied outside the store).
+UNSERVED_PATCH_ROOTS: dict[tuple[str, str], str] = {**WORKLOADS_UNSERVED, **CLUSTER_UNSERVED}

@@ -5,16 +5,48 @@ from __future__ import annotations
 
 from .base import JSON, BaseStrategy
 from .columns import AGE, Column, count, path
+from .mergekeys import OBJECT_ROOT, Structs, merge, struct
 
-__all__ = ["ENDPOINTS", "LEASE", "NODE", "SERVICE_ACCOUNT"]
+__all__ = [
+    "ENDPOINTS",
+    "LEASE",
+    "NODE",
+    "PERSISTENT_VOLUME_CLAIM",
+    "SERVICE_ACCOUNT",
+    "UNSERVED_PATCH_ROOTS",
+]
+
+# Their strategic-merge-patch tags (k8s.io/api core/v1 types.go).
+_PATCH_STRUCTS: Structs = {
+    "Node": {
+        "metadata": struct("ObjectMeta"),
+        "spec": struct("NodeSpec"),
+        "status": struct("NodeStatus"),
+    },
+    "NodeSpec": {"podCIDRs": merge()},
+    "NodeStatus": {"conditions": merge("type"), "addresses": merge("type")},
+    "ServiceAccount": {"metadata": struct("ObjectMeta"), "secrets": merge("name")},
+    "ComponentStatus": {"metadata": struct("ObjectMeta"), "conditions": merge("type")},
+}
+# Kinds this server does not serve whose tags strategic merge patch knows all the same.
+UNSERVED_PATCH_ROOTS = {("", "ComponentStatus"): "ComponentStatus"}
 
 
 class _Printed(BaseStrategy):
-    """A kind with nothing of its own but the columns it prints."""
+    """A kind with nothing of its own but the columns it prints and its patch tags."""
 
-    def __init__(self, columns: tuple[Column, ...], *, prints_age: bool = True) -> None:
+    patch_structs = _PATCH_STRUCTS
+
+    def __init__(
+        self,
+        columns: tuple[Column, ...],
+        *,
+        prints_age: bool = True,
+        patch_root: str = OBJECT_ROOT,
+    ) -> None:
         self.columns = columns
         self.prints_age = prints_age
+        self.patch_root = patch_root
 
 
 def _endpoints(obj: JSON) -> str:
@@ -47,7 +79,9 @@ def _node_roles(obj: JSON) -> str:
     return ",".join(roles) or "<none>"
 
 
-SERVICE_ACCOUNT = _Printed((Column("Secrets", "integer", count("secrets")),))
+SERVICE_ACCOUNT = _Printed(
+    (Column("Secrets", "integer", count("secrets")),), patch_root="ServiceAccount"
+)
 ENDPOINTS = _Printed((Column("Endpoints", "string", _endpoints),))
 NODE = _Printed(
     (
@@ -57,5 +91,8 @@ NODE = _Printed(
         Column("Version", "string", path(".status.nodeInfo.kubeletVersion")),
     ),
     prints_age=False,
+    patch_root="Node",
 )
 LEASE = _Printed((Column("Holder", "string", path(".spec.holderIdentity")),))
+# (only its status conditions merge; it prints NAME and AGE)
+PERSISTENT_VOLUME_CLAIM = _Printed((), patch_root="WithStatusConditions")

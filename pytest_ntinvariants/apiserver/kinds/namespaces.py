@@ -19,6 +19,7 @@ class _Namespace(BaseStrategy):
     """A Namespace: its spec and status are the system's on create."""
 
     label_named = True
+    patch_root = "WithStatusConditions"
     columns: tuple[Column, ...] = (Column("Status", "string", path(".status.phase")),)
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:

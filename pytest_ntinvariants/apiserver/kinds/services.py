@@ -11,6 +11,7 @@ from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import JSON, BaseStrategy
 from .columns import Column
+from .mergekeys import Structs, merge, struct
 
 __all__ = ["SERVICE", "Allocations"]
 
@@ -144,6 +145,15 @@ class _Service(BaseStrategy):
     """A Service: defaulted and allocated on every write; released when deleted."""
 
     label_named = True
+    patch_root = "Service"
+    patch_structs: Structs = {
+        "Service": {
+            "metadata": struct("ObjectMeta"),
+            "spec": struct("ServiceSpec"),
+            "status": struct("Conditions"),
+        },
+        "ServiceSpec": {"ports": merge("port")},
+    }
     columns: tuple[Column, ...] = (
         Column("Type", "string", lambda o: (o.get("spec") or {}).get("type") or "ClusterIP"),
         Column("Cluster-IP", "string", _svc_cluster_ip),

@@ -21,8 +21,18 @@ from ..resources import ResourceType
 from ..versions import WriteContext
 from .base import BaseStrategy
 from .columns import Column, int_at, ratio
+from .mergekeys import Structs, merge, struct
 
-__all__ = ["POD", "WORKLOADS", "Pod", "Workload", "apply_defaults", "pod_status_on_create"]
+__all__ = [
+    "PATCH_STRUCTS",
+    "POD",
+    "UNSERVED_PATCH_ROOTS",
+    "WORKLOADS",
+    "Pod",
+    "Workload",
+    "apply_defaults",
+    "pod_status_on_create",
+]
 
 JSON = dict[str, Any]
 
@@ -318,12 +328,70 @@ def _job_status(obj: JSON) -> str:
     return "Running"
 
 
+# The tags of pods and workloads (k8s.io/api core/v1, apps/v1, batch/v1 types.go).
+PATCH_STRUCTS: Structs = {
+    "Pod": {
+        "metadata": struct("ObjectMeta"),
+        "spec": struct("PodSpec"),
+        "status": struct("PodStatus"),
+    },
+    "PodTemplate": {"metadata": struct("ObjectMeta"), "template": struct("PodTemplateSpec")},
+    "PodTemplateSpec": {"metadata": struct("ObjectMeta"), "spec": struct("PodSpec")},
+    "PodSpec": {
+        "volumes": merge("name"),
+        "initContainers": merge("name", "Container"),
+        "containers": merge("name", "Container"),
+        "ephemeralContainers": merge("name", "Container"),
+        "imagePullSecrets": merge("name"),
+        "hostAliases": merge("ip"),
+        "topologySpreadConstraints": merge("topologyKey"),
+        "schedulingGates": merge("name"),
+        "resourceClaims": merge("name"),
+    },
+    "Container": {
+        "ports": merge("containerPort"),
+        "env": merge("name"),
+        "volumeMounts": merge("mountPath"),
+        "volumeDevices": merge("devicePath"),
+    },
+    "PodStatus": {
+        "conditions": merge("type"),
+        "hostIPs": merge("ip"),
+        "podIPs": merge("ip"),
+        "resourceClaimStatuses": merge("name"),
+    },
+    # Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job.
+    "Workload": {
+        "metadata": struct("ObjectMeta"),
+        "spec": struct("WorkloadSpec"),
+        "status": struct("Conditions"),
+    },
+    "WorkloadSpec": {"template": struct("PodTemplateSpec")},
+    "CronJob": {"metadata": struct("ObjectMeta"), "spec": struct("CronJobSpec")},
+    "CronJobSpec": {"jobTemplate": struct("JobTemplateSpec")},
+    "JobTemplateSpec": {"metadata": struct("ObjectMeta"), "spec": struct("WorkloadSpec")},
+}
+# Kinds this server does not serve whose tags strategic merge patch knows all the same.
+UNSERVED_PATCH_ROOTS = {
+    ("", "PodTemplate"): "PodTemplate",
+    ("", "ReplicationController"): "Workload",
+}
+
+
 class Workload(BaseStrategy):
     """A workload (or a pod): kube's defaults filled in on every write."""
 
-    def __init__(self, defaulter: Callable[[JSON], JSON], columns: tuple[Column, ...] = ()) -> None:
+    patch_structs = PATCH_STRUCTS
+
+    def __init__(
+        self,
+        defaulter: Callable[[JSON], JSON],
+        columns: tuple[Column, ...] = (),
+        patch_root: str = "Workload",
+    ) -> None:
         self._defaulter = defaulter
         self.columns = columns
+        self.patch_root = patch_root
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object with kube's defaults."""
@@ -353,6 +421,7 @@ POD = Pod(
         Column("Status", "string", _pod_status),
         Column("Restarts", "string", _pod_restarts),
     ),
+    patch_root="Pod",
 )
 # The workloads' columns (kube's printers), by storage key.
 _COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -376,7 +445,9 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 # The workload kinds by storage key (the pod's own strategy apart).
 WORKLOADS: dict[str, Workload] = {
-    key: Workload(defaulter, _COLUMNS.get(key, ()))
+    key: Workload(
+        defaulter, _COLUMNS.get(key, ()), "CronJob" if key == "batch/cronjobs" else "Workload"
+    )
     for key, defaulter in _DEFAULTERS.items()
     if key != "/pods"
 }
