@@ -17,6 +17,7 @@ from typing import Any
 from . import errors
 from .errors import Cause
 from .gotext import go_json, go_json_type, go_quote
+from .resources import ResourceType
 
 __all__ = [
     "VALIDATED_META",
@@ -24,10 +25,12 @@ __all__ = [
     "bad_label_value",
     "bad_meta_key",
     "bad_name",
+    "check_type_meta",
     "drop_empty_meta",
     "immutable",
     "now_rfc3339",
     "object_meta",
+    "settle_namespace",
     "system_meta_update",
     "validate_meta",
 ]
@@ -295,3 +298,50 @@ def validate_meta(meta: JSON, *, label_named: bool = False) -> list[Cause]:
                     )
                 )
     return causes
+
+
+def check_type_meta(body: Any, rt: ResourceType) -> JSON:
+    """The body as an object of ``rt``: its apiVersion and kind set to the type's, refused
+    (400) if it is no object or names another kind (or a group other than the type's)."""
+    if not isinstance(body, dict):
+        raise errors.BadRequest(
+            f"the body of the request must be a {rt.kind} object, not "
+            f"{type(body).__name__ if body is not None else 'null'}"
+        )
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if (
+        api_version not in (None, "")
+        and api_version != rt.api_version
+        and not (
+            # Any served version of the same group may be written through another.
+            str(api_version).rpartition("/")[0] == rt.group and rt.group
+        )
+    ):
+        raise errors.BadRequest(
+            f"the API version in the data ({api_version}) does not match the expected API "
+            f"version ({rt.api_version})"
+        )
+    if kind not in (None, "") and kind != rt.kind:
+        raise errors.BadRequest(
+            f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+        )
+    body["apiVersion"], body["kind"] = rt.api_version, rt.kind
+    return body
+
+
+def settle_namespace(rt: ResourceType, namespace: str, meta: JSON) -> str:
+    """The namespace of a create: the request's and the body's, which must agree (400);
+    none for a cluster-scoped type. Written into ``meta``."""
+    if not rt.namespaced:
+        meta.pop("namespace", None)
+        return ""
+    body_ns = meta.get("namespace")
+    if body_ns and namespace and body_ns != namespace:
+        raise errors.BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    ns = namespace or body_ns or ""
+    if not ns:
+        raise errors.BadRequest("the namespace of the object must be set")
+    meta["namespace"] = ns
+    return str(ns)

@@ -11,11 +11,16 @@ and a watcher can resume from any version still in history.
 Stored objects are never mutated: a write builds a new dict. Readers in other threads
 can therefore hold a ``Version`` without copying; ``Version.raw`` is its JSON, encoded
 once and shared by every GET, LIST and watch that serves it.
+
+This module is the generic registry, as kube-apiserver's is: versioned storage and the
+steps every write takes. What is not generic lives beside it: what is kept and handed out
+(versions.py), object metadata (objectmeta.py), each kind's own rules (kinds/, asked
+through the kind's strategy), the validation of a write (validation.py), and kube's
+controllers that act on deletions (controllers/).
 """
 
 from __future__ import annotations
 
-import base64
 import bisect
 import builtins
 import contextlib
@@ -27,31 +32,38 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from . import apply as ssa
 from . import errors, scale
 from .controllers import FOREGROUND, CrdCleanup, GarbageCollector, NamespaceController
 from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
-from .gotext import go_json, go_quote
 from .jsonvalues import as_json
 from .kinds import BUILTIN, strategy_for
 from .kinds.crds import crd_status
 from .mediatypes import JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH
 from .objectmeta import (
     VALIDATED_META,
+    check_type_meta,
     drop_empty_meta,
     now_rfc3339,
     object_meta,
+    settle_namespace,
     system_meta_update,
-    validate_meta,
 )
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
 from .selectors import FieldSelector, LabelSelector
-from .versions import JSON, Event, Version, WriteContext
+from .validation import validate_write
+from .versions import (
+    JSON,
+    Event,
+    Version,
+    WriteContext,
+    check_preconditions,
+    decode_continue,
+    encode_continue,
+)
 
 __all__ = ["Event", "Listener", "Store", "Version", "WriteContext"]
 
@@ -277,7 +289,7 @@ class Store:
         """
         start_after: tuple[str, str] | None = None
         if continue_token:
-            at, start_after = self._decode_continue(continue_token)
+            at, start_after = decode_continue(continue_token)
         ns = namespace if rt.namespaced and namespace else None
         with self._lock:
             if at is not None or min_rv is not None:
@@ -320,7 +332,7 @@ class Store:
             last_key = key
         token = ""
         if limit and remaining and last_key is not None:
-            token = self._encode_continue(list_rv, last_key)
+            token = encode_continue(list_rv, last_key)
         # kube leaves remainingItemCount unset when selectors filter the list.
         counted = token and not labels and not fields
         return items, list_rv, token, (remaining if counted else None)
@@ -365,20 +377,6 @@ class Store:
         i = bisect.bisect_right(versions, at, key=lambda e: e[0])
         return versions[i - 1][1] if i else None
 
-    @staticmethod
-    def _encode_continue(rv: int, key: tuple[str, str]) -> str:
-        raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(key)})
-        return base64.urlsafe_b64encode(raw).decode()
-
-    @staticmethod
-    def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
-        try:
-            data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-            ns, name = data["start"]
-            return int(data["rv"]), (str(ns), str(name))
-        except (ValueError, KeyError, TypeError) as e:
-            raise errors.BadRequest(f"continue key is not valid: {e}") from None
-
     def served(self, v: Version, rt: ResourceType) -> Version:
         """``v`` as ``rt`` serves it. Objects are stored once per resource; each served version
         names its own apiVersion, and a kind stored in another's shape (events.k8s.io
@@ -412,7 +410,7 @@ class Store:
         ``managed``: the body's managedFields are already the server's (an apply's).
         """
         ctx = ctx or WriteContext(verb="create")
-        obj = self._check_body(body, rt)
+        obj = check_type_meta(body, rt)
         if rt.converter is not None:
             stored_rt = self._storage_of(rt)
             with self._served_errors(rt, stored_rt):
@@ -421,7 +419,7 @@ class Store:
                 )
             return self.served(v, rt)
         meta = object_meta(obj)
-        ns = self._check_namespace(rt, namespace, meta)
+        ns = settle_namespace(rt, namespace, meta)
         with self._lock:
             if rt.namespaced:
                 self._require_live_namespace(ns)
@@ -484,7 +482,7 @@ class Store:
                     meta.get("managedFields"),
                 )
             drop_empty_meta(meta)
-            self._validate(rt, obj, None, ctx)
+            validate_write(rt, obj, None, ctx, self.schema(rt))
             if rt.key == CRD_KEY:
                 types = crd_resource_types(obj)
                 self.registry.check_crd(name, types)
@@ -512,7 +510,7 @@ class Store:
             return self._update(
                 rt, namespace, name, lambda cur: scale.with_scale(rt, cur, body), ctx, "scale", True
             )
-        new = self._check_body(body, rt)
+        new = check_type_meta(body, rt)
         if rt.converter is not None:
             stored_rt = self._storage_of(rt)
             with self._served_errors(rt, stored_rt):
@@ -680,7 +678,7 @@ class Store:
             # value below them may be shared with ``cur`` (a merge patch's result, the status
             # strategy below): stored versions are never mutated, so nothing below metadata
             # is written to in place (the schema's pruning and defaulting copy on write).
-            new = self._check_body(result if fresh else as_json(result), rt)
+            new = check_type_meta(result if fresh else as_json(result), rt)
             cur_meta = cur.obj["metadata"]
             # A merge patch that leaves metadata alone shares the stored metadata, which
             # passed every check below when it was stored.
@@ -795,11 +793,12 @@ class Store:
                             break
                     else:
                         meta_unchanged = True
-            new = self._validate(
+            new = validate_write(
                 rt,
                 new,
                 cur.obj,
                 ctx,
+                schema,
                 shared=True,
                 unchanged=unchanged,
                 meta_unchanged=meta_unchanged,
@@ -902,7 +901,7 @@ class Store:
                     name=name,
                     kind="namespaces",
                 )
-            self._check_preconditions(rt, cur, options.get("preconditions") or {})
+            check_preconditions(rt, cur, options.get("preconditions") or {})
             policy = options.get("propagationPolicy") or (
                 "Orphan" if options.get("orphanDependents") else "Background"
             )
@@ -1023,7 +1022,7 @@ class Store:
         def converted(cur: JSON) -> JSON:
             result = compute(conv.from_storage(cur))
             # (_update copies a result that is not fresh; this one is converted first)
-            served = self._check_body(result if fresh else as_json(result), rt)
+            served = check_type_meta(result if fresh else as_json(result), rt)
             return self._to_storage(rt, served, ctx)
 
         with self._served_errors(rt, stored_rt):
@@ -1114,67 +1113,6 @@ class Store:
                 self._gc.maybe_finish_foreground(str(ref.get("uid")))
         return version
 
-    def _check_preconditions(self, rt: ResourceType, cur: Version, pre: JSON) -> None:
-        meta = cur.obj["metadata"]
-        if pre.get("uid") and pre["uid"] != meta.get("uid"):
-            raise errors.Conflict(
-                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                f"{meta.get('uid')}",
-                name=cur.name,
-                group=rt.group,
-                kind=rt.plural,
-            )
-        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
-            raise errors.Conflict(
-                f"Precondition failed: ResourceVersion in precondition: "
-                f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}",
-                name=cur.name,
-                group=rt.group,
-                kind=rt.plural,
-            )
-
-    def _check_body(self, body: Any, rt: ResourceType) -> JSON:
-        if not isinstance(body, dict):
-            raise errors.BadRequest(
-                f"the body of the request must be a {rt.kind} object, not "
-                f"{type(body).__name__ if body is not None else 'null'}"
-            )
-        api_version, kind = body.get("apiVersion"), body.get("kind")
-        if (
-            api_version not in (None, "")
-            and api_version != rt.api_version
-            and not (
-                # Any served version of the same group may be written through another.
-                str(api_version).rpartition("/")[0] == rt.group and rt.group
-            )
-        ):
-            raise errors.BadRequest(
-                f"the API version in the data ({api_version}) does not match the expected API "
-                f"version ({rt.api_version})"
-            )
-        if kind not in (None, "") and kind != rt.kind:
-            raise errors.BadRequest(
-                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
-            )
-        body["apiVersion"], body["kind"] = rt.api_version, rt.kind
-        return body
-
-    def _check_namespace(self, rt: ResourceType, namespace: str, meta: JSON) -> str:
-        if not rt.namespaced:
-            meta.pop("namespace", None)
-            return ""
-        body_ns = meta.get("namespace")
-        if body_ns and namespace and body_ns != namespace:
-            raise errors.BadRequest(
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request"
-            )
-        ns = namespace or body_ns or ""
-        if not ns:
-            raise errors.BadRequest("the namespace of the object must be set")
-        meta["namespace"] = ns
-        return str(ns)
-
     def _require_live_namespace(self, ns: str) -> None:
         nsv = self._objects.get(NAMESPACE_KEY, {}).get(("", ns))
         if nsv is None:
@@ -1202,80 +1140,6 @@ class Store:
         """Record that ``version``, just stored, passed _validate (see ``_checked``)."""
         if not ctx.dry_run:
             self._checked[(rt.key, ns, name)] = (version, self.schema(rt))
-
-    def _validate(
-        self,
-        rt: ResourceType,
-        obj: JSON,
-        old: JSON | None,
-        ctx: WriteContext,
-        *,
-        shared: bool = False,
-        unchanged: Sequence[str] = (),
-        meta_unchanged: bool = False,
-        update_causes: Sequence[Cause] = (),
-    ) -> JSON:
-        """Validate ``obj``; return it pruned and defaulted by its schema, if it has one.
-
-        Unless ``shared``, that is done in place (a create's body is all its own); with
-        ``shared``, values below the root and metadata may belong to stored versions, so
-        the schema's pruning and defaulting copy on write and the result may be a new dict.
-        ``unchanged`` (with ``shared``): root fields whose values are those of a version this
-        schema passed (``_checked``); the schema's walks may skip them. ``meta_unchanged``:
-        what ``_validate_meta`` reads is as in such a version, so it is not run again.
-        ``update_causes``: what an update did to metadata kube refuses (``_system_meta_update``),
-        listed after the metadata's own causes as kube's rest.BeforeUpdate lists them.
-        """
-        meta = obj["metadata"]
-        strategy = strategy_for(rt)
-        causes = [] if meta_unchanged else validate_meta(meta, label_named=strategy.label_named)
-        causes.extend(update_causes)
-        causes.extend(strategy.validate(rt, obj, old, ctx))
-        schema = self.schema(rt)
-        if schema is not None:
-            # kube quotes the whole patched object in a patch's strict error: keep it.
-            before = go_json(obj) if ctx.field_validation == "Strict" else ""
-            still: Sequence[str] = ()
-            if shared:
-                normalized, pruned = schema.normalize(obj, unchanged)
-                # validate() may skip only values normalize() returned as they were (all of
-                # them when it returned the very same object: nothing at the root changed).
-                if normalized is obj:
-                    still = unchanged
-                else:
-                    still = [k for k in unchanged if normalized.get(k, _MISSING) is obj[k]]
-                obj = normalized
-            else:
-                pruned = schema.prune(obj)
-            if pruned:
-                if ctx.field_validation == "Strict":
-                    strict = "strict decoding error: " + ", ".join(
-                        f'unknown field "{p}"' for p in pruned
-                    )
-                    if ctx.verb == "patch":
-                        # apiserver/pkg/endpoints/handlers/patch.go (jsonPatcher): a 422
-                        # about the field "patch", its value the patched object.
-                        raise invalid(
-                            "",
-                            "",
-                            "",
-                            [Cause("patch", f"Invalid value: {go_quote(before)}: {strict}")],
-                        )
-                    # The strict decoder's words for a create or update body.
-                    raise errors.BadRequest(
-                        f'{rt.kind} in version "{rt.version}" cannot be handled as a '
-                        f"{rt.kind}: {strict}"
-                    )
-                if ctx.field_validation in ("", "Warn"):
-                    ctx.warnings.extend(f'unknown field "{p}"' for p in pruned)
-            if not shared:
-                schema.apply_defaults(obj)  # (normalize has applied them)
-            causes.extend(schema.validate(obj, still))
-            if old is not None:
-                causes.extend(schema.validate_update(obj, old))
-        if causes:
-            raise invalid(rt.kind, rt.group, str(meta.get("name", "")), causes)
-        return obj
 
 
 class _Cluster:

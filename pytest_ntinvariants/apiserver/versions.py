@@ -8,14 +8,25 @@ events can be attributed. The store makes them; watches, the ledger and the wire
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
 
+from . import errors
 from .resources import ResourceType
 
-__all__ = ["JSON", "Event", "Version", "WriteContext", "kept_json"]
+__all__ = [
+    "JSON",
+    "Event",
+    "Version",
+    "WriteContext",
+    "check_preconditions",
+    "decode_continue",
+    "encode_continue",
+    "kept_json",
+]
 
 JSON = dict[str, Any]
 
@@ -125,3 +136,40 @@ def kept_json(obj: JSON) -> bytes:
     object took 2.9 µs each straight from orjson and 0.8 µs copied (1.6 KiB: 4.5 and 1.7).
     """
     return bytes(memoryview(orjson.dumps(obj)))
+
+
+def encode_continue(rv: int, key: tuple[str, str]) -> str:
+    """The continue token of a list paged at snapshot ``rv`` after the object ``key``."""
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(key)})
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    """The snapshot and the last key of a continue token (400 if it is not one)."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        ns, name = data["start"]
+        return int(data["rv"]), (str(ns), str(name))
+    except (ValueError, KeyError, TypeError) as e:
+        raise errors.BadRequest(f"continue key is not valid: {e}") from None
+
+
+def check_preconditions(rt: ResourceType, cur: Version, pre: JSON) -> None:
+    """Refuse (409) a delete whose preconditions (uid, resourceVersion) ``cur`` fails."""
+    meta = cur.obj["metadata"]
+    if pre.get("uid") and pre["uid"] != meta.get("uid"):
+        raise errors.Conflict(
+            f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+            f"{meta.get('uid')}",
+            name=cur.name,
+            group=rt.group,
+            kind=rt.plural,
+        )
+    if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(cur.rv):
+        raise errors.Conflict(
+            f"Precondition failed: ResourceVersion in precondition: "
+            f"{pre['resourceVersion']}, ResourceVersion in object meta: {cur.rv}",
+            name=cur.name,
+            group=rt.group,
+            kind=rt.plural,
+        )
