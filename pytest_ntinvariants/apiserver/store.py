@@ -34,7 +34,13 @@ from typing import Any
 
 from . import apply as ssa
 from . import errors, scale
-from .controllers import FOREGROUND, CrdCleanup, GarbageCollector, NamespaceController
+from .controllers import (
+    FOREGROUND,
+    CrdCleanup,
+    Emptier,
+    GarbageCollector,
+    NamespaceController,
+)
 from .crd import StructuralSchema, compiled_schema
 from .decode import check_depth
 from .errors import Cause, invalid
@@ -154,6 +160,11 @@ class Store:
         self._gc = GarbageCollector(cluster)
         self._namespaces = NamespaceController(cluster)
         self._crds = CrdCleanup(cluster)
+        # The kinds whose objects hold others, emptied before they go.
+        self._emptiers: dict[str, Emptier] = {
+            NAMESPACE_KEY: self._namespaces,
+            CRD_KEY: self._crds,
+        }
         for ns in namespaces:
             self.create(self._type("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
@@ -867,11 +878,8 @@ class Store:
     def _may_go(self, rt: ResourceType, name: str) -> bool:
         """Whether an object being deleted goes once its finalizers are gone: at once, but a
         CRD only once its objects are gone and a namespace once its contents are."""
-        if rt.key == CRD_KEY:
-            return self._crds.may_go(name)
-        if rt.key == NAMESPACE_KEY:
-            return self._namespaces.may_go(name)
-        return True
+        emptier = self._emptiers.get(rt.key)
+        return emptier is None or emptier.may_go(name)
 
     def delete(
         self,
@@ -924,11 +932,12 @@ class Store:
             if policy == "Orphan":
                 self._gc.orphan_dependents(cur)
             meta = cur.obj["metadata"]
-            foreground = policy == "Foreground" and rt.key not in (NAMESPACE_KEY, CRD_KEY)
+            emptier = self._emptiers.get(rt.key)
+            foreground = policy == "Foreground" and emptier is None
             # Namespaces and CRDs wait for their contents (kube's namespace controller and
             # customresourcecleanup finalizer), honouring the finalizers on them; Foreground
             # deletion waits for the dependents (kube's foregroundDeletion finalizer).
-            if meta.get("finalizers") or foreground or rt.key in (NAMESPACE_KEY, CRD_KEY):
+            if meta.get("finalizers") or foreground or emptier is not None:
                 if "deletionTimestamp" in meta:
                     return cur
                 new = as_json(cur.obj)
@@ -940,13 +949,11 @@ class Store:
                     # kube bumps generation when deletion starts (rest.BeforeDelete): the
                     # object's controllers must now behave differently.
                     new["metadata"]["generation"] = int(new["metadata"]["generation"]) + 1
-                if rt.key == NAMESPACE_KEY:
-                    new.setdefault("status", {})["phase"] = "Terminating"
+                if emptier is not None:
+                    emptier.terminating(new)
                 version = self._commit(rt, "MODIFIED", new, cur, ctx)
-                if rt.key == NAMESPACE_KEY:
-                    self._namespaces.drain(name)
-                if rt.key == CRD_KEY:
-                    self._crds.drain(version)
+                if emptier is not None:
+                    emptier.drain(version)
                 if foreground:
                     self._gc.delete_dependents_first(version)
                 return self._objects.get(rt.key, {}).get((ns, name), version)

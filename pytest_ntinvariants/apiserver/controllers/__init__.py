@@ -5,9 +5,16 @@ the points of a deletion where kube's would act."""
 
 from __future__ import annotations
 
-from .base import Cluster
+from .base import Cluster, Emptier
 from .crds import CrdCleanup
 from .garbage import FOREGROUND, GarbageCollector
 from .namespaces import NamespaceController
 
-__all__ = ["FOREGROUND", "Cluster", "CrdCleanup", "GarbageCollector", "NamespaceController"]
+__all__ = [
+    "FOREGROUND",
+    "Cluster",
+    "CrdCleanup",
+    "Emptier",
+    "GarbageCollector",
+    "NamespaceController",
+]

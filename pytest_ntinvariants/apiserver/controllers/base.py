@@ -13,7 +13,22 @@ from typing import Any, Protocol
 from ..resources import Registry, ResourceType
 from ..versions import Version, WriteContext
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "Emptier"]
+
+
+class Emptier(Protocol):
+    """A controller that empties what an object holds before the object may go: kube's
+    namespace controller (a namespace's contents) and CRD cleanup (a CRD's objects). The
+    store asks it when such an object is deleted, and when its finalizers are gone."""
+
+    def terminating(self, obj: dict[str, Any]) -> None:
+        """Mark ``obj``, about to be stored with its deletionTimestamp (in place)."""
+
+    def drain(self, owner: Version) -> None:
+        """Delete what ``owner``, now terminating, holds; delete it once that is gone."""
+
+    def may_go(self, name: str) -> bool:
+        """Whether the object named ``name`` holds nothing any more."""
 
 
 class Cluster(Protocol):

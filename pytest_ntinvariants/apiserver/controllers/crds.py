@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import NotFound
 from ..resources import CRD_KEY
-from ..versions import Version, WriteContext
+from ..versions import JSON, Version, WriteContext
 from .base import Cluster
 
 __all__ = ["CrdCleanup"]
@@ -16,6 +16,9 @@ class CrdCleanup:
 
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
+
+    def terminating(self, obj: JSON) -> None:
+        """Nothing to mark: a terminating CRD shows only its deletionTimestamp."""
 
     def drain(self, crd: Version) -> None:
         """Delete every object of a terminating CRD, as kube's customresourcecleanup

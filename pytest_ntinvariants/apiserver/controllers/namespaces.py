@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import NotFound
 from ..resources import NAMESPACE_KEY
-from ..versions import WriteContext
+from ..versions import JSON, Version, WriteContext
 from .base import Cluster
 
 __all__ = ["NamespaceController"]
@@ -17,8 +17,13 @@ class NamespaceController:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
 
-    def drain(self, ns: str) -> None:
+    def terminating(self, obj: JSON) -> None:
+        """A terminating namespace says so in its phase."""
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def drain(self, owner: Version) -> None:
         """Delete everything in a terminating namespace (the namespace controller's job)."""
+        ns = owner.name
         nsctl = WriteContext(identity="system:namespace-controller", verb="delete")
         for key, bucket in list(self._cluster.objects.items()):
             types = self._cluster.registry.by_key(key)
