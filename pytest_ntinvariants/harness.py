@@ -135,7 +135,7 @@ class Harness:
         self.ledger = ledger
         self.run = run
         self.seed = run.seed
-        self.perturb = Perturber(server.store, server.handler.hub, ledger, seed=run.seed)
+        self.perturb = Perturber(server.store, server.hub, ledger, seed=run.seed)
         if world is not None:
             self.perturb.driver = world.drive
             self.perturb.act = world.call
@@ -547,7 +547,7 @@ class Harness:
         undo = self.ledger.subscribe(lambda _e: changed.set())
         undo_delays = self.perturb.on_delay_end(changed.set)
         deadline = time.monotonic() + timeout
-        hub = self.server.handler.hub
+        hub = self.server.hub
         try:
             # Only a whole quiet period counts: a shorter wait cut off by the deadline
             # proves nothing (it used to return True then, so a system that never went

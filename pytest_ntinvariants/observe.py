@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LedgerRecorder", "record_sink"]
 
-# The first resourceVersion in a response is the object's or the list's: the fake
-# writes metadata before items, and metadata.resourceVersion is a plain digit string.
-_RV = re.compile(rb'"resourceVersion":"(\d+)"')
 _REASON = re.compile(rb'"reason":"([A-Za-z]+)"')
 
 
@@ -70,7 +67,8 @@ class LedgerRecorder(Interceptor):
         """Record a resource request as served: status, resourceVersion, stale read, time."""
         if not request.verb:
             return  # discovery and openapi: not part of any race
-        rv = _RV.search(body[:4096]) if body else None
+        # (an error's Status carries no resourceVersion, whatever was noted before it)
+        rv = request.served_rv if status < 400 else None
         reason = _REASON.search(body[-2048:]) if status >= 400 and body else None
         self.ledger.record(
             RequestServed,
@@ -81,7 +79,7 @@ class LedgerRecorder(Interceptor):
             name=request.name,
             subresource=request.subresource,
             status=status,
-            rv=rv.group(1).decode() if rv else "",
+            rv=rv or "",
             served_at=request.served_at,
             reason=reason.group(1).decode() if reason else "",
             duration=self.ledger.clock() - request.started if request.started else 0.0,

@@ -287,7 +287,7 @@ def ntinv_apiserver(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
     )
     ledger = Ledger(clock=world.loop.time) if world is not None else Ledger()
     if world is not None:
-        server.handler.gate = world.gate
+        server.gate = world.gate
     recorder = attach_recorder(server, ledger)
     request.node.stash[LEDGER_KEY] = ledger
     session = _session(config)

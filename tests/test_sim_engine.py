@@ -30,13 +30,13 @@ class Cluster:
         self.server = FakeApiServer(
             seed=seed, clock=self.world.now, host=self.world.thread, bookmark_interval=60.0
         )
-        self.server.handler.gate = self.world.gate
+        self.server.gate = self.world.gate
         self.ledger = Ledger(clock=self.world.loop.time)
         self.recorder = attach_recorder(self.server, self.ledger)
         self.server.start()
         self.world.name_port(self.server.port, "apiserver")
         self.server.apply(gadgets.GADGET_CRD)
-        self.perturb = Perturber(self.server.store, self.server.handler.hub, self.ledger, seed=seed)
+        self.perturb = Perturber(self.server.store, self.server.hub, self.ledger, seed=seed)
         self.perturb.driver = lambda done, timeout: self.world.run_until(done, timeout=timeout)
         self._undo = self.server.add_interceptor(self.perturb)
         self.replicas = Replicas.kopf(self.server, factory, n, ledger=self.ledger, world=self.world)

@@ -35,6 +35,7 @@ import orjson
 
 from . import errors
 from .errors import Cause, invalid
+from .jsonvalues import as_json
 from .patch import DEFAULT_FIELD, PatchField, field_tags, kind_root_type
 from .resources import ResourceType
 
@@ -710,7 +711,7 @@ def apply(
     if meta.get("name") != name:
         raise errors.name_mismatch(meta.get("name", ""), name)
     try:
-        config = orjson.loads(orjson.dumps(config))
+        config = as_json(config)
     except TypeError as e:  # YAML can say what JSON cannot (a map with a number as a key)
         raise errors.BadRequest(f"error decoding YAML: {e}") from None
     shape = _RootShape(rt)
@@ -725,7 +726,7 @@ def apply(
         else:
             config.pop("status", None)
     applied = _leaves(_owned(config, subresource, rt), shape)
-    base: JSON = orjson.loads(orjson.dumps(live)) if live is not None else {}
+    base: JSON = as_json(live) if live is not None else {}
     base_meta = base.setdefault("metadata", {})
     entries = _live_entries(live)
     if live is not None and not entries:

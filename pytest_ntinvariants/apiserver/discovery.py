@@ -9,11 +9,11 @@ aggregated body, so it is only ever sent to a client that asked for it.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from .kinds import strategy_for
+from .kinds.columns import human_age, jsonpath
 from .resources import SUBRESOURCE_VERBS, Registry, ResourceType
 
 __all__ = [
@@ -275,218 +275,6 @@ def openapi_group_version(registry: Registry, group: str, version: str) -> JSON 
 
 # ---------------------------------------------------------------------------- Table
 
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def _jsonpath(obj: Any, path: str) -> Any:
-    """The simple JSONPath subset printer columns use (``.a.b``, ``.a[0].b``)."""
-    node = obj
-    for m in _PATH_PART.finditer(path.strip().lstrip(".").strip("{}")):
-        key, index = m.group(1), m.group(2)
-        if key is not None:
-            node = node.get(key) if isinstance(node, dict) else None
-        else:
-            i = int(index)
-            node = node[i] if isinstance(node, list) and i < len(node) else None
-        if node is None:
-            return None
-    return node
-
-
-def human_age(created: str | None, now: datetime | None = None) -> str:
-    """kubectl's short duration (``5s``, ``3m2s``, ``4h``, ``2d``) since ``created``."""
-    if not created:
-        return "<unknown>"
-    try:
-        then = datetime.strptime(created.split(".")[0].rstrip("Z") + "Z", "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return "<invalid>"
-    then = then.replace(tzinfo=UTC)
-    seconds = max(0, int(((now or datetime.now(UTC)) - then).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours}h"
-    return f"{hours // 24}d"
-
-
-def _count(*fields: str) -> Callable[[JSON], int]:
-    def count(obj: JSON) -> int:
-        return sum(len(obj.get(f) or ()) for f in fields)
-
-    return count
-
-
-def _path(path: str) -> Callable[[JSON], Any]:
-    return lambda obj: _jsonpath(obj, path)
-
-
-def _int(path: str) -> Callable[[JSON], int]:
-    def read(obj: JSON) -> int:
-        value = _jsonpath(obj, path)
-        return value if isinstance(value, int) else 0
-
-    return read
-
-
-def _ratio(ready: str, total: str, default_total: int = 0) -> Callable[[JSON], str]:
-    def read(obj: JSON) -> str:
-        total_value = _jsonpath(obj, total)
-        if not isinstance(total_value, int):
-            total_value = default_total
-        return f"{_int(ready)(obj)}/{total_value}"
-
-    return read
-
-
-def _pod_ready(obj: JSON) -> str:
-    statuses = (obj.get("status") or {}).get("containerStatuses") or []
-    ready = sum(1 for c in statuses if isinstance(c, dict) and c.get("ready"))
-    return f"{ready}/{len((obj.get('spec') or {}).get('containers') or [])}"
-
-
-def _pod_status(obj: JSON) -> str:
-    # kube's printPod, in short: a deletion, a waiting or terminated container's reason,
-    # else the pod's reason or phase.
-    status = obj.get("status") or {}
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
-        return "Terminating"
-    for c in status.get("containerStatuses") or []:
-        state = c.get("state") or {} if isinstance(c, dict) else {}
-        for kind in ("waiting", "terminated"):
-            reason = (state.get(kind) or {}).get("reason")
-            if reason:
-                return str(reason)
-    return str(status.get("reason") or status.get("phase") or "Unknown")
-
-
-def _pod_restarts(obj: JSON) -> int:
-    statuses = (obj.get("status") or {}).get("containerStatuses") or []
-    return sum(int(c.get("restartCount") or 0) for c in statuses if isinstance(c, dict))
-
-
-def _svc_external_ip(obj: JSON) -> str:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    external = list(spec.get("externalIPs") or [])
-    if spec.get("type") == "LoadBalancer":
-        ingress = (status.get("loadBalancer") or {}).get("ingress") or []
-        external += [i.get("ip") or i.get("hostname") for i in ingress if isinstance(i, dict)]
-        return ",".join(str(e) for e in external if e) or "<pending>"
-    if spec.get("type") == "ExternalName":
-        return str(spec.get("externalName") or "<none>")
-    return ",".join(str(e) for e in external) or "<none>"
-
-
-def _svc_ports(obj: JSON) -> str:
-    ports = []
-    for p in (obj.get("spec") or {}).get("ports") or []:
-        if not isinstance(p, dict):
-            continue
-        node = f":{p['nodePort']}" if p.get("nodePort") else ""
-        ports.append(f"{p.get('port')}{node}/{p.get('protocol') or 'TCP'}")
-    return ",".join(ports) or "<none>"
-
-
-def _job_status(obj: JSON) -> str:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    true = {c.get("type") for c in conditions if isinstance(c, dict) and c.get("status") == "True"}
-    for kind in ("Failed", "Complete", "SuccessCriteriaMet", "FailureTarget", "Suspended"):
-        if kind in true:
-            return kind
-    return "Running"
-
-
-def _endpoints(obj: JSON) -> str:
-    out = []
-    for subset in obj.get("subsets") or []:
-        if not isinstance(subset, dict):
-            continue
-        for address in subset.get("addresses") or []:
-            for port in subset.get("ports") or [{}]:
-                ip = (address or {}).get("ip", "")
-                out.append(f"{ip}:{port.get('port')}" if port.get("port") else str(ip))
-    return ",".join(out) or "<none>"
-
-
-def _node_status(obj: JSON) -> str:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
-    status = (
-        "Unknown" if ready is None else ("Ready" if ready.get("status") == "True" else "NotReady")
-    )
-    if (obj.get("spec") or {}).get("unschedulable"):
-        status += ",SchedulingDisabled"
-    return status
-
-
-def _node_roles(obj: JSON) -> str:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    prefix = "node-role.kubernetes.io/"
-    roles = sorted(k[len(prefix) :] for k in labels if k.startswith(prefix) and k != prefix)
-    return ",".join(roles) or "<none>"
-
-
-def _age_here(obj: JSON) -> None:
-    """Marks where a kind's Age column goes when it is not the last one (nodes)."""
-    return None
-
-
-# The server-side columns of the built-ins users most often ``kubectl get`` (kube's
-# pkg/printers/internalversion); other built-ins print NAME and AGE.
-_BUILTIN_COLUMNS: dict[str, tuple[tuple[str, str, Callable[[JSON], Any]], ...]] = {
-    "/namespaces": (("Status", "string", _path(".status.phase")),),
-    "/configmaps": (("Data", "integer", _count("data", "binaryData")),),
-    "/secrets": (("Type", "string", _path(".type")), ("Data", "integer", _count("data"))),
-    "/serviceaccounts": (("Secrets", "integer", _count("secrets")),),
-    "/pods": (
-        ("Ready", "string", _pod_ready),
-        ("Status", "string", _pod_status),
-        ("Restarts", "string", _pod_restarts),
-    ),
-    "/services": (
-        ("Type", "string", lambda o: (o.get("spec") or {}).get("type") or "ClusterIP"),
-        ("Cluster-IP", "string", lambda o: (o.get("spec") or {}).get("clusterIP") or "<none>"),
-        ("External-IP", "string", _svc_external_ip),
-        ("Port(s)", "string", _svc_ports),
-    ),
-    "/endpoints": (("Endpoints", "string", _endpoints),),
-    "/nodes": (
-        ("Status", "string", _node_status),
-        ("Roles", "string", _node_roles),
-        ("Age", "string", _age_here),
-        ("Version", "string", _path(".status.nodeInfo.kubeletVersion")),
-    ),
-    "apps/deployments": (
-        ("Ready", "string", _ratio(".status.readyReplicas", ".spec.replicas", 1)),
-        ("Up-to-date", "integer", _int(".status.updatedReplicas")),
-        ("Available", "integer", _int(".status.availableReplicas")),
-    ),
-    "apps/replicasets": (
-        ("Desired", "integer", _int(".spec.replicas")),
-        ("Current", "integer", _int(".status.replicas")),
-        ("Ready", "integer", _int(".status.readyReplicas")),
-    ),
-    "apps/statefulsets": (
-        ("Ready", "string", _ratio(".status.readyReplicas", ".spec.replicas", 1)),
-    ),
-    "batch/jobs": (
-        ("Status", "string", _job_status),
-        ("Completions", "string", _ratio(".status.succeeded", ".spec.completions", 1)),
-    ),
-    "coordination.k8s.io/leases": (("Holder", "string", _path(".spec.holderIdentity")),),
-    # CRDs print their creation time as is, and no Age (apiextensions' table convertor).
-    "apiextensions.k8s.io/customresourcedefinitions": (
-        ("Created At", "date", _path(".metadata.creationTimestamp")),
-    ),
-}
-_NO_AGE = frozenset({"apiextensions.k8s.io/customresourcedefinitions", "/nodes"})
-
 
 def _event_cells(obj: JSON, now: datetime) -> list[Any]:
     """kube's printEvent, through either Event API (the same columns for both)."""
@@ -562,13 +350,21 @@ def table(
         )
     if t.builtin and t.key == "/events":
         return _table_of_events(objs, list_meta, include_object)
-    builtin = _BUILTIN_COLUMNS.get(t.key, ()) if t.builtin else ()
-    for name, kind, cell in builtin:
-        description = "CreationTimestamp is a timestamp." if cell is _age_here else ""
+    # A built-in kind's columns are its strategy's (kube's printers); a custom resource's,
+    # its CRD's additionalPrinterColumns (above).
+    strategy = strategy_for(t)
+    builtin = strategy.columns
+    for b in builtin:
         columns.append(
-            {"name": name, "type": kind, "format": "", "description": description, "priority": 0}
+            {
+                "name": b.name,
+                "type": b.type,
+                "format": "",
+                "description": b.description,
+                "priority": 0,
+            }
         )
-    has_age = any(c.name == "Age" for c in t.printer_columns) or (t.builtin and t.key in _NO_AGE)
+    has_age = any(c.name == "Age" for c in t.printer_columns) or not strategy.prints_age
     if not has_age:
         columns.append(
             {
@@ -585,13 +381,12 @@ def table(
         meta = obj.get("metadata") or {}
         cells: list[Any] = [meta.get("name")]
         for c in t.printer_columns:
-            value = _jsonpath(obj, c.json_path)
+            value = jsonpath(obj, c.json_path)
             if c.type == "date" and isinstance(value, str):
                 value = human_age(value, now)
             cells.append(value)
         cells.extend(
-            human_age(meta.get("creationTimestamp"), now) if cell is _age_here else cell(obj)
-            for _, _, cell in builtin
+            human_age(meta.get("creationTimestamp"), now) if b.age else b.cell(obj) for b in builtin
         )
         if not has_age:
             cells.append(human_age(meta.get("creationTimestamp"), now))

@@ -34,6 +34,7 @@ __all__ = [
     "go_float",
     "go_float_g",
     "go_json",
+    "go_json_type",
     "go_quote",
     "go_sharp_v",
     "go_v",
@@ -179,6 +180,15 @@ def go_json(value: Any) -> str:
         raw = orjson.dumps(_go_numbers(value), option=_SORTED)
     text = raw.decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# What Go's json errors call a decoded value of each type ("cannot unmarshal number into ...").
+_JSON_TYPE_NAMES = {bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+
+def go_json_type(value: Any) -> str:
+    """The name encoding/json gives ``value``'s JSON type in an unmarshalling error."""
+    return _JSON_TYPE_NAMES.get(type(value), "value")
 
 
 def _go_numbers(value: Any) -> Any:

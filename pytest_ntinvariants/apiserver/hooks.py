@@ -38,6 +38,9 @@ class RequestInfo:
     body: bytes = b""
     started: float = 0.0  # the server loop's time() when received
     served_at: int | None = None  # set when a read was served from an older resourceVersion
+    # The resourceVersion of what the response carries: the object's (as its metadata says:
+    # none for a dry-run create) or the list's; None for a response with neither.
+    served_rv: str | None = None
 
 
 class Interceptor:

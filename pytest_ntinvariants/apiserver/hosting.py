@@ -45,11 +45,12 @@ from .._files import write_private
 from .._loopthread import GuestThread, LoopThread
 from .connections import ConnectionLimits, GuardedSite
 from .errors import NotFound
-from .hooks import Interceptor
+from .hooks import Gate, Interceptor
 from .http import ApiHandler
 from .resources import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector
 from .store import Store, WriteContext
+from .watch import WatchHub
 
 __all__ = ["DEFAULT_CERT_VALIDITY", "FakeApiServer", "InterceptorHandle"]
 
@@ -120,8 +121,11 @@ class FakeApiServer:
         self.limits = limits if limits is not None else ConnectionLimits()
         self.store = Store(Registry(), history_limit=history_limit, seed=seed, clock=clock)
         self._tokens: dict[str, str] = {}  # token -> identity
+        #: The watches being served: the harness and perturbations reach them here.
+        self.hub = WatchHub(self.store)
         self.handler = ApiHandler(
             self.store,
+            hub=self.hub,
             tokens=self._tokens,
             bookmark_interval=bookmark_interval,
             watch_timeout=watch_timeout,
@@ -151,6 +155,15 @@ class FakeApiServer:
     def require_auth(self) -> bool:
         """Whether a request without a token is refused (health probes excepted)."""
         return self.handler.require_auth
+
+    @property
+    def gate(self) -> Gate | None:
+        """What holds requests and watch deliveries for a scheduler (None: nothing)."""
+        return self.handler.gate
+
+    @gate.setter
+    def gate(self, gate: Gate | None) -> None:
+        self.handler.gate = gate
 
     @property
     def interceptors(self) -> list[Interceptor]:
@@ -245,7 +258,7 @@ class FakeApiServer:
 
     async def _teardown(self) -> None:
         self.handler.closing = True
-        self.handler.hub.shutdown()
+        self.hub.shutdown()
         if self._runner is not None:
             # A connection accepted in the loop turn that saw the stop request is still being
             # set up (asyncio's _accept_connection2). If the listening server closes first,

@@ -26,17 +26,10 @@ from aiohttp import web
 from . import decode, discovery, errors, protobuf, reviews, scale
 from .decode import MAX_BODY_BYTES
 from .hooks import Gate, Interceptor, RequestInfo
+from .mediatypes import APPLY_PATCH, PATCH_TYPES, patch_types, unsupported_patch
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
-from .store import (
-    APPLY_PATCH,
-    JSON_PATCH,
-    MERGE_PATCH,
-    STRATEGIC_PATCH,
-    Store,
-    Version,
-    WriteContext,
-)
+from .store import Store, Version, WriteContext
 from .watch import Delivery, Watcher, WatchHub
 
 __all__ = ["MAX_BODY_BYTES", "ApiHandler"]
@@ -46,7 +39,6 @@ log = logging.getLogger("pytest_ntinvariants.apiserver")
 JSON_CT = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-_PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 _NS_SUBRESOURCES = ("status", "finalize")
 
 
@@ -71,6 +63,12 @@ def _raw(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
         status=status,
         headers={"Content-Type": JSON_CT, **headers} if headers else _JSON_HEADERS,
     )
+
+
+def _serves(info: RequestInfo, v: Version) -> None:
+    """Note on the request the resourceVersion of the object its response carries."""
+    rv = v.obj["metadata"].get("resourceVersion")
+    info.served_rv = str(rv) if rv is not None else None
 
 
 def _list_body(
@@ -150,12 +148,13 @@ def _path_parts(request: web.Request) -> list[str]:
 
 
 class ApiHandler:
-    """The request handler; one per server, owning the watch hub."""
+    """The request handler; one per server, serving the watches of its hub."""
 
     def __init__(
         self,
         store: Store,
         *,
+        hub: WatchHub | None = None,
         tokens: dict[str, str] | None = None,
         interceptors: list[Interceptor] | None = None,
         bookmark_interval: float = 5.0,
@@ -164,7 +163,7 @@ class ApiHandler:
         require_auth: bool = False,
     ) -> None:
         self.store = store
-        self.hub = WatchHub(store)
+        self.hub = hub if hub is not None else WatchHub(store)
         self.tokens = tokens if tokens is not None else {}  # token -> identity
         self.interceptors = interceptors if interceptors is not None else []
         self.bookmark_interval = bookmark_interval
@@ -434,24 +433,25 @@ class ApiHandler:
             return _json(reviews.answer(rt, body, info.identity, self.tokens), 201)
         if verb == "create":
             v = store.create(rt, namespace, self._decode(request, info.body), ctx)
-            return self._written(request, rt, v, ctx, status=201)
+            return self._written(request, info, rt, v, ctx, status=201)
         if verb == "update":
             body = self._decode(request, info.body)
             # (a PUT that creates, where kube allows it, answers 201 as a create does)
             created = rt.create_on_update and not sub and not store.exists(rt, namespace, name)
             v = store.update(rt, namespace, name, body, ctx, subresource=sub)
             if sub == "scale":
+                _serves(info, v)
                 return _json(scale.scale_of(rt, v.obj))
-            return self._written(request, rt, v, ctx, status=201 if created else 200)
+            return self._written(request, info, rt, v, ctx, status=201 if created else 200)
         if verb == "patch":
             # The raw header when it is exactly a patch type (what aiohttp's parse returns
             # for it, without the parse); anything else is parsed, parameters and all.
             raw_ctype = request.headers.get("Content-Type", "")
-            ctype = raw_ctype if raw_ctype in _PATCH_TYPES else request.content_type
-            if ctype not in _PATCH_TYPES:
+            ctype = raw_ctype if raw_ctype in PATCH_TYPES else request.content_type
+            if ctype not in PATCH_TYPES:
                 raise errors.UnsupportedMediaType(
                     f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(_PATCH_TYPES)}"
+                    f"include: {', '.join(PATCH_TYPES)}"
                 )
             if ctype == APPLY_PATCH and sub == "scale":
                 raise errors.UnsupportedMediaType(
@@ -462,7 +462,7 @@ class ApiHandler:
                 # YAML, or JSON (which YAML reads too), worded as kube's applyPatcher does.
                 config = decode.yaml_body(info.body, prefix="error decoding YAML")
                 v, created = store.apply(rt, namespace, name, config, ctx, subresource=sub)
-                return self._written(request, rt, v, ctx, status=201 if created else 200)
+                return self._written(request, info, rt, v, ctx, status=201 if created else 200)
             if "force" in q:
                 raise errors.invalid(
                     "PatchOptions",
@@ -477,11 +477,14 @@ class ApiHandler:
                     ],
                 )
             patch = decode.json_body(info.body)
+            if ctype not in patch_types(rt.builtin):
+                raise unsupported_patch(rt.builtin)
             # The patch was just decoded for this request: the store may keep what it yields.
             v = store.patch(rt, namespace, name, ctype, patch, ctx, subresource=sub, owned=True)
             if sub == "scale":
+                _serves(info, v)
                 return _json(scale.scale_of(rt, v.obj))
-            return self._written(request, rt, v, ctx)
+            return self._written(request, info, rt, v, ctx)
         options = self._delete_options(request, info.body)
         if options.get("dryRun"):
             # kubectl delete --dry-run=server says it in the DeleteOptions body, not the query.
@@ -495,7 +498,7 @@ class ApiHandler:
             meta = v.obj["metadata"]
             if rt.returns_deleted or "deletionTimestamp" in meta:
                 # (a deletion waiting for finalizers answers with the object, whatever kind)
-                return self._written(request, rt, v, ctx)
+                return self._written(request, info, rt, v, ctx)
             # kube's finalizeDelete: what was deleted, with the resource in "kind".
             details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")}
             return _json(
@@ -514,7 +517,9 @@ class ApiHandler:
         deleted = store.delete_collection(
             rt, namespace or None, labels=labels, fields=fields, options=options, ctx=ctx
         )
-        return _raw(_list_body(rt, deleted, store.resource_version, "", None))
+        list_rv = store.resource_version
+        info.served_rv = str(list_rv)
+        return _raw(_list_body(rt, deleted, list_rv, "", None))
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -571,11 +576,13 @@ class ApiHandler:
     def _written(
         self,
         request: web.Request,
+        info: RequestInfo,
         rt: ResourceType,
         v: Version,
         ctx: WriteContext,
         status: int = 200,
     ) -> web.Response:
+        _serves(info, v)
         headers = {}
         if ctx.warnings:
             # One header line per warning, as kube sends them (RFC 7234 warn-code 299).
@@ -610,6 +617,7 @@ class ApiHandler:
             at = asked
         if verb == "get":
             v = self.store.get(rt, namespace, name, at=at, min_rv=asked)
+            _serves(info, v)
             if info.subresource == "scale":
                 return _json(scale.scale_of(rt, v.obj))
             if info.subresource == "status" or not _wants_table(request):
@@ -632,6 +640,7 @@ class ApiHandler:
             at=at,
             min_rv=asked,
         )
+        info.served_rv = str(rv)
         if _wants_table(request):
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if token:
@@ -837,7 +846,7 @@ class ApiHandler:
         if d.type != "BOOKMARK":
             # Objects are stored as written, in the version the writer used; a watch of
             # another served version must see its own apiVersion, as GET and LIST do.
-            v = self.store._as_served(v, rt)
+            v = self.store.served(v, rt)
         if table and d.type != "BOOKMARK":
             obj = discovery.table(rt, [v.obj], list_meta={"resourceVersion": str(v.rv)})
             return orjson.dumps({"type": d.type, "object": obj}) + b"\n"

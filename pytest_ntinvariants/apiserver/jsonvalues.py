@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["INT64_MAX", "INT64_MIN", "copy_json", "json_equal"]
+import orjson
+
+__all__ = ["INT64_MAX", "INT64_MIN", "as_json", "copy_json", "json_equal"]
 
 # The range of Go's int64, which kube decodes JSON integers into.
 INT64_MIN = -(2**63)
@@ -41,3 +43,10 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and bool(a == b)
+
+
+def as_json(value: Any) -> Any:
+    """A deep copy in JSON form, which the caller may mutate: what encoding ``value`` and
+    decoding it back gives (tuples become lists, dict subclasses dicts); an orjson round
+    trip, faster than a walk in Python for the objects the store copies whole."""
+    return orjson.loads(orjson.dumps(value))

@@ -16,7 +16,8 @@ engine kube uses) and ``k8s.io/apimachinery/pkg/util/strategicpatch/patch.go``.
 What the strategic merge patch here does not do, on purpose:
 
 * It knows the ``patchStrategy``/``patchMergeKey`` tags of the common built-in kinds only
-  (``_KINDS`` below: Pod and the workload kinds, Service, Node, Namespace, ServiceAccount,
+  (their strategies' ``patch_root`` and ``patch_structs``: Pod and the workload kinds,
+  Service, Node, Namespace, ServiceAccount,
   PersistentVolumeClaim, ReplicationController, ComponentStatus, PodTemplate, plus
   ``metadata`` of every kind). Any other kind, and any field not in the table, gets the
   default strategy: objects merge, lists are replaced.
@@ -34,8 +35,7 @@ What the strategic merge patch here does not do, on purpose:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
@@ -44,6 +44,9 @@ import jsonpointer
 from .errors import BadRequest, Cause, Invalid, RequestEntityTooLarge
 from .gotext import go_v
 from .jsonvalues import copy_json, json_equal
+from .kinds import BUILTIN, UNSERVED_PATCH_ROOTS, strategy_for
+from .kinds.mergekeys import DEFAULT_FIELD, OBJECT_ROOT, SHARED_STRUCTS, PatchField
+from .resources import BUILTIN_TYPES
 
 __all__ = [
     "DEFAULT_FIELD",
@@ -338,115 +341,20 @@ def _apply_op(doc: Any, op: dict[str, Any] | None) -> Any:
 # Strategic merge patch: the patch metadata of built-in kinds
 
 
-@dataclass(frozen=True)
-class PatchField:
-    """The SMP tags of one field: ``patchStrategy``, ``patchMergeKey`` and its type."""
-
-    strategy: str = ""  # "merge", "replace" or "" (the default: objects merge, lists replace)
-    merge_key: str = ""
-    type: str | None = None  # struct type of the field (of its elements, for lists)
-
-
-# The tags of an untagged field: objects merge, lists are replaced.
-DEFAULT_FIELD = PatchField()
-
-
-def _merge(key: str = "", type_: str | None = None) -> PatchField:
-    return PatchField("merge", key, type_)
-
-
-def _struct(type_: str) -> PatchField:
-    return PatchField(type=type_)
-
-
-# From the ``patchStrategy``/``patchMergeKey`` tags of k8s.io/api core/v1, apps/v1,
-# batch/v1 and k8s.io/apimachinery meta/v1 types.go. Only the fields on the way to a
-# merge list are listed; the rest take the default strategy. ``retainKeys`` (Deployment
-# strategy, Pod volumes) matters only when a client builds a patch; applying one honours
-# any ``$retainKeys`` directive, so it needs no entry here.
-_TYPES: dict[str, dict[str, PatchField]] = {
-    "ObjectMeta": {
-        "finalizers": _merge(),
-        "ownerReferences": _merge("uid"),
-    },
-    "Object": {"metadata": _struct("ObjectMeta")},
-    "Pod": {
-        "metadata": _struct("ObjectMeta"),
-        "spec": _struct("PodSpec"),
-        "status": _struct("PodStatus"),
-    },
-    "PodTemplate": {"metadata": _struct("ObjectMeta"), "template": _struct("PodTemplateSpec")},
-    "PodTemplateSpec": {"metadata": _struct("ObjectMeta"), "spec": _struct("PodSpec")},
-    "PodSpec": {
-        "volumes": _merge("name"),
-        "initContainers": _merge("name", "Container"),
-        "containers": _merge("name", "Container"),
-        "ephemeralContainers": _merge("name", "Container"),
-        "imagePullSecrets": _merge("name"),
-        "hostAliases": _merge("ip"),
-        "topologySpreadConstraints": _merge("topologyKey"),
-        "schedulingGates": _merge("name"),
-        "resourceClaims": _merge("name"),
-    },
-    "Container": {
-        "ports": _merge("containerPort"),
-        "env": _merge("name"),
-        "volumeMounts": _merge("mountPath"),
-        "volumeDevices": _merge("devicePath"),
-    },
-    "PodStatus": {
-        "conditions": _merge("type"),
-        "hostIPs": _merge("ip"),
-        "podIPs": _merge("ip"),
-        "resourceClaimStatuses": _merge("name"),
-    },
-    "Conditions": {"conditions": _merge("type")},
-    # Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job.
-    "Workload": {
-        "metadata": _struct("ObjectMeta"),
-        "spec": _struct("WorkloadSpec"),
-        "status": _struct("Conditions"),
-    },
-    "WorkloadSpec": {"template": _struct("PodTemplateSpec")},
-    "CronJob": {"metadata": _struct("ObjectMeta"), "spec": _struct("CronJobSpec")},
-    "CronJobSpec": {"jobTemplate": _struct("JobTemplateSpec")},
-    "JobTemplateSpec": {"metadata": _struct("ObjectMeta"), "spec": _struct("WorkloadSpec")},
-    "Service": {
-        "metadata": _struct("ObjectMeta"),
-        "spec": _struct("ServiceSpec"),
-        "status": _struct("Conditions"),
-    },
-    "ServiceSpec": {"ports": _merge("port")},
-    "Node": {
-        "metadata": _struct("ObjectMeta"),
-        "spec": _struct("NodeSpec"),
-        "status": _struct("NodeStatus"),
-    },
-    "NodeSpec": {"podCIDRs": _merge()},
-    "NodeStatus": {"conditions": _merge("type"), "addresses": _merge("type")},
-    # Namespace and PersistentVolumeClaim: only status.conditions merges.
-    "WithStatusConditions": {"metadata": _struct("ObjectMeta"), "status": _struct("Conditions")},
-    "ServiceAccount": {"metadata": _struct("ObjectMeta"), "secrets": _merge("name")},
-    "ComponentStatus": {"metadata": _struct("ObjectMeta"), "conditions": _merge("type")},
+# The tables are the kinds': kinds/mergekeys.py has the shared structs (ObjectMeta, status
+# conditions), each kind's module its own, and its strategy names its root struct.
+_TYPES: dict[str, Mapping[str, PatchField]] = {
+    **SHARED_STRUCTS,
+    **{name: fields for s in BUILTIN.values() for name, fields in s.patch_structs.items()},
 }
-
 # (API group, kind) -> root type. Kinds not listed get "Object" (metadata rules only).
 _KINDS: dict[tuple[str, str], str] = {
-    ("", "Pod"): "Pod",
-    ("", "PodTemplate"): "PodTemplate",
-    ("", "ReplicationController"): "Workload",
-    ("", "Service"): "Service",
-    ("", "Node"): "Node",
-    ("", "Namespace"): "WithStatusConditions",
-    ("", "PersistentVolumeClaim"): "WithStatusConditions",
-    ("", "ServiceAccount"): "ServiceAccount",
-    ("", "ComponentStatus"): "ComponentStatus",
-    ("apps", "Deployment"): "Workload",
-    ("apps", "StatefulSet"): "Workload",
-    ("apps", "DaemonSet"): "Workload",
-    ("apps", "ReplicaSet"): "Workload",
-    ("batch", "Job"): "Workload",
-    ("batch", "CronJob"): "CronJob",
+    **{
+        (t.group, t.kind): root
+        for t in BUILTIN_TYPES
+        if (root := strategy_for(t).patch_root) != OBJECT_ROOT
+    },
+    **UNSERVED_PATCH_ROOTS,
 }
 
 

@@ -39,6 +39,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from . import errors
+from .kinds import strategy_for
+from .resources import BUILTIN_TYPES
 
 __all__ = ["KINDS", "MAGIC", "MEDIA_TYPE", "decode", "envelope", "message_class"]
 
@@ -46,7 +48,8 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 # runtime/serializer/protobuf: every body starts with these four bytes.
 MAGIC = b"k8s\x00"
 
-# The kinds decoded: (apiVersion, kind) -> message name in _LAYOUT.
+# The kinds decoded: (apiVersion, kind) -> message name in _LAYOUT (and, below, the kinds
+# whose strategies lay out their own).
 KINDS: dict[tuple[str, str], str] = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "ConfigMap"): "ConfigMap",
@@ -59,7 +62,6 @@ KINDS: dict[tuple[str, str], str] = {
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
-    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
@@ -388,14 +390,6 @@ ServiceBackendPort name=1 number=2:int32
 HTTPIngressRuleValue paths=1:[HTTPIngressPath]!
 IngressPortStatus port=1:int32! protocol=2! error=3:*string
 HTTPIngressPath path=1 backend=2:IngressBackend pathType=3:*string!
-# policy/v1
-PodDisruptionBudget metadata=1:ObjectMeta spec=2:PodDisruptionBudgetSpec
-    status=3:PodDisruptionBudgetStatus
-PodDisruptionBudgetSpec minAvailable=1:*IntOrString selector=2:*LabelSelector
-    maxUnavailable=3:*IntOrString unhealthyPodEvictionPolicy=4:*string
-PodDisruptionBudgetStatus observedGeneration=1:int64 disruptedPods=2:{Time}
-    disruptionsAllowed=3:int32! currentHealthy=4:int32! desiredHealthy=5:int32!
-    expectedPods=6:int32! conditions=7:[Condition]
 # meta/v1 (k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto)
 ObjectMeta name=1 generateName=2 namespace=3 selfLink=4 uid=5 resourceVersion=6
     generation=7:int64 creationTimestamp=8:Time deletionTimestamp=9:*Time
@@ -491,7 +485,15 @@ def _parse_layout(text: str) -> dict[str, tuple[_Field, ...]]:
     return layout
 
 
-_MESSAGES = _parse_layout(_LAYOUT)
+# A built-in kind whose strategy lays out its own message (``protobuf_layout``, named after
+# the kind; it may use the messages above) is decoded too.
+_KIND_LAYOUTS = {
+    (t.api_version, t.kind): layout
+    for t in BUILTIN_TYPES
+    if (layout := strategy_for(t).protobuf_layout)
+}
+KINDS.update({key: key[1] for key in _KIND_LAYOUTS})
+_MESSAGES = _parse_layout(_LAYOUT + "".join(dict.fromkeys(_KIND_LAYOUTS.values())))
 
 
 def _descriptor(name: str, fields: tuple[_Field, ...]) -> descriptor_pb2.DescriptorProto:

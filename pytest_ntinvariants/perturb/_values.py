@@ -5,19 +5,21 @@ from __future__ import annotations
 import random
 from typing import Any
 
-__all__ = ["FAULTS", "FAULT_CODES", "Delay", "parse_delay"]
+__all__ = ["FAULTS", "FAULT_CODES", "Delay", "check_delay", "draw", "parse_delay"]
 
 Delay = float | tuple[float, float]
 
 
-def _draw(delay: Delay, rng: random.Random) -> float:
+def draw(delay: Delay, rng: random.Random) -> float:
+    """A delay in seconds: the value itself, or one drawn uniformly from a (low, high) range."""
     if isinstance(delay, tuple):
         lo, hi = delay
         return rng.uniform(lo, hi)
     return delay
 
 
-def _check_delay(delay: Delay, what: str) -> None:
+def check_delay(delay: Delay, what: str) -> None:
+    """Refuse (ValueError) a delay that is negative or not a sound (low, high) range."""
     values = delay if isinstance(delay, tuple) else (delay,)
     if isinstance(delay, tuple) and (len(delay) != 2 or delay[0] > delay[1]):
         raise ValueError(f"{what} range must be (low, high) with low <= high, got {delay!r}")
@@ -31,11 +33,11 @@ def parse_delay(value: Any, what: str) -> Delay:
         if len(value) != 2:
             raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
         pair = (float(value[0]), float(value[1]))
-        _check_delay(pair, what)
+        check_delay(pair, what)
         return pair
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be seconds or a (low, high) pair, got {value!r}")
-    _check_delay(float(value), what)
+    check_delay(float(value), what)
     return float(value)
 
 

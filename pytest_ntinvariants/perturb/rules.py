@@ -27,7 +27,7 @@ from ..apiserver.hooks import Interceptor, RequestInfo
 from ..apiserver.store import Store
 from ..apiserver.watch import Delivery, Watcher, WatchHub
 from ..ledger import Ledger, ObjectVersion, PerturbationFired
-from ._values import FAULT_CODES, FAULTS, Delay, _check_delay, _draw
+from ._values import FAULT_CODES, FAULTS, Delay, check_delay, draw
 from .triggers import Trigger
 
 __all__ = [
@@ -46,7 +46,8 @@ __all__ = [
 
 _R = TypeVar("_R", bound="Rule")
 
-_WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# The verbs that write (a rule on "write" matches each).
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Target:
         if self.verb is None:
             return True
         verbs = (self.verb,) if isinstance(self.verb, str) else self.verb
-        return verb in verbs or ("write" in verbs and verb in _WRITE_VERBS)
+        return verb in verbs or ("write" in verbs and verb in WRITE_VERBS)
 
     def matches_request(self, r: RequestInfo) -> bool:
         """Whether a request falls under this target."""
@@ -229,14 +230,14 @@ class WatchLatency(Rule):
     action = "watch-latency"
 
     def __post_init__(self) -> None:
-        _check_delay(self.delay, "delay")
+        check_delay(self.delay, "delay")
         super().__post_init__()
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
         """Make ``d`` due ``delay`` seconds from now, and never before what is queued."""
         if not self._fires_on_delivery(w, d):
             return [d]
-        seconds = _draw(self.delay, self._owner.rng)
+        seconds = draw(self.delay, self._owner.rng)
         d.not_before = max(d.not_before, w.loop.time() + seconds)
         if queued := w.queued():  # keep rv order: never due before what is queued ahead
             d.not_before = max(d.not_before, queued[-1].not_before)
@@ -383,7 +384,7 @@ class Coalesce(Rule):
     )
 
     def __post_init__(self) -> None:
-        _check_delay(self.window, "window")
+        check_delay(self.window, "window")
         super().__post_init__()
 
     def on_delivery(self, w: Watcher, d: Delivery) -> list[Delivery]:
@@ -524,10 +525,10 @@ class StaleView(Rule):
         if self.versions is not None and self.versions < 0:
             raise ValueError(f"versions must be >= 0, got {self.versions}")
         if self.seconds is not None:
-            _check_delay(self.seconds, "seconds")
+            check_delay(self.seconds, "seconds")
         if self.versions is not None and self.seconds is not None:
             raise ValueError("give versions or seconds, not both")
-        _check_delay(self.catch_up, "catch_up")
+        check_delay(self.catch_up, "catch_up")
         super().__post_init__()
 
     def start(self) -> None:
@@ -635,14 +636,14 @@ class RequestLatency(Rule):
     action = "request-latency"
 
     def __post_init__(self) -> None:
-        _check_delay(self.delay, "delay")
+        check_delay(self.delay, "delay")
         super().__post_init__()
 
     async def on_request(self, request: RequestInfo) -> None:
         """Hold the target's request back ``delay`` seconds (drawn, for a range)."""
         if not self._fires_on_request(request):
             return
-        seconds = _draw(self.delay, self._owner.rng)
+        seconds = draw(self.delay, self._owner.rng)
         self.record(request.identity, f"{request.verb} {request.name} +{seconds * 1000:.1f}ms")
         await self._owner._delay(seconds)
 
@@ -815,7 +816,7 @@ class Perturber(Interceptor):
 
         def ok(e: Any) -> bool:
             return (
-                e.verb in _WRITE_VERBS
+                e.verb in WRITE_VERBS
                 and e.status < 300
                 and (subresource is None or e.subresource == subresource)
                 and (name is None or e.name == name)

@@ -265,14 +265,14 @@ def _coalesce_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
 def _delay_event(perturber: Perturber, who: str, p: dict[str, Any]) -> Rule:
     """Hold from the nth event on, until the other replica's next write."""
     from ..ledger import RequestServed
-    from .rules import _WRITE_VERBS
+    from .rules import WRITE_VERBS
 
     nth = p["nth"]
     start = _delivered(perturber, who, p["resource"], nth - 1) if nth > 1 else None
 
     def next_write(e: Any) -> bool:
         started = start is None or start.fired
-        return started and e.verb in _WRITE_VERBS and e.status < 300
+        return started and e.verb in WRITE_VERBS and e.status < 300
 
     until = perturber.trigger(RequestServed, identity=p["until_write_of"], where=next_write)
     return perturber.hold(target=_event_target(who, p["resource"]), after=start, until=until)

@@ -87,7 +87,7 @@ def clocked_env(clock: list[float]) -> Iterator[tuple[FakeApiServer, Ledger, Per
 def _env(ledger: Ledger) -> Iterator[tuple[FakeApiServer, Ledger, Perturber]]:
     with FakeApiServer() as server:
         recorder = attach_recorder(server, ledger)
-        perturber = Perturber(server.store, server.handler.hub, ledger, seed=7)
+        perturber = Perturber(server.store, server.hub, ledger, seed=7)
         handle = server.add_interceptor(perturber)
         yield server, ledger, perturber
         perturber.undo()
@@ -216,7 +216,7 @@ def test_seeded_probability_replays(env: Any) -> None:
 
     def outcomes(seed: int) -> list[int]:
         ledger = Ledger()
-        p = Perturber(server.store, server.handler.hub, ledger, seed=seed)
+        p = Perturber(server.store, server.hub, ledger, seed=seed)
         handle = server.add_interceptor(p)
         try:
             p.fault(503, identity="c", verb="get", probability=0.5)

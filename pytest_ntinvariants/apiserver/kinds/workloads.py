@@ -1,4 +1,4 @@
-"""kube-apiserver's defaulting of the built-in workloads and pods, as clients read it back.
+"""Pods and the workloads that make them: kube-apiserver's defaulting, as clients read it back.
 
 A controller that compares the Deployment it wants with the one it reads meets these
 defaults on a real cluster (``strategy``, ``revisionHistoryLimit``, a container's
@@ -16,9 +16,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .jsonvalues import copy_json
+from ..jsonvalues import copy_json
+from ..resources import ResourceType
+from ..versions import WriteContext
+from .base import BaseStrategy
+from .columns import Column, int_at, ratio
+from .mergekeys import Structs, merge, struct
 
-__all__ = ["apply_defaults", "pod_status_on_create"]
+__all__ = [
+    "PATCH_STRUCTS",
+    "POD",
+    "UNSERVED_PATCH_ROOTS",
+    "WORKLOADS",
+    "Pod",
+    "Workload",
+    "apply_defaults",
+    "pod_status_on_create",
+]
 
 JSON = dict[str, Any]
 
@@ -277,3 +291,163 @@ def pod_status_on_create(pod: JSON) -> JSON:
     """The status kube gives a new Pod (its strategy's PrepareForCreate): Pending, with the
     pod's QoS class."""
     return {"phase": "Pending", "qosClass": _qos_class(pod)}
+
+
+def _pod_ready(obj: JSON) -> str:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    ready = sum(1 for c in statuses if isinstance(c, dict) and c.get("ready"))
+    return f"{ready}/{len((obj.get('spec') or {}).get('containers') or [])}"
+
+
+def _pod_status(obj: JSON) -> str:
+    # kube's printPod, in short: a deletion, a waiting or terminated container's reason,
+    # else the pod's reason or phase.
+    status = obj.get("status") or {}
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for c in status.get("containerStatuses") or []:
+        state = c.get("state") or {} if isinstance(c, dict) else {}
+        for kind in ("waiting", "terminated"):
+            reason = (state.get(kind) or {}).get("reason")
+            if reason:
+                return str(reason)
+    return str(status.get("reason") or status.get("phase") or "Unknown")
+
+
+def _pod_restarts(obj: JSON) -> int:
+    statuses = (obj.get("status") or {}).get("containerStatuses") or []
+    return sum(int(c.get("restartCount") or 0) for c in statuses if isinstance(c, dict))
+
+
+def _job_status(obj: JSON) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    true = {c.get("type") for c in conditions if isinstance(c, dict) and c.get("status") == "True"}
+    for kind in ("Failed", "Complete", "SuccessCriteriaMet", "FailureTarget", "Suspended"):
+        if kind in true:
+            return kind
+    return "Running"
+
+
+# The tags of pods and workloads (k8s.io/api core/v1, apps/v1, batch/v1 types.go).
+PATCH_STRUCTS: Structs = {
+    "Pod": {
+        "metadata": struct("ObjectMeta"),
+        "spec": struct("PodSpec"),
+        "status": struct("PodStatus"),
+    },
+    "PodTemplate": {"metadata": struct("ObjectMeta"), "template": struct("PodTemplateSpec")},
+    "PodTemplateSpec": {"metadata": struct("ObjectMeta"), "spec": struct("PodSpec")},
+    "PodSpec": {
+        "volumes": merge("name"),
+        "initContainers": merge("name", "Container"),
+        "containers": merge("name", "Container"),
+        "ephemeralContainers": merge("name", "Container"),
+        "imagePullSecrets": merge("name"),
+        "hostAliases": merge("ip"),
+        "topologySpreadConstraints": merge("topologyKey"),
+        "schedulingGates": merge("name"),
+        "resourceClaims": merge("name"),
+    },
+    "Container": {
+        "ports": merge("containerPort"),
+        "env": merge("name"),
+        "volumeMounts": merge("mountPath"),
+        "volumeDevices": merge("devicePath"),
+    },
+    "PodStatus": {
+        "conditions": merge("type"),
+        "hostIPs": merge("ip"),
+        "podIPs": merge("ip"),
+        "resourceClaimStatuses": merge("name"),
+    },
+    # Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job.
+    "Workload": {
+        "metadata": struct("ObjectMeta"),
+        "spec": struct("WorkloadSpec"),
+        "status": struct("Conditions"),
+    },
+    "WorkloadSpec": {"template": struct("PodTemplateSpec")},
+    "CronJob": {"metadata": struct("ObjectMeta"), "spec": struct("CronJobSpec")},
+    "CronJobSpec": {"jobTemplate": struct("JobTemplateSpec")},
+    "JobTemplateSpec": {"metadata": struct("ObjectMeta"), "spec": struct("WorkloadSpec")},
+}
+# Kinds this server does not serve whose tags strategic merge patch knows all the same.
+UNSERVED_PATCH_ROOTS = {
+    ("", "PodTemplate"): "PodTemplate",
+    ("", "ReplicationController"): "Workload",
+}
+
+
+class Workload(BaseStrategy):
+    """A workload (or a pod): kube's defaults filled in on every write."""
+
+    patch_structs = PATCH_STRUCTS
+
+    def __init__(
+        self,
+        defaulter: Callable[[JSON], JSON],
+        columns: tuple[Column, ...] = (),
+        patch_root: str = "Workload",
+    ) -> None:
+        self._defaulter = defaulter
+        self.columns = columns
+        self.patch_root = patch_root
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The object with kube's defaults."""
+        return self._defaulter(obj)
+
+    def prepare_update(
+        self, rt: ResourceType, obj: JSON, old: JSON, ctx: WriteContext, state: Any
+    ) -> JSON:
+        """The object with kube's defaults."""
+        return self._defaulter(obj)
+
+
+class Pod(Workload):
+    """A pod: defaulted, and created Pending with its QoS class."""
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The defaulted pod with kube's status of a new one."""
+        obj = self._defaulter(obj)
+        obj["status"] = pod_status_on_create(obj)
+        return obj
+
+
+POD = Pod(
+    _pod,
+    (
+        Column("Ready", "string", _pod_ready),
+        Column("Status", "string", _pod_status),
+        Column("Restarts", "string", _pod_restarts),
+    ),
+    patch_root="Pod",
+)
+# The workloads' columns (kube's printers), by storage key.
+_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "apps/deployments": (
+        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
+        Column("Up-to-date", "integer", int_at(".status.updatedReplicas")),
+        Column("Available", "integer", int_at(".status.availableReplicas")),
+    ),
+    "apps/replicasets": (
+        Column("Desired", "integer", int_at(".spec.replicas")),
+        Column("Current", "integer", int_at(".status.replicas")),
+        Column("Ready", "integer", int_at(".status.readyReplicas")),
+    ),
+    "apps/statefulsets": (
+        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
+    ),
+    "batch/jobs": (
+        Column("Status", "string", _job_status),
+        Column("Completions", "string", ratio(".status.succeeded", ".spec.completions", 1)),
+    ),
+}
+# The workload kinds by storage key (the pod's own strategy apart).
+WORKLOADS: dict[str, Workload] = {
+    key: Workload(
+        defaulter, _COLUMNS.get(key, ()), "CronJob" if key == "batch/cronjobs" else "Workload"
+    )
+    for key, defaulter in _DEFAULTERS.items()
+    if key != "/pods"
+}

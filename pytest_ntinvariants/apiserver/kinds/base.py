@@ -1,0 +1,96 @@
+"""The strategy of a kind: what a write of that kind does beyond what every write does.
+
+kube-apiserver gives each kind a ``rest.Strategy`` (PrepareForCreate, PrepareForUpdate,
+Validate, ValidateUpdate, ...) and keeps the generic registry apart from them; the fake
+does the same. The store runs every write's generic steps (metadata, resourceVersion,
+generation, the CRD schema, commit) and asks the kind's strategy for the rest. Each kind
+family is one module of this package; ``builtin.py`` maps the built-in kinds to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..errors import Cause
+from ..resources import ResourceType
+from ..versions import WriteContext
+from .columns import Column
+from .mergekeys import OBJECT_ROOT, Structs
+
+__all__ = ["JSON", "BaseStrategy", "Strategy"]
+
+JSON = dict[str, Any]
+
+
+class Strategy(Protocol):
+    """What the store asks of a kind. Objects may share values with stored versions,
+    which are never mutated: a strategy copies what it changes below the object's root."""
+
+    # Names of this kind are DNS-1123 labels (namespaces, services), not subdomains.
+    label_named: bool
+    # The columns of its Table after NAME (kube's printers), and whether AGE follows them.
+    columns: tuple[Column, ...]
+    prints_age: bool
+    # The protobuf layout of its messages, in protobuf.py's notation, the kind's own named
+    # after it; "" for a kind that protobuf.py lays out itself, or not at all.
+    protobuf_layout: str
+    # Its strategic-merge-patch tags (mergekeys.py): the root struct of its objects, and
+    # the structs its module contributes (shared by the kinds of that module).
+    patch_root: str
+    patch_structs: Structs
+
+    def new_state(self) -> Any:
+        """Per-store state of the kind (allocators), or None; passed back to every call."""
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The object a create stores (defaults filled in), refusing what kube's decoding
+        refuses; ``obj`` itself or a new dict."""
+
+    def prepare_update(
+        self, rt: ResourceType, obj: JSON, old: JSON, ctx: WriteContext, state: Any
+    ) -> JSON:
+        """The object an update stores, given the stored one (``old``)."""
+
+    def validate(
+        self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext
+    ) -> Sequence[Cause]:
+        """kube's Validate (``old`` None) or ValidateUpdate of the kind's own fields."""
+
+    def deleted(self, obj: JSON, state: Any) -> None:
+        """The object was removed for good: release what it held (its allocations)."""
+
+
+class BaseStrategy:
+    """The strategy of a kind with no rules of its own (and every custom resource's):
+    nothing to default, nothing to validate beyond metadata and the CRD's schema."""
+
+    label_named = False
+    columns: tuple[Column, ...] = ()
+    prints_age = True
+    protobuf_layout = ""
+    patch_root = OBJECT_ROOT
+    patch_structs: Structs = {}
+
+    def new_state(self) -> Any:
+        """No state."""
+        return None
+
+    def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
+        """The object as sent."""
+        return obj
+
+    def prepare_update(
+        self, rt: ResourceType, obj: JSON, old: JSON, ctx: WriteContext, state: Any
+    ) -> JSON:
+        """The object as sent."""
+        return obj
+
+    def validate(
+        self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext
+    ) -> Sequence[Cause]:
+        """No causes."""
+        return ()
+
+    def deleted(self, obj: JSON, state: Any) -> None:
+        """Nothing to release."""
