@@ -9,12 +9,6 @@ from pathlib import Path
 import pytest
 from inner_pytest import INI
 
-# Imported here so pytester's inner runs find them already loaded: pytester removes the
-# modules a run imported, and cryptography's Rust extension cannot be imported twice
-# (its classes would no longer match: "curve must be an EllipticCurve instance").
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
-
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
 HERE = Path(__file__).parent

@@ -8,11 +8,6 @@ from pathlib import Path
 import pytest
 from inner_pytest import INI
 
-# Loaded before the inner run, which would otherwise import cryptography's Rust extension a
-# second time (pytester removes what a run imported).
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

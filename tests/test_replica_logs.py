@@ -16,10 +16,6 @@ from pathlib import Path
 import pytest
 from inner_pytest import INI
 
-# Imported here so pytester's inner runs find them already loaded (see
-# test_plugin_replicas.py: cryptography's extension cannot be imported twice).
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
 from pytest_ntinvariants.apiserver import FakeApiServer
 from pytest_ntinvariants.operators import ProcessReplica, ReplicaError, Replicas
 

@@ -13,9 +13,6 @@ import kopf
 import pytest
 from inner_pytest import INI
 
-# Imported here so pytester's inner runs find them already loaded (see test_plugin_replicas).
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
 from pytest_ntinvariants.apiserver import FakeApiServer
 from pytest_ntinvariants.operators import KopfReplica, ProcessReplica
 from pytest_ntinvariants.sim import World

@@ -13,10 +13,6 @@ import pytest
 from inner_pytest import INI
 from operators_fixtures import children
 
-# Loaded here so pytester's inner runs find them loaded (see test_plugin_replicas.py).
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
-
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
 

@@ -14,9 +14,6 @@ import pytest
 from inner_pytest import INI
 from operators_fixtures import children
 
-# Loaded here so pytester's inner runs find them loaded (see test_plugin_replicas.py).
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.tls  # noqa: F401
 from pytest_ntinvariants.perturb.schedule import Step
 from pytest_ntinvariants.replay import ReplayToken
 from pytest_ntinvariants.sim import PCT, Action, RandomWalk, Replay, independence, make_strategy

@@ -47,12 +47,6 @@ from nrkit import (
     variant_suite,
 )
 
-# Imported here so that they stay imported: pytester takes away what an in-process run
-# imported, and each inner run would import them again (in its first item's time).
-import pytest_ntinvariants.invariants
-import pytest_ntinvariants.operators
-import pytest_ntinvariants.report  # noqa: F401
-
 #: Runs of each variant (items, each with its own seed) in every check.
 REPEATS = 3
 
