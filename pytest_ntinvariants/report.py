@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .invariants._core import CheckContext, ObjectRef, Violation
 from .invariants._index import LedgerIndex, ObjectHistory, index_of
-from .invariants.notification import KIND, nr_state, recorded_attempts
+from .packs.notifications.invariants import KIND, nr_state, recorded_attempts
 from .ledger import (
     Entry,
     Ledger,

@@ -21,7 +21,7 @@ from ._index import LedgerIndex, ObjectHistory, index_of, parse_time
 from .assertions import assert_attempts, assert_deliveries
 from .builder import LedgerBuilder, NotificationBuilder
 from .builtin import BUILTIN_INVARIANTS, ResourceVersionMonotonic, default_registry
-from .notification import (
+from ..packs.notifications.invariants import (
     NR_INVARIANTS,
     Attempt,
     AttemptLimits,

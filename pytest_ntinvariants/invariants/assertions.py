@@ -15,7 +15,7 @@ from typing import Final
 from ..ledger import Ledger
 from ._core import CheckContext
 from ._index import ObjectHistory, index_of
-from .notification import KIND, Attempt, nr_state, recorded_attempts
+from ..packs.notifications.invariants import KIND, Attempt, nr_state, recorded_attempts
 
 __all__ = ["OUTCOMES", "assert_attempts", "assert_deliveries"]
 

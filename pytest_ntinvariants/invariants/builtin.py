@@ -7,7 +7,7 @@ from typing import Final
 from ..ledger import Ledger, WatchDelivered
 from ._core import CheckContext, Invariant, InvariantRegistry, ObjectRef, Violation
 from ._index import index_of
-from .notification import NR_INVARIANTS
+from ..packs.notifications.invariants import NR_INVARIANTS
 from .oracles import ORACLES
 
 __all__ = ["BUILTIN_INVARIANTS", "ResourceVersionMonotonic", "default_registry"]

@@ -1,0 +1,1 @@
+"""The NotificationRequest pack (being moved here from the core; see its modules)."""
