@@ -22,9 +22,16 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..ledger import ObjectVersion, SideEffect
-from ._core import CheckContext, ObjectInvariant, ObjectRef, Violation
-from ._index import LedgerIndex, ObjectHistory, parse_time
+from pytest_ntinvariants.invariants import (
+    CheckContext,
+    LedgerIndex,
+    ObjectHistory,
+    ObjectInvariant,
+    ObjectRef,
+    Violation,
+    parse_time,
+)
+from pytest_ntinvariants.ledger import ObjectVersion, SideEffect
 
 __all__ = [
     "JITTER",
