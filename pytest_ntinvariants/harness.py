@@ -410,7 +410,7 @@ class Harness:
                 while True:
                     current = latest[0]
                     if current is not None and until(current):
-                        return self.server.get(api_version, kind, name, namespace)
+                        break
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(
@@ -419,6 +419,10 @@ class Harness:
                             f"{'absent' if current is None else _summary(current)}"
                         )
                     cond.wait(remaining)
+            # Read outside ``cond``: the server thread takes the store's lock and then
+            # ``cond`` (on_event), so holding ``cond`` while taking the store's lock could
+            # deadlock the two threads.
+            return self.server.get(api_version, kind, name, namespace)
         finally:
             undo()
 
