@@ -2,11 +2,10 @@
 NotificationRequest, its fields or its pack, imports a pack or the reference controller,
 or needs a pack loaded to import.
 
-An import-linter contract would say the import half as ``forbidden``: source modules
-``pytest_ntinvariants`` (minus ``pytest_ntinvariants.packs``), forbidden modules
-``pytest_ntinvariants.packs`` and ``reference_controller``. This test also reads the text,
-which a contract does not: a docstring or a string literal naming the kind is knowledge
-of it too.
+The import half is also the import-linter contract ``core-names-no-kind`` (pyproject.toml,
+checked by tests/test_layers.py); this test checks that the contract names every module of
+the core, and reads the text, which a contract does not: a docstring or a string literal
+naming the kind is knowledge of it too.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -40,6 +40,17 @@ def core_modules() -> list[Path]:
             continue
         out.append(path)
     return out
+
+
+def test_the_contract_names_every_module_of_the_core() -> None:
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    [contract] = [
+        c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "core-names-no-kind"
+    ]
+    top = {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in core_modules()}
+    listed = {m.removeprefix("pytest_ntinvariants.") for m in contract["source_modules"]}
+    assert listed == top - {"__init__", "py"}
+    assert contract["forbidden_modules"] == ["pytest_ntinvariants.packs", "reference_controller"]
 
 
 def test_the_core_is_found() -> None:
