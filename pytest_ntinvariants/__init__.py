@@ -12,9 +12,11 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "Attribution",
     "CertificateAuthority",
     "CheckContext",
     "FakeApiServer",
+    "FunctionInvariant",
     "Harness",
     "Interceptor",
     "Invariant",
@@ -30,15 +32,18 @@ __all__ = [
     "Target",
     "Trigger",
     "Violation",
-    "assert_attempts",
-    "assert_deliveries",
+    "assert_no_side_effects",
+    "assert_side_effects",
+    "hook_relay",
 ]
 
 _WHERE = {
     "ApiError": ".apiserver",
+    "Attribution": ".sinks",
     "CertificateAuthority": ".tls",
     "CheckContext": ".invariants",
     "FakeApiServer": ".apiserver",
+    "FunctionInvariant": ".invariants",
     "Harness": ".harness",
     "Interceptor": ".apiserver",
     "Invariant": ".invariants",
@@ -54,8 +59,9 @@ _WHERE = {
     "Target": ".perturb",
     "Trigger": ".perturb",
     "Violation": ".invariants",
-    "assert_attempts": ".invariants.assertions",
-    "assert_deliveries": ".invariants.assertions",
+    "assert_no_side_effects": ".invariants.assertions",
+    "assert_side_effects": ".invariants.assertions",
+    "hook_relay": ".hookspecs",
 }
 
 

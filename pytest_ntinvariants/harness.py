@@ -14,7 +14,7 @@ import builtins
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from .perturb.schedule import Schedule
 if TYPE_CHECKING:
     from .markers import ItemMarkers
     from .sim import World
-    from .sinks import Sink
+    from .sinks import Attribution, Sink, SinkRequest
 
 __all__ = ["Harness", "RunInfo", "SinkPool"]
 
@@ -45,17 +45,24 @@ class RunInfo:
     seed: int
     replay: str  # the shell command that replays this run
     schedule: Schedule | None = None
-    time_scale: float = 1.0
+    #: What packs put in the invariants' ``CheckContext.options`` for this run.
+    options: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    #: pytest's hook relay (``config.hook``): packs attribute endpoint calls and add to
+    #: reports through it. None: no pack is asked.
+    hook: Any = field(default=None, repr=False)
 
 
 class SinkPool:
     """The fake endpoints of one test, by name, each recorded in the ledger."""
 
-    def __init__(self, ledger: Ledger, *, world: World | None = None) -> None:
+    def __init__(self, ledger: Ledger, *, world: World | None = None, hook: Any = None) -> None:
         self.ledger = ledger
         #: The deterministic world the endpoints live in (None: each its own thread).
         self.world = world
+        #: pytest's hook relay: a pack's ``pytest_ntinvariants_attribute_call`` attributes
+        #: the calls of endpoints made here (None: the generic headers only).
+        self.hook = hook
         self._sinks: dict[str, Sink] = {}
         self._undo: list[Callable[[], None]] = []
 
@@ -71,6 +78,8 @@ class SinkPool:
                     f"endpoint {name!r} already exists; options apply only when it is created"
                 )
             return sink
+        if self.hook is not None and "identify" not in options:
+            options["identify"] = self._identify
         world = self.world
         if world is None:
             sink = Sink(name, **options)
@@ -84,6 +93,13 @@ class SinkPool:
         self._sinks[name] = sink
         self._undo.append(record_sink(self.ledger, sink))
         return sink
+
+    def _identify(self, request: SinkRequest) -> Attribution | None:
+        # A pack's attribution first; the generic headers when no pack claims the call.
+        from .sinks import identify_by_headers
+
+        found = self.hook.pytest_ntinvariants_attribute_call(request=request)
+        return found if found is not None else identify_by_headers(request)
 
     def __getitem__(self, name: str) -> Sink:
         return self._sinks[name]
@@ -130,7 +146,7 @@ class Harness:
         #: they start). None: each replica makes a temporary directory of its own and
         #: removes it when it stops.
         self.log_dir = log_dir
-        self.sinks = sinks if sinks is not None else SinkPool(ledger, world=world)
+        self.sinks = sinks if sinks is not None else SinkPool(ledger, world=world, hook=run.hook)
         self._own_sinks = sinks is None
         self.ledger = ledger
         self.run = run
@@ -394,7 +410,7 @@ class Harness:
                 while True:
                     current = latest[0]
                     if current is not None and until(current):
-                        return self.server.get(api_version, kind, name, namespace)
+                        break
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(
@@ -403,6 +419,10 @@ class Harness:
                             f"{'absent' if current is None else _summary(current)}"
                         )
                     cond.wait(remaining)
+            # Read outside ``cond``: the server thread takes the store's lock and then
+            # ``cond`` (on_event), so holding ``cond`` while taking the store's lock could
+            # deadlock the two threads.
+            return self.server.get(api_version, kind, name, namespace)
         finally:
             undo()
 
@@ -571,33 +591,43 @@ class Harness:
 
     # ------------------------------------------------------------- assertions
 
-    def assert_attempts(self, name: str, **kwargs: Any) -> None:
-        """Assert the recorded delivery attempts of a NotificationRequest (see
-        ``pytest_ntinvariants.invariants.assertions.assert_attempts``)."""
-        from .invariants.assertions import assert_attempts
+    def assert_side_effects(
+        self, obj: str | Mapping[str, Any], *, count: int, **kwargs: Any
+    ) -> None:
+        """Assert fake endpoints received ``count`` calls about ``obj`` (an object, a uid,
+        a name or ``"namespace/name"``), of any kind; ``key=``, ``endpoint=``,
+        ``successful=``, ``namespace=``, ``kind=`` and attributes narrow what counts (see
+        ``pytest_ntinvariants.assert_side_effects``). A failure shows the calls and the
+        race."""
+        from .invariants.assertions import assert_side_effects
 
         __tracebackhide__ = True
-        assert_attempts(self.ledger, name, ctx=self.check_context(), **kwargs)
+        assert_side_effects(self.ledger, obj, count=count, ctx=self.check_context(), **kwargs)
 
-    def assert_deliveries(self, name: str, **kwargs: Any) -> None:
-        """Assert the calls the fake endpoints received for an object."""
-        from .invariants.assertions import assert_deliveries
+    def assert_no_side_effects(
+        self, obj: str | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """Assert no fake endpoint received a matching call (about ``obj`` when given,
+        else about anything; see ``pytest_ntinvariants.assert_no_side_effects``)."""
+        from .invariants.assertions import assert_no_side_effects
 
         __tracebackhide__ = True
-        assert_deliveries(self.ledger, name, ctx=self.check_context(), **kwargs)
+        assert_no_side_effects(self.ledger, obj, ctx=self.check_context(), **kwargs)
 
     def check_context(self, *, quiet: bool = False) -> Any:
-        """The context invariants and assertions are judged in."""
+        """The context invariants and assertions are judged in (with the options packs
+        gave this run, and the hook relay reports ask packs through)."""
         from .invariants import CheckContext
 
         return CheckContext.from_ledger(
             self.ledger,
-            time_scale=self.run.time_scale,
             quiet=quiet,
             seed=self.seed,
             replay=self.run.replay,
             schedule=self.run.schedule.describe() if self.run.schedule else None,
             digest=self.digest(),
+            options=self.run.options,
+            hook=self.run.hook,
         )
 
     def digest(self) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -118,15 +118,22 @@ class PerturbationFired(Entry):
 
 @dataclass(frozen=True)
 class SideEffect(Entry):
-    """A call the outside world received (a fake endpoint: Slack, a webhook)."""
+    """A call the outside world received (a fake endpoint: Slack, a webhook).
+
+    It is about the object ``uid`` / ``namespace`` / ``name`` (any may be "" when the
+    endpoint could not tell); ``key`` names the side effect (at most one successful call
+    per object and key is expected), ``attributes`` are what the endpoint's attribution
+    added (strings, for reports and packs).
+    """
 
     endpoint: str
-    channel: str
     uid: str
     namespace: str
     name: str
-    attempt: str
+    key: str
     status: int  # what the endpoint answered (0: closed the connection)
+    # hash=False: a dict cannot be hashed, and seq already tells entries apart.
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
     detail: str = ""
     caller: str = ""  # the replica that made the call, when the endpoint can tell
 

@@ -152,9 +152,9 @@ def _replay(token: Any) -> None: ...
 
 @_marker(
     "ntinv_invariants",
-    "choose which invariants are checked at teardown and the controller's backoff time scale.",
+    "choose which invariants are checked at teardown.",
 )
-def _invariants(*, only: Any = None, exclude: Any = (), time_scale: Any = None) -> None: ...
+def _invariants(*, only: Any = None, exclude: Any = ()) -> None: ...
 
 
 class MarkerError(ValueError):
@@ -229,7 +229,6 @@ class InvariantsSpec:
 
     only: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
-    time_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -459,21 +458,13 @@ def parse_explore(mark: pytest.Mark) -> ExploreSpec:
 def parse_invariants(mark: pytest.Mark) -> InvariantsSpec:
     """Parse ``ntinv_invariants``."""
     a = _bind("ntinv_invariants", mark)
-    only, exclude, scale = a["only"], a["exclude"], a["time_scale"]
+    only, exclude = a["only"], a["exclude"]
     for key, v in (("only", only), ("exclude", exclude)):
         if v is not None and (isinstance(v, str) or not all(isinstance(x, str) for x in v)):
             raise MarkerError(
                 f"@pytest.mark.ntinv_invariants: {key} must be a list of invariant names, got {v!r}"
             )
-    if scale is not None and (
-        isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0
-    ):
-        raise MarkerError(f"@pytest.mark.ntinv_invariants: time_scale must be > 0, got {scale!r}")
-    return InvariantsSpec(
-        tuple(only) if only is not None else None,
-        tuple(exclude),
-        float(scale) if scale is not None else None,
-    )
+    return InvariantsSpec(tuple(only) if only is not None else None, tuple(exclude))
 
 
 def parse_replay(mark: pytest.Mark) -> ReplayToken:

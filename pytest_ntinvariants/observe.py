@@ -114,12 +114,15 @@ def record_sink(ledger: Ledger, sink: Any) -> Callable[[], None]:
         ledger.record(
             SideEffect,
             endpoint=str(call.sink),
-            channel=str(call.channel or ""),
             uid=str(call.uid or ""),
             namespace=str(call.namespace or ""),
             name=str(call.name or ""),
-            attempt="" if call.attempt is None else str(call.attempt),
+            key=str(call.key or ""),
             status=int(call.status or 0),  # 0: the endpoint closed the connection
+            # Strings: the ledger is JSON, and a digest must not depend on a value's type.
+            attributes={
+                str(k): str(v) for k, v in (call.attributes or {}).items() if v is not None
+            },
             detail=call.rule,
             caller=str(call.caller or ""),
         )

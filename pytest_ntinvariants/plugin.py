@@ -26,6 +26,7 @@ from .session import (
     RUN_KEY,
     WORLD_KEY,
     NtinvSession,
+    context_options,
     float_ini,
 )
 from .sim.strategies import STRATEGIES
@@ -211,11 +212,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="100",
         help="the most times the replicas may write one object before no-hot-loop calls it "
         "a hot loop (default 100).",
-    )
-    parser.addini(
-        "ntinv_time_scale",
-        default="1.0",
-        help="the controller's backoff time scale, for retry-spacing invariants.",
     )
 
 
@@ -404,7 +400,9 @@ def ntinv_sinks(ntinv_ledger: Ledger, request: pytest.FixtureRequest) -> Iterato
     """
     from .harness import SinkPool
 
-    pool = SinkPool(ntinv_ledger, world=request.node.stash.get(WORLD_KEY, None))
+    pool = SinkPool(
+        ntinv_ledger, world=request.node.stash.get(WORLD_KEY, None), hook=request.config.hook
+    )
     try:
         yield pool
     finally:
@@ -444,7 +442,8 @@ def ntinv(
     (each its own identity and token), ``ntinv_watch_latency``/``ntinv_stale_reads``/
     ``ntinv_faults`` perturb what they see, and an ``ntinv_explore`` item gets its seeded
     schedule. ``wait_for(...)`` blocks on an object's condition without polling;
-    ``assert_attempts``/``assert_deliveries`` explain failures with the race timeline.
+    ``assert_side_effects``/``assert_no_side_effects`` explain failures with the race
+    timeline.
     When the test body ends, perturbations are removed, the system is let settle, and
     every registered invariant is checked over every version of every object.
     Process replicas (``start_process_replicas``) write their output to
@@ -467,9 +466,12 @@ def ntinv(
         pytest.fail(error, pytrace=False)
     item.stash[MARKERS_KEY] = markers
     seed = _run_seed(request)
-    scale = markers.invariants.time_scale or float_ini(request.config, "ntinv_time_scale")
     run = RunInfo(
-        item.nodeid, seed, session.replay_command(item, ntinv_schedule_seed), time_scale=scale
+        item.nodeid,
+        seed,
+        session.replay_command(item, ntinv_schedule_seed),
+        options=context_options(item),
+        hook=request.config.hook,
     )
     item.stash[RUN_KEY] = run
     try:

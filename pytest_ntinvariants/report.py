@@ -1,13 +1,17 @@
 """Failure reports: what broke, the proof, and the race that led there.
 
 A report reads like pytest's own ``approx`` failures and hypothesis's falsifying
-examples: one summary line first, then aligned tables (the
-attempts, the endpoint calls), then the timeline of the race (who read which version,
-who wrote what, which watch event reached whom and how late, which perturbation fired,
-which endpoint was called), then the seed and the command that replays it.
+examples: one summary line first, then aligned tables (a pack's, through the
+``pytest_ntinvariants_object_sections`` hook; the endpoint calls), then the timeline of
+the race (who read which version, who wrote what, which watch event reached whom and how
+late, which perturbation fired, which endpoint was called), then the seed and the command
+that replays it.
 
 ``format_violations`` and ``timeline`` give text, ``to_json`` the same as data,
 ``render_svg`` a drawing with one lane per replica, per endpoint and for the API server.
+Functions that take ``hook`` (pytest's ``config.hook``, a ``CheckContext``'s, or
+``hookspecs.hook_relay``'s) ask packs for their parts of a report; without one, the report
+is the generic one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .invariants._core import CheckContext, ObjectRef, Violation
 from .invariants._index import LedgerIndex, ObjectHistory, index_of
-from .invariants.notification import KIND, nr_state, recorded_attempts
 from .ledger import (
     Entry,
     Ledger,
@@ -37,8 +40,8 @@ from .ledger import (
 
 __all__ = [
     "TimelineRow",
-    "attempts_table",
     "calls_table",
+    "field_changes",
     "format_table",
     "format_violations",
     "object_details",
@@ -84,54 +87,32 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _clock(timestamp: str) -> str:
-    # "2025-12-26T10:00:00.123456Z" -> "10:00:00.123456": the date is noise in a race.
-    if "T" in timestamp:
-        return timestamp.split("T", 1)[1].rstrip("Zz")
-    return timestamp or "-"
-
-
-def attempts_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
-    """Every attempt ever recorded for a NotificationRequest, with who recorded it first.
-
-    Columns: position in the latest list, channel, attempt, outcome, writer identity,
-    resourceVersion that first recorded it, ledger time of that version, the attempt's
-    own timestamp, and the error. An attempt that is no longer in the latest version is
-    marked ``LOST``.
-    """
-    rows = []
-    for r in recorded_attempts(history):
-        a, v = r.attempt, r.version
-        rows.append(
-            {
-                "#": a.index + 1 if r.in_latest else "LOST",
-                "channel": a.channel,
-                "attempt": a.number if a.number is not None else "?",
-                "outcome": a.outcome,
-                "writer": v.identity or "?",
-                "rv": v.rv,
-                "recorded ms": f"{v.t * 1000:.1f}",
-                "timestamp": _clock(a.timestamp),
-                "error": a.error or "",
-            }
-        )
-    return format_table(rows, indent)
-
-
 def calls_table(history: ObjectHistory, indent: str = "  ") -> list[str]:
-    """The calls fake endpoints received about this object (time, endpoint, status)."""
+    """The calls fake endpoints received about this object (time, endpoint, key, the
+    attributes their attribution gave, status)."""
+    calls = history.side_effects()
+    names = list(dict.fromkeys(k for c in calls for k in c.attributes))
+    # A key made of its call's attributes (``slack #2`` of channel slack, attempt 2) says
+    # nothing the attribute columns do not: no column of its own then.
+    shown = not calls or not all(_key_of_attributes(c) for c in calls)
     rows = [
         {
             "t ms": f"{c.t * 1000:.1f}",
             "endpoint": c.endpoint,
-            "channel": c.channel,
-            "attempt": c.attempt or "-",
+            **({"key": c.key} if shown else {}),
+            **{n: c.attributes.get(n) or "-" for n in names},
             "status": c.status or "closed",
             "detail": c.detail,
         }
-        for c in history.side_effects()
+        for c in calls
     ]
     return format_table(rows, indent)
+
+
+def _key_of_attributes(call: SideEffect) -> bool:
+    values = {str(v) for v in call.attributes.values()}
+    words = [w.lstrip("#") for w in call.key.split()]
+    return bool(values) and bool(words) and all(w in values for w in words)
 
 
 # =================================================================== timeline
@@ -175,7 +156,7 @@ def _path(ns: str, name: str) -> str:
 
 
 def timeline_rows(
-    ledger: Ledger, uid: str | None = None, *, include: Iterable[int] = ()
+    ledger: Ledger, uid: str | None = None, *, include: Iterable[int] = (), hook: Any = None
 ) -> list[TimelineRow]:
     """The entries of the race, as rows; only those about object ``uid`` when given.
 
@@ -185,7 +166,8 @@ def timeline_rows(
     event within its lifetime. Successful writes appear once, as the version they made.
     Entries whose ledger ``seq`` is in ``include`` are rows too, whatever they are about
     (described as in the whole ledger's timeline, naming their object): a violation of
-    one object may rest on what happened to another.
+    one object may rest on what happened to another. ``hook`` lets packs describe writes
+    (``pytest_ntinvariants_describe_write``).
     """
     index = index_of(ledger)
     history = index.objects.get(uid) if uid is not None else None
@@ -197,9 +179,9 @@ def timeline_rows(
     for e in index.entries:
         row: TimelineRow | None = None
         if history is None or _concerns(e, history, index):
-            row = _entry_row(e, index, prev_obj, multi=history is None)
+            row = _entry_row(e, index, prev_obj, multi=history is None, hook=hook)
         elif e.seq in extra:
-            row = _entry_row(e, index, prev_obj, multi=True, forced=True)
+            row = _entry_row(e, index, prev_obj, multi=True, forced=True, hook=hook)
         if isinstance(e, ObjectVersion):
             prev_obj[e.uid] = e
         if row is not None:
@@ -232,12 +214,13 @@ def _entry_row(
     *,
     multi: bool,
     forced: bool = False,
+    hook: Any = None,
 ) -> TimelineRow | None:
     """One entry as a row (None: it is drawn elsewhere, or is no kind a timeline shows).
     ``multi``: name the object; ``forced``: a row even for a successful write request,
     which the whole ledger's timeline draws from the version it committed."""
     if isinstance(e, ObjectVersion):
-        return _version_row(e, prev_obj.get(e.uid), multi)
+        return _version_row(e, prev_obj.get(e.uid), multi, hook)
     if isinstance(e, RequestServed):
         row = _request_row(e, index, multi)
         if row is None and forced:
@@ -258,13 +241,18 @@ def _entry_row(
         where = f" for {_path(e.namespace, e.name)}" if multi and e.name else ""
         status = str(e.status) if e.status else "closed"
         history = index.objects.get(index.uid_of_call(e))
+        told = hook.pytest_ntinvariants_describe_call(call=e) if hook is not None else None
+        if told is None:
+            # The key, then what the attribution added that the key does not show.
+            told = (e.key or e.endpoint) + "".join(
+                f" {k} {v}" for k, v in e.attributes.items() if v not in e.key
+            )
         return TimelineRow(
             e.seq,
             e.t,
-            e.endpoint or e.channel,
+            e.endpoint or e.key,
             "call",
-            f"call {e.channel} attempt {e.attempt or '?'}{where} -> "
-            f"{status}" + (f" ({e.detail})" if e.detail else ""),
+            f"call {told}{where} -> {status}" + (f" ({e.detail})" if e.detail else ""),
             obj=f"{history.ref.kind}/{history.ref.name}" if history is not None else "",
         )
     if isinstance(e, PerturbationFired):
@@ -296,7 +284,9 @@ def _about(r: RequestServed, h: ObjectHistory, start: float, end: float) -> bool
     return r.verb in ("list", "watch") and r.namespace in ("", h.ref.namespace)
 
 
-def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> TimelineRow:
+def _version_row(
+    v: ObjectVersion, prev: ObjectVersion | None, multi: bool, hook: Any = None
+) -> TimelineRow:
     where = f" {v.kind_} {_path(v.namespace, v.name)}" if multi else ""
     # The verb the server recorded: an update made by ``apply`` of an existing object
     # reads "(update)", a create "created".
@@ -307,7 +297,7 @@ def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> T
         text = f"deleted{where} rv {v.rv}"
     else:
         text = f"wrote{where} rv {v.rv} ({verb})"
-    change = _change(v, prev)
+    change = _change(v, prev, hook)
     if change:
         text += f": {change}"
     return TimelineRow(
@@ -315,53 +305,17 @@ def _version_row(v: ObjectVersion, prev: ObjectVersion | None, multi: bool) -> T
     )
 
 
-#: Status fields a NotificationRequest's own summary of a write already describes.
-_NR_SUMMARISED = frozenset(
-    {
-        "status.phase",
-        "status.deliveryAttempts",
-        "status.completionTime",
-        "status.totalAttempts",
-        "status.successfulDeliveries",
-        "status.failedDeliveries",
-    }
-)
 #: Fields every write changes or the server keeps for itself: no news in a timeline.
 _BOOKKEEPING = frozenset(
     {"metadata.resourceVersion", "metadata.managedFields", "metadata.generation"}
 )
 
 
-def _change(v: ObjectVersion, prev: ObjectVersion | None) -> str:
-    if v.kind_ == KIND:
-        cur = nr_state(v)
-        if prev is None and not cur.phase and not cur.attempts:
-            return (
-                f"channels {', '.join(cur.channels) or '<none>'}, maxAttempts "
-                f"{cur.policy.max_attempts}, backoff {cur.policy.initial_backoff_seconds:g} s"
-                f" x{cur.policy.backoff_multiplier:g} <= {cur.policy.max_backoff_seconds:g} s"
-            )
-        old = nr_state(prev) if prev is not None else None
-        parts = []
-        if old is None or cur.phase != old.phase:
-            before = f"{old.phase or '<none>'} -> " if old is not None else ""
-            parts.append(f"phase {before}{cur.phase or '<none>'}")
-        n_old = len(old.attempts) if old is not None else 0
-        if old is not None and old.raw_attempts[:n_old] != cur.raw_attempts[:n_old]:
-            parts.append(f"attempts rewritten ({n_old} -> {len(cur.attempts)})")
-        elif len(cur.attempts) > n_old:
-            added = ", ".join(f"{a.label} {a.outcome}" for a in cur.attempts[n_old:])
-            parts.append(f"+{added}")
-        if old is not None and cur.completion_time != old.completion_time:
-            parts.append(f"completionTime {_clock(cur.completion_time) or 'removed'}")
-        counters = (cur.total, cur.successful, cur.failed)
-        if counters != ((old.total, old.successful, old.failed) if old else (0, 0, 0)):
-            parts.append(f"total {cur.total} ok {cur.successful} failed {cur.failed}")
-        # Everything else the write changed (a claim in status.claims, a label): a write
-        # that only claims a delivery is no "no change".
-        if prev is not None:
-            parts.extend(field_changes(prev.obj, v.obj, skip=_NR_SUMMARISED))
-        return "; ".join(parts) or ("no change" if v.type == "MODIFIED" else "")
+def _change(v: ObjectVersion, prev: ObjectVersion | None, hook: Any = None) -> str:
+    if hook is not None:
+        told = hook.pytest_ntinvariants_describe_write(version=v, prev=prev)
+        if told is not None:
+            return str(told)
     if prev is None:
         return ""
     changed = field_changes(prev.obj, v.obj)
@@ -562,6 +516,7 @@ def timeline(
     *,
     highlight: Iterable[int] = (),
     indent: str = "  ",
+    hook: Any = None,
 ) -> str:
     """The race as aligned text: one line per entry, times in ms, one lane per identity.
 
@@ -570,9 +525,10 @@ def timeline(
     E watch event, P perturbation, X replica event, C endpoint call), the lane's name and
     what happened. Lines whose ledger ``seq`` is in ``highlight`` start with ``>``.
     More than ``limit`` entries are elided in the middle (highlighted lines are kept).
+    ``hook``: packs describe writes (see ``timeline_rows``).
     """
     keep = set(highlight)
-    rows = timeline_rows(ledger, uid, include=keep)
+    rows = timeline_rows(ledger, uid, include=keep, hook=hook)
     if not rows:
         return f"{indent}(no ledger entries" + (f" about uid {uid})" if uid else ")")
     lanes = list(dict.fromkeys(r.lane for r in rows))
@@ -653,12 +609,14 @@ def steps_text(steps: Sequence[Any], limit: int = 80) -> str:
     return "\n".join([*head, *(s.describe() for s in shown)])
 
 
-def object_header(h: ObjectHistory) -> str:
-    """``NotificationRequest default/nr-1 (uid ...): 5 versions, latest rv 17 (Failed)``."""
+def object_header(h: ObjectHistory, hook: Any = None) -> str:
+    """``Gadget default/g1 (uid ...): 5 versions, latest rv 17 (Ready)``: the state in
+    parentheses is a pack's (``pytest_ntinvariants_object_state``), when one tells it."""
     last = h.last
     phase = ""
-    if h.ref.kind == KIND:
-        phase = f" ({nr_state(last, h.index).phase or 'no phase'})"
+    state = hook.pytest_ntinvariants_object_state(history=h) if hook is not None else None
+    if state is not None:
+        phase = f" ({state})"
     gone = ", deleted" if last.type == "DELETED" else ""
     return (
         f"{h.ref} (uid {h.ref.uid}): {len(h.versions)} versions, latest rv {last.rv}{phase}{gone}"
@@ -673,28 +631,28 @@ def object_details(
     *,
     invariants: Sequence[str] = (),
     with_timeline: bool = True,
+    hook: Any = None,
 ) -> list[str]:
-    """The attempts and endpoint-calls tables and the timeline of one object (which
-    shows the ``highlight`` entries too, whatever object they are about; ``invariants``:
-    the names whose entries the marks are, said when more than one)."""
+    """Packs' sections (``pytest_ntinvariants_object_sections``), the endpoint-calls
+    table and the timeline of one object (which shows the ``highlight`` entries too,
+    whatever object they are about; ``invariants``: the names whose entries the marks
+    are, said when more than one)."""
     lines: list[str] = []
-    if h.ref.kind == KIND:
-        table = attempts_table(h, indent="    ")
-        lines.append(
-            f"  attempts of {h.ref.path} (every one ever recorded; # is the position "
-            f"in rv {h.last.rv}):"
-        )
-        lines.extend(table or ["    (none recorded)"])
+    if hook is not None:
+        for section in hook.pytest_ntinvariants_object_sections(history=h, ledger=ledger):
+            lines.extend(section or ())
     calls = calls_table(h, indent="    ")
-    if calls or h.ref.kind == KIND:
+    if calls:
         lines.append(f"  endpoint calls about {h.ref.path}:")
-        lines.extend(calls or ["    (none)"])
+        lines.extend(calls)
     if with_timeline:
         lines.append(
             f"  timeline of {h.ref.path} (ms since the ledger began; > marks the entries in "
             f"question{_of(invariants)}):"
         )
-        lines.append(timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    "))
+        lines.append(
+            timeline(ledger, h.ref.uid, limit, highlight=highlight, indent="    ", hook=hook)
+        )
     return lines
 
 
@@ -719,6 +677,7 @@ def format_violations(
     """
     if not violations:
         return "no invariant violations"
+    hook = ctx.hook if ctx is not None else None
     index = index_of(ledger)
     by_inv: dict[str, list[Violation]] = {}
     # One group per object, by its history: two invariants may name one object by refs
@@ -747,7 +706,7 @@ def format_violations(
     for h, ref, vs in groups.values():
         lines.append("")
         if h is not None:
-            lines.append(object_header(h))
+            lines.append(object_header(h, hook))
         else:
             lines.append(str(ref) if ref is not None else "across objects (the whole ledger)")
         highlight: set[int] = set()
@@ -758,7 +717,9 @@ def format_violations(
         names = list(dict.fromkeys(v.invariant for v in vs))
         if h is not None:
             lines.extend(
-                object_details(h, ledger, highlight, invariants=names, with_timeline=timelines)
+                object_details(
+                    h, ledger, highlight, invariants=names, with_timeline=timelines, hook=hook
+                )
             )
         elif highlight and timelines:
             # No one object's history to show: the ledger, with the entries in question.
@@ -766,7 +727,7 @@ def format_violations(
                 f"  timeline (ms since the ledger began; > marks the entries in question"
                 f"{_of(names)}):"
             )
-            lines.append(timeline(ledger, None, 120, highlight=highlight, indent="    "))
+            lines.append(timeline(ledger, None, 120, highlight=highlight, indent="    ", hook=hook))
     tail = replay_lines(ctx) if replay else []
     if tail:
         lines.append("")
@@ -792,7 +753,9 @@ def to_json(
     violations: Sequence[Violation], ledger: Ledger, ctx: CheckContext | None = None
 ) -> JSON:
     """The report as data: the violations, the context, and per violated object its
-    attempts, endpoint calls and timeline rows."""
+    versions, endpoint calls and timeline rows, plus what packs add
+    (``pytest_ntinvariants_object_json``, through ``ctx.hook``)."""
+    hook = ctx.hook if ctx is not None else None
     index = index_of(ledger)
     counts: dict[str, int] = {}
     for v in violations:
@@ -804,31 +767,19 @@ def to_json(
         h = index.objects.get(v.object.uid)
         if h is None:
             continue
+        extra: JSON = {}
+        if hook is not None:
+            for part in hook.pytest_ntinvariants_object_json(history=h):
+                extra.update(part or {})
         objects[h.ref.uid] = {
             **h.ref.to_dict(),
             "versions": [
                 {"rv": x.rv, "type": x.type, "writer": x.identity, "t_ms": round(x.t * 1000, 3)}
                 for x in h.versions
             ],
-            "attempts": [
-                {
-                    "channel": r.attempt.channel,
-                    "attempt": r.attempt.number,
-                    "status": r.attempt.status,
-                    "permanent": r.attempt.permanent,
-                    "timestamp": r.attempt.timestamp,
-                    "error": r.attempt.error,
-                    "writer": r.version.identity,
-                    "rv": r.version.rv,
-                    "recorded_ms": round(r.version.t * 1000, 3),
-                    "inLatest": r.in_latest,
-                }
-                for r in recorded_attempts(h)
-            ]
-            if h.ref.kind == KIND
-            else [],
+            **extra,
             "calls": [c.to_dict() for c in h.side_effects()],
-            "timeline": [r.to_dict() for r in timeline_rows(ledger, h.ref.uid)],
+            "timeline": [r.to_dict() for r in timeline_rows(ledger, h.ref.uid, hook=hook)],
         }
     return {
         "ok": not violations,

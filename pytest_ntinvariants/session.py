@@ -43,6 +43,7 @@ __all__ = [
     "WORLD_KEY",
     "InvariantViolation",
     "NtinvSession",
+    "context_options",
 ]
 
 LEDGER_KEY: pytest.StashKey[Ledger] = pytest.StashKey()
@@ -493,6 +494,8 @@ class NtinvSession:
                 quiet=quiet,
                 seed=run.seed if run else None,
                 replay=run.replay if run else None,
+                options=run.options if run else context_options(item),
+                hook=item.config.hook,
             )
         )
         own = OWN_RUN_KEY in item.stash
@@ -678,7 +681,10 @@ class NtinvSession:
             report.sections.append(("ntinvariants violations", violations))
         if not reported:  # (a violation report has each object's timeline already)
             report.sections.append(
-                ("ntinvariants timeline", timeline(ledger, limit=200, highlight=marked))
+                (
+                    "ntinvariants timeline",
+                    timeline(ledger, limit=200, highlight=marked, hook=item.config.hook),
+                )
             )
         harness = item.stash.get(HARNESS_KEY, None)
         if harness is not None and harness.world is not None:
@@ -1016,6 +1022,15 @@ def describe_exploration(e: dict[str, Any]) -> str:
             f"{e['bound_all']:.2g} in all"
         )
     return text
+
+
+def context_options(item: pytest.Item) -> dict[str, Any]:
+    """The ``CheckContext.options`` packs give one test item
+    (``pytest_ntinvariants_context_options``), merged in hook order."""
+    out: dict[str, Any] = {}
+    for part in item.config.hook.pytest_ntinvariants_context_options(item=item):
+        out.update(part or {})
+    return out
 
 
 def float_ini(config: pytest.Config, name: str) -> float:

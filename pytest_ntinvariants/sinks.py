@@ -14,9 +14,11 @@ Usable from plain Python::
         slack.wait_for_calls(2, uid=obj_uid)
         handle.remove()
 
-Each call is attributed to the object and channel it carries. The reference controller
-sends ``X-Notification-Uid``, ``-Namespace``, ``-Name``, ``-Channel`` and ``-Attempt`` with
-every delivery; ``identify=`` overrides that for other controllers.
+Each call is attributed to the object it is about, a key (what the call is, e.g. a
+delivery and its attempt) and free attributes, by the sink's ``identify=`` callable
+(``Attribution``). The default reads a documented generic header scheme
+(``X-Ntinv-Uid``, ``-Namespace``, ``-Name``, ``-Key``; see ``identify_by_headers``); a pack
+gives a controller's own scheme through the ``pytest_ntinvariants_attribute_call`` hook.
 
 Replies are scripted with undoable rules (``Sink.script`` returns a ``ScriptHandle``);
 later rules take precedence over earlier ones, and the default reply is Slack's: 200 with
@@ -50,11 +52,11 @@ from ._loopthread import GuestThread, LoopThread
 from .tls import CertificateAuthority, KeyPair, self_signed
 
 __all__ = [
-    "HEADER_ATTEMPT",
-    "HEADER_CHANNEL",
+    "HEADER_KEY",
     "HEADER_NAME",
     "HEADER_NAMESPACE",
     "HEADER_UID",
+    "Attribution",
     "Gate",
     "Identify",
     "ObjectKey",
@@ -74,12 +76,12 @@ __all__ = [
     "sequence",
 ]
 
-#: Attribution headers the reference controller sends with every delivery.
-HEADER_UID = "X-Notification-Uid"
-HEADER_NAMESPACE = "X-Notification-Namespace"
-HEADER_NAME = "X-Notification-Name"
-HEADER_CHANNEL = "X-Notification-Channel"
-HEADER_ATTEMPT = "X-Notification-Attempt"
+#: The generic attribution headers ``identify_by_headers`` reads: a controller that sends
+#: them with each outside call gets its calls attributed with no code of the test's own.
+HEADER_UID = "X-Ntinv-Uid"
+HEADER_NAMESPACE = "X-Ntinv-Namespace"
+HEADER_NAME = "X-Ntinv-Name"
+HEADER_KEY = "X-Ntinv-Key"
 
 #: How a sink serves: a valid certificate from its CA, or one of the broken kinds the
 #: seed's TLS suite probed (each must be classified as a permanent failure, BR-NOT-058).
@@ -353,6 +355,8 @@ class SinkRequest:
     ``headers`` and ``query`` are read-only multidicts (headers case-insensitive).
     """
 
+    sink: str = ""
+    """The name of the sink that received it (a pack's default key, say)."""
     method: str
     path: str
     query: MultiMapping[str]
@@ -400,13 +404,12 @@ class SinkCall(SinkRequest):
     Calls compare by identity.
     """
 
-    sink: str
     index: int
     monotonic: float
     wall: float
     object_key: ObjectKey | None
-    channel: str
-    attempt: int | None
+    key: str
+    attributes: Mapping[str, Any]
     reply: Reply
     rule: str
     caller: str | None = None
@@ -454,8 +457,8 @@ class SinkCall(SinkRequest):
             "body": _body_text(self.body),
             "json": self.json,
             "object_key": self.object_key.to_dict() if self.object_key else None,
-            "channel": self.channel,
-            "attempt": self.attempt,
+            "key": self.key,
+            "attributes": dict(self.attributes),
             "reply": self.reply.to_dict(),
             "rule": self.rule,
             "caller": self.caller,
@@ -463,16 +466,26 @@ class SinkCall(SinkRequest):
 
     def __repr__(self) -> str:
         about = f" {self.object_key}" if self.object_key else ""
-        attempt = f" attempt {self.attempt}" if self.attempt is not None else ""
+        attrs = "".join(f" {k} {v}" for k, v in self.attributes.items() if v is not None)
         return (
             f"<SinkCall {self.sink}#{self.index} {self.method} {self.path}{about}"
-            f" [{self.channel}{attempt}] -> {self.reply.describe()} by {self.rule}>"
+            f" [{self.key}{attrs}] -> {self.reply.describe()} by {self.rule}>"
         )
 
 
-#: ``identify(request) -> (object or None, channel or None)``; a None channel means the
-#: sink's name.
-Identify: TypeAlias = Callable[[SinkRequest], tuple[ObjectKey | None, str | None]]
+@dataclass(frozen=True)
+class Attribution:
+    """What a call is about: the object (``object_key``), a ``key`` naming the side effect
+    (at most one successful call per object and key is expected; "" means the sink's
+    name), and free ``attributes`` that scripts, queries and packs filter and report on."""
+
+    object_key: ObjectKey | None = None
+    key: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: ``identify(request) -> Attribution`` (None: nothing known; the key is the sink's name).
+Identify: TypeAlias = Callable[[SinkRequest], "Attribution | None"]
 
 
 class ReplyGate(Protocol):
@@ -486,21 +499,18 @@ class ReplyGate(Protocol):
         """The identity of the replica calling from ``peer`` (None: not one it knows)."""
 
 
-def identify_by_headers(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
-    """The default attribution: the reference controller's ``X-Notification-*`` headers."""
+def identify_by_headers(request: SinkRequest) -> Attribution | None:
+    """The default attribution, by the generic headers ``X-Ntinv-Uid``, ``X-Ntinv-Namespace``,
+    ``X-Ntinv-Name`` (the object) and ``X-Ntinv-Key`` (the side effect; the sink's name
+    when absent). None when the call carries none of them."""
     uid = request.headers.get(HEADER_UID)
     namespace = request.headers.get(HEADER_NAMESPACE)
     name = request.headers.get(HEADER_NAME)
+    key = request.headers.get(HEADER_KEY) or ""
     ref = ObjectKey(uid, namespace, name) if uid or namespace or name else None
-    return ref, request.headers.get(HEADER_CHANNEL)
-
-
-def _attempt(request: SinkRequest) -> int | None:
-    value = request.headers.get(HEADER_ATTEMPT)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
+    if ref is None and not key:
         return None
+    return Attribution(ref, key)
 
 
 # --------------------------------------------------------------------------- handles
@@ -542,17 +552,22 @@ class _Filter:
     uid: str | None = None
     namespace: str | None = None
     name: str | None = None
-    channel: str | None = None
-    attempt: int | None = None
+    key: str | None = None
+    attributes: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
-        given = [f"{k}={v!r}" for k, v in vars(self).items() if v is not None]
+        given = [
+            f"{k}={v!r}"
+            for k, v in [*vars(self).items(), *self.attributes]
+            if v is not None and k != "attributes"
+        ]
         return ", ".join(given) if given else "anything"
 
-    def accepts(self, ref: ObjectKey | None, channel: str, attempt: int | None) -> bool:
-        if self.channel is not None and channel != self.channel:
+    def accepts(self, ref: ObjectKey | None, key: str, attributes: Mapping[str, Any]) -> bool:
+        if self.key is not None and key != self.key:
             return False
-        if self.attempt is not None and attempt != self.attempt:
+        # An attribute filter matches the value the attribution gave (None: it gave none).
+        if any(attributes.get(k) != v for k, v in self.attributes if v is not None):
             return False
         if self.uid is None and self.namespace is None and self.name is None:
             return True
@@ -602,11 +617,13 @@ class ScriptHandle(UndoHandle):
         """Whether ``times`` is used up (never, for a ``per_object`` rule)."""
         return not self._per_object and self._times is not None and self._hits >= self._times
 
-    def _take(self, request: SinkRequest, ref: ObjectKey | None, channel: str) -> Reply | None:
+    def _take(
+        self, request: SinkRequest, ref: ObjectKey | None, name: str, attributes: Mapping[str, Any]
+    ) -> Reply | None:
         # Runs under the sink's lock, on the server thread.
-        if not self._where.accepts(ref, channel, _attempt(request)):
+        if not self._where.accepts(ref, name, attributes):
             return None
-        key = (ref, channel)
+        key = (ref, name)
         used = self._hits_by_key.get(key, 0) if self._per_object else self._hits
         if self._times is not None and used >= self._times:
             return None
@@ -628,7 +645,8 @@ class ScriptHandle(UndoHandle):
 class Sink:
     """A fake delivery endpoint on 127.0.0.1 with recorded calls and scripted replies.
 
-    ``name`` is the default channel of calls without ``X-Notification-Channel``.
+    ``name`` is the key of calls whose attribution gives none. ``identify`` attributes
+    each call (``Attribution``); the default is ``identify_by_headers``.
     ``tls`` serves HTTPS with a certificate from ``ca`` (a fresh CA by default): "valid",
     or "self-signed", "expired" or "wrong-host" to make clients fail verification, or a
     ``KeyPair`` of your own. ``ca_path`` / ``ca_pem`` are the bundle clients should trust
@@ -659,7 +677,7 @@ class Sink:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
-        """The sink's name, and the channel of calls that do not name one."""
+        """The sink's name, and the key of calls whose attribution names none."""
         self.strict_json = name == "slack" if strict_json is None else strict_json
         """Whether bodies that are not JSON are answered 400 ``invalid_payload``."""
         self._identify = identify or identify_by_headers
@@ -815,20 +833,22 @@ class Sink:
         uid: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
-        channel: str | None = None,
-        attempt: int | None = None,
+        key: str | None = None,
         match: Callable[[SinkRequest], bool] | None = None,
         per_object: bool = False,
         label: str | None = None,
+        **attributes: Any,
     ) -> ScriptHandle:
         """Answer matching calls with ``replies``; return a handle that undoes it.
 
         Rules are tried newest first; the first that matches and is not used up answers.
         A call matches when it carries the given ``uid`` / ``namespace`` / ``name`` /
-        ``channel`` / ``attempt`` and ``match(request)`` (if given) is true. ``times``
-        limits the rule to that many calls, counted per (object, channel) when
-        ``per_object`` is set, as are a sequence's positions: ``script(sequence([502,
-        200]), per_object=True)`` fails every object's first delivery once.
+        ``key``, every given attribute (``**attributes``, compared with the attribution's,
+        e.g. ``channel="slack"`` under a pack that attributes channels) and
+        ``match(request)`` (if given) is true. ``times`` limits the rule to that many
+        calls, counted per (object, key) when ``per_object`` is set, as are a sequence's
+        positions: ``script(sequence([502, 200]), per_object=True)`` fails every object's
+        first call with each key once.
         """
         if times is not None and times < 1:
             raise ValueError(f"times must be >= 1, got {times!r}")
@@ -838,7 +858,7 @@ class Sink:
             lambda: self._unscript(handle),
             label=label or f"script#{next(self._labels)} {shown}",
             replies=steps,
-            where=_Filter(uid, namespace, name, channel, attempt),
+            where=_Filter(uid, namespace, name, key, tuple(attributes.items())),
             match=match,
             times=times,
             per_object=per_object,
@@ -896,13 +916,13 @@ class Sink:
         uid: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
-        channel: str | None = None,
-        attempt: int | None = None,
+        key: str | None = None,
+        **attributes: Any,
     ) -> list[SinkCall]:
-        """The recorded calls about the given object / channel / attempt, in order."""
-        where = _Filter(uid, namespace, name, channel, attempt)
+        """The recorded calls about the given object / key / attributes, in order."""
+        where = _Filter(uid, namespace, name, key, tuple(attributes.items()))
         with self._lock:
-            return [c for c in self._calls if where.accepts(c.object_key, c.channel, c.attempt)]
+            return [c for c in self._calls if where.accepts(c.object_key, c.key, c.attributes)]
 
     def count(
         self,
@@ -910,15 +930,11 @@ class Sink:
         uid: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
-        channel: str | None = None,
-        attempt: int | None = None,
+        key: str | None = None,
+        **attributes: Any,
     ) -> int:
         """How many recorded calls match (see ``calls_for``)."""
-        return len(
-            self.calls_for(
-                uid=uid, namespace=namespace, name=name, channel=channel, attempt=attempt
-            )
-        )
+        return len(self.calls_for(uid=uid, namespace=namespace, name=name, key=key, **attributes))
 
     def clear(self) -> None:
         """Forget the recorded calls (indexes keep counting; scripts stay)."""
@@ -933,8 +949,8 @@ class Sink:
         uid: str | None = None,
         namespace: str | None = None,
         name: str | None = None,
-        channel: str | None = None,
-        attempt: int | None = None,
+        key: str | None = None,
+        **attributes: Any,
     ) -> list[SinkCall]:
         """Block until at least ``n`` matching calls are recorded; return them.
 
@@ -942,10 +958,10 @@ class Sink:
         once if the sink stops first.
         """
         __tracebackhide__ = True
-        where = _Filter(uid, namespace, name, channel, attempt)
+        where = _Filter(uid, namespace, name, key, tuple(attributes.items()))
 
         def matching() -> list[SinkCall]:
-            return [c for c in self._calls if where.accepts(c.object_key, c.channel, c.attempt)]
+            return [c for c in self._calls if where.accepts(c.object_key, c.key, c.attributes)]
 
         if self.driver is not None:  # a deterministic world: it runs while we wait
             self.driver(lambda: len(matching()) >= n or self._stopped, timeout)
@@ -1006,6 +1022,7 @@ class Sink:
             except web.HTTPRequestEntityTooLarge:  # over aiohttp's 1 MiB; Slack allows less
                 body, too_large = b"", True
             info = SinkRequest(
+                sink=self.name,
                 method=request.method,
                 path=request.path,
                 query=request.query,
@@ -1034,11 +1051,11 @@ class Sink:
     ) -> tuple[SinkCall, tuple[Callable[[SinkCall], None], ...]]:
         failed = False
         try:
-            ref, channel = self._identify(info)
+            found = self._identify(info) or Attribution()
         except Exception as error:
             self._report(error)
-            ref, channel, failed = None, None, True
-        channel = channel or self.name
+            found, failed = Attribution(), True
+        ref, key, attributes = found.object_key, found.key or self.name, dict(found.attributes)
         with self._lock:
             if failed:
                 answer, rule = reply(500, body="identify failed"), "identify_error"
@@ -1047,7 +1064,7 @@ class Sink:
             elif self.strict_json and not info.is_json:
                 answer, rule = reply(400, body="invalid_payload"), "strict_json"
             else:
-                answer, rule = self._choose(info, ref, channel)
+                answer, rule = self._choose(info, ref, key, attributes)
             call = SinkCall(
                 method=info.method,
                 path=info.path,
@@ -1060,8 +1077,8 @@ class Sink:
                 monotonic=arrived,
                 wall=wall,
                 object_key=ref,
-                channel=channel,
-                attempt=_attempt(info),
+                key=key,
+                attributes=attributes,
                 reply=answer,
                 rule=rule,
                 caller=caller,
@@ -1071,10 +1088,12 @@ class Sink:
             self._changed.notify_all()
             return call, tuple(self._listeners)
 
-    def _choose(self, info: SinkRequest, ref: ObjectKey | None, channel: str) -> tuple[Reply, str]:
+    def _choose(
+        self, info: SinkRequest, ref: ObjectKey | None, key: str, attributes: Mapping[str, Any]
+    ) -> tuple[Reply, str]:
         for rule in reversed(self._rules):
             try:
-                answer = rule._take(info, ref, channel)
+                answer = rule._take(info, ref, key, attributes)
             except Exception as error:  # a broken match= callable: report, skip the rule
                 self._report(error)
                 continue

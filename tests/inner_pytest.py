@@ -12,4 +12,5 @@ INI = """
 [pytest]
 asyncio_default_fixture_loop_scope = function
 addopts = -p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark
+    -p pytest_ntinvariants.packs.notifications
 """

@@ -57,7 +57,7 @@ def test_markers_are_listed_with_their_signatures(pt: pytest.Pytester) -> None:
             "@pytest.mark.ntinv_explore(schedules=10, *, space=None, strategy=None, depth=3, "
             "budget=None)*",
             "@pytest.mark.ntinv_replay(token)*",
-            "@pytest.mark.ntinv_invariants(*, only=None, exclude=(), time_scale=None)*",
+            "@pytest.mark.ntinv_invariants(*, only=None, exclude=())*",
         ]
     )
 
@@ -216,7 +216,7 @@ def test_the_marker_chooses_the_invariants_of_a_test_without_the_ntinv_fixture(
         ("ntinv_faults(409, probability=3)", "probability must be in [0, 1], got 3"),
         ("ntinv_replicas(count=0)", "ntinv_replicas: count must be an int in 1..16, got 0"),
         ("ntinv_replicas(operator=42)", "operator must be a callable or 'module:factory'"),
-        ("ntinv_invariants(time_scale=-1)", "time_scale must be > 0"),
+        ("ntinv_notifications(time_scale=-1)", "time_scale must be > 0"),
         ("ntinv_invariants(only=['no-such-invariant'])", "no-such-invariant"),
         ("ntinv_watch_latency(0.1, replicas=[5])", "replica index 5 out of range"),
     ],

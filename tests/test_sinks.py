@@ -23,12 +23,17 @@ import orjson
 import pytest
 
 from pytest_ntinvariants._loopthread import BackgroundError
-from pytest_ntinvariants.sinks import (
+from pytest_ntinvariants.packs.notifications.attribution import (
     HEADER_ATTEMPT,
     HEADER_CHANNEL,
     HEADER_NAME,
     HEADER_NAMESPACE,
     HEADER_UID,
+    identify_notification,
+)
+from pytest_ntinvariants.sinks import (
+    HEADER_KEY,
+    Attribution,
     Gate,
     ObjectKey,
     Reply,
@@ -89,15 +94,18 @@ def statuses(sink: Sink, n: int, **kwargs: Any) -> list[int]:
     return [post(sink.url, **kwargs).status for _ in range(n)]
 
 
+# The fixtures' sinks attribute calls as the NotificationRequest pack does (by the
+# reference controller's headers); test_generic_headers_attribute_calls_by_default covers the
+# core's own scheme.
 @pytest.fixture
 def slack() -> Iterator[Sink]:
-    with Sink("slack") as sink:
+    with Sink("slack", identify=identify_notification) as sink:
         yield sink
 
 
 @pytest.fixture
 def webhook() -> Iterator[Sink]:
-    with Sink("webhook") as sink:
+    with Sink("webhook", identify=identify_notification) as sink:
         yield sink
 
 
@@ -126,7 +134,7 @@ def test_default_reply_is_slack_ok_and_the_call_is_recorded(slack: Sink) -> None
     assert call.remote == "127.0.0.1"
     assert before_wall <= call.wall <= time.time()
     assert before_mono <= call.monotonic <= time.monotonic()
-    assert (call.object_key, call.channel, call.attempt) == (None, "slack", None)
+    assert (call.object_key, call.key, call.attributes) == (None, "slack", {})
     assert (call.reply.status, call.reply.body, call.rule) == (200, b"ok", "default")
 
 
@@ -168,11 +176,13 @@ def test_calls_are_attributed_by_the_reference_controller_headers(slack: Sink) -
     first = slack.calls[0]
     assert first.object_key == ObjectKey(uid="u1", namespace="team-a", name="notif-u1")
     assert (first.uid, first.namespace, first.name) == ("u1", "team-a", "notif-u1")
-    assert (first.channel, first.attempt) == ("slack", 1)  # channel defaults to the sink name
-    assert [c.attempt for c in slack.calls_for(uid="u1")] == [1, 2]
+    # The channel defaults to the sink name; the key is the channel and the attempt.
+    assert (first.key, first.attributes) == ("slack #1", {"channel": "slack", "attempt": 1})
+    assert [c.attributes["attempt"] for c in slack.calls_for(uid="u1")] == [1, 2]
     assert slack.count(uid="u2") == 1
-    assert slack.count(channel="slack-alerts") == 1
-    assert slack.count(channel="slack") == 3
+    assert slack.count(channel="slack-alerts") == slack.count(key="slack-alerts #1") == 1
+    assert slack.count(channel="slack") == 2
+    assert slack.count(key="slack") == 1  # the unattributed call: the sink's name
     assert slack.count(name="notif-u1", attempt=2) == 1
     assert slack.count(namespace="team-a") == 3
     assert slack.count() == 4
@@ -186,28 +196,43 @@ def test_calls_are_attributed_by_the_reference_controller_headers(slack: Sink) -
 
 def test_a_malformed_attempt_header_is_recorded_as_unknown(webhook: Sink) -> None:
     post(webhook.url, headers={HEADER_ATTEMPT: "second"})
-    assert webhook.calls[0].attempt is None
+    assert webhook.calls[0].attributes["attempt"] is None
 
 
 def test_custom_identify_overrides_the_headers() -> None:
-    def from_body(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
+    def from_body(request: SinkRequest) -> Attribution:
         meta = request.json["meta"]
-        return ObjectKey(uid=meta["uid"]), meta.get("channel")
+        return Attribution(ObjectKey(uid=meta["uid"]), meta.get("channel", ""))
 
     with Sink("webhook", identify=from_body) as sink:
         post(sink.url, {"meta": {"uid": "u9", "channel": "pager"}}, headers=about("ignored"))
         post(sink.url, {"meta": {"uid": "u9"}})
-        assert [(c.uid, c.channel) for c in sink.calls] == [("u9", "pager"), ("u9", "webhook")]
+        assert [(c.uid, c.key) for c in sink.calls] == [("u9", "pager"), ("u9", "webhook")]
 
     request = sink.calls[0]
-    assert identify_by_headers(request) == (
+    assert identify_notification(request) == Attribution(
         ObjectKey("ignored", "team-a", "notif-ignored"),
-        None,
+        "webhook",
+        {"channel": "webhook", "attempt": None},
     )
+    assert identify_by_headers(request) is None  # no generic header
+
+
+def test_generic_headers_attribute_calls_by_default() -> None:
+    with Sink("hook") as sink:
+        post(sink.url, headers={"X-Ntinv-Uid": "u1", "X-Ntinv-Name": "g1", HEADER_KEY: "paint"})
+        post(sink.url, headers={"X-Ntinv-Namespace": "ns", "X-Ntinv-Name": "g2"})
+        post(sink.url, headers=about("nr"))  # another controller's scheme: not the core's
+        calls = sink.calls
+    assert [(c.object_key, c.key, c.attributes) for c in calls] == [
+        (ObjectKey("u1", None, "g1"), "paint", {}),
+        (ObjectKey(None, "ns", "g2"), "hook", {}),
+        (None, "hook", {}),
+    ]
 
 
 def test_a_failing_identify_answers_500_and_is_raised_at_stop() -> None:
-    def broken(request: SinkRequest) -> tuple[ObjectKey | None, str | None]:
+    def broken(request: SinkRequest) -> Attribution:
         raise LookupError("no uid in this payload")
 
     sink = Sink("webhook", identify=broken).start()
@@ -531,7 +556,7 @@ def test_calls_are_immutable_records(slack: Sink) -> None:
     post(slack.url, headers=about("u1", attempt=1))
     call = slack.calls[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        call.channel = "other"  # type: ignore[misc]
+        call.key = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         call.headers["X-New"] = "1"  # type: ignore[index]
     call.json["text"] = "changed"
@@ -546,7 +571,11 @@ def test_to_dict_is_json_ready(slack: Sink) -> None:
     data = slack.calls[0].to_dict()
     assert orjson.loads(orjson.dumps(data)) == data
     assert data["object_key"] == {"uid": "u1", "namespace": "team-a", "name": "notif-u1"}
-    assert (data["channel"], data["attempt"], data["rule"]) == ("slack", 3, "outage")
+    assert (data["key"], data["attributes"], data["rule"]) == (
+        "slack #3",
+        {"channel": "slack", "attempt": 3},
+        "outage",
+    )
     assert data["reply"]["status"] == 503 and data["reply"]["headers"] == {"Retry-After": "1"}
     assert data["query"] == {"x": ["1", "2"]}
     assert data["json"] == PAYLOAD and data["path"] == "/hook"

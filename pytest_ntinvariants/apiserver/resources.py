@@ -92,7 +92,7 @@ class ResourceType:
 
     @property
     def group_resource(self) -> str:
-        """``plural.group`` as kube names it in messages (``notificationrequests.kubernaut.ai``)."""
+        """``plural.group`` as kube names it in messages (``widgets.example.com``)."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property

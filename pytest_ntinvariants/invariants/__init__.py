@@ -2,8 +2,9 @@
 
 The public door of the invariants package: the ``Invariant``
 protocol and ``InvariantRegistry`` the plugin and third-party hooks use, the built-in
-rules (``resource-version-monotonic`` and the NotificationRequest pack), the assertion
-helpers for tests, and the builder used to test all of them on exact histories.
+rules (``resource-version-monotonic`` and the oracles, for any kind), the assertion
+helpers for tests, and the builder used to test all of them on exact histories. Rules
+about one kind come from packs (``pytest_ntinvariants.packs``).
 """
 
 from __future__ import annotations
@@ -18,59 +19,29 @@ from ._core import (
     Violation,
 )
 from ._index import LedgerIndex, ObjectHistory, index_of, parse_time
-from .assertions import assert_attempts, assert_deliveries
-from .builder import LedgerBuilder, NotificationBuilder
+from .assertions import assert_no_side_effects, assert_side_effects, failure_message, find_object
+from .builder import LedgerBuilder, Target
 from .builtin import BUILTIN_INVARIANTS, ResourceVersionMonotonic, default_registry
-from .notification import (
-    NR_INVARIANTS,
-    Attempt,
-    AttemptLimits,
-    AttemptsAppendOnly,
-    CountersMatchAttempts,
-    DeliveriesMatchRecords,
-    EventuallyTerminal,
-    NoDuplicateAttempt,
-    NotificationState,
-    RecordedAttempt,
-    RetryPolicy,
-    RetrySpacing,
-    ValidPhaseTransitions,
-    nr_state,
-    recorded_attempts,
-)
 
 __all__ = [
     "BUILTIN_INVARIANTS",
-    "NR_INVARIANTS",
-    "Attempt",
-    "AttemptLimits",
-    "AttemptsAppendOnly",
     "CheckContext",
-    "CountersMatchAttempts",
-    "DeliveriesMatchRecords",
-    "EventuallyTerminal",
     "FunctionInvariant",
     "Invariant",
     "InvariantRegistry",
     "LedgerBuilder",
     "LedgerIndex",
-    "NoDuplicateAttempt",
-    "NotificationBuilder",
-    "NotificationState",
     "ObjectHistory",
     "ObjectInvariant",
     "ObjectRef",
-    "RecordedAttempt",
     "ResourceVersionMonotonic",
-    "RetryPolicy",
-    "RetrySpacing",
-    "ValidPhaseTransitions",
+    "Target",
     "Violation",
-    "assert_attempts",
-    "assert_deliveries",
+    "assert_no_side_effects",
+    "assert_side_effects",
     "default_registry",
+    "failure_message",
+    "find_object",
     "index_of",
-    "nr_state",
     "parse_time",
-    "recorded_attempts",
 ]

@@ -103,13 +103,15 @@ class Violation:
 class CheckContext:
     """What an invariant needs to know beyond the ledger.
 
-    ``time_scale`` multiplies the controller's backoff (``NOTIFY_TIME_SCALE``), so retry
-    spacing is judged on the scaled clock. ``quiet`` says the test
+    ``quiet`` says the test
     finished waiting, so "eventually" rules may be judged. ``crashes_by_identity`` and
-    ``crashes_by_object`` count injected replica crashes (each may leave one delivery
+    ``crashes_by_object`` count injected replica crashes (each may leave one side effect
     unrecorded); ``crashes_by_object`` ``None`` means "derive from the ledger".
-    ``sink_channels`` names the channels whose deliveries a fake endpoint observes
-    (``None``: every channel some endpoint call was attributed to). ``seed``, the
+    ``options`` are what packs put there for their invariants (through the
+    ``pytest_ntinvariants_context_options`` hook; keys namespaced by the pack, e.g.
+    ``"mypack.threshold"``), and ``hook`` is pytest's hook relay (or
+    ``hookspecs.hook_relay``'s), through which reports ask packs for their sections
+    (None: no pack is asked). ``seed``, the
     ``schedule`` of perturbations (its description, one step a line), ``replay`` and, in a
     deterministic world, the ledger's ``digest`` are printed at the end of every failure
     report. ``reference`` is what the run is compared with (the end state of its
@@ -117,7 +119,6 @@ class CheckContext:
     ``noise`` the fields (``Kind field.path``) that differ between two unperturbed runs.
     """
 
-    time_scale: float = 1.0
     quiet: bool = False
     seed: int | str | None = None
     replay: str | None = None
@@ -125,26 +126,23 @@ class CheckContext:
     digest: str | None = None
     crashes_by_identity: Mapping[str, int] = field(default_factory=dict)
     crashes_by_object: Mapping[str, int] | None = None
-    sink_channels: frozenset[str] | None = None
     reference: Any = None
     noise: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if not self.time_scale > 0:
-            raise ValueError(f"time_scale must be > 0, got {self.time_scale!r}")
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    hook: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_ledger(
         cls,
         ledger: Ledger,
         *,
-        time_scale: float = 1.0,
         quiet: bool = False,
         seed: int | str | None = None,
         replay: str | None = None,
         schedule: str | None = None,
-        sink_channels: Iterable[str] | None = None,
         digest: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        hook: Any = None,
     ) -> CheckContext:
         """A context whose crash counts are read from the ledger's ``ReplicaEvent``s."""
         from ._index import index_of
@@ -153,7 +151,6 @@ class CheckContext:
         for event in ledger.entries(ReplicaEvent, action="crashed"):
             by_identity[event.identity] = by_identity.get(event.identity, 0) + 1
         return cls(
-            time_scale=time_scale,
             quiet=quiet,
             seed=seed,
             replay=replay,
@@ -161,7 +158,8 @@ class CheckContext:
             digest=digest,
             crashes_by_identity=by_identity,
             crashes_by_object=index_of(ledger).crashes_by_object(),
-            sink_channels=frozenset(sink_channels) if sink_channels is not None else None,
+            options=dict(options or {}),
+            hook=hook,
         )
 
     def crashes_for(self, uid: str, ledger: Ledger) -> int:
@@ -175,7 +173,6 @@ class CheckContext:
     def to_dict(self) -> JSON:
         """A JSON-able dict."""
         return {
-            "timeScale": self.time_scale,
             "quiet": self.quiet,
             "seed": self.seed,
             "replay": self.replay,
@@ -184,8 +181,15 @@ class CheckContext:
             "crashesByObject": (
                 dict(self.crashes_by_object) if self.crashes_by_object is not None else None
             ),
-            "sinkChannels": sorted(self.sink_channels) if self.sink_channels is not None else None,
+            "options": {k: _jsonable(v) for k, v in self.options.items()},
         }
+
+
+def _jsonable(value: Any) -> Any:
+    # Packs' options may be sets (of names, say): sorted lists in JSON.
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return value
 
 
 class Invariant(abc.ABC):
@@ -321,7 +325,7 @@ class InvariantRegistry:
     ) -> list[Invariant]:
         """The invariants named by ``include`` (all when ``None``) minus ``exclude``.
 
-        Names may be shell patterns (``"nr-*"``). A plain name (no pattern) that is not
+        Names may be shell patterns (``"widget-*"``). A plain name (no pattern) that is not
         registered is an error, so a typo in a marker or option never silently disables
         a check.
         """

@@ -95,10 +95,10 @@ class ObjectHistory:
         meta = last.obj.get("metadata") or {}
         return bool(meta.get("deletionTimestamp"))
 
-    def side_effects(self, channel: str | None = None) -> list[SideEffect]:
-        """Endpoint calls attributed to this object (optionally one channel), in order."""
+    def side_effects(self, key: str | None = None) -> list[SideEffect]:
+        """Endpoint calls attributed to this object (optionally with one key), in order."""
         calls = self.index.side_effects_by_uid.get(self.ref.uid, [])
-        return calls if channel is None else [c for c in calls if c.channel == channel]
+        return calls if key is None else [c for c in calls if c.key == key]
 
 
 class LedgerIndex:

@@ -3,23 +3,20 @@
 A real ledger comes from the fake API server, the sinks and the replicas; to test a rule
 you want the exact history that breaks it, entry by entry. ``LedgerBuilder`` writes the
 same entries (through ``Ledger.record``) with a controlled clock and a global
-resourceVersion counter, and ``NotificationBuilder`` writes NotificationRequest versions
-whose status follows the original's shape::
+resourceVersion counter; a pack subclasses it to write its kind's versions::
 
     b = LedgerBuilder()
-    nr = b.notification("nr-1", channels=["slack"])
-    nr.write("replica-a", phase="Pending")
-    nr.write("replica-a", phase="Sending")
-    b.call("slack", nr, attempt=1, status=503)
-    nr.write("replica-a", phase="Retrying", append=[nr.attempt("slack", 1, "failed")])
+    g = b.version(gadget, "test", type="ADDED", verb="create")
+    b.call("hook", g, key="notify", status=503)
+    b.read("replica-a", g)
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from ..ledger import (
     Ledger,
@@ -31,14 +28,37 @@ from ..ledger import (
     WatchDelivered,
 )
 
-__all__ = ["EPOCH", "LedgerBuilder", "NotificationBuilder"]
+__all__ = ["EPOCH", "LedgerBuilder", "Target"]
 
 JSON = dict[str, Any]
 
 #: Wall-clock time of ledger time 0 in built ledgers (the seed's date).
 EPOCH = datetime(2025, 12, 26, 10, 0, 0, tzinfo=UTC)
 
-_KEEP: Any = object()
+
+class Target(Protocol):
+    """What reads, watch events and calls are about: an ``ObjectVersion``, or a pack's
+    builder of one object's versions."""
+
+    @property
+    def resource(self) -> str:
+        """``group/plural``."""
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace."""
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+
+    @property
+    def uid(self) -> str:
+        """The object's uid."""
+
+    @property
+    def rv(self) -> int:
+        """Its latest resourceVersion."""
 
 
 class LedgerBuilder:
@@ -46,7 +66,10 @@ class LedgerBuilder:
 
     Every entry is stamped ``now``, which then advances by ``step`` seconds; pass
     ``at=`` (seconds since the ledger began) to place an entry, or call ``advance``.
+    ``default_resource`` is what a ``list`` with no target reads (a pack sets its kind's).
     """
+
+    default_resource: str = ""
 
     def __init__(self, ledger: Ledger | None = None, *, step: float = 0.001) -> None:
         self.ledger = ledger if ledger is not None else Ledger(clock=lambda: 0.0)
@@ -123,28 +146,12 @@ class LedgerBuilder:
             obj=body,
         )
 
-    def notification(
-        self,
-        name: str = "nr-1",
-        *,
-        namespace: str = "default",
-        channels: Sequence[str] = ("slack",),
-        retry_policy: Mapping[str, Any] | None = None,
-        uid: str | None = None,
-        creator: str = "test",
-        at: float | None = None,
-    ) -> NotificationBuilder:
-        """Create a NotificationRequest (an ``ADDED`` version by ``creator``)."""
-        return NotificationBuilder(
-            self, name, namespace, list(channels), retry_policy, uid or self.new_uid(), creator, at
-        )
-
     # ------------------------------------------------------------- other entries
 
     def read(
         self,
         identity: str,
-        target: NotificationBuilder | None,
+        target: Target | None,
         rv: int | None = None,
         *,
         verb: str = "get",
@@ -153,7 +160,7 @@ class LedgerBuilder:
         at: float | None = None,
     ) -> RequestServed:
         """A read (``get`` of ``target``, or a ``list`` when ``target`` is None)."""
-        resource = target.resource if target is not None else "kubernaut.ai/notificationrequests"
+        resource = target.resource if target is not None else self.default_resource
         return self.ledger.record(
             RequestServed,
             t=self._t(at),
@@ -171,7 +178,7 @@ class LedgerBuilder:
     def failed_write(
         self,
         identity: str,
-        target: NotificationBuilder,
+        target: Target,
         status: int = 409,
         reason: str = "Conflict",
         *,
@@ -197,7 +204,7 @@ class LedgerBuilder:
     def watch(
         self,
         identity: str,
-        target: NotificationBuilder,
+        target: Target,
         rv: int | None = None,
         *,
         delay: float = 0.0,
@@ -222,27 +229,28 @@ class LedgerBuilder:
     def call(
         self,
         endpoint: str,
-        target: NotificationBuilder | None,
+        target: Target | None,
         *,
-        channel: str | None = None,
-        attempt: int | str = "",
+        key: str | None = None,
         status: int = 200,
         uid: str | None = None,
         detail: str = "",
         caller: str = "",
         at: float | None = None,
+        **attributes: Any,
     ) -> SideEffect:
-        """A call a fake endpoint received about ``target`` (channel defaults to endpoint)
-        from the replica ``caller`` (when the endpoint could tell)."""
+        """A call a fake endpoint received about ``target`` (its ``key`` defaults to the
+        endpoint) from the replica ``caller`` (when the endpoint could tell), with
+        ``attributes`` (as strings, as a sink's attribution is recorded)."""
         return self.ledger.record(
             SideEffect,
             t=self._t(at),
             endpoint=endpoint,
-            channel=channel or endpoint,
             uid=uid if uid is not None else (target.uid if target is not None else ""),
             namespace=target.namespace if target is not None else "",
             name=target.name if target is not None else "",
-            attempt=str(attempt),
+            key=key or endpoint,
+            attributes={k: str(v) for k, v in attributes.items() if v is not None},
             status=status,
             detail=detail,
             caller=caller,
@@ -272,163 +280,3 @@ class LedgerBuilder:
     def crash(self, identity: str, detail: str = "", *, at: float | None = None) -> ReplicaEvent:
         """An injected crash of a replica."""
         return self.replica(identity, "crashed", detail, at=at)
-
-
-class NotificationBuilder:
-    """Successive versions of one NotificationRequest; each ``write`` commits one."""
-
-    def __init__(
-        self,
-        builder: LedgerBuilder,
-        name: str,
-        namespace: str,
-        channels: list[str],
-        retry_policy: Mapping[str, Any] | None,
-        uid: str,
-        creator: str,
-        at: float | None,
-    ) -> None:
-        self.b = builder
-        self.name = name
-        self.namespace = namespace
-        self.uid = uid
-        self.resource = "kubernaut.ai/notificationrequests"
-        spec: JSON = {
-            "type": "simple",
-            "priority": "medium",
-            "subject": "disk full",
-            "body": "node-1 disk is 95% full",
-            "channels": channels,
-        }
-        if retry_policy is not None:
-            spec["retryPolicy"] = dict(retry_policy)
-        self.obj: JSON = {
-            "apiVersion": "kubernaut.ai/v1alpha1",
-            "kind": "NotificationRequest",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": 1},
-            "spec": spec,
-        }
-        self.versions: list[ObjectVersion] = [
-            builder.version(
-                self.obj, creator, type="ADDED", verb="create", resource=self.resource, at=at
-            )
-        ]
-
-    @property
-    def rv(self) -> int:
-        """The latest version's resourceVersion."""
-        return self.versions[-1].rv
-
-    @property
-    def status(self) -> JSON:
-        """The latest status (a copy)."""
-        return copy.deepcopy(self.obj.get("status") or {})
-
-    def attempt(
-        self,
-        channel: str,
-        number: int,
-        status: str = "failed",
-        *,
-        error: str | None = None,
-        permanent: bool | None = None,
-        timestamp: str | None = None,
-        at: float | None = None,
-        **extra: Any,
-    ) -> JSON:
-        """A ``deliveryAttempts`` entry; its timestamp defaults to the builder's clock.
-
-        ``permanent=True`` writes the original's marker (``error`` starting with
-        ``"permanent failure: "``); pass ``permanent_field=True`` in ``extra`` for the
-        reference controller's explicit ``permanent`` field instead.
-        """
-        if error is None and status == "failed":
-            error = "slack webhook returned 503"
-        if permanent and error is not None and "permanent failure" not in error:
-            error = f"permanent failure: {error}"
-        a: JSON = {
-            "channel": channel,
-            "attempt": number,
-            "timestamp": timestamp or self.b.wall(at),
-            "status": status,
-        }
-        if error:
-            a["error"] = error
-        if extra.pop("permanent_field", False):
-            a["permanent"] = True
-        a.update(extra)
-        return a
-
-    def claim(self, channel: str, number: int, holder: str, *, at: float | None = None) -> JSON:
-        """A ``status.claims`` entry (a delivery announced before it is made)."""
-        return {
-            "channel": channel,
-            "attempt": number,
-            "holder": holder,
-            "claimedAt": self.b.wall(at),
-        }
-
-    def write(
-        self,
-        identity: str,
-        *,
-        phase: str | None = _KEEP,
-        append: Iterable[Mapping[str, Any]] = (),
-        attempts: Iterable[Mapping[str, Any]] | None = None,
-        counters: Mapping[str, int] | None = None,
-        completion_time: str | None = _KEEP,
-        claims: Iterable[Mapping[str, Any]] | None = _KEEP,
-        verb: str = "patch",
-        subresource: str = "status",
-        at: float | None = None,
-    ) -> ObjectVersion:
-        """Commit the next version.
-
-        ``phase`` sets the phase (``None`` removes it); ``append`` adds attempts,
-        ``attempts`` replaces the list. Counters are recomputed from the list unless
-        ``counters`` overrides some of them. Entering a terminal phase sets
-        ``completionTime`` (unless given). ``claims`` replaces ``status.claims`` (``None``
-        removes it).
-        """
-        status = self.status
-        if phase is not _KEEP:
-            if phase is None:
-                status.pop("phase", None)
-            else:
-                status["phase"] = phase
-        items = list(status.get("deliveryAttempts") or []) if attempts is None else []
-        items.extend(dict(a) for a in (attempts or ()))
-        items.extend(dict(a) for a in append)
-        status["deliveryAttempts"] = items
-        status["totalAttempts"] = len(items)
-        status["successfulDeliveries"] = sum(1 for a in items if a.get("status") == "success")
-        status["failedDeliveries"] = sum(1 for a in items if a.get("status") == "failed")
-        status.update(counters or {})
-        if completion_time is not _KEEP:
-            if completion_time is None:
-                status.pop("completionTime", None)
-            else:
-                status["completionTime"] = completion_time
-        elif status.get("phase") in ("Sent", "PartiallySent", "Failed") and not status.get(
-            "completionTime"
-        ):
-            status["completionTime"] = self.b.wall(at).split(".")[0] + "Z"
-        if claims is not _KEEP:
-            if claims is None:
-                status.pop("claims", None)
-            else:
-                status["claims"] = [dict(c) for c in claims]
-        self.obj["status"] = status
-        v = self.b.version(
-            self.obj, identity, verb=verb, subresource=subresource, resource=self.resource, at=at
-        )
-        self.versions.append(v)
-        return v
-
-    def delete(self, identity: str = "test", *, at: float | None = None) -> ObjectVersion:
-        """The ``DELETED`` version."""
-        v = self.b.version(
-            self.obj, identity, type="DELETED", verb="delete", resource=self.resource, at=at
-        )
-        self.versions.append(v)
-        return v

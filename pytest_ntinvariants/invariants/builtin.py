@@ -7,7 +7,6 @@ from typing import Final
 from ..ledger import Ledger, WatchDelivered
 from ._core import CheckContext, Invariant, InvariantRegistry, ObjectRef, Violation
 from ._index import index_of
-from .notification import NR_INVARIANTS
 from .oracles import ORACLES
 
 __all__ = ["BUILTIN_INVARIANTS", "ResourceVersionMonotonic", "default_registry"]
@@ -106,7 +105,6 @@ class ResourceVersionMonotonic(Invariant):
 #: Every built-in invariant class, in the order they run and are reported.
 BUILTIN_INVARIANTS: Final[tuple[type[Invariant], ...]] = (
     ResourceVersionMonotonic,
-    *NR_INVARIANTS,
     *ORACLES,
 )
 

@@ -184,28 +184,26 @@ class EndStateMatches(Invariant):
 
 
 class SideEffectsOnce(Invariant):
-    """``side-effects-once``: at most one successful call per object and channel."""
+    """``side-effects-once``: at most one successful call per object and key."""
 
     name = "side-effects-once"
     description = (
         "an endpoint that can tell which object a call is about receives at most one "
-        "successful call per object and channel, one more per crash of the replica that "
+        "successful call per object and key, one more per crash of the replica that "
         "made it"
     )
 
     def check(self, ledger: Ledger, ctx: CheckContext) -> list[Violation]:
-        """Group the successful attributed calls by object and channel."""
-        # A call's key: its channel and, when it carries one, its attempt number (a
-        # controller that retries a failed call makes a new attempt, not a duplicate).
-        groups: dict[tuple[str, str, str, str], list[SideEffect]] = {}
+        """Group the successful attributed calls by endpoint, object and key."""
+        # Only successful calls count: a controller that retries a failed call makes no
+        # second side effect, whatever key its attribution gives the retry.
+        groups: dict[tuple[str, str, str], list[SideEffect]] = {}
         for call in ledger.entries(SideEffect):
             if 200 <= call.status < 300 and (call.uid or call.name):
                 where = call.uid or f"{call.namespace}/{call.name}"
-                groups.setdefault((call.endpoint, where, call.channel, call.attempt), []).append(
-                    call
-                )
+                groups.setdefault((call.endpoint, where, call.key), []).append(call)
         out = []
-        for (endpoint, _, channel, attempt), calls in groups.items():
+        for (endpoint, _, key), calls in groups.items():
             callers = {c.caller for c in calls if c.caller}
             crashes = sum(ctx.crashes_by_identity.get(c, 0) for c in callers)
             if len(calls) <= 1 + crashes:
@@ -215,9 +213,8 @@ class SideEffectsOnce(Invariant):
                 Violation(
                     self.name,
                     ObjectRef("", first.namespace, first.name, first.uid),
-                    f"{endpoint} received {len(calls)} successful calls on channel "
-                    f"{channel or endpoint!r}"
-                    + (f", attempt {attempt}" if attempt else "")
+                    f"{endpoint} received {len(calls)} successful calls with key "
+                    f"{key or endpoint!r}"
                     + (
                         f" ({crashes} crash(es) of their callers allow {1 + crashes})"
                         if crashes
@@ -450,9 +447,7 @@ def _ref_of(key: str) -> ObjectRef:
 
 
 def _call_key(call: SideEffect) -> str:
-    return (
-        f"to {call.endpoint} about {call.namespace}/{call.name} on {call.channel or call.endpoint}"
-    )
+    return f"to {call.endpoint} about {call.namespace}/{call.name} on {call.key or call.endpoint}"
 
 
 def _count(items: Iterable[str]) -> dict[str, int]:

@@ -54,7 +54,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 class Target:
     """To whom a rule applies; ``None`` fields match anything.
 
-    ``resource`` is a plural (``notificationrequests``) or ``plural.group``;
+    ``resource`` is a plural (``widgets``) or ``plural.group``;
     ``verb`` may name several verbs, and ``"write"`` stands for every writing verb.
     """
 
@@ -102,7 +102,7 @@ class Target:
         return self.name is None or meta.get("name") == self.name
 
     def describe(self) -> str:
-        """``identity=replica-0 resource=notificationrequests`` (what is set)."""
+        """``identity=replica-0 resource=widgets`` (what is set)."""
         parts = [f"{k}={v}" for k, v in vars(self).items() if v is not None]
         return " ".join(parts) or "everyone"
 

@@ -66,7 +66,7 @@ class Action:
     seq: int  # arrival order (a job's: when it was handed to its thread)
     actor: str
     kind: Kind
-    what: str  # for the timeline: "PATCH notificationrequests/n1/status"
+    what: str  # for the timeline: "PATCH widgets/w1/status"
     release: Callable[[], None]
     drop: Callable[[], None]  # the actor crashed: it never happens
     not_before: float = 0.0  # virtual loop time before which it may not go (latency)
@@ -95,7 +95,7 @@ class Step:
     what: str
 
     def describe(self) -> str:
-        """``#12  0.105s  replica-1  event  MODIFIED notificationrequests/n1 rv 7``."""
+        """``#12  0.105s  replica-1  event  MODIFIED widgets/w1 rv 7``."""
         return f"#{self.n:<4} {self.t:8.3f}s  {self.actor:<12} {self.kind:<7} {self.what}"
 
 

@@ -15,7 +15,6 @@ from pytest_ntinvariants.invariants import (
     FunctionInvariant,
     Invariant,
     InvariantRegistry,
-    LedgerBuilder,
     ObjectHistory,
     ObjectRef,
     Violation,
@@ -30,9 +29,18 @@ from pytest_ntinvariants.ledger import (
     RequestServed,
     WatchDelivered,
 )
+from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
+from pytest_ntinvariants.packs.notifications import default_registry as nr_registry
 
 BUILTIN_NAMES = [
     "resource-version-monotonic",
+    "end-state",
+    "side-effects-once",
+    "converges",
+    "no-hot-loop",
+]
+#: The NotificationRequest pack's, registered after the core's.
+NR_NAMES = [
     "nr-counters-match-attempts",
     "nr-no-duplicate-attempt",
     "nr-attempts-append-only",
@@ -41,10 +49,6 @@ BUILTIN_NAMES = [
     "nr-retry-spacing",
     "nr-deliveries-match-records",
     "nr-eventually-terminal",
-    "end-state",
-    "side-effects-once",
-    "converges",
-    "no-hot-loop",
 ]
 
 
@@ -119,7 +123,8 @@ def delivered(
 def test_default_registry_holds_every_builtin_in_order() -> None:
     registry = default_registry()
     assert registry.names() == BUILTIN_NAMES
-    assert len(registry) == len(BUILTIN_INVARIANTS) == 13
+    assert len(registry) == len(BUILTIN_INVARIANTS) == 5
+    assert nr_registry().names() == [*BUILTIN_NAMES, *NR_NAMES]
     for inv in registry:
         assert inv.description and inv.name in repr(inv)
     assert default_registry() is not registry  # fresh each time: plugins may mutate theirs
@@ -154,19 +159,16 @@ def test_register_unregister_and_errors() -> None:
 
 
 def test_select_by_names_and_patterns() -> None:
-    registry = default_registry()
+    registry = nr_registry()
     assert [i.name for i in registry.select(["nr-retry-spacing"])] == ["nr-retry-spacing"]
-    assert [i.name for i in registry.select(exclude=["nr-*"])] == [
-        "resource-version-monotonic",
-        *BUILTIN_NAMES[-4:],
-    ]
+    assert [i.name for i in registry.select(exclude=["nr-*"])] == BUILTIN_NAMES
     picked = registry.select(["nr-*"], exclude=["nr-eventually-terminal", "nr-retry-*"])
-    assert [i.name for i in picked] == [*BUILTIN_NAMES[1:6], "nr-deliveries-match-records"]
+    assert [i.name for i in picked] == [*NR_NAMES[:5], "nr-deliveries-match-records"]
     assert registry.select(["no-such-*"]) == []
     with pytest.raises(
         KeyError,
         match=r"no invariant named 'nr-retry-spacin'.*registered: "
-        r"resource-version-monotonic, nr-counters",
+        r"resource-version-monotonic, end-state",
     ):
         registry.select(["nr-retry-spacin"])
     with pytest.raises(KeyError, match="'typo'"):
@@ -223,19 +225,21 @@ def test_violation_and_context_serialise() -> None:
         },
     }
     assert Violation("x", None, "m").summary() == "x: m"
-    ctx = CheckContext(time_scale=0.01, quiet=True, seed=42, replay="pytest -k x")
+    ctx = CheckContext(
+        options={"notifications.time_scale": 0.01, "p.names": frozenset({"b", "a"})},
+        quiet=True,
+        seed=42,
+        replay="pytest -k x",
+    )
     assert ctx.to_dict() == {
-        "timeScale": 0.01,
         "quiet": True,
         "seed": 42,
         "replay": "pytest -k x",
         "schedule": None,
         "crashesByIdentity": {},
         "crashesByObject": None,
-        "sinkChannels": None,
+        "options": {"notifications.time_scale": 0.01, "p.names": ["a", "b"]},
     }
-    with pytest.raises(ValueError, match="time_scale must be > 0"):
-        CheckContext(time_scale=0)
 
 
 def test_context_counts_crashes_per_identity_and_object() -> None:
@@ -248,10 +252,10 @@ def test_context_counts_crashes_per_identity_and_object() -> None:
     b.crash("replica-a")
     b.crash("replica-b")
     b.crash("replica-c")
-    ctx = CheckContext.from_ledger(b.ledger, seed=7, sink_channels=["slack"])
+    ctx = CheckContext.from_ledger(b.ledger, seed=7, options={"p.channels": ["slack"]})
     assert ctx.crashes_by_identity == {"replica-a": 2, "replica-b": 1, "replica-c": 1}
     assert ctx.crashes_by_object == {nr.uid: 3, other.uid: 1}
-    assert ctx.sink_channels == frozenset({"slack"})
+    assert ctx.options == {"p.channels": ["slack"]}
     assert CheckContext().crashes_for(nr.uid, b.ledger) == 3  # derived when not given
     assert CheckContext(crashes_by_object={}).crashes_for(nr.uid, b.ledger) == 0
 
@@ -400,7 +404,7 @@ def test_a_pass_over_thousands_of_entries_is_fast() -> None:
         nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 5, "success")])
     assert len(b.ledger) == 4000
     started = time.perf_counter()
-    violations = default_registry().check(b.ledger, CheckContext.from_ledger(b.ledger, quiet=True))
+    violations = nr_registry().check(b.ledger, CheckContext.from_ledger(b.ledger, quiet=True))
     elapsed = time.perf_counter() - started
     assert violations == []
     # About 35 ms on a busy 2-core machine; the bound only catches a quadratic slip.

@@ -110,20 +110,20 @@ def test_an_unsettled_run_or_one_with_nothing_to_compare_with_is_not_judged() ->
     assert EndStateMatches().check(b.ledger, unsettled) == []
 
 
-def test_one_successful_call_per_object_channel_and_attempt() -> None:
+def test_one_successful_call_per_object_and_key() -> None:
     b = LedgerBuilder()
-    nr = b.notification("nr-1", channels=["hook"])
+    nr = b.version(gadget("g1"), "test", type="ADDED", verb="create")
     b.call("hook", nr, attempt=1, status=500)  # failed: the next is a retry, not a copy
     b.call("hook", nr, attempt=2)
     assert SideEffectsOnce().check(b.ledger, CheckContext.from_ledger(b.ledger)) == []
     b.call("hook", nr, attempt=2)
     [violation] = SideEffectsOnce().check(b.ledger, CheckContext.from_ledger(b.ledger))
-    assert violation.message == "hook received 2 successful calls on channel 'hook', attempt 2"
+    assert violation.message == "hook received 2 successful calls with key 'hook'"
 
 
 def test_a_crash_of_the_caller_allows_one_more_call() -> None:
     b = LedgerBuilder()
-    nr = b.notification("nr-1", channels=["hook"])
+    nr = b.version(gadget("g1"), "test", type="ADDED", verb="create")
     b.call("hook", nr, caller="replica-0")
     b.crash("replica-0")
     b.call("hook", nr, caller="replica-1")

@@ -11,14 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ntinvariants.invariants import (
-    CheckContext,
-    LedgerBuilder,
-    NotificationBuilder,
-    ObjectRef,
-    Violation,
-    default_registry,
-)
+from pytest_ntinvariants.hookspecs import hook_relay
+from pytest_ntinvariants.invariants import CheckContext, ObjectRef, Violation
+from pytest_ntinvariants.packs import notifications
+from pytest_ntinvariants.packs.notifications import NotificationBuilder, default_registry
+from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
 from pytest_ntinvariants.report import (
     format_table,
     format_violations,
@@ -27,6 +24,9 @@ from pytest_ntinvariants.report import (
     timeline_rows,
     to_json,
 )
+
+#: The NotificationRequest pack's report hooks, as pytest would call them.
+HOOK = hook_relay(notifications)
 
 POLICY = {
     "maxAttempts": 3,
@@ -87,17 +87,17 @@ def test_violations_are_hashable_despite_their_evidence_dicts() -> None:
 
 def test_no_violations() -> None:
     b = LedgerBuilder()
-    assert format_violations([], b.ledger) == "no invariant violations"
+    assert format_violations([], b.ledger, CheckContext(hook=HOOK)) == "no invariant violations"
 
 
 def test_format_violations_reads_top_down() -> None:
     b = LedgerBuilder()
     nr = hidden_duplicate(b)
-    ctx = CheckContext.from_ledger(b.ledger, quiet=True, seed=1234, replay=REPLAY)
+    ctx = CheckContext.from_ledger(b.ledger, hook=HOOK, quiet=True, seed=1234, replay=REPLAY)
     found = violations(b, ctx)
     # The crash came after the deliveries but replica-b had looked: one extra is allowed.
     assert found == []
-    ctx = CheckContext(quiet=True, seed=1234, replay=REPLAY, crashes_by_object={})
+    ctx = CheckContext(hook=HOOK, quiet=True, seed=1234, replay=REPLAY, crashes_by_object={})
     found = violations(b, ctx)
     assert [v.invariant for v in found] == ["nr-deliveries-match-records"]
     text = format_violations(found, b.ledger, ctx)
@@ -159,7 +159,7 @@ def test_several_invariants_and_objects_are_summarised_first() -> None:
     for phase in ("Pending", "Sending", "Sent"):
         two.write("replica-a", phase=phase)
     two.write("replica-b", phase="Retrying")
-    ctx = CheckContext(quiet=True)
+    ctx = CheckContext(hook=HOOK, quiet=True)
     found = violations(b, ctx)
     text = format_violations(found, b.ledger, ctx)
     lines = text.splitlines()
@@ -179,7 +179,7 @@ def test_timeline_of_the_whole_ledger_names_objects_and_lanes() -> None:
     hidden_duplicate(b)
     other = b.notification("nr-2")
     b.call("slack", other, attempt=1)
-    text = timeline(b.ledger)
+    text = timeline(b.ledger, hook=HOOK)
     lines = text.splitlines()
     assert lines[0] == "  lanes: 1=test  2=replica-a  3=replica-b  4=slack"
     assert lines[1].split() == ["t", "ms", "1", "2", "3", "4", "who", "what"]
@@ -211,11 +211,11 @@ def test_timeline_of_one_object_leaves_others_out() -> None:
     nr = hidden_duplicate(b)
     other = b.notification("nr-2")
     b.read("replica-a", other)
-    text = timeline(b.ledger, nr.uid)
+    text = timeline(b.ledger, nr.uid, hook=HOOK)
     assert "nr-2" not in text
     assert "created rv 1" in text
-    assert timeline(b.ledger, "nope") == "  (no ledger entries about uid nope)"
-    assert [r.kind for r in timeline_rows(b.ledger, other.uid)] == ["write", "read"]
+    assert timeline(b.ledger, "nope", hook=HOOK) == "  (no ledger entries about uid nope)"
+    assert [r.kind for r in timeline_rows(b.ledger, other.uid, hook=HOOK)] == ["write", "read"]
 
 
 def test_stale_reads_are_detected_without_a_stale_view_marker() -> None:
@@ -223,7 +223,7 @@ def test_stale_reads_are_detected_without_a_stale_view_marker() -> None:
     nr = b.notification("nr-1")
     nr.write("replica-a", phase="Pending")
     b.read("replica-b", nr, rv=1)  # an informer cache lagging behind: no served_at
-    [row] = [r for r in timeline_rows(b.ledger, nr.uid) if r.kind == "read"]
+    [row] = [r for r in timeline_rows(b.ledger, nr.uid, hook=HOOK) if r.kind == "read"]
     assert row.stale and row.text == "GET default/nr-1 -> rv 1 STALE (latest rv 2)"
 
 
@@ -235,7 +235,7 @@ def test_long_timelines_are_elided_in_the_middle_keeping_highlights() -> None:
     special = b.read("replica-b", nr)
     for _ in range(50):
         b.read("replica-a", nr)
-    text = timeline(b.ledger, nr.uid, limit=11, highlight=[special.seq])
+    text = timeline(b.ledger, nr.uid, limit=11, highlight=[special.seq], hook=HOOK)
     lines = text.splitlines()[2:]
     assert len(lines) == 13  # 11 entries and two gaps
     assert sum(1 for line in lines if "more entries)" in line) == 2
@@ -245,7 +245,7 @@ def test_long_timelines_are_elided_in_the_middle_keeping_highlights() -> None:
 def test_to_json_is_json_and_complete() -> None:
     b = LedgerBuilder()
     nr = hidden_duplicate(b)
-    ctx = CheckContext(quiet=True, seed=5, crashes_by_object={})
+    ctx = CheckContext(hook=HOOK, quiet=True, seed=5, crashes_by_object={})
     found = violations(b, ctx)
     data = to_json(found, b.ledger, ctx)
     assert json.loads(json.dumps(data)) == data
@@ -277,7 +277,7 @@ def marks(root: ET.Element, cls: str) -> list[ET.Element]:
 def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
     b = LedgerBuilder()
     nr = hidden_duplicate(b)
-    ctx = CheckContext(quiet=True, crashes_by_object={})
+    ctx = CheckContext(hook=HOOK, quiet=True, crashes_by_object={})
     [v] = violations(b, ctx)
     path = render_svg(
         b.ledger,
@@ -407,7 +407,7 @@ def test_a_cross_object_violation_shows_and_marks_the_entries_it_points_to() -> 
         "recorded elsewhere too",
         seqs=(nr.versions[-1].seq, other),
     )
-    text = format_violations([v], b.ledger)
+    text = format_violations([v], b.ledger, CheckContext(hook=HOOK))
     marked = [line for line in text.splitlines() if line.startswith("    >")]
     assert len(marked) == 2, text
     assert re.search(r"replica-a  created ConfigMap default/ledger-of-nr-1 rv \d+$", marked[1]), (
@@ -415,7 +415,7 @@ def test_a_cross_object_violation_shows_and_marks_the_entries_it_points_to() -> 
     )
     # A violation about no one object: the ledger's timeline, its entries marked.
     across = Violation("no-orphans", None, "a ConfigMap outlived its owner", seqs=(other,))
-    text = format_violations([across], b.ledger)
+    text = format_violations([across], b.ledger, CheckContext(hook=HOOK))
     assert "across objects (the whole ledger)" in text
     (line,) = [line for line in text.splitlines() if line.startswith("    >")]
     assert "created ConfigMap default/ledger-of-nr-1" in line
@@ -433,7 +433,7 @@ def test_one_object_breaking_two_invariants_has_one_timeline_naming_both() -> No
         ),
         Violation("no-change", ObjectRef("ConfigMap", "default", "c"), "changed", seqs=(blue,)),
     ]
-    text = format_violations(found, b.ledger)
+    text = format_violations(found, b.ledger, CheckContext(hook=HOOK))
     assert text.count("ConfigMap default/c (uid uid-c)") == 1, text
     assert text.count("lanes:") == 1, text
     assert (
@@ -454,7 +454,7 @@ def test_a_claim_write_shows_what_it_changed() -> None:
     nr.obj["status"] = {**nr.status, "claims": [claim, {**claim, "attempt": 2}]}
     nr.write("replica-a")
     nr.write("replica-b")
-    text = timeline(b.ledger, nr.uid)
+    text = timeline(b.ledger, nr.uid, hook=HOOK)
     assert re.search(r"wrote rv \d+ \(patch/status\): \+status.claims \(1 item\)$", text, re.M)
     assert re.search(r"wrote rv \d+ \(patch/status\): status.claims 1 -> 2 items$", text, re.M)
     assert re.search(r"replica-b  wrote rv \d+ \(patch/status\): no change$", text, re.M)
@@ -474,7 +474,7 @@ def test_a_report_names_the_seed_its_replay_passes(replay: str | None, line: str
     the session seed; the report once printed that beside the replay's --ntinv-seed."""
     b = LedgerBuilder()
     b.notification("nr-1")
-    ctx = CheckContext(seed=7, replay=replay)
+    ctx = CheckContext(hook=HOOK, seed=7, replay=replay)
     found = [Violation("x", None, "m")]
     lines = format_violations(found, b.ledger, ctx).splitlines()
     assert line in lines

@@ -22,7 +22,7 @@ from pytest_ntinvariants.ledger import ObjectVersion
 # Backoff runs 1000x faster than the CRD says (30 s becomes 30 ms); the invariants judge
 # retry spacing on the same scale. Modules apply it with ``pytestmark = [NR_INVARIANTS]``.
 TIME_SCALE = 0.001
-NR_INVARIANTS = pytest.mark.ntinv_invariants(time_scale=TIME_SCALE)
+NR_INVARIANTS = pytest.mark.ntinv_notifications(time_scale=TIME_SCALE)
 API_VERSION = "kubernaut.ai/v1alpha1"
 KIND = "NotificationRequest"
 TERMINAL = ("Sent", "PartiallySent", "Failed")
@@ -131,7 +131,7 @@ REFERENCE: Final = "reference"
 #: unrelated plugins some machines have are switched off (see tests/test_plugin_markers.py).
 INNER_ADDOPTS: Final = (
     "-p no:hypothesispytest -p no:kmock -p no:anyio -p no:benchmark -p no:randomly "
-    "-p no:cacheprovider"
+    "-p no:cacheprovider -p pytest_ntinvariants.packs.notifications"
 )
 
 

@@ -41,6 +41,7 @@ from nrkit import (
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.packs.notifications import assert_attempts, assert_deliveries
 from pytest_ntinvariants.sinks import Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
@@ -84,8 +85,8 @@ class RaceScenarios:
             assert attempt["permanent"] is True, name
             assert attempt["error"].startswith("permanent failure: "), name
             assert f"HTTP {code}" in attempt["error"], name
-            ntinv.assert_attempts(name, channel="slack", outcome="permanent", count=1)
-            ntinv.assert_deliveries(name, channel="slack", count=1)
+            assert_attempts(ntinv, name, channel="slack", outcome="permanent", count=1)
+            assert_deliveries(ntinv, name, channel="slack", count=1)
 
     def test_502_is_retried_then_sent(self, ntinv: Harness, slack: Sink) -> None:
         """Spec 5 [S]: 502 once, then 200, RP{3,1,2,60}: attempts [failed (502), success],
@@ -101,8 +102,8 @@ class RaceScenarios:
         assert first["permanent"] is False
         assert (first["attempt"], second["attempt"]) == (1, 2)
         assert (status["successfulDeliveries"], status["failedDeliveries"]) == (1, 1)
-        ntinv.assert_attempts("nr-1", channel="slack", count=2)
-        ntinv.assert_deliveries("nr-1", channel="slack", count=2)
+        assert_attempts(ntinv, "nr-1", channel="slack", count=2)
+        assert_deliveries(ntinv, "nr-1", channel="slack", count=2)
 
     def test_always_failing_exhausts_retries(self, ntinv: Harness, slack: Sink) -> None:
         """Specs 15, 20, 21 [S]: Slack always answers 5xx: exactly ``maxAttempts`` failed
@@ -123,8 +124,8 @@ class RaceScenarios:
             assert status["totalAttempts"] == status["failedDeliveries"] == max_attempts, name
             assert status["successfulDeliveries"] == 0, name
             assert len(orjson.dumps(status)) < 1 << 20, name
-            ntinv.assert_attempts(name, channel="slack", outcome="failed", count=max_attempts)
-            ntinv.assert_deliveries(name, channel="slack", count=max_attempts)
+            assert_attempts(ntinv, name, channel="slack", outcome="failed", count=max_attempts)
+            assert_deliveries(ntinv, name, channel="slack", count=max_attempts)
 
     # -- multi-channel (multichannel_retry_test.go, phase_state_machine_test.go) ---------
 
@@ -149,9 +150,9 @@ class RaceScenarios:
             assert (console, slack_) == (["success"], ["failed"] * max_attempts), name
             counters = (status["successfulDeliveries"], status["failedDeliveries"])
             assert counters == (1, max_attempts), name
-            ntinv.assert_attempts(name, channel="console", outcome="success", count=1)
-            ntinv.assert_attempts(name, channel="slack", outcome="failed", count=max_attempts)
-            ntinv.assert_deliveries(name, channel="slack", count=max_attempts)
+            assert_attempts(ntinv, name, channel="console", outcome="success", count=1)
+            assert_attempts(ntinv, name, channel="slack", outcome="failed", count=max_attempts)
+            assert_deliveries(ntinv, name, channel="slack", count=max_attempts)
 
     # -- first reconcile, duplicates (crd_lifecycle_test.go, data_validation_test.go) ----
 
@@ -189,7 +190,7 @@ class RaceScenarios:
         assert queued <= completed <= now
         assert now - completed < timedelta(seconds=30)
         assert phase_history(ntinv, "nr-1") == ["", "Pending", "Sending", "Sent"]
-        ntinv.assert_attempts("nr-1", count=1)
+        assert_attempts(ntinv, "nr-1", count=1)
 
     def test_duplicate_channels_deliver_once(self, ntinv: Harness) -> None:
         """Spec 45 [S]: channels [console, console, console]: SuccessfulDeliveries == 1.
@@ -201,7 +202,7 @@ class RaceScenarios:
         assert status["phase"] == "Sent"
         assert status["successfulDeliveries"] == 1
         assert status["totalAttempts"] == 1
-        ntinv.assert_attempts("nr-1", channel="console", count=1)
+        assert_attempts(ntinv, "nr-1", channel="console", count=1)
 
     # -- concurrency (performance_concurrent_test.go) ---------------------------------
 
@@ -221,7 +222,7 @@ class RaceScenarios:
             assert status["completionTime"], name
             uid = ntinv.get(API_VERSION, KIND, name)["metadata"]["uid"]
             assert slack.count(uid=uid) == 1, name
-            ntinv.assert_deliveries(name, channel="slack", count=1)
+            assert_deliveries(ntinv, name, channel="slack", count=1)
         assert slack.count() == len(names)
 
     # -- phase machine (phase_state_machine_test.go) -----------------------------------

@@ -37,6 +37,7 @@ from nrkit import (
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.packs.notifications import assert_attempts
 from pytest_ntinvariants.sinks import Sink
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
@@ -333,4 +334,4 @@ def test_spec_is_immutable_after_creation(ntinv: Harness, kube: Any) -> None:
     assert current["spec"] == obj["spec"]
     assert current["metadata"]["generation"] == 1
     assert all(v.obj["spec"] == obj["spec"] for v in nr_versions(ntinv, "nr-1"))
-    ntinv.assert_attempts("nr-1", count=1)
+    assert_attempts(ntinv, "nr-1", count=1)

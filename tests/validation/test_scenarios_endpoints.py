@@ -29,6 +29,7 @@ from nrkit import (
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.packs.notifications import assert_attempts, assert_deliveries
 from pytest_ntinvariants.sinks import Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
@@ -75,7 +76,7 @@ def test_429_retry_after_is_honoured(ntinv: Harness, slack: Sink) -> None:
     # (the first call arrived before it was answered, so this gap is a lower bound too).
     # Less a nanosecond: on a virtual clock the gap is exact but for float rounding.
     assert calls[1].monotonic - calls[0].monotonic >= wait.total_seconds() - 1e-9
-    ntinv.assert_deliveries("nr-1", channel="slack", count=2)
+    assert_deliveries(ntinv, "nr-1", channel="slack", count=2)
 
 
 def test_large_error_bodies_are_truncated(ntinv: Harness, slack: Sink) -> None:
@@ -122,7 +123,7 @@ def test_webhook_channel_posts_the_notification_document(ntinv: Harness, webhook
         "idempotency_key": f"{uid}/webhook/1",
     }
     assert {key: document[key] for key in expected} == expected
-    ntinv.assert_deliveries("nr-1", channel="webhook", count=1)
+    assert_deliveries(ntinv, "nr-1", channel="webhook", count=1)
 
 
 def test_unconfigured_channels_fail_permanently(ntinv: Harness) -> None:
@@ -140,7 +141,7 @@ def test_unconfigured_channels_fail_permanently(ntinv: Harness) -> None:
         expected = f"permanent failure: channel not configured: {attempt['channel']}"
         assert attempt["error"] == expected
     for channel in channels:
-        ntinv.assert_attempts("nr-1", channel=channel, outcome="permanent", count=1)
+        assert_attempts(ntinv, "nr-1", channel=channel, outcome="permanent", count=1)
 
 
 # -- audit records (controller_audit_emission_test.go) -------------------------------------

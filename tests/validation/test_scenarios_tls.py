@@ -16,6 +16,7 @@ from nrkit import NR_INVARIANTS, SCENARIO_TIMEOUTS, nr, policy, status_of, wait_
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness, SinkPool
+from pytest_ntinvariants.packs.notifications import assert_attempts, assert_deliveries
 from pytest_ntinvariants.sinks import Sink, TlsMode
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
@@ -53,7 +54,7 @@ def test_broken_certificate_is_permanent(ntinv: Harness, slack: Sink) -> None:
     [attempt] = status["deliveryAttempts"]
     assert attempt["permanent"] is True
     assert "TLS certificate validation failed" in attempt["error"]
-    ntinv.assert_attempts("nr-1", channel="slack", outcome="permanent", count=1)
+    assert_attempts(ntinv, "nr-1", channel="slack", outcome="permanent", count=1)
     # The handshake fails before any HTTP request: the endpoint records no call.
     assert slack.count() == 0
 
@@ -62,8 +63,8 @@ def test_valid_certificate_is_delivered(ntinv: Harness, slack: Sink) -> None:
     """Spec 110: a valid certificate from the configured CA: Sent, one call over HTTPS."""
     ntinv.apply(nr("nr-1", ["slack"], retryPolicy=policy(3)))
     assert status_of(wait_terminal(ntinv, "nr-1"))["phase"] == "Sent"
-    ntinv.assert_attempts("nr-1", channel="slack", outcome="success", count=1)
-    ntinv.assert_deliveries("nr-1", channel="slack", count=1)
+    assert_attempts(ntinv, "nr-1", channel="slack", outcome="success", count=1)
+    assert_deliveries(ntinv, "nr-1", channel="slack", count=1)
 
 
 @pytest.mark.parametrize("slack", ["self-signed"], indirect=True)
@@ -77,8 +78,8 @@ def test_tls_failure_beside_a_working_channel_is_partially_sent(
     status = status_of(wait_terminal(ntinv, "nr-1"))
     assert status["phase"] == "PartiallySent"
     assert (status["successfulDeliveries"], status["failedDeliveries"]) == (1, 1)
-    ntinv.assert_attempts("nr-1", channel="console", outcome="success", count=1)
-    ntinv.assert_attempts("nr-1", channel="slack", outcome="permanent", count=1)
+    assert_attempts(ntinv, "nr-1", channel="console", outcome="success", count=1)
+    assert_attempts(ntinv, "nr-1", channel="slack", outcome="permanent", count=1)
 
 
 def test_tls_handshake_failure_is_permanent(ntinv: Harness, webhook: Sink) -> None:

@@ -17,6 +17,7 @@ from nrkit import NR_INVARIANTS, nr, policy, status_of, wait_terminal
 
 import reference_controller as rc
 from pytest_ntinvariants.harness import Harness
+from pytest_ntinvariants.packs.notifications import assert_attempts, assert_deliveries
 from pytest_ntinvariants.sinks import Gate, Sink, reply
 
 pytestmark = [NR_INVARIANTS, pytest.mark.ntinv_replicas(2)]
@@ -54,7 +55,7 @@ def test_connection_refused_is_retried_until_max_attempts(ntinv: Harness) -> Non
     attempts = status["deliveryAttempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
     assert all("connection failed" in a["error"] and not a["permanent"] for a in attempts)
-    ntinv.assert_attempts("nr-1", channel="slack", outcome="failed", count=3)
+    assert_attempts(ntinv, "nr-1", channel="slack", outcome="failed", count=3)
 
 
 def test_timeout_is_retried_until_max_attempts(ntinv: Harness, webhook: Sink) -> None:
@@ -72,5 +73,5 @@ def test_timeout_is_retried_until_max_attempts(ntinv: Harness, webhook: Sink) ->
         # Less a millisecond: the duration is rounded to microseconds, and the event loop
         # may fire a timer up to its clock resolution early.
         assert attempt["durationSeconds"] >= HTTP_TIMEOUT - 0.001
-    ntinv.assert_attempts("nr-1", channel="webhook", outcome="failed", count=2)
-    ntinv.assert_deliveries("nr-1", channel="webhook", count=2)
+    assert_attempts(ntinv, "nr-1", channel="webhook", outcome="failed", count=2)
+    assert_deliveries(ntinv, "nr-1", channel="webhook", count=2)

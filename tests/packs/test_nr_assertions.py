@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from pytest_ntinvariants.invariants import (
-    CheckContext,
-    LedgerBuilder,
+from pytest_ntinvariants.invariants import CheckContext
+from pytest_ntinvariants.packs.notifications import (
     NotificationBuilder,
     assert_attempts,
     assert_deliveries,
 )
+from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
 
 POLICY = {
     "maxAttempts": 3,
@@ -210,10 +210,13 @@ def test_lost_attempts_show_in_the_table() -> None:
 def test_helpers_hide_their_own_frames(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        from pytest_ntinvariants.invariants import LedgerBuilder, assert_attempts
+        from pytest_ntinvariants.packs.notifications import (
+            NotificationLedgerBuilder,
+            assert_attempts,
+        )
 
         def test_it():
-            b = LedgerBuilder()
+            b = NotificationLedgerBuilder()
             nr = b.notification("nr-1")
             nr.write("replica-a", phase="Sending", append=[nr.attempt("slack", 1, "failed")])
             assert_attempts(b.ledger, "nr-1", channel="slack", count=2)

@@ -22,15 +22,24 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..ledger import ObjectVersion, SideEffect
-from ._core import CheckContext, ObjectInvariant, ObjectRef, Violation
-from ._index import LedgerIndex, ObjectHistory, parse_time
+from pytest_ntinvariants.invariants import (
+    CheckContext,
+    LedgerIndex,
+    ObjectHistory,
+    ObjectInvariant,
+    ObjectRef,
+    Violation,
+    parse_time,
+)
+from pytest_ntinvariants.ledger import ObjectVersion, SideEffect
 
 __all__ = [
     "JITTER",
     "KIND",
     "NR_INVARIANTS",
+    "SINK_CHANNELS",
     "TERMINAL_PHASES",
+    "TIME_SCALE",
     "TRANSITIONS",
     "Attempt",
     "AttemptLimits",
@@ -44,6 +53,8 @@ __all__ = [
     "RetryPolicy",
     "RetrySpacing",
     "ValidPhaseTransitions",
+    "call_attempt",
+    "call_channel",
     "fmt_seconds",
     "nr_state",
     "nr_states",
@@ -69,6 +80,30 @@ TERMINAL_PHASES: Final = frozenset({"Sent", "PartiallySent", "Failed"})
 JITTER: Final = 0.10
 
 _PERMANENT_MARKER: Final = "permanent failure"
+
+
+#: ``CheckContext.options`` keys the pack reads: the factor the controller's backoff runs
+#: at (``NOTIFY_TIME_SCALE``; retry spacing is judged on the scaled clock), and the
+#: channels whose deliveries a fake endpoint observes (None: every channel some call was
+#: attributed to).
+TIME_SCALE: Final = "notifications.time_scale"
+SINK_CHANNELS: Final = "notifications.sink_channels"
+
+
+def time_scale(ctx: CheckContext) -> float:
+    """The time scale the context's options give (1.0 when none)."""
+    return float(ctx.options.get(TIME_SCALE, 1.0))
+
+
+def call_channel(call: SideEffect) -> str:
+    """The channel an endpoint call was attributed to (its ``channel`` attribute, else its
+    key: a call recorded with no attributes)."""
+    return call.attributes.get("channel") or call.key
+
+
+def call_attempt(call: SideEffect) -> str:
+    """The attempt number a call carried ("" when none)."""
+    return call.attributes.get("attempt", "")
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -838,10 +873,10 @@ class AttemptLimits(_NRInvariant):
             number = _attempt_number(call)
             if number is None:
                 continue  # an endpoint that cannot tell attempts apart: nothing to judge
-            answered = first.get(call.channel)
+            answered = first.get(call_channel(call))
             if answered is None:
                 if _permanent_answer(call.status):
-                    first[call.channel] = call
+                    first[call_channel(call)] = call
                 continue
             before = _attempt_number(answered)
             assert before is not None
@@ -850,17 +885,17 @@ class AttemptLimits(_NRInvariant):
             recorded = [
                 r.version
                 for r in recorded_attempts(history)
-                if (r.attempt.channel, r.attempt.number) == (call.channel, number)
+                if (r.attempt.channel, r.attempt.number) == (call_channel(call), number)
             ]
             problems.add(
-                ("retried", call.channel, before),
+                ("retried", call_channel(call), before),
                 recorded[:1] or [history.last],
-                f"{call.channel} attempt {number} was made after the endpoint answered "
+                f"{call_channel(call)} attempt {number} was made after the endpoint answered "
                 f"attempt {before} with {answered.status}, a permanent failure",
                 [
                     {
-                        "channel": c.channel,
-                        "attempt": c.attempt or "?",
+                        "channel": call_channel(c),
+                        "attempt": call_attempt(c) or "?",
                         "endpoint answered": c.status,
                         "t ms": round(c.t * 1000, 1),
                         "caller": c.caller or "?",
@@ -971,7 +1006,7 @@ class RetrySpacing(_NRInvariant):
                     )
                     continue
                 base = policy.backoff(n)
-                required = base * ctx.time_scale * (1.0 - JITTER)
+                required = base * time_scale(ctx) * (1.0 - JITTER)
                 resolution = max(a.resolution, b.resolution)
                 if a.time is not None and b.time is not None and resolution < required:
                     # The attempts' own timestamps (taken when each delivery returned) can
@@ -989,7 +1024,7 @@ class RetrySpacing(_NRInvariant):
                     source = "ledger times of the versions that first recorded them"
                 if ok:
                     continue
-                scale = f" x time scale {ctx.time_scale:g}" if ctx.time_scale != 1.0 else ""
+                scale = f" x time scale {time_scale(ctx):g}" if time_scale(ctx) != 1.0 else ""
                 out.append(
                     Violation(
                         self.name,
@@ -1026,13 +1061,13 @@ class DeliveriesMatchRecords(_NRInvariant):
         deleted = history.deleted
         if not (ctx.quiet or final.terminal or deleted):
             return []  # a delivery may be in flight: made, not yet recorded
-        sinks = ctx.sink_channels
+        sinks = ctx.options.get(SINK_CHANNELS)
         if sinks is None:
             sinks = index.memo(
-                "nr-sink-channels", lambda: frozenset(c.channel for c in index.side_effects)
+                "nr-sink-channels", lambda: frozenset(call_channel(c) for c in index.side_effects)
             )
         calls = history.side_effects()
-        by_channel: dict[str, int] = Counter(c.channel for c in calls)
+        by_channel: dict[str, int] = Counter(call_channel(c) for c in calls)
         recorded: dict[str, int] = Counter(a.channel for a in final.attempts)
         counts = ctx.crashes_by_object
         if counts is None:
@@ -1080,7 +1115,7 @@ class DeliveriesMatchRecords(_NRInvariant):
                     f"{history.last.rv} but the endpoint received {_plural(sent, 'call')}: "
                     "an attempt is counted that was never made"
                 )
-            mine = [c for c in calls if c.channel == channel]
+            mine = [c for c in calls if call_channel(c) == channel]
             numbers = [a.number for a in final.attempts if a.channel == channel]
             out.append(
                 Violation(
@@ -1097,7 +1132,7 @@ class DeliveriesMatchRecords(_NRInvariant):
                             **({"claims taken over": len(handed)} if handed else {}),
                             # The attempt numbers on both sides show which attempt was repeated.
                             "recorded numbers": _numbers(numbers),
-                            "endpoint numbers": _numbers(c.attempt or None for c in mine),
+                            "endpoint numbers": _numbers(call_attempt(c) or None for c in mine),
                         },
                     ),
                     (
@@ -1112,7 +1147,8 @@ class DeliveriesMatchRecords(_NRInvariant):
 
 def _attempt_number(call: SideEffect) -> int | None:
     """The attempt an endpoint call says it is (None: it does not say)."""
-    return int(call.attempt) if call.attempt.isdigit() else None
+    attempt = call_attempt(call)
+    return int(attempt) if attempt.isdigit() else None
 
 
 def _permanent_answer(status: int) -> bool:

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from pytest_ntinvariants.invariants import (
-    CheckContext,
-    LedgerBuilder,
+from pytest_ntinvariants.invariants import CheckContext, Violation
+from pytest_ntinvariants.ledger import SideEffect
+from pytest_ntinvariants.packs.notifications import (
+    SINK_CHANNELS,
+    TIME_SCALE,
     NotificationBuilder,
-    Violation,
     default_registry,
 )
-from pytest_ntinvariants.ledger import SideEffect
+from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
 
 # Short backoffs keep the hand-built clocks readable: backoff(n) = 1 s x 2^(n-1), max 60 s.
 POLICY = {
@@ -32,7 +33,9 @@ POLICY = {
 
 def check(b: LedgerBuilder, name: str, **ctx: Any) -> list[Violation]:
     """Run one invariant over the builder's ledger."""
-    context = CheckContext.from_ledger(b.ledger, **ctx)
+    scale = ctx.pop("time_scale", None)  # the pack's option, by its old keyword
+    options = {TIME_SCALE: scale} if scale is not None else {}
+    context = CheckContext.from_ledger(b.ledger, options=options, **ctx)
     return default_registry().check(b.ledger, context, include=[name])
 
 
@@ -723,7 +726,7 @@ def test_channels_without_an_endpoint_are_not_compared() -> None:
     )
     assert check(b, "nr-deliveries-match-records") == []
     # Declared sink channels are compared even when they saw no call at all.
-    ctx = CheckContext(sink_channels=frozenset({"slack", "console"}))
+    ctx = CheckContext(options={SINK_CHANNELS: frozenset({"slack", "console"})})
     [v] = default_registry().check(b.ledger, ctx, include=["nr-deliveries-match-records"])
     assert v.message.startswith("1 attempt on console recorded")
 
@@ -738,11 +741,10 @@ def test_calls_without_a_channel_are_not_compared() -> None:
         SideEffect,
         t=0.5,
         endpoint="slack",
-        channel="",
         uid=nr.uid,
         namespace="default",
         name="nr-1",
-        attempt="",
+        key="",
         status=200,
     )
     nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 1, "success")])
