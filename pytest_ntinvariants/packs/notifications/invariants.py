@@ -248,6 +248,11 @@ class Claim:
         """The ``(channel, attempt)`` the claim reserves."""
         return (self.channel, self.number)
 
+    @property
+    def label(self) -> str:
+        """``slack #2 by replica-1``."""
+        return f"{self.channel} #{self.number} by {self.holder or '?'}"
+
     @classmethod
     def parse(cls, raw: Any) -> Claim:
         """Read one list entry; anything malformed becomes an empty or ``None`` field."""
@@ -784,11 +789,7 @@ class ValidPhaseTransitions(_NRInvariant):
                 "phase": nr_state(v, index).phase or "<none>",
                 "completionTime": nr_state(v, index).completion_time or "-",
                 "attempts": len(nr_state(v, index).attempts),
-                "claims": ", ".join(
-                    f"{c.channel} #{c.number} by {c.holder or '?'}"
-                    for c in nr_state(v, index).claims
-                )
-                or "-",
+                "claims": ", ".join(c.label for c in nr_state(v, index).claims) or "-",
             }
             for v in (pv, cv)
         ]
@@ -824,11 +825,7 @@ def _frozen_changes(prev: NotificationState, cur: NotificationState) -> list[str
         new = [c for c in cur.claims if c not in prev.claims]
         gone = [c for c in prev.claims if c not in cur.claims]
         if new:
-            changed.append(
-                "claim "
-                + ", ".join(f"{c.channel} #{c.number} by {c.holder or '?'}" for c in new)
-                + " added"
-            )
+            changed.append("claim " + ", ".join(c.label for c in new) + " added")
         if gone:
             changed.append(f"{_plural(len(gone), 'claim')} removed")
     return changed
