@@ -14,7 +14,8 @@ from typing import Any
 
 from .kinds import strategy_for
 from .kinds.columns import human_age, jsonpath
-from .resources import SUBRESOURCE_VERBS, Registry, ResourceType
+from .registry import Registry
+from .resources import SUBRESOURCE_VERBS, ResourceType
 
 __all__ = [
     "aggregated_discovery",

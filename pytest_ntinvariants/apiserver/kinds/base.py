@@ -4,12 +4,14 @@ kube-apiserver gives each kind a ``rest.Strategy`` (PrepareForCreate, PrepareFor
 Validate, ValidateUpdate, ...) and keeps the generic registry apart from them; the fake
 does the same. The store runs every write's generic steps (metadata, resourceVersion,
 generation, the CRD schema, commit) and asks the kind's strategy for the rest. Each kind
-family is one module of this package; ``builtin.py`` maps the built-in kinds to them.
+family is one module of this package, which defines its kinds' types (``Builtin``: the
+discovery definition and the strategy together); ``builtin.py`` is the table of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import Cause
@@ -18,7 +20,7 @@ from ..versions import WriteContext
 from .columns import Column
 from .mergekeys import OBJECT_ROOT, Structs
 
-__all__ = ["JSON", "BaseStrategy", "Strategy"]
+__all__ = ["DEFAULT", "JSON", "BaseStrategy", "Builtin", "Strategy"]
 
 JSON = dict[str, Any]
 
@@ -94,3 +96,16 @@ class BaseStrategy:
 
     def deleted(self, obj: JSON, state: Any) -> None:
         """Nothing to release."""
+
+
+DEFAULT: Strategy = BaseStrategy()
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One row of the table of built-in kinds: a served type and its kind's strategy (the
+    default's for a kind with no rules of its own). Types that share a storage (core/v1 and
+    events.k8s.io/v1 Events) are a row each, with the one strategy."""
+
+    type: ResourceType
+    strategy: Strategy = DEFAULT

@@ -1,20 +1,22 @@
-"""Events, core/v1 and events.k8s.io/v1 alike (stored as core/v1): kube's
-ValidateEventCreate/Update, strict for writes through events.k8s.io/v1."""
+"""Events, core/v1 and events.k8s.io/v1 alike (stored as core/v1): their two types, and
+kube's ValidateEventCreate/Update, strict for writes through events.k8s.io/v1."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import orjson
 
+from .. import conversion
 from ..errors import Cause
 from ..gotext import go_quote
 from ..objectmeta import bad_meta_key
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 
-__all__ = ["EVENT"]
+__all__ = ["EVENTS", "EVENTS_K8S_IO"]
 
 _EVENTS_STRICT = "events.k8s.io/v1"
 # kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
@@ -133,4 +135,49 @@ class _Event(BaseStrategy):
         return _event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT)
 
 
-EVENT = _Event()
+_EVENT = _Event()
+
+_REF_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+# The field selectors each Event API accepts (kube's AddFieldLabelConversionsForEvent in
+# pkg/apis/core/v1 and pkg/apis/events/v1); "source" selects source.component, or the
+# reporting component when there is none (EventToSelectableFields).
+_EVENT_FIELDS = (
+    *(f"involvedObject.{f}" for f in _REF_FIELDS),
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+_EVENTS_V1_FIELDS = (
+    *(f"regarding.{f}" for f in _REF_FIELDS),
+    "reason",
+    "reportingController",
+    "source",
+    "type",
+)
+
+EVENTS = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "events",
+        "Event",
+        short=("ev",),
+        generation=False,
+        fields=_EVENT_FIELDS,
+        create_on_update=True,
+    ),
+    _EVENT,
+)
+# One storage with core/v1 Events, in their shape (kube's cohabitating resources: the
+# internal Event is core's, and etcd holds core/v1): see conversion.py.
+EVENTS_K8S_IO = Builtin(
+    dataclasses.replace(
+        builtin_type("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False),
+        selectable_fields=_EVENTS_V1_FIELDS,
+        storage_key="/events",
+        converter=conversion.EVENTS_V1,
+        create_on_update=True,
+    ),
+    _EVENT,
+)

@@ -24,12 +24,12 @@ from ..gotext import (
     go_quote,
 )
 from ..objectmeta import bad_label_value, bad_meta_key
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column, int_at
 
-__all__ = ["POD_DISRUPTION_BUDGET"]
+__all__ = ["POD_DISRUPTION_BUDGETS"]
 
 # What Go's JSON writes of an empty PodDisruptionBudgetStatus (no omitempty on these).
 _STATUS_COUNTERS = ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods")
@@ -239,4 +239,9 @@ class _PodDisruptionBudget(BaseStrategy):
         return _budget_causes(obj)
 
 
-POD_DISRUPTION_BUDGET = _PodDisruptionBudget()
+POD_DISRUPTION_BUDGETS = Builtin(
+    builtin_type(
+        "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True
+    ),
+    _PodDisruptionBudget(),
+)
