@@ -78,8 +78,9 @@ class ResourceType:
     # kube's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion replaces the
     # object; off for custom resources and leases (422: it must be specified).
     unconditional_update: bool = True
-    # A custom resource's scale subresource: (specReplicasPath, statusReplicasPath,
-    # labelSelectorPath or None). None for built-ins, whose scale maps spec.replicas.
+    # The scale subresource's paths: (specReplicasPath, statusReplicasPath,
+    # labelSelectorPath or None: the LabelSelector at spec.selector, formatted), as a CRD
+    # names them or a built-in kind's module states them; None for a type without one.
     scale: tuple[str, str, str | None] | None = None
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
@@ -153,12 +154,16 @@ def builtin_type(
     create_on_update: bool = False,
     unconditional_update: bool = True,
     subresources: tuple[str, ...] = (),
+    scale: tuple[str, str, str | None] | None = None,
 ) -> ResourceType:
     """A built-in kind's type: its singular is its kind in lower case; ``status`` serves
-    the status subresource, ``subresources`` any other."""
+    the status subresource, ``scale`` (its paths) the scale subresource, ``subresources``
+    any other."""
     subs = set(subresources)
     if status:
         subs.add("status")
+    if scale is not None:
+        subs.add("scale")
     return ResourceType(
         group=group,
         version=version,
@@ -176,6 +181,7 @@ def builtin_type(
         returns_deleted=returns_deleted,
         create_on_update=create_on_update,
         unconditional_update=unconditional_update,
+        scale=scale,
     )
 
 

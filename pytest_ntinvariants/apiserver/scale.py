@@ -1,9 +1,10 @@
 """The ``scale`` subresource: an object's replicas seen, and set, as an autoscaling/v1 Scale.
 
 ``kubectl scale`` and autoscalers read ``…/scale`` and patch or replace it; kube-apiserver
-maps the Scale onto the object: for the built-in workloads ``spec.replicas``,
-``status.replicas`` and the label selector of ``spec.selector``; for a custom resource the
-paths its CRD names (``subresources.scale``: ``specReplicasPath``, ``statusReplicasPath``,
+maps the Scale onto the object through the paths its type names (``ResourceType.scale``):
+a built-in workload's module states them (``spec.replicas``, ``status.replicas`` and the
+label selector of ``spec.selector``), a custom resource's CRD names them
+(``subresources.scale``: ``specReplicasPath``, ``statusReplicasPath``,
 ``labelSelectorPath``). A write through ``/scale`` is a write of the object (a new
 resourceVersion, a generation bump), and its answer is the new Scale.
 """
@@ -20,15 +21,13 @@ __all__ = ["scale_of", "with_scale"]
 
 JSON = dict[str, Any]
 
-# Built-in workloads: (spec replicas path, status replicas path); the selector is
-# spec.selector, a LabelSelector, formatted as kube formats one.
-_BUILTIN_PATHS = (".spec.replicas", ".status.replicas")
+# The paths of a scale subresource whose type names none (a CRD's ``scale`` that is not
+# an object): the replicas at spec.replicas and status.replicas.
+_UNNAMED = (".spec.replicas", ".status.replicas", None)
 
 
 def _paths(rt: ResourceType) -> tuple[str, str, str | None]:
-    if rt.scale is not None:
-        return rt.scale
-    return (*_BUILTIN_PATHS, None)
+    return rt.scale if rt.scale is not None else _UNNAMED
 
 
 def _split(path: str) -> list[str]:

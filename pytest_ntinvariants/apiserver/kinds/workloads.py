@@ -401,6 +401,11 @@ class Pod(Workload):
         return obj
 
 
+# The scale subresource of the workloads that have one (kube's registry/apps scale
+# strategies): spec.replicas, status.replicas, and the LabelSelector at spec.selector.
+_SCALE = (".spec.replicas", ".status.replicas", None)
+
+
 def _workload_type(
     group: str, plural: str, kind: str, *, short: str = "", scale: bool = False
 ) -> ResourceType:
@@ -412,7 +417,7 @@ def _workload_type(
         kind,
         short=(short,) if short else (),
         status=True,
-        subresources=("scale",) if scale else (),
+        scale=_SCALE if scale else None,
         categories=("all",),
     )
 
