@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import Cause
 from ..resources import ResourceType
 from ..versions import WriteContext
-from .columns import Column
+from .columns import Column, human_age
 from .mergekeys import OBJECT_ROOT, Structs
 
 __all__ = ["DEFAULT", "JSON", "BaseStrategy", "Builtin", "Strategy"]
@@ -31,7 +32,9 @@ class Strategy(Protocol):
 
     # Names of this kind are DNS-1123 labels (namespaces, services), not subdomains.
     label_named: bool
-    # The columns of its Table after NAME (kube's printers), and whether AGE follows them.
+    # The columns of its Table (kube's printers): whether NAME leads, the kind's own after
+    # it, and whether AGE follows them.
+    prints_name: bool
     columns: tuple[Column, ...]
     prints_age: bool
     # The protobuf layout of its messages, in protobuf.py's notation, the kind's own named
@@ -44,6 +47,9 @@ class Strategy(Protocol):
 
     def new_state(self) -> Any:
         """Per-store state of the kind (allocators), or None; passed back to every call."""
+
+    def cells(self, obj: JSON, now: datetime) -> list[Any]:
+        """The cells of ``obj``'s Table row under ``columns``, ages as of ``now``."""
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object a create stores (defaults filled in), refusing what kube's decoding
@@ -68,6 +74,7 @@ class BaseStrategy:
     nothing to default, nothing to validate beyond metadata and the CRD's schema."""
 
     label_named = False
+    prints_name = True
     columns: tuple[Column, ...] = ()
     prints_age = True
     protobuf_layout = ""
@@ -77,6 +84,15 @@ class BaseStrategy:
     def new_state(self) -> Any:
         """No state."""
         return None
+
+    def cells(self, obj: JSON, now: datetime) -> list[Any]:
+        """Each column's cell (an age column's: the object's age)."""
+        return [
+            human_age((obj.get("metadata") or {}).get("creationTimestamp"), now)
+            if c.age
+            else c.cell(obj)
+            for c in self.columns
+        ]
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object as sent."""
