@@ -16,6 +16,7 @@ from typing import Any
 from . import errors
 from .errors import Cause, invalid
 from .resources import ResourceType
+from .selectors import format_label_selector
 
 __all__ = ["scale_of", "with_scale"]
 
@@ -55,30 +56,6 @@ def _with(obj: JSON, path: str, value: Any) -> JSON:
     return out
 
 
-def _format_selector(selector: Any) -> str:
-    """A LabelSelector as kube prints it (``metav1.FormatLabelSelector``): requirements
-    sorted by key, ``k=v``, ``k in (a,b)``, ``k notin (a)``, ``k``, ``!k``."""
-    if not isinstance(selector, dict):
-        return ""
-    terms: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        terms.append((str(key), f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or ():
-        if not isinstance(expr, dict):
-            continue
-        key, op = str(expr.get("key", "")), expr.get("operator")
-        values = ",".join(sorted(str(v) for v in expr.get("values") or ()))
-        shown = {
-            "In": f"{key} in ({values})",
-            "NotIn": f"{key} notin ({values})",
-            "Exists": key,
-            "DoesNotExist": f"!{key}",
-        }.get(str(op), "")
-        if shown:
-            terms.append((key, shown))
-    return ",".join(text for _, text in sorted(terms, key=lambda t: t[0]))
-
-
 def scale_of(rt: ResourceType, obj: JSON) -> JSON:
     """The autoscaling/v1 Scale of ``obj``."""
     spec_path, status_path, selector_path = _paths(rt)
@@ -86,7 +63,7 @@ def scale_of(rt: ResourceType, obj: JSON) -> JSON:
     replicas = _read(obj, spec_path)
     status: JSON = {"replicas": _read(obj, status_path) or 0}
     if selector_path is None:
-        selector = _format_selector((obj.get("spec") or {}).get("selector"))
+        selector = format_label_selector((obj.get("spec") or {}).get("selector"))
     else:
         selector = _read(obj, selector_path)
     if selector:
