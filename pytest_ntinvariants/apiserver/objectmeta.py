@@ -1,10 +1,10 @@
 """Object metadata as kube-apiserver reads, fills in and validates it, for every kind.
 
 The decoding checks (what kube's JSON decoding refuses with 400 before any validation),
-ObjectMeta validation (names, labels, annotations, finalizers, ownerReferences) and that of
-the label selectors kinds hold (ValidateLabelSelector, beside ValidateLabels), what an
-update may do to the fields the system owns (rest.BeforeUpdate), and the omission of empty
-collections (ObjectMeta's omitempty). Pure functions of the metadata: no store, no kind.
+ObjectMeta validation (names, labels, annotations, finalizers, ownerReferences), the label
+selectors kinds hold (ValidateLabelSelector, beside ValidateLabels, and FormatLabelSelector,
+as kubectl's columns and a Scale show one), what an update may do to the fields the system
+owns (rest.BeforeUpdate), and the omission of empty collections (ObjectMeta's omitempty). Pure functions of the metadata: no store, no kind.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "bad_name",
     "check_type_meta",
     "drop_empty_meta",
+    "format_label_selector",
     "immutable",
     "label_selector_causes",
     "now_rfc3339",
@@ -186,6 +187,30 @@ def label_selector_causes(path: str, selector: Any) -> list[Cause]:
                 )
             )
     return causes
+
+
+def format_label_selector(selector: Any) -> str:
+    """A LabelSelector as kube prints it (``metav1.FormatLabelSelector``): requirements
+    sorted by key, ``k=v``, ``k in (a,b)``, ``k notin (a)``, ``k``, ``!k``."""
+    if not isinstance(selector, dict):
+        return ""
+    terms: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        terms.append((str(key), f"{key}={value}"))
+    for expr in selector.get("matchExpressions") or ():
+        if not isinstance(expr, dict):
+            continue
+        key, op = str(expr.get("key", "")), expr.get("operator")
+        values = ",".join(sorted(str(v) for v in expr.get("values") or ()))
+        shown = {
+            "In": f"{key} in ({values})",
+            "NotIn": f"{key} notin ({values})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(str(op), "")
+        if shown:
+            terms.append((key, shown))
+    return ",".join(text for _, text in sorted(terms, key=lambda t: t[0]))
 
 
 def drop_empty_meta(meta: JSON) -> None:

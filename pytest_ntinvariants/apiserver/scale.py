@@ -15,8 +15,8 @@ from typing import Any
 
 from . import errors
 from .errors import Cause, invalid
+from .objectmeta import format_label_selector
 from .resources import ResourceType
-from .selectors import format_label_selector
 
 __all__ = ["scale_of", "with_scale"]
 

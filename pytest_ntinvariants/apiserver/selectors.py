@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import BadRequest
 
-__all__ = ["FieldSelector", "LabelSelector", "field_value", "format_label_selector"]
+__all__ = ["FieldSelector", "LabelSelector", "field_value"]
 
 _KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -213,27 +213,3 @@ class FieldSelector:
 
 
 Matcher = Callable[[dict[str, Any]], bool]
-
-
-def format_label_selector(selector: Any) -> str:
-    """A LabelSelector as kube prints it (``metav1.FormatLabelSelector``): requirements
-    sorted by key, ``k=v``, ``k in (a,b)``, ``k notin (a)``, ``k``, ``!k``."""
-    if not isinstance(selector, dict):
-        return ""
-    terms: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        terms.append((str(key), f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or ():
-        if not isinstance(expr, dict):
-            continue
-        key, op = str(expr.get("key", "")), expr.get("operator")
-        values = ",".join(sorted(str(v) for v in expr.get("values") or ()))
-        shown = {
-            "In": f"{key} in ({values})",
-            "NotIn": f"{key} notin ({values})",
-            "Exists": key,
-            "DoesNotExist": f"!{key}",
-        }.get(str(op), "")
-        if shown:
-            terms.append((key, shown))
-    return ",".join(text for _, text in sorted(terms, key=lambda t: t[0]))
