@@ -5,7 +5,18 @@ strategy, in the order discovery lists them. A built-in kind is one module of th
 from __future__ import annotations
 
 from ..resources import ResourceType
-from . import access, cluster, crds, data, events, namespaces, policy, services, workloads
+from . import (
+    access,
+    cluster,
+    crds,
+    data,
+    events,
+    namespaces,
+    networking,
+    policy,
+    services,
+    workloads,
+)
 from .base import DEFAULT, Builtin, Strategy
 
 __all__ = [
@@ -45,7 +56,7 @@ BUILTIN_KINDS: tuple[Builtin, ...] = (
     access.CLUSTER_ROLES,
     access.CLUSTER_ROLE_BINDINGS,
     services.INGRESSES,
-    services.NETWORK_POLICIES,
+    networking.NETWORK_POLICIES,
     policy.POD_DISRUPTION_BUDGETS,
     *access.REVIEWS,
 )

@@ -1,6 +1,6 @@
 """Services: kube's defaulting, and the allocation of cluster IPs and node ports (kube's
-allocators), which a Service holds until it is deleted; and the networking.k8s.io kinds
-that route and police traffic to them, stored as given (Ingresses, NetworkPolicies)."""
+allocators), which a Service holds until it is deleted; and the Ingresses that route
+traffic to them, stored as given."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .base import JSON, BaseStrategy, Builtin
 from .columns import Column
 from .mergekeys import Structs, merge, struct
 
-__all__ = ["INGRESSES", "NETWORK_POLICIES", "SERVICES", "Allocations"]
+__all__ = ["INGRESSES", "SERVICES", "Allocations"]
 
 
 class Allocations:
@@ -203,7 +203,4 @@ SERVICES = Builtin(
 )
 INGRESSES = Builtin(
     builtin_type("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True)
-)
-NETWORK_POLICIES = Builtin(
-    builtin_type("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",))
 )
