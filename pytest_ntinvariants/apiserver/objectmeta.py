@@ -4,7 +4,8 @@ The decoding checks (what kube's JSON decoding refuses with 400 before any valid
 ObjectMeta validation (names, labels, annotations, finalizers, ownerReferences), the label
 selectors kinds hold (ValidateLabelSelector, beside ValidateLabels, and FormatLabelSelector,
 as kubectl's columns and a Scale show one), what an update may do to the fields the system
-owns (rest.BeforeUpdate), and the omission of empty collections (ObjectMeta's omitempty). Pure functions of the metadata: no store, no kind.
+owns (rest.BeforeUpdate), and the omission of empty collections (ObjectMeta's omitempty).
+Pure functions of the metadata: no store, no kind.
 """
 
 from __future__ import annotations
