@@ -10,7 +10,8 @@ from .connections import ConnectionLimits
 from .errors import ApiError
 from .hooks import Interceptor, RequestInfo
 from .hosting import FakeApiServer, InterceptorHandle
-from .resources import Registry, ResourceType
+from .registry import Registry
+from .resources import ResourceType
 from .store import Event, Store, Version, WriteContext
 from .watch import Delivery, Watcher
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from .kinds import strategy_for
 from .kinds.columns import human_age, jsonpath
-from .resources import SUBRESOURCE_VERBS, Registry, ResourceType
+from .registry import Registry
+from .resources import SUBRESOURCE_VERBS, ResourceType
 
 __all__ = [
     "aggregated_discovery",
@@ -276,68 +277,24 @@ def openapi_group_version(registry: Registry, group: str, version: str) -> JSON 
 # ---------------------------------------------------------------------------- Table
 
 
-def _event_cells(obj: JSON, now: datetime) -> list[Any]:
-    """kube's printEvent, through either Event API (the same columns for both)."""
-
-    def pick(*names: str) -> Any:
-        return next((obj[n] for n in names if obj.get(n)), None)
-
-    first = pick("firstTimestamp", "deprecatedFirstTimestamp")
-    first_seen = human_age(first or obj.get("eventTime"), now)
-    last = pick("lastTimestamp", "deprecatedLastTimestamp")
-    last_seen = human_age(last, now) if last else first_seen
-    series = obj.get("series")
-    count = pick("count", "deprecatedCount") or 1
-    if isinstance(series, dict):
-        last_seen = human_age(series.get("lastObservedTime"), now)
-        count = series.get("count") or count
-    ref = pick("involvedObject", "regarding") or {}
-    kind = str(ref.get("kind") or "").lower()
-    target = f"{kind}/{ref['name']}" if ref.get("name") else kind
-    source = pick("source", "deprecatedSource") or {}
-    shown_source = ", ".join(str(source[k]) for k in ("component", "host") if source.get(k))
-    return [
-        last_seen,
-        obj.get("type") or "",
-        obj.get("reason") or "",
-        target,
-        ref.get("fieldPath") or "",
-        shown_source or pick("reportingComponent", "reportingController") or "",
-        str(pick("message", "note") or "").strip(),
-        first_seen,
-        count,
-        (obj.get("metadata") or {}).get("name"),
-    ]
-
-
-# kube's event table: no leading Name, and the wide columns (priority 1) between.
-_EVENT_COLUMNS = (
-    ("Last Seen", "string", 0),
-    ("Type", "string", 0),
-    ("Reason", "string", 0),
-    ("Object", "string", 0),
-    ("Subobject", "string", 1),
-    ("Source", "string", 1),
-    ("Message", "string", 0),
-    ("First Seen", "string", 1),
-    ("Count", "string", 1),
-    ("Name", "string", 1),
-)
-
-
 def table(
     t: ResourceType, objs: list[JSON], *, list_meta: JSON | None, include_object: str = "Metadata"
 ) -> JSON:
     """A ``meta.k8s.io/v1`` Table of the objects, with the type's printer columns."""
-    columns: list[JSON] = [
-        {
-            "name": "Name",
-            "type": "string",
-            "format": "name",
-            "description": "Name must be unique within a namespace.",
-            "priority": 0,
-        }
-    ]
+    # A built-in kind's columns are its strategy's (kube's printers); a custom resource's,
+    # its CRD's additionalPrinterColumns.
+    strategy = strategy_for(t)
+    columns: list[JSON] = []
+    if strategy.prints_name:
+        columns.append(
+            {
+                "name": "Name",
+                "type": "string",
+                "format": "name",
+                "description": "Name must be unique within a namespace.",
+                "priority": 0,
+            }
+        )
     for c in t.printer_columns:
         columns.append(
             {
@@ -348,20 +305,14 @@ def table(
                 "priority": c.priority,
             }
         )
-    if t.builtin and t.key == "/events":
-        return _table_of_events(objs, list_meta, include_object)
-    # A built-in kind's columns are its strategy's (kube's printers); a custom resource's,
-    # its CRD's additionalPrinterColumns (above).
-    strategy = strategy_for(t)
-    builtin = strategy.columns
-    for b in builtin:
+    for b in strategy.columns:
         columns.append(
             {
                 "name": b.name,
                 "type": b.type,
                 "format": "",
                 "description": b.description,
-                "priority": 0,
+                "priority": b.priority,
             }
         )
     has_age = any(c.name == "Age" for c in t.printer_columns) or not strategy.prints_age
@@ -379,15 +330,13 @@ def table(
     now = datetime.now(UTC)
     for obj in objs:
         meta = obj.get("metadata") or {}
-        cells: list[Any] = [meta.get("name")]
+        cells: list[Any] = [meta.get("name")] if strategy.prints_name else []
         for c in t.printer_columns:
             value = jsonpath(obj, c.json_path)
             if c.type == "date" and isinstance(value, str):
                 value = human_age(value, now)
             cells.append(value)
-        cells.extend(
-            human_age(meta.get("creationTimestamp"), now) if b.age else b.cell(obj) for b in builtin
-        )
+        cells.extend(strategy.cells(obj, now))
         if not has_age:
             cells.append(human_age(meta.get("creationTimestamp"), now))
         rows.append({"cells": cells, "object": _row_object(obj, include_object)})
@@ -410,21 +359,4 @@ def _row_object(obj: JSON, include_object: str) -> Any:
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": obj.get("metadata") or {},
-    }
-
-
-def _table_of_events(objs: list[JSON], list_meta: JSON | None, include_object: str) -> JSON:
-    now = datetime.now(UTC)
-    return {
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta or {},
-        "columnDefinitions": [
-            {"name": name, "type": kind, "format": "", "description": "", "priority": priority}
-            for name, kind, priority in _EVENT_COLUMNS
-        ],
-        "rows": [
-            {"cells": _event_cells(obj, now), "object": _row_object(obj, include_object)}
-            for obj in objs
-        ],
     }

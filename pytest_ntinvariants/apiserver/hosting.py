@@ -47,7 +47,8 @@ from .connections import ConnectionLimits, GuardedSite
 from .errors import NotFound
 from .hooks import Gate, Interceptor
 from .http import ApiHandler
-from .resources import Registry, ResourceType
+from .registry import Registry
+from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
 from .store import Store, WriteContext
 from .watch import WatchHub

@@ -1,9 +1,11 @@
 """Object metadata as kube-apiserver reads, fills in and validates it, for every kind.
 
 The decoding checks (what kube's JSON decoding refuses with 400 before any validation),
-ObjectMeta validation (names, labels, annotations, finalizers, ownerReferences), what an
-update may do to the fields the system owns (rest.BeforeUpdate), and the omission of empty
-collections (ObjectMeta's omitempty). Pure functions of the metadata: no store, no kind.
+ObjectMeta validation (names, labels, annotations, finalizers, ownerReferences), the label
+selectors kinds hold (ValidateLabelSelector, beside ValidateLabels, and FormatLabelSelector,
+as kubectl's columns and a Scale show one), what an update may do to the fields the system
+owns (rest.BeforeUpdate), and the omission of empty collections (ObjectMeta's omitempty).
+Pure functions of the metadata: no store, no kind.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from . import errors
 from .errors import Cause
-from .gotext import go_json, go_json_type, go_quote
+from .gotext import field_forbidden, field_invalid, field_required, go_json, go_json_type, go_quote
 from .resources import ResourceType
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "bad_name",
     "check_type_meta",
     "drop_empty_meta",
+    "format_label_selector",
     "immutable",
+    "label_selector_causes",
     "now_rfc3339",
     "object_meta",
     "settle_namespace",
@@ -119,6 +123,95 @@ def bad_name(name: str, label_named: bool) -> bool:
 _bad_meta_key_cached = functools.lru_cache(maxsize=16384)(bad_meta_key)
 _bad_label_value_cached = functools.lru_cache(maxsize=16384)(bad_label_value)
 _bad_name_cached = functools.lru_cache(maxsize=16384)(bad_name)
+
+
+_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def label_selector_causes(path: str, selector: Any) -> list[Cause]:
+    """kube's ValidateLabelSelector: label keys and values, and each requirement's operator
+    with the values it takes."""
+    if not isinstance(selector, dict):
+        return []
+    causes = []
+    labels = selector.get("matchLabels")
+    for key, value in (labels or {}).items() if isinstance(labels, dict) else ():
+        if bad_meta_key(str(key)):
+            causes.append(
+                field_invalid(
+                    f"{path}.matchLabels",
+                    str(key),
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and "
+                    "must start and end with an alphanumeric character",
+                )
+            )
+        if isinstance(value, str) and bad_label_value(value):
+            causes.append(
+                field_invalid(
+                    f"{path}.matchLabels",
+                    value,
+                    "a valid label must be an empty string or consist of alphanumeric "
+                    "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                    "character",
+                )
+            )
+    expressions = selector.get("matchExpressions")
+    for i, req in enumerate(expressions if isinstance(expressions, list) else ()):
+        if not isinstance(req, dict):
+            continue
+        at = f"{path}.matchExpressions[{i}]"
+        operator, values = req.get("operator"), req.get("values") or []
+        if operator in ("In", "NotIn") and not values:
+            causes.append(
+                field_required(
+                    f"{at}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                )
+            )
+        elif operator in ("Exists", "DoesNotExist") and values:
+            causes.append(
+                field_forbidden(
+                    f"{at}.values",
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                )
+            )
+        elif operator not in _SELECTOR_OPERATORS:
+            causes.append(
+                field_invalid(f"{at}.operator", operator, "not a valid selector operator")
+            )
+        if bad_meta_key(str(req.get("key") or "")):
+            causes.append(
+                field_invalid(
+                    f"{at}.key",
+                    str(req.get("key") or ""),
+                    "name part must consist of alphanumeric characters, '-', '_' or '.', and "
+                    "must start and end with an alphanumeric character",
+                )
+            )
+    return causes
+
+
+def format_label_selector(selector: Any) -> str:
+    """A LabelSelector as kube prints it (``metav1.FormatLabelSelector``): requirements
+    sorted by key, ``k=v``, ``k in (a,b)``, ``k notin (a)``, ``k``, ``!k``."""
+    if not isinstance(selector, dict):
+        return ""
+    terms: list[tuple[str, str]] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        terms.append((str(key), f"{key}={value}"))
+    for expr in selector.get("matchExpressions") or ():
+        if not isinstance(expr, dict):
+            continue
+        key, op = str(expr.get("key", "")), expr.get("operator")
+        values = ",".join(sorted(str(v) for v in expr.get("values") or ()))
+        shown = {
+            "In": f"{key} in ({values})",
+            "NotIn": f"{key} notin ({values})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(str(op), "")
+        if shown:
+            terms.append((key, shown))
+    return ",".join(text for _, text in sorted(terms, key=lambda t: t[0]))
 
 
 def drop_empty_meta(meta: JSON) -> None:

@@ -44,9 +44,8 @@ import jsonpointer
 from .errors import BadRequest, Cause, Invalid, RequestEntityTooLarge
 from .gotext import go_v
 from .jsonvalues import copy_json, json_equal
-from .kinds import BUILTIN, UNSERVED_PATCH_ROOTS, strategy_for
+from .kinds import BUILTIN, BUILTIN_KINDS, UNSERVED_PATCH_ROOTS
 from .kinds.mergekeys import DEFAULT_FIELD, OBJECT_ROOT, SHARED_STRUCTS, PatchField
-from .resources import BUILTIN_TYPES
 
 __all__ = [
     "DEFAULT_FIELD",
@@ -350,9 +349,9 @@ _TYPES: dict[str, Mapping[str, PatchField]] = {
 # (API group, kind) -> root type. Kinds not listed get "Object" (metadata rules only).
 _KINDS: dict[tuple[str, str], str] = {
     **{
-        (t.group, t.kind): root
-        for t in BUILTIN_TYPES
-        if (root := strategy_for(t).patch_root) != OBJECT_ROOT
+        (row.type.group, row.type.kind): root
+        for row in BUILTIN_KINDS
+        if (root := row.strategy.patch_root) != OBJECT_ROOT
     },
     **UNSERVED_PATCH_ROOTS,
 }

@@ -39,8 +39,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from . import errors
-from .kinds import strategy_for
-from .resources import BUILTIN_TYPES
+from .kinds import BUILTIN_KINDS
 
 __all__ = ["KINDS", "MAGIC", "MEDIA_TYPE", "decode", "envelope", "message_class"]
 
@@ -488,9 +487,9 @@ def _parse_layout(text: str) -> dict[str, tuple[_Field, ...]]:
 # A built-in kind whose strategy lays out its own message (``protobuf_layout``, named after
 # the kind; it may use the messages above) is decoded too.
 _KIND_LAYOUTS = {
-    (t.api_version, t.kind): layout
-    for t in BUILTIN_TYPES
-    if (layout := strategy_for(t).protobuf_layout)
+    (row.type.api_version, row.type.kind): layout
+    for row in BUILTIN_KINDS
+    if (layout := row.strategy.protobuf_layout)
 }
 KINDS.update({key: key[1] for key in _KIND_LAYOUTS})
 _MESSAGES = _parse_layout(_LAYOUT + "".join(dict.fromkeys(_KIND_LAYOUTS.values())))

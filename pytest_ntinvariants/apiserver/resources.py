@@ -3,24 +3,32 @@
 A ``ResourceType`` is everything the server needs to know about one
 group/version/resource: names for discovery, scope, verbs, subresources, which
 field selectors it accepts, its structural schema (for CRDs) and printer columns.
-The ``Registry`` maps URL coordinates to types and is updated when a
-CustomResourceDefinition is created, changed or deleted.
+Each built-in kind defines its type with ``builtin_type`` in its module of ``kinds/``;
+a CustomResourceDefinition's are built here (``crd_resource_types``). The registry of
+served types is ``registry.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conversion import EVENTS_V1, Converter
+from .conversion import Converter
 from .crd import validate_schema_document
-from .errors import BadRequest, Cause, Invalid, invalid
+from .errors import BadRequest, Cause, invalid
 
-__all__ = ["BUILTIN_TYPES", "PrinterColumn", "Registry", "ResourceType", "crd_resource_types"]
+__all__ = [
+    "ALL_VERBS",
+    "CRD_KEY",
+    "NAMESPACE_KEY",
+    "SUBRESOURCE_VERBS",
+    "PrinterColumn",
+    "ResourceType",
+    "builtin_type",
+    "crd_resource_types",
+]
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
@@ -70,8 +78,9 @@ class ResourceType:
     # kube's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion replaces the
     # object; off for custom resources and leases (422: it must be specified).
     unconditional_update: bool = True
-    # A custom resource's scale subresource: (specReplicasPath, statusReplicasPath,
-    # labelSelectorPath or None). None for built-ins, whose scale maps spec.replicas.
+    # The scale subresource's paths: (specReplicasPath, statusReplicasPath,
+    # labelSelectorPath or None: the LabelSelector at spec.selector, formatted), as a CRD
+    # names them or a built-in kind's module states them; None for a type without one.
     scale: tuple[str, str, str | None] | None = None
     printer_columns: tuple[PrinterColumn, ...] = ()
     # The CRD's openAPIV3Schema (None for built-ins, which are stored as given).
@@ -128,7 +137,7 @@ class ResourceType:
         return f"{prefix}/{self.plural}"
 
 
-def _b(
+def builtin_type(
     group: str,
     version: str,
     plural: str,
@@ -139,16 +148,22 @@ def _b(
     status: bool = False,
     generation: bool = True,
     fields: tuple[str, ...] = (),
-    extra_sub: tuple[str, ...] = (),
     categories: tuple[str, ...] = (),
     verbs: tuple[str, ...] = ALL_VERBS,
     returns_deleted: bool = False,
     create_on_update: bool = False,
     unconditional_update: bool = True,
+    subresources: tuple[str, ...] = (),
+    scale: tuple[str, str, str | None] | None = None,
 ) -> ResourceType:
-    subs = set(extra_sub)
+    """A built-in kind's type: its singular is its kind in lower case; ``status`` serves
+    the status subresource, ``scale`` (its paths) the scale subresource, ``subresources``
+    any other."""
+    subs = set(subresources)
     if status:
         subs.add("status")
+    if scale is not None:
+        subs.add("scale")
     return ResourceType(
         group=group,
         version=version,
@@ -166,214 +181,9 @@ def _b(
         returns_deleted=returns_deleted,
         create_on_update=create_on_update,
         unconditional_update=unconditional_update,
+        scale=scale,
     )
 
-
-_REF_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
-# The field selectors each Event API accepts (kube's AddFieldLabelConversionsForEvent in
-# pkg/apis/core/v1 and pkg/apis/events/v1); "source" selects source.component, or the
-# reporting component when there is none (EventToSelectableFields).
-_EVENT_FIELDS = (
-    *(f"involvedObject.{f}" for f in _REF_FIELDS),
-    "reason",
-    "reportingComponent",
-    "source",
-    "type",
-)
-_EVENTS_V1_FIELDS = (
-    *(f"regarding.{f}" for f in _REF_FIELDS),
-    "reason",
-    "reportingController",
-    "source",
-    "type",
-)
-
-# The built-in kinds. They are stored generically (no schema), like moto stores
-# resources it does not model: enough for controllers that read and write them.
-BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    # No deletecollection for namespaces (kube serves none): one DELETE must not empty a cluster.
-    _b(
-        "",
-        "v1",
-        "namespaces",
-        "Namespace",
-        namespaced=False,
-        short=("ns",),
-        status=True,
-        generation=False,
-        fields=("status.phase",),
-        extra_sub=("finalize",),
-        verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
-        returns_deleted=True,
-    ),
-    _b("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
-    _b("", "v1", "secrets", "Secret", generation=False, fields=("type",)),
-    _b(
-        "",
-        "v1",
-        "events",
-        "Event",
-        short=("ev",),
-        generation=False,
-        fields=_EVENT_FIELDS,
-        create_on_update=True,
-    ),
-    _b(
-        "",
-        "v1",
-        "pods",
-        "Pod",
-        short=("po",),
-        status=True,
-        fields=(
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ),
-        categories=("all",),
-        returns_deleted=True,
-    ),
-    _b(
-        "",
-        "v1",
-        "services",
-        "Service",
-        short=("svc",),
-        status=True,
-        categories=("all",),
-        returns_deleted=True,
-        create_on_update=True,
-    ),
-    _b(
-        "",
-        "v1",
-        "serviceaccounts",
-        "ServiceAccount",
-        short=("sa",),
-        generation=False,
-        returns_deleted=True,
-    ),
-    _b("", "v1", "endpoints", "Endpoints", short=("ep",), generation=False, create_on_update=True),
-    _b(
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "PersistentVolumeClaim",
-        short=("pvc",),
-        status=True,
-        returns_deleted=True,
-    ),
-    _b(
-        "",
-        "v1",
-        "persistentvolumes",
-        "PersistentVolume",
-        namespaced=False,
-        short=("pv",),
-        status=True,
-        returns_deleted=True,
-    ),
-    _b("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
-    _b("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True),
-    _b("", "v1", "limitranges", "LimitRange", short=("limits",)),
-    _b(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        short=("deploy",),
-        status=True,
-        extra_sub=("scale",),
-        categories=("all",),
-    ),
-    _b(
-        "apps",
-        "v1",
-        "replicasets",
-        "ReplicaSet",
-        short=("rs",),
-        status=True,
-        extra_sub=("scale",),
-        categories=("all",),
-    ),
-    _b(
-        "apps",
-        "v1",
-        "statefulsets",
-        "StatefulSet",
-        short=("sts",),
-        status=True,
-        extra_sub=("scale",),
-        categories=("all",),
-    ),
-    _b("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True, categories=("all",)),
-    _b("batch", "v1", "jobs", "Job", status=True, categories=("all",)),
-    _b("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, categories=("all",)),
-    _b(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "Lease",
-        generation=False,
-        create_on_update=True,
-        unconditional_update=False,
-    ),
-    # One storage with core/v1 Events, in their shape (kube's cohabitating resources: the
-    # internal Event is core's, and etcd holds core/v1): see conversion.py.
-    dataclasses.replace(
-        _b("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False),
-        selectable_fields=_EVENTS_V1_FIELDS,
-        storage_key="/events",
-        converter=EVENTS_V1,
-        create_on_update=True,
-    ),
-    _b(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        namespaced=False,
-        short=("crd", "crds"),
-        status=True,
-    ),
-    _b("rbac.authorization.k8s.io", "v1", "roles", "Role", generation=False),
-    _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", generation=False),
-    _b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "ClusterRole",
-        namespaced=False,
-        generation=False,
-    ),
-    _b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        namespaced=False,
-        generation=False,
-    ),
-    _b("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True),
-    _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
-    _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
-    # Reviews: created and answered, never stored (see reviews.py).
-    *(
-        _b(group, "v1", plural, kind, namespaced=plural.startswith("local"), verbs=("create",))
-        for group, plural, kind in (
-            ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
-            ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
-            ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
-            ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview"),
-            ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
-            ("authentication.k8s.io", "tokenreviews", "TokenReview"),
-        )
-    ),
-)
 
 CRD_KEY = "apiextensions.k8s.io/customresourcedefinitions"
 NAMESPACE_KEY = "/namespaces"
@@ -516,81 +326,3 @@ def _crd_resource_types(crd: dict[str, Any]) -> list[ResourceType]:
             )
         )
     return out
-
-
-class Registry:
-    """Which resource types are served; thread-safe; changed by CRD writes."""
-
-    def __init__(self, types: Iterable[ResourceType] = BUILTIN_TYPES) -> None:
-        self._lock = threading.Lock()
-        self._by_gvr: dict[tuple[str, str, str], ResourceType] = {}
-        self._crd_types: dict[str, list[ResourceType]] = {}
-        self.generation = 0  # bumped on every change, so discovery caches know to rebuild
-        for t in types:
-            self._by_gvr[(t.group, t.version, t.plural)] = t
-
-    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
-        """The type served at ``group/version/plural``, or None."""
-        return self._by_gvr.get((group, version, plural))
-
-    def by_key(self, key: str) -> list[ResourceType]:
-        """Every served version of the resource stored under ``key``, the storage's own
-        shape first (types with a converter last): callers that handle stored objects
-        directly take the first."""
-        types = [t for t in self._by_gvr.values() if t.key == key]
-        return sorted(types, key=lambda t: t.converter is not None)
-
-    def kind_in(self, group: str, version: str, kind: str) -> ResourceType | None:
-        """The type for a kind in a group/version (e.g. to resolve ownerReferences)."""
-        for t in self._by_gvr.values():
-            if t.group == group and t.version == version and t.kind == kind:
-                return t
-        return None
-
-    def __iter__(self) -> Iterator[ResourceType]:
-        return iter(list(self._by_gvr.values()))
-
-    def groups(self) -> dict[str, list[str]]:
-        """Served versions per group, in a stable order (core group is ``""``)."""
-        out: dict[str, list[str]] = {}
-        for t in self._by_gvr.values():
-            versions = out.setdefault(t.group, [])
-            if t.version not in versions:
-                versions.append(t.version)
-        return out
-
-    def check_crd(self, crd_name: str, types: list[ResourceType]) -> None:
-        """Raise ``Invalid`` if the CRD's types would replace built-in ones.
-
-        The store calls this before it commits the CRD, so a refused one leaves no trace.
-        """
-        for t in types:
-            existing = self._by_gvr.get((t.group, t.version, t.plural))
-            if existing is not None and existing.builtin:
-                raise Invalid(
-                    f"{t.group_resource} is a built-in resource and cannot be redefined",
-                    name=crd_name,
-                )
-
-    def set_crd(self, crd_name: str, types: list[ResourceType]) -> None:
-        """Serve (or re-serve, after an update) the types of one CRD."""
-        with self._lock:
-            self.check_crd(crd_name, types)
-            self._drop(crd_name)
-            for t in types:
-                self._by_gvr[(t.group, t.version, t.plural)] = t
-            self._crd_types[crd_name] = types
-            self.generation += 1
-
-    def remove_crd(self, crd_name: str) -> list[ResourceType]:
-        """Stop serving a CRD's types; returns them (so the store can drop their objects)."""
-        with self._lock:
-            dropped = self._drop(crd_name)
-            self.generation += 1
-            return dropped
-
-    def _drop(self, crd_name: str) -> list[ResourceType]:
-        dropped = self._crd_types.pop(crd_name, [])
-        for t in dropped:
-            self._by_gvr.pop((t.group, t.version, t.plural), None)
-        return dropped

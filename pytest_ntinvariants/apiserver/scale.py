@@ -1,9 +1,10 @@
 """The ``scale`` subresource: an object's replicas seen, and set, as an autoscaling/v1 Scale.
 
 ``kubectl scale`` and autoscalers read ``…/scale`` and patch or replace it; kube-apiserver
-maps the Scale onto the object: for the built-in workloads ``spec.replicas``,
-``status.replicas`` and the label selector of ``spec.selector``; for a custom resource the
-paths its CRD names (``subresources.scale``: ``specReplicasPath``, ``statusReplicasPath``,
+maps the Scale onto the object through the paths its type names (``ResourceType.scale``):
+a built-in workload's module states them (``spec.replicas``, ``status.replicas`` and the
+label selector of ``spec.selector``), a custom resource's CRD names them
+(``subresources.scale``: ``specReplicasPath``, ``statusReplicasPath``,
 ``labelSelectorPath``). A write through ``/scale`` is a write of the object (a new
 resourceVersion, a generation bump), and its answer is the new Scale.
 """
@@ -14,21 +15,20 @@ from typing import Any
 
 from . import errors
 from .errors import Cause, invalid
+from .objectmeta import format_label_selector
 from .resources import ResourceType
 
 __all__ = ["scale_of", "with_scale"]
 
 JSON = dict[str, Any]
 
-# Built-in workloads: (spec replicas path, status replicas path); the selector is
-# spec.selector, a LabelSelector, formatted as kube formats one.
-_BUILTIN_PATHS = (".spec.replicas", ".status.replicas")
+# The paths of a scale subresource whose type names none (a CRD's ``scale`` that is not
+# an object): the replicas at spec.replicas and status.replicas.
+_UNNAMED = (".spec.replicas", ".status.replicas", None)
 
 
 def _paths(rt: ResourceType) -> tuple[str, str, str | None]:
-    if rt.scale is not None:
-        return rt.scale
-    return (*_BUILTIN_PATHS, None)
+    return rt.scale if rt.scale is not None else _UNNAMED
 
 
 def _split(path: str) -> list[str]:
@@ -56,30 +56,6 @@ def _with(obj: JSON, path: str, value: Any) -> JSON:
     return out
 
 
-def _format_selector(selector: Any) -> str:
-    """A LabelSelector as kube prints it (``metav1.FormatLabelSelector``): requirements
-    sorted by key, ``k=v``, ``k in (a,b)``, ``k notin (a)``, ``k``, ``!k``."""
-    if not isinstance(selector, dict):
-        return ""
-    terms: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        terms.append((str(key), f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or ():
-        if not isinstance(expr, dict):
-            continue
-        key, op = str(expr.get("key", "")), expr.get("operator")
-        values = ",".join(sorted(str(v) for v in expr.get("values") or ()))
-        shown = {
-            "In": f"{key} in ({values})",
-            "NotIn": f"{key} notin ({values})",
-            "Exists": key,
-            "DoesNotExist": f"!{key}",
-        }.get(str(op), "")
-        if shown:
-            terms.append((key, shown))
-    return ",".join(text for _, text in sorted(terms, key=lambda t: t[0]))
-
-
 def scale_of(rt: ResourceType, obj: JSON) -> JSON:
     """The autoscaling/v1 Scale of ``obj``."""
     spec_path, status_path, selector_path = _paths(rt)
@@ -87,7 +63,7 @@ def scale_of(rt: ResourceType, obj: JSON) -> JSON:
     replicas = _read(obj, spec_path)
     status: JSON = {"replicas": _read(obj, status_path) or 0}
     if selector_path is None:
-        selector = _format_selector((obj.get("spec") or {}).get("selector"))
+        selector = format_label_selector((obj.get("spec") or {}).get("selector"))
     else:
         selector = _read(obj, selector_path)
     if selector:

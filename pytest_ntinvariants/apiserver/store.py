@@ -58,7 +58,8 @@ from .objectmeta import (
     system_meta_update,
 )
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
-from .resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType, crd_resource_types
+from .registry import Registry
+from .resources import CRD_KEY, NAMESPACE_KEY, ResourceType, crd_resource_types
 from .selectors import FieldSelector, LabelSelector
 from .validation import validate_write
 from .versions import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..resources import Registry, ResourceType
+from ..registry import Registry
+from ..resources import ResourceType
 from ..versions import Version, WriteContext
 
 __all__ = ["Cluster", "Emptier"]

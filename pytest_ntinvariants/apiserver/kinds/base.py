@@ -4,21 +4,24 @@ kube-apiserver gives each kind a ``rest.Strategy`` (PrepareForCreate, PrepareFor
 Validate, ValidateUpdate, ...) and keeps the generic registry apart from them; the fake
 does the same. The store runs every write's generic steps (metadata, resourceVersion,
 generation, the CRD schema, commit) and asks the kind's strategy for the rest. Each kind
-family is one module of this package; ``builtin.py`` maps the built-in kinds to them.
+family is one module of this package, which defines its kinds' types (``Builtin``: the
+discovery definition and the strategy together); ``builtin.py`` is the table of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import Cause
 from ..resources import ResourceType
 from ..versions import WriteContext
-from .columns import Column
+from .columns import Column, human_age
 from .mergekeys import OBJECT_ROOT, Structs
 
-__all__ = ["JSON", "BaseStrategy", "Strategy"]
+__all__ = ["DEFAULT", "JSON", "BaseStrategy", "Builtin", "Strategy"]
 
 JSON = dict[str, Any]
 
@@ -29,7 +32,9 @@ class Strategy(Protocol):
 
     # Names of this kind are DNS-1123 labels (namespaces, services), not subdomains.
     label_named: bool
-    # The columns of its Table after NAME (kube's printers), and whether AGE follows them.
+    # The columns of its Table (kube's printers): whether NAME leads, the kind's own after
+    # it, and whether AGE follows them.
+    prints_name: bool
     columns: tuple[Column, ...]
     prints_age: bool
     # The protobuf layout of its messages, in protobuf.py's notation, the kind's own named
@@ -42,6 +47,9 @@ class Strategy(Protocol):
 
     def new_state(self) -> Any:
         """Per-store state of the kind (allocators), or None; passed back to every call."""
+
+    def cells(self, obj: JSON, now: datetime) -> list[Any]:
+        """The cells of ``obj``'s Table row under ``columns``, ages as of ``now``."""
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object a create stores (defaults filled in), refusing what kube's decoding
@@ -66,6 +74,7 @@ class BaseStrategy:
     nothing to default, nothing to validate beyond metadata and the CRD's schema."""
 
     label_named = False
+    prints_name = True
     columns: tuple[Column, ...] = ()
     prints_age = True
     protobuf_layout = ""
@@ -75,6 +84,15 @@ class BaseStrategy:
     def new_state(self) -> Any:
         """No state."""
         return None
+
+    def cells(self, obj: JSON, now: datetime) -> list[Any]:
+        """Each column's cell (an age column's: the object's age)."""
+        return [
+            human_age((obj.get("metadata") or {}).get("creationTimestamp"), now)
+            if c.age
+            else c.cell(obj)
+            for c in self.columns
+        ]
 
     def prepare_create(self, rt: ResourceType, obj: JSON, ctx: WriteContext, state: Any) -> JSON:
         """The object as sent."""
@@ -94,3 +112,16 @@ class BaseStrategy:
 
     def deleted(self, obj: JSON, state: Any) -> None:
         """Nothing to release."""
+
+
+DEFAULT: Strategy = BaseStrategy()
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One row of the table of built-in kinds: a served type and its kind's strategy (the
+    default's for a kind with no rules of its own). Types that share a storage (core/v1 and
+    events.k8s.io/v1 Events) are a row each, with the one strategy."""
+
+    type: ResourceType
+    strategy: Strategy = DEFAULT

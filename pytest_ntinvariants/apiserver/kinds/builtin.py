@@ -1,41 +1,69 @@
-"""The table of built-in kinds: storage key -> strategy. A built-in kind with rules of its
-own is one module of this package and one row here; the rest take ``BaseStrategy``."""
+"""The table of built-in kinds: every type the server serves from the start, with its kind's
+strategy, in the order discovery lists them. A built-in kind is one module of this package
+(or a row of one, for a kind of an existing family) and one row here."""
 
 from __future__ import annotations
 
 from ..resources import ResourceType
-from .base import BaseStrategy, Strategy
-from .cluster import ENDPOINTS, LEASE, NODE, PERSISTENT_VOLUME_CLAIM, SERVICE_ACCOUNT
-from .cluster import UNSERVED_PATCH_ROOTS as CLUSTER_UNSERVED
-from .crds import CRD
-from .data import CONFIG_MAP, SECRET
-from .events import EVENT
-from .namespaces import NAMESPACE
-from .policy import POD_DISRUPTION_BUDGET
-from .services import SERVICE
-from .workloads import POD, WORKLOADS
-from .workloads import UNSERVED_PATCH_ROOTS as WORKLOADS_UNSERVED
+from . import (
+    access,
+    cluster,
+    crds,
+    data,
+    events,
+    namespaces,
+    networking,
+    policy,
+    services,
+    workloads,
+)
+from .base import DEFAULT, Builtin, Strategy
 
-__all__ = ["BUILTIN", "DEFAULT", "UNSERVED_PATCH_ROOTS", "strategy_for"]
+__all__ = [
+    "BUILTIN",
+    "BUILTIN_KINDS",
+    "BUILTIN_TYPES",
+    "DEFAULT",
+    "UNSERVED_PATCH_ROOTS",
+    "strategy_for",
+]
 
-DEFAULT: Strategy = BaseStrategy()
+BUILTIN_KINDS: tuple[Builtin, ...] = (
+    namespaces.NAMESPACES,
+    data.CONFIG_MAPS,
+    data.SECRETS,
+    events.EVENTS,
+    workloads.PODS,
+    services.SERVICES,
+    cluster.SERVICE_ACCOUNTS,
+    cluster.ENDPOINTS,
+    cluster.PERSISTENT_VOLUME_CLAIMS,
+    cluster.PERSISTENT_VOLUMES,
+    cluster.NODES,
+    cluster.RESOURCE_QUOTAS,
+    cluster.LIMIT_RANGES,
+    workloads.DEPLOYMENTS,
+    workloads.REPLICA_SETS,
+    workloads.STATEFUL_SETS,
+    workloads.DAEMON_SETS,
+    workloads.JOBS,
+    workloads.CRON_JOBS,
+    cluster.LEASES,
+    events.EVENTS_K8S_IO,  # stored with core/v1 Events, in their shape
+    crds.CUSTOM_RESOURCE_DEFINITIONS,
+    access.ROLES,
+    access.ROLE_BINDINGS,
+    access.CLUSTER_ROLES,
+    access.CLUSTER_ROLE_BINDINGS,
+    services.INGRESSES,
+    networking.NETWORK_POLICIES,
+    policy.POD_DISRUPTION_BUDGETS,
+    *access.REVIEWS,
+)
 
-BUILTIN: dict[str, Strategy] = {
-    "/namespaces": NAMESPACE,
-    "/configmaps": CONFIG_MAP,
-    "/secrets": SECRET,
-    "/events": EVENT,  # core/v1 and events.k8s.io/v1 Events, stored as core/v1
-    "/services": SERVICE,
-    "/pods": POD,
-    **WORKLOADS,
-    "/serviceaccounts": SERVICE_ACCOUNT,
-    "/endpoints": ENDPOINTS,
-    "/nodes": NODE,
-    "/persistentvolumeclaims": PERSISTENT_VOLUME_CLAIM,
-    "coordination.k8s.io/leases": LEASE,
-    "apiextensions.k8s.io/customresourcedefinitions": CRD,
-    "policy/poddisruptionbudgets": POD_DISRUPTION_BUDGET,
-}
+BUILTIN_TYPES: tuple[ResourceType, ...] = tuple(row.type for row in BUILTIN_KINDS)
+# Storage key -> strategy (the types that share a storage share its strategy).
+BUILTIN: dict[str, Strategy] = {row.type.key: row.strategy for row in BUILTIN_KINDS}
 
 
 def strategy_for(rt: ResourceType) -> Strategy:
@@ -45,4 +73,7 @@ def strategy_for(rt: ResourceType) -> Strategy:
 
 # (API group, kind) -> root struct of kinds not served here (strategic merge patch knows
 # their tags, for patches applied outside the store).
-UNSERVED_PATCH_ROOTS: dict[tuple[str, str], str] = {**WORKLOADS_UNSERVED, **CLUSTER_UNSERVED}
+UNSERVED_PATCH_ROOTS: dict[tuple[str, str], str] = {
+    **workloads.UNSERVED_PATCH_ROOTS,
+    **cluster.UNSERVED_PATCH_ROOTS,
+}

@@ -1,18 +1,23 @@
 """The cluster's bookkeeping kinds that controllers read and kubectl prints: Nodes,
-Endpoints, ServiceAccounts and Leases. Stored as given; only their columns are theirs."""
+Endpoints, ServiceAccounts, Leases, volumes and claims, quotas and limit ranges. Stored as
+given; only their types and columns are theirs."""
 
 from __future__ import annotations
 
-from .base import JSON, BaseStrategy
+from ..resources import builtin_type
+from .base import JSON, BaseStrategy, Builtin
 from .columns import AGE, Column, count, path
 from .mergekeys import OBJECT_ROOT, Structs, merge, struct
 
 __all__ = [
     "ENDPOINTS",
-    "LEASE",
-    "NODE",
-    "PERSISTENT_VOLUME_CLAIM",
-    "SERVICE_ACCOUNT",
+    "LEASES",
+    "LIMIT_RANGES",
+    "NODES",
+    "PERSISTENT_VOLUMES",
+    "PERSISTENT_VOLUME_CLAIMS",
+    "RESOURCE_QUOTAS",
+    "SERVICE_ACCOUNTS",
     "UNSERVED_PATCH_ROOTS",
 ]
 
@@ -79,20 +84,75 @@ def _node_roles(obj: JSON) -> str:
     return ",".join(roles) or "<none>"
 
 
-SERVICE_ACCOUNT = _Printed(
-    (Column("Secrets", "integer", count("secrets")),), patch_root="ServiceAccount"
-)
-ENDPOINTS = _Printed((Column("Endpoints", "string", _endpoints),))
-NODE = _Printed(
-    (
-        Column("Status", "string", _node_status),
-        Column("Roles", "string", _node_roles),
-        AGE,
-        Column("Version", "string", path(".status.nodeInfo.kubeletVersion")),
+SERVICE_ACCOUNTS = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        short=("sa",),
+        generation=False,
+        returns_deleted=True,
     ),
-    prints_age=False,
-    patch_root="Node",
+    _Printed((Column("Secrets", "integer", count("secrets")),), patch_root="ServiceAccount"),
 )
-LEASE = _Printed((Column("Holder", "string", path(".spec.holderIdentity")),))
-# (only its status conditions merge; it prints NAME and AGE)
-PERSISTENT_VOLUME_CLAIM = _Printed((), patch_root="WithStatusConditions")
+ENDPOINTS = Builtin(
+    builtin_type(
+        "", "v1", "endpoints", "Endpoints", short=("ep",), generation=False, create_on_update=True
+    ),
+    _Printed((Column("Endpoints", "string", _endpoints),)),
+)
+PERSISTENT_VOLUME_CLAIMS = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        short=("pvc",),
+        status=True,
+        returns_deleted=True,
+    ),
+    # (only its status conditions merge; it prints NAME and AGE)
+    _Printed((), patch_root="WithStatusConditions"),
+)
+PERSISTENT_VOLUMES = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short=("pv",),
+        status=True,
+        returns_deleted=True,
+    )
+)
+NODES = Builtin(
+    builtin_type("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
+    _Printed(
+        (
+            Column("Status", "string", _node_status),
+            Column("Roles", "string", _node_roles),
+            AGE,
+            Column("Version", "string", path(".status.nodeInfo.kubeletVersion")),
+        ),
+        prints_age=False,
+        patch_root="Node",
+    ),
+)
+RESOURCE_QUOTAS = Builtin(
+    builtin_type("", "v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True)
+)
+LIMIT_RANGES = Builtin(builtin_type("", "v1", "limitranges", "LimitRange", short=("limits",)))
+LEASES = Builtin(
+    builtin_type(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        generation=False,
+        create_on_update=True,
+        unconditional_update=False,
+    ),
+    _Printed((Column("Holder", "string", path(".spec.holderIdentity")),)),
+)

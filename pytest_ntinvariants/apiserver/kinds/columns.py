@@ -14,20 +14,23 @@ __all__ = ["AGE", "Column", "count", "human_age", "int_at", "jsonpath", "path", 
 JSON = dict[str, Any]
 
 
+def _no_cell(obj: JSON) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a built-in kind's Table: its name, type and how a row's cell is read."""
 
     name: str
     type: str
-    cell: Callable[[JSON], Any]
+    # (none for the columns of a kind whose strategy makes a row's cells itself: Events)
+    cell: Callable[[JSON], Any] = _no_cell
     description: str = ""
     # The object's age, as kubectl shows it (read at the Table's own time, not by ``cell``).
     age: bool = False
-
-
-def _no_cell(obj: JSON) -> None:
-    return None
+    # kubectl shows a column of priority 1 only with ``-o wide``.
+    priority: int = 0
 
 
 # The Age column, where a kind prints it other than last (nodes).

@@ -1,12 +1,13 @@
-"""CustomResourceDefinitions: the status kube's apiextensions controllers give one (what
-its schema serves is the registry's and the crd package's)."""
+"""CustomResourceDefinitions: their type, and the status kube's apiextensions controllers
+give one (what its schema serves is the registry's and the crd package's)."""
 
 from __future__ import annotations
 
-from .base import JSON, BaseStrategy
+from ..resources import builtin_type
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column, path
 
-__all__ = ["CRD", "crd_status"]
+__all__ = ["CUSTOM_RESOURCE_DEFINITIONS", "crd_status"]
 
 
 class _Crd(BaseStrategy):
@@ -19,7 +20,18 @@ class _Crd(BaseStrategy):
     prints_age = False
 
 
-CRD = _Crd()
+CUSTOM_RESOURCE_DEFINITIONS = Builtin(
+    builtin_type(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short=("crd", "crds"),
+        status=True,
+    ),
+    _Crd(),
+)
 
 
 def crd_status(crd: JSON, now: str) -> JSON:

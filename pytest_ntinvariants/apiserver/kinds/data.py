@@ -11,12 +11,12 @@ from typing import Any
 from .. import errors
 from ..errors import Cause
 from ..gotext import go_json_type, go_quote
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column, count, path
 
-__all__ = ["CONFIG_MAP", "SECRET"]
+__all__ = ["CONFIG_MAPS", "SECRETS"]
 
 _MISSING = object()
 
@@ -234,5 +234,10 @@ class _Secret(_DataKind):
         return obj
 
 
-CONFIG_MAP = _DataKind()
-SECRET = _Secret()
+CONFIG_MAPS = Builtin(
+    builtin_type("", "v1", "configmaps", "ConfigMap", short=("cm",), generation=False),
+    _DataKind(),
+)
+SECRETS = Builtin(
+    builtin_type("", "v1", "secrets", "Secret", generation=False, fields=("type",)), _Secret()
+)

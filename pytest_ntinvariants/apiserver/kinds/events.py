@@ -1,20 +1,26 @@
-"""Events, core/v1 and events.k8s.io/v1 alike (stored as core/v1): kube's
-ValidateEventCreate/Update, strict for writes through events.k8s.io/v1."""
+"""Events, core/v1 and events.k8s.io/v1 alike (stored as core/v1): their two types, and
+kube's ValidateEventCreate/Update, strict for writes through events.k8s.io/v1; and their Table.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import orjson
 
+from .. import conversion
 from ..errors import Cause
 from ..gotext import go_quote
 from ..objectmeta import bad_meta_key
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
+from .columns import Column, human_age
 
-__all__ = ["EVENT"]
+__all__ = ["EVENTS", "EVENTS_K8S_IO"]
 
 _EVENTS_STRICT = "events.k8s.io/v1"
 # kube's ReportingInstanceLengthLimit, ActionLengthLimit, ReasonLengthLimit, NoteLengthLimit.
@@ -123,8 +129,64 @@ def _event_causes(obj: JSON, old: JSON | None, *, strict: bool) -> list[Cause]:
     return causes
 
 
+def _event_cells(obj: JSON, now: datetime) -> list[Any]:
+    """kube's printEvent, through either Event API (the same columns for both)."""
+
+    def pick(*names: str) -> Any:
+        return next((obj[n] for n in names if obj.get(n)), None)
+
+    first = pick("firstTimestamp", "deprecatedFirstTimestamp")
+    first_seen = human_age(first or obj.get("eventTime"), now)
+    last = pick("lastTimestamp", "deprecatedLastTimestamp")
+    last_seen = human_age(last, now) if last else first_seen
+    series = obj.get("series")
+    count = pick("count", "deprecatedCount") or 1
+    if isinstance(series, dict):
+        last_seen = human_age(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
+    ref = pick("involvedObject", "regarding") or {}
+    kind = str(ref.get("kind") or "").lower()
+    target = f"{kind}/{ref['name']}" if ref.get("name") else kind
+    source = pick("source", "deprecatedSource") or {}
+    shown_source = ", ".join(str(source[k]) for k in ("component", "host") if source.get(k))
+    return [
+        last_seen,
+        obj.get("type") or "",
+        obj.get("reason") or "",
+        target,
+        ref.get("fieldPath") or "",
+        shown_source or pick("reportingComponent", "reportingController") or "",
+        str(pick("message", "note") or "").strip(),
+        first_seen,
+        count,
+        (obj.get("metadata") or {}).get("name"),
+    ]
+
+
 class _Event(BaseStrategy):
-    """An Event: validated as kube validates it, the stricter way through events.k8s.io/v1."""
+    """An Event: validated as kube validates it, the stricter way through events.k8s.io/v1;
+    printed as kube's printEvent prints it."""
+
+    # kube's event table: no leading NAME and no AGE, the wide columns (priority 1) between;
+    # the cells are _event_cells'.
+    prints_name = False
+    prints_age = False
+    columns: tuple[Column, ...] = (
+        Column("Last Seen", "string"),
+        Column("Type", "string"),
+        Column("Reason", "string"),
+        Column("Object", "string"),
+        Column("Subobject", "string", priority=1),
+        Column("Source", "string", priority=1),
+        Column("Message", "string"),
+        Column("First Seen", "string", priority=1),
+        Column("Count", "string", priority=1),
+        Column("Name", "string", priority=1),
+    )
+
+    def cells(self, obj: JSON, now: datetime) -> list[Any]:
+        """kube's printEvent."""
+        return _event_cells(obj, now)
 
     def validate(
         self, rt: ResourceType, obj: JSON, old: JSON | None, ctx: WriteContext
@@ -133,4 +195,49 @@ class _Event(BaseStrategy):
         return _event_causes(obj, old, strict=ctx.api_version == _EVENTS_STRICT)
 
 
-EVENT = _Event()
+_EVENT = _Event()
+
+_REF_FIELDS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+# The field selectors each Event API accepts (kube's AddFieldLabelConversionsForEvent in
+# pkg/apis/core/v1 and pkg/apis/events/v1); "source" selects source.component, or the
+# reporting component when there is none (EventToSelectableFields).
+_EVENT_FIELDS = (
+    *(f"involvedObject.{f}" for f in _REF_FIELDS),
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+_EVENTS_V1_FIELDS = (
+    *(f"regarding.{f}" for f in _REF_FIELDS),
+    "reason",
+    "reportingController",
+    "source",
+    "type",
+)
+
+EVENTS = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "events",
+        "Event",
+        short=("ev",),
+        generation=False,
+        fields=_EVENT_FIELDS,
+        create_on_update=True,
+    ),
+    _EVENT,
+)
+# One storage with core/v1 Events, in their shape (kube's cohabitating resources: the
+# internal Event is core's, and etcd holds core/v1): see conversion.py.
+EVENTS_K8S_IO = Builtin(
+    dataclasses.replace(
+        builtin_type("events.k8s.io", "v1", "events", "Event", short=("ev",), generation=False),
+        selectable_fields=_EVENTS_V1_FIELDS,
+        storage_key="/events",
+        converter=conversion.EVENTS_V1,
+        create_on_update=True,
+    ),
+    _EVENT,
+)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..resources import ResourceType
+from ..resources import ALL_VERBS, ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column, path
 
-__all__ = ["NAMESPACE"]
+__all__ = ["NAMESPACES"]
 
 
 class _Namespace(BaseStrategy):
@@ -29,4 +29,21 @@ class _Namespace(BaseStrategy):
         return obj
 
 
-NAMESPACE = _Namespace()
+NAMESPACES = Builtin(
+    # No deletecollection (kube serves none): one DELETE must not empty a cluster.
+    builtin_type(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short=("ns",),
+        status=True,
+        generation=False,
+        fields=("status.phase",),
+        subresources=("finalize",),
+        verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
+        returns_deleted=True,
+    ),
+    _Namespace(),
+)

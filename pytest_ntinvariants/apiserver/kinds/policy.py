@@ -16,26 +16,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import Cause
-from ..gotext import (
-    field_forbidden,
-    field_invalid,
-    field_not_supported,
-    field_required,
-    go_quote,
-)
-from ..objectmeta import bad_label_value, bad_meta_key
-from ..resources import ResourceType
+from ..gotext import field_invalid, field_not_supported, go_quote
+from ..objectmeta import label_selector_causes
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column, int_at
 
-__all__ = ["POD_DISRUPTION_BUDGET"]
+__all__ = ["POD_DISRUPTION_BUDGETS"]
 
 # What Go's JSON writes of an empty PodDisruptionBudgetStatus (no omitempty on these).
 _STATUS_COUNTERS = ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods")
 _EVICTION_POLICIES = ["AlwaysAllow", "IfHealthyBudget"]
 _PERCENT = re.compile(r"[0-9]+%")
-_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 # k8s.io/api/policy/v1/generated.proto, in protobuf.py's notation.
 _LAYOUT = """
@@ -89,68 +82,6 @@ def _int_or_percent_causes(path: str, value: Any) -> list[Cause]:
     return []
 
 
-def _selector_causes(path: str, selector: Any) -> list[Cause]:
-    """kube's ValidateLabelSelector: label keys and values, and each requirement's operator
-    with the values it takes."""
-    if not isinstance(selector, dict):
-        return []
-    causes = []
-    labels = selector.get("matchLabels")
-    for key, value in (labels or {}).items() if isinstance(labels, dict) else ():
-        if bad_meta_key(str(key)):
-            causes.append(
-                field_invalid(
-                    f"{path}.matchLabels",
-                    str(key),
-                    "name part must consist of alphanumeric characters, '-', '_' or '.', and "
-                    "must start and end with an alphanumeric character",
-                )
-            )
-        if isinstance(value, str) and bad_label_value(value):
-            causes.append(
-                field_invalid(
-                    f"{path}.matchLabels",
-                    value,
-                    "a valid label must be an empty string or consist of alphanumeric "
-                    "characters, '-', '_' or '.', and must start and end with an alphanumeric "
-                    "character",
-                )
-            )
-    expressions = selector.get("matchExpressions")
-    for i, req in enumerate(expressions if isinstance(expressions, list) else ()):
-        if not isinstance(req, dict):
-            continue
-        at = f"{path}.matchExpressions[{i}]"
-        operator, values = req.get("operator"), req.get("values") or []
-        if operator in ("In", "NotIn") and not values:
-            causes.append(
-                field_required(
-                    f"{at}.values", "must be specified when `operator` is 'In' or 'NotIn'"
-                )
-            )
-        elif operator in ("Exists", "DoesNotExist") and values:
-            causes.append(
-                field_forbidden(
-                    f"{at}.values",
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                )
-            )
-        elif operator not in _SELECTOR_OPERATORS:
-            causes.append(
-                field_invalid(f"{at}.operator", operator, "not a valid selector operator")
-            )
-        if bad_meta_key(str(req.get("key") or "")):
-            causes.append(
-                field_invalid(
-                    f"{at}.key",
-                    str(req.get("key") or ""),
-                    "name part must consist of alphanumeric characters, '-', '_' or '.', and "
-                    "must start and end with an alphanumeric character",
-                )
-            )
-    return causes
-
-
 def _spec_shown(spec: JSON) -> str:
     """A PodDisruptionBudgetSpec as Go's %#v prints it: its pointers as addresses (fixed
     ones here: only whether each is set is worth reading)."""
@@ -188,7 +119,7 @@ def _budget_causes(obj: JSON) -> list[Cause]:
             causes += _int_or_percent_causes("spec.minAvailable", least)
         if most is not None:
             causes += _int_or_percent_causes("spec.maxUnavailable", most)
-        causes += _selector_causes("spec.selector", spec.get("selector"))
+        causes += label_selector_causes("spec.selector", spec.get("selector"))
         policy = spec.get("unhealthyPodEvictionPolicy")
         if policy is not None and policy not in _EVICTION_POLICIES:
             causes.append(
@@ -239,4 +170,9 @@ class _PodDisruptionBudget(BaseStrategy):
         return _budget_causes(obj)
 
 
-POD_DISRUPTION_BUDGET = _PodDisruptionBudget()
+POD_DISRUPTION_BUDGETS = Builtin(
+    builtin_type(
+        "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True
+    ),
+    _PodDisruptionBudget(),
+)

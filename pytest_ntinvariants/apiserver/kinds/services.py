@@ -1,5 +1,6 @@
 """Services: kube's defaulting, and the allocation of cluster IPs and node ports (kube's
-allocators), which a Service holds until it is deleted."""
+allocators), which a Service holds until it is deleted; and the Ingresses that route
+traffic to them, stored as given."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 
 from .. import errors
 from ..errors import Cause, invalid
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import JSON, BaseStrategy
+from .base import JSON, BaseStrategy, Builtin
 from .columns import Column
 from .mergekeys import Structs, merge, struct
 
-__all__ = ["SERVICE", "Allocations"]
+__all__ = ["INGRESSES", "SERVICES", "Allocations"]
 
 
 class Allocations:
@@ -186,4 +187,20 @@ class _Service(BaseStrategy):
                 state.node_ports.discard(port.get("nodePort"))
 
 
-SERVICE = _Service()
+SERVICES = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short=("svc",),
+        status=True,
+        categories=("all",),
+        returns_deleted=True,
+        create_on_update=True,
+    ),
+    _Service(),
+)
+INGRESSES = Builtin(
+    builtin_type("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True)
+)

@@ -1,4 +1,5 @@
-"""Pods and the workloads that make them: kube-apiserver's defaulting, as clients read it back.
+"""Pods and the workloads that make them: their types, and kube-apiserver's defaulting, as
+clients read it back.
 
 A controller that compares the Deployment it wants with the one it reads meets these
 defaults on a real cluster (``strategy``, ``revisionHistoryLimit``, a container's
@@ -17,20 +18,24 @@ from collections.abc import Callable
 from typing import Any
 
 from ..jsonvalues import copy_json
-from ..resources import ResourceType
+from ..resources import ResourceType, builtin_type
 from ..versions import WriteContext
-from .base import BaseStrategy
+from .base import BaseStrategy, Builtin
 from .columns import Column, int_at, ratio
 from .mergekeys import Structs, merge, struct
 
 __all__ = [
+    "CRON_JOBS",
+    "DAEMON_SETS",
+    "DEPLOYMENTS",
+    "JOBS",
     "PATCH_STRUCTS",
-    "POD",
+    "PODS",
+    "REPLICA_SETS",
+    "STATEFUL_SETS",
     "UNSERVED_PATCH_ROOTS",
-    "WORKLOADS",
     "Pod",
     "Workload",
-    "apply_defaults",
     "pod_status_on_create",
 ]
 
@@ -243,24 +248,6 @@ def _cron_job(obj: JSON) -> JSON:
     return _at(obj, "spec", spec)
 
 
-_DEFAULTERS: dict[str, Callable[[JSON], JSON]] = {
-    "/pods": _pod,
-    "apps/deployments": _deployment,
-    "apps/replicasets": _replica_set,
-    "apps/statefulsets": _stateful_set,
-    "apps/daemonsets": _daemon_set,
-    "batch/jobs": _job,
-    "batch/cronjobs": _cron_job,
-}
-
-
-def apply_defaults(key: str, obj: JSON) -> JSON:
-    """``obj`` (a built-in of storage key ``key``) with kube's defaults: ``obj`` itself
-    when nothing was missing, else a copy sharing what it did not change."""
-    defaulter = _DEFAULTERS.get(key)
-    return obj if defaulter is None else defaulter(obj)
-
-
 def _qos_class(pod: JSON) -> str:
     """kube's GetPodQOS: Guaranteed when every container limits cpu and memory and
     requests what it limits, BestEffort when none requests or limits anything."""
@@ -414,40 +401,100 @@ class Pod(Workload):
         return obj
 
 
-POD = Pod(
-    _pod,
-    (
-        Column("Ready", "string", _pod_ready),
-        Column("Status", "string", _pod_status),
-        Column("Restarts", "string", _pod_restarts),
-    ),
-    patch_root="Pod",
-)
-# The workloads' columns (kube's printers), by storage key.
-_COLUMNS: dict[str, tuple[Column, ...]] = {
-    "apps/deployments": (
-        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
-        Column("Up-to-date", "integer", int_at(".status.updatedReplicas")),
-        Column("Available", "integer", int_at(".status.availableReplicas")),
-    ),
-    "apps/replicasets": (
-        Column("Desired", "integer", int_at(".spec.replicas")),
-        Column("Current", "integer", int_at(".status.replicas")),
-        Column("Ready", "integer", int_at(".status.readyReplicas")),
-    ),
-    "apps/statefulsets": (
-        Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
-    ),
-    "batch/jobs": (
-        Column("Status", "string", _job_status),
-        Column("Completions", "string", ratio(".status.succeeded", ".spec.completions", 1)),
-    ),
-}
-# The workload kinds by storage key (the pod's own strategy apart).
-WORKLOADS: dict[str, Workload] = {
-    key: Workload(
-        defaulter, _COLUMNS.get(key, ()), "CronJob" if key == "batch/cronjobs" else "Workload"
+# The scale subresource of the workloads that have one (kube's registry/apps scale
+# strategies): spec.replicas, status.replicas, and the LabelSelector at spec.selector.
+_SCALE = (".spec.replicas", ".status.replicas", None)
+
+
+def _workload_type(
+    group: str, plural: str, kind: str, *, short: str = "", scale: bool = False
+) -> ResourceType:
+    """A workload's type: namespaced, with status, among "all" (``kubectl get all``)."""
+    return builtin_type(
+        group,
+        "v1",
+        plural,
+        kind,
+        short=(short,) if short else (),
+        status=True,
+        scale=_SCALE if scale else None,
+        categories=("all",),
     )
-    for key, defaulter in _DEFAULTERS.items()
-    if key != "/pods"
-}
+
+
+PODS = Builtin(
+    builtin_type(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short=("po",),
+        status=True,
+        fields=(
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
+        categories=("all",),
+        returns_deleted=True,
+    ),
+    Pod(
+        _pod,
+        (
+            Column("Ready", "string", _pod_ready),
+            Column("Status", "string", _pod_status),
+            Column("Restarts", "string", _pod_restarts),
+        ),
+        patch_root="Pod",
+    ),
+)
+DEPLOYMENTS = Builtin(
+    _workload_type("apps", "deployments", "Deployment", short="deploy", scale=True),
+    Workload(
+        _deployment,
+        (
+            Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),
+            Column("Up-to-date", "integer", int_at(".status.updatedReplicas")),
+            Column("Available", "integer", int_at(".status.availableReplicas")),
+        ),
+    ),
+)
+REPLICA_SETS = Builtin(
+    _workload_type("apps", "replicasets", "ReplicaSet", short="rs", scale=True),
+    Workload(
+        _replica_set,
+        (
+            Column("Desired", "integer", int_at(".spec.replicas")),
+            Column("Current", "integer", int_at(".status.replicas")),
+            Column("Ready", "integer", int_at(".status.readyReplicas")),
+        ),
+    ),
+)
+STATEFUL_SETS = Builtin(
+    _workload_type("apps", "statefulsets", "StatefulSet", short="sts", scale=True),
+    Workload(
+        _stateful_set,
+        (Column("Ready", "string", ratio(".status.readyReplicas", ".spec.replicas", 1)),),
+    ),
+)
+DAEMON_SETS = Builtin(
+    _workload_type("apps", "daemonsets", "DaemonSet", short="ds"), Workload(_daemon_set)
+)
+JOBS = Builtin(
+    _workload_type("batch", "jobs", "Job"),
+    Workload(
+        _job,
+        (
+            Column("Status", "string", _job_status),
+            Column("Completions", "string", ratio(".status.succeeded", ".spec.completions", 1)),
+        ),
+    ),
+)
+CRON_JOBS = Builtin(
+    _workload_type("batch", "cronjobs", "CronJob", short="cj"),
+    Workload(_cron_job, patch_root="CronJob"),
+)
