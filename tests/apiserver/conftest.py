@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -213,6 +217,29 @@ def server() -> Iterator[FakeApiServer]:
 def api(server: FakeApiServer) -> Api:
     """A raw HTTP client of ``server`` (anonymous)."""
     return Api(server)
+
+
+@pytest.fixture
+def kubectl(server: FakeApiServer, tmp_path: Path) -> Callable[..., str]:
+    """``kubectl(*args, stdin=None)``: the real kubectl against ``server``, with a
+    kubeconfig and cache of the test's own; returns its stdout (a failure fails the test)."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl is not installed"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "KUBECONFIG": str(server.kubeconfig("kubectl", tmp_path / "kubeconfig")),
+    }
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        argv = [kubectl, f"--cache-dir={tmp_path / 'cache'}", *args]
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=30, input=stdin
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    return run
 
 
 @pytest.fixture

@@ -4,11 +4,7 @@ manifests, the official client."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -243,27 +239,6 @@ def test_the_official_client_reads_and_writes_policies(server: FakeApiServer) ->
         assert refused.value.status == 422
         networking.delete_namespaced_network_policy("web", "default")
         assert networking.list_namespaced_network_policy("default").items == []
-
-
-@pytest.fixture
-def kubectl(server: FakeApiServer, tmp_path: Path) -> Iterator[Any]:
-    """``kubectl args…`` against ``server`` with a private cache; returns its stdout."""
-    assert KUBECTL is not None
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": str(server.kubeconfig("kubectl", tmp_path / "kubeconfig")),
-    }
-
-    def run(*args: str, stdin: str | None = None) -> str:
-        argv = [KUBECTL, f"--cache-dir={tmp_path / 'cache'}", *args]
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=30, input=stdin
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    yield run
 
 
 @needs_kubectl

@@ -3,11 +3,7 @@ validation, kubectl's columns and its protobuf generator, the official client.""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -127,25 +123,6 @@ def test_the_official_client_reads_and_writes_budgets(server: FakeApiServer) -> 
             body.spec.max_unavailable = "10%"
             policy.create_namespaced_pod_disruption_budget("default", body)
         assert refused.value.status == 422
-
-
-@pytest.fixture
-def kubectl(server: FakeApiServer, tmp_path: Path) -> Iterator[Any]:
-    """``kubectl args…`` against ``server`` with a private cache; returns its stdout."""
-    assert KUBECTL is not None
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": str(server.kubeconfig("kubectl", tmp_path / "kubeconfig")),
-    }
-
-    def run(*args: str) -> str:
-        argv = [KUBECTL, f"--cache-dir={tmp_path / 'cache'}", *args]
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    yield run
 
 
 @needs_kubectl
