@@ -171,6 +171,29 @@ def pytest_ntinvariants_object_json(history: ObjectHistory) -> Mapping[str, Any]
     """
 
 
+@pytest.hookspec(firstresult=True)
+def pytest_ntinvariants_repeated_side_effects(
+    history: ObjectHistory, calls: Sequence[SideEffect]
+) -> tuple[int, str] | None:
+    """How many successful calls beyond the first the controller's own contract allows one
+    group of side effects (one endpoint, one object, one key), and why.
+
+    ``side-effects-once`` promises at most one call per object and key, one more per crash
+    of a caller. An at-least-once controller documents other ways to deliver twice (a
+    claim taken over after its holder was slower than the claim timeout): a pack that
+    can see them in the object's history says so here, and the oracle allows the larger
+    of the two counts (a crash usually causes the takeover: they are not added up).
+
+    :param history: every version of the object the calls are about.
+    :param calls: the group's successful calls, in ledger order (two or more).
+    :returns: ``(extra, why)``, e.g. ``(1, "slack #1: replica-0's claim taken over by
+        replica-1 in rv 12")``, or None to let the next implementation decide (none: no
+        extra call is allowed).
+
+    ``firstresult``.
+    """
+
+
 def hook_relay(*plugins: object) -> Any:
     """A relay of the plugin's hooks with only ``plugins`` registered, for code that runs
     outside pytest (scripts, unit tests of a pack): pass it as ``CheckContext(hook=...)``

@@ -14,7 +14,9 @@
   (objects, calls) are never noise.
 - ``side-effects-once``: an endpoint that can tell which object a call is about received
   at most one successful call per object and channel, one more per crash of the replica
-  that made it (a replica that crashed right after a call could record nothing of it).
+  that made it (a replica that crashed right after a call could record nothing of it),
+  or as many more as a pack says the controller's contract allows
+  (``pytest_ntinvariants_repeated_side_effects``: a claim taken over), whichever is more.
 - ``converges``: once settled, every replica re-lists what it watches (a resync, as after
   its watch expired) and makes no write: a controller whose reconcile is not idempotent
   writes again.
@@ -208,6 +210,9 @@ class SideEffectsOnce(Invariant):
             crashes = sum(ctx.crashes_by_identity.get(c, 0) for c in callers)
             if len(calls) <= 1 + crashes:
                 continue
+            extra, why = _contract_allows(ledger, ctx, calls)
+            if len(calls) <= 1 + max(crashes, extra):
+                continue
             first = calls[0]
             out.append(
                 Violation(
@@ -219,7 +224,8 @@ class SideEffectsOnce(Invariant):
                         f" ({crashes} crash(es) of their callers allow {1 + crashes})"
                         if crashes
                         else ""
-                    ),
+                    )
+                    + (f" ({why} allow {1 + extra})" if extra else ""),
                     evidence=tuple(
                         {
                             "seq": c.seq,
@@ -234,6 +240,18 @@ class SideEffectsOnce(Invariant):
                 )
             )
         return out
+
+
+def _contract_allows(ledger: Ledger, ctx: CheckContext, calls: list[SideEffect]) -> tuple[int, str]:
+    """The extra calls a pack says the controller's contract allows (and why), or none."""
+    if ctx.hook is None:
+        return 0, ""
+    index = index_of(ledger)
+    history = index.objects.get(index.uid_of_call(calls[0]))
+    if history is None:
+        return 0, ""
+    answer = ctx.hook.pytest_ntinvariants_repeated_side_effects(history=history, calls=calls)
+    return (answer[0], answer[1]) if answer else (0, "")
 
 
 class Converges(Invariant):

@@ -945,3 +945,34 @@ def test_retryable_answers_may_be_retried(status: int) -> None:
     b.call("slack", nr, attempt=2, status=200)
     nr.write("replica-a", phase="Sent", append=[nr.attempt("slack", 2, "success")])
     assert check(b, "nr-attempt-limits") == []
+
+
+def test_side_effects_once_allows_a_delivery_per_claim_taken_over() -> None:
+    # The pack answers pytest_ntinvariants_repeated_side_effects: the core oracle allows
+    # the takeover's second delivery of slack #1, names it when a third comes, and without
+    # the pack (no hook) keeps its at-most-once promise.
+    import pytest_ntinvariants.packs.notifications as pack
+    from pytest_ntinvariants.hookspecs import hook_relay
+
+    b = LedgerBuilder()
+    nr = b.notification("nr-1", retry_policy=POLICY)
+    nr.write("replica-a", phase="Sending", claims=[nr.claim("slack", 1, "replica-a")])
+    b.call("slack", nr, attempt=1, status=200, caller="replica-a")
+    took = nr.write("replica-b", claims=[nr.claim("slack", 1, "replica-b")])
+    b.call("slack", nr, attempt=1, status=200, caller="replica-b")
+    nr.write("replica-b", phase="Sent", append=[nr.attempt("slack", 1, "success")], claims=[])
+    hook = hook_relay(pack)
+    assert check(b, "side-effects-once", quiet=True, hook=hook) == []
+    [alone] = check(b, "side-effects-once", quiet=True)
+    assert alone.message == "slack received 2 successful calls with key 'slack #1'"
+    b.call("slack", nr, attempt=1, status=200, caller="replica-a")
+    [v] = check(b, "side-effects-once", quiet=True, hook=hook)
+    assert v.message == (
+        "slack received 3 successful calls with key 'slack #1' (1 claim taken over "
+        f"(slack #1: replica-a's claim taken over by replica-b in rv {took.rv}) allow 2)"
+    )
+    # Another attempt's key gets nothing from that takeover.
+    b.call("slack", nr, attempt=2, status=200, caller="replica-a")
+    b.call("slack", nr, attempt=2, status=200, caller="replica-b")
+    messages = {v.message for v in check(b, "side-effects-once", quiet=True, hook=hook)}
+    assert "slack received 2 successful calls with key 'slack #2'" in messages

@@ -189,3 +189,13 @@ def pytest_ntinvariants_object_json(history: ObjectHistory) -> Mapping[str, Any]
     from .report import attempts_json
 
     return attempts_json(history)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_ntinvariants_repeated_side_effects(
+    history: ObjectHistory, calls: Sequence[SideEffect]
+) -> tuple[int, str] | None:
+    """One more delivery per claim of the calls' (channel, attempt) taken over."""
+    from .invariants import repeated_deliveries
+
+    return repeated_deliveries(history, calls)

@@ -33,6 +33,8 @@ from pytest_ntinvariants.invariants import (
 )
 from pytest_ntinvariants.ledger import ObjectVersion, SideEffect
 
+from .attribution import delivery_key
+
 __all__ = [
     "JITTER",
     "KIND",
@@ -59,6 +61,7 @@ __all__ = [
     "nr_state",
     "nr_states",
     "recorded_attempts",
+    "repeated_deliveries",
 ]
 
 KIND: Final = "NotificationRequest"
@@ -454,6 +457,22 @@ def takeovers(history: ObjectHistory) -> list[Takeover]:
         return out
 
     return history.index.memo(("nr-takeovers", history.ref.uid), build)
+
+
+def repeated_deliveries(
+    history: ObjectHistory, calls: Sequence[SideEffect]
+) -> tuple[int, str] | None:
+    """For ``side-effects-once``: the takeovers of the claim the calls were made under
+    (their key is ``channel #attempt``), each of which may add a delivery; None for
+    another kind, or a key no claim was taken over for."""
+    if history.ref.kind != KIND or not calls:
+        return None
+    handed = [t for t in takeovers(history) if delivery_key(*t.slot) == calls[0].key]
+    if not handed:
+        return None
+    return len(handed), f"{_plural(len(handed), 'claim')} taken over (" + "; ".join(
+        t.describe() for t in handed
+    ) + ")"
 
 
 # ----------------------------------------------------------------- helpers
