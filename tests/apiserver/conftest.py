@@ -79,6 +79,12 @@ class Reply:
         assert isinstance(body["message"], str) and body["message"], body
         return body  # type: ignore[no-any-return]
 
+    def invalid_causes(self) -> list[tuple[str, str]]:
+        """Assert a 422 Invalid; return (field, message) of each of its causes."""
+        __tracebackhide__ = True
+        body = self.expect_status(422, "Invalid")
+        return [(c["field"], c["message"]) for c in body["details"]["causes"]]
+
 
 def _connection(server: FakeApiServer, timeout: float) -> http.client.HTTPConnection:
     if server.tls:

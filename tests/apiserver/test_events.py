@@ -652,23 +652,17 @@ def test_kubectl_gets_events_through_both_apis(
 # ------------------------------------------------------------------------------ validation
 
 
-def causes_of(reply: Any) -> list[tuple[str, str]]:
-    """(field, message) of each cause of a 422."""
-    body = reply.expect_status(422, "Invalid")
-    return [(c["field"], c["message"]) for c in body["details"]["causes"]]
-
-
 def test_every_event_write_passes_kubes_legacy_checks(api: Api) -> None:
     # An old-style Event (no eventTime) is in its object's namespace, or about an object
     # without one while in "default".
     elsewhere = {"kind": "Pod", "namespace": "other", "name": "p"}
-    assert causes_of(api.post(CORE, core_event("a", involvedObject=elsewhere))) == [
+    assert api.post(CORE, core_event("a", involvedObject=elsewhere)).invalid_causes() == [
         ("involvedObject.namespace", 'Invalid value: "other": does not match event.namespace')
     ]
     api.post(CORE, core_event("b", involvedObject={"kind": "Node", "name": "n"})).expect(201)
     # A new-style one (with eventTime) names its reporter and its action, through core too.
     new_style = core_event("c", eventTime="2026-01-01T00:00:00.000000Z", reason="")
-    assert causes_of(api.post(CORE, new_style)) == [
+    assert api.post(CORE, new_style).invalid_causes() == [
         ("reportingController", "Required value"),
         ("reportingInstance", "Required value"),
         ("action", "Required value"),
@@ -682,7 +676,7 @@ def test_every_event_write_passes_kubes_legacy_checks(api: Api) -> None:
         action="a",
         message="m" * 1025,
     )
-    assert causes_of(api.post(CORE, long)) == [
+    assert api.post(CORE, long).invalid_causes() == [
         (
             "reportingController",
             'Invalid value: "not a name!": name part must consist of alphanumeric characters, '
@@ -706,7 +700,7 @@ def test_events_api_writes_get_kubes_strict_checks(api: Api) -> None:
         "deprecatedSource": {"component": "old"},
         "series": {"count": 1},
     }
-    assert causes_of(api.post(NEW, bare)) == [
+    assert api.post(NEW, bare).invalid_causes() == [
         ("series.count", 'Invalid value: "": should be at least 2'),
         ("series.lastObservedTime", "Required value"),
         ("eventTime", "Required value"),
@@ -718,7 +712,7 @@ def test_events_api_writes_get_kubes_strict_checks(api: Api) -> None:
     # An update through events.k8s.io may change the series and metadata, nothing else.
     api.patch(f"{NEW}/ok", {"series": SERIES, "metadata": {"labels": {"a": "b"}}}).expect(200)
     refused = api.patch(f"{NEW}/ok", {"note": "rewritten", "reason": "Other"})
-    assert [f for f, _ in causes_of(refused)] == ["reason", "message", "reason"]
+    assert [f for f, _ in refused.invalid_causes()] == ["reason", "message", "reason"]
     assert api.get(f"{NEW}/ok").expect(200).get("note") is None
     # The same change through core is allowed (legacy checks only), as in kube.
     api.patch(f"{CORE}/ok", {"message": "rewritten"}).expect(200)
@@ -729,5 +723,5 @@ def test_a_put_of_a_missing_event_creates_it_through_either_api(api: Api) -> Non
     assert api.get(f"{CORE}/p1").expect(200)["metadata"]["uid"] == made["metadata"]["uid"]
     api.put(f"{CORE}/p2", core_event("p2")).expect(201)
     # Created through a PUT, still validated as a create of that API.
-    fields = [f for f, _ in causes_of(api.put(f"{NEW}/p3", {**new_event("p3"), "type": "X"}))]
+    fields = [f for f, _ in api.put(f"{NEW}/p3", {**new_event("p3"), "type": "X"}).invalid_causes()]
     assert fields == ["type"]
