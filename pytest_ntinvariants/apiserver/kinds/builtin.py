@@ -14,6 +14,7 @@ from . import (
     namespaces,
     networking,
     policy,
+    scheduling,
     services,
     workloads,
 )
@@ -58,6 +59,7 @@ BUILTIN_KINDS: tuple[Builtin, ...] = (
     services.INGRESSES,
     networking.NETWORK_POLICIES,
     policy.POD_DISRUPTION_BUDGETS,
+    scheduling.PRIORITY_CLASSES,
     *access.REVIEWS,
 )
 
