@@ -618,9 +618,7 @@ def object_header(h: ObjectHistory, hook: Any = None) -> str:
     if state is not None:
         phase = f" ({state})"
     gone = ", deleted" if last.type == "DELETED" else ""
-    return (
-        f"{h.ref} (uid {h.ref.uid}): {len(h.versions)} versions, latest rv {last.rv}{phase}{gone}"
-    )
+    return f"{h.ref} (uid {h.ref.uid}): {_n(len(h.versions), 'version')}, latest rv {last.rv}{phase}{gone}"
 
 
 def object_details(

@@ -62,7 +62,7 @@ def test_a_wrong_count_names_the_object_and_shows_its_calls_and_race() -> None:
     assert lines[0] == (
         "expected 2 successful calls with key 'paint' about Gadget default/g1, endpoints received 1"
     )
-    assert lines[2].startswith("Gadget default/g1 (uid uid-g1): 1 versions, latest rv 1")
+    assert lines[2].startswith("Gadget default/g1 (uid uid-g1): 1 version, latest rv 1")
     assert "  endpoint calls about default/g1:" in lines
     header = next(line for line in lines if line.strip().startswith("t ms"))
     assert header.split() == ["t", "ms", "endpoint", "key", "colour", "status", "detail"]
