@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from nrledgers import POLICY, REPLAY
 
 from pytest_ntinvariants.hookspecs import hook_relay
 from pytest_ntinvariants.invariants import CheckContext, ObjectRef, Violation
@@ -28,13 +29,6 @@ from pytest_ntinvariants.report import (
 #: The NotificationRequest pack's report hooks, as pytest would call them.
 HOOK = hook_relay(notifications)
 
-POLICY = {
-    "maxAttempts": 3,
-    "initialBackoffSeconds": 1,
-    "backoffMultiplier": 2,
-    "maxBackoffSeconds": 60,
-}
-REPLAY = "pytest 'tests/test_nr.py::test_400[seed=1234]' --ntinv-seed=1234"
 SVG = "{http://www.w3.org/2000/svg}"
 
 

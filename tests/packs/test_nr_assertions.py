@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from nrledgers import POLICY, REPLAY
 
 from pytest_ntinvariants.invariants import CheckContext
 from pytest_ntinvariants.packs.notifications import (
@@ -13,14 +14,6 @@ from pytest_ntinvariants.packs.notifications import (
     assert_deliveries,
 )
 from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
-
-POLICY = {
-    "maxAttempts": 3,
-    "initialBackoffSeconds": 1,
-    "backoffMultiplier": 2,
-    "maxBackoffSeconds": 60,
-}
-REPLAY = "pytest 'tests/test_nr.py::test_400[seed=1234]' --ntinv-seed=1234"
 
 
 def stale_double(b: LedgerBuilder) -> NotificationBuilder:

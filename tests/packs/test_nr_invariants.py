@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from nrledgers import POLICY
 
 from pytest_ntinvariants.invariants import CheckContext, Violation
 from pytest_ntinvariants.ledger import SideEffect
@@ -21,14 +22,6 @@ from pytest_ntinvariants.packs.notifications import (
     default_registry,
 )
 from pytest_ntinvariants.packs.notifications import NotificationLedgerBuilder as LedgerBuilder
-
-# Short backoffs keep the hand-built clocks readable: backoff(n) = 1 s x 2^(n-1), max 60 s.
-POLICY = {
-    "maxAttempts": 3,
-    "initialBackoffSeconds": 1,
-    "backoffMultiplier": 2,
-    "maxBackoffSeconds": 60,
-}
 
 
 def check(b: LedgerBuilder, name: str, **ctx: Any) -> list[Violation]:
