@@ -618,7 +618,8 @@ def object_header(h: ObjectHistory, hook: Any = None) -> str:
     if state is not None:
         phase = f" ({state})"
     gone = ", deleted" if last.type == "DELETED" else ""
-    return f"{h.ref} (uid {h.ref.uid}): {_n(len(h.versions), 'version')}, latest rv {last.rv}{phase}{gone}"
+    versions = _n(len(h.versions), "version")
+    return f"{h.ref} (uid {h.ref.uid}): {versions}, latest rv {last.rv}{phase}{gone}"
 
 
 def object_details(
@@ -826,6 +827,7 @@ def render_svg(
     uid: str | None = None,
     highlight: Iterable[int] = (),
     limit: int = 400,
+    hook: Any = None,
 ) -> Path:
     """Draw the race as a self-contained SVG file and return its path.
 
@@ -837,10 +839,12 @@ def render_svg(
     events are arrows from the commit to the watcher labelled with their delay;
     perturbations are orange diamonds, crashes red crosses, endpoint calls squares on
     the endpoint lanes. Entries whose ``seq`` is in ``highlight`` get a yellow halo.
-    Every mark carries ``class`` and ``data-*`` attributes and a ``<title>`` tooltip.
+    Every mark carries ``class`` and ``data-*`` attributes and a ``<title>`` tooltip,
+    which says what the mark is as the text timeline does (``hook``: packs describe
+    writes and calls there too).
     """
     keep = set(highlight)
-    rows = timeline_rows(ledger, uid, include=keep)
+    rows = timeline_rows(ledger, uid, include=keep, hook=hook)
     items = _elide(rows, limit, keep)
     drawn = [r for r in items if isinstance(r, TimelineRow)]
     endpoints = list(dict.fromkeys(r.lane for r in drawn if r.kind == "call"))

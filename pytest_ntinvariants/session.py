@@ -629,7 +629,7 @@ class NtinvSession:
             return {}
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid)[-150:]
         path = directory / f"{safe}.svg"
-        render_svg(ledger, path, title=item.nodeid)
+        render_svg(ledger, path, title=item.nodeid, hook=self.config.hook)
         return {"svg": str(path)}
 
     def _report_dir(self) -> Path | None:

@@ -279,6 +279,7 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
         title="nr-1 & the <hidden> duplicate",
         uid=nr.uid,
         highlight=v.seqs,
+        hook=HOOK,
     )
     root = parse_svg(path)
     assert root.tag == f"{SVG}svg"
@@ -344,8 +345,11 @@ def test_svg_draws_lanes_and_marks(tmp_path: Path) -> None:
         "call",
         "highlight",
     }
-    # Every mark explains itself on hover.
+    # Every mark explains itself on hover, in the pack's words where a pack has them.
+    tips = {m.get("data-rv"): m.findtext(f"{SVG}title") or "" for m in writes}
+    assert "phase <none> -> Pending" in tips[str(nr.versions[1].rv)]
     assert all(m.find(f"{SVG}title") is not None for m in writes + calls)
+    assert all("slack attempt" in (c.findtext(f"{SVG}title") or "") for c in calls)
 
 
 def test_svg_of_a_whole_ledger_with_long_gaps(tmp_path: Path) -> None:
