@@ -488,3 +488,26 @@ def test_a_loop_time_source_drives_tasks_and_to_thread_jobs(
     assert start - EPOCH < datetime.timedelta(seconds=1)
     assert datetime.timedelta(seconds=0.05) <= in_task - EPOCH < datetime.timedelta(seconds=5)
     assert vclock.active() is None
+
+
+def test_world_prefixes_are_kopf_and_the_projects_own_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiohttp  # noqa: F401  (an installed library: never the world's)
+
+    (tmp_path / "ntinv_regular").mkdir()
+    (tmp_path / "ntinv_regular" / "__init__.py").write_text("")
+    (tmp_path / "ntinv_namespace").mkdir()  # no __init__.py: a namespace package
+    (tmp_path / "ntinv_namespace" / "mod.py").write_text("")
+    (tmp_path / "test_ntinv_probe_module.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("ntinv_regular", "ntinv_namespace", "ntinv_namespace.mod", "test_ntinv_probe_module")
+    try:
+        for name in names:
+            importlib.import_module(name)
+        prefixes = vclock.world_prefixes()
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+    assert {"kopf", "ntinv_regular", "ntinv_namespace"} <= prefixes
+    assert "aiohttp" not in prefixes and "test_ntinv_probe_module" not in prefixes

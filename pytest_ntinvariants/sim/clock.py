@@ -22,7 +22,8 @@ Three pieces:
   ``datetime`` module becomes a proxy module whose ``datetime`` is ``VirtualDatetime``.
   ``VirtualDatetime.now()``/``utcnow()``/``today()`` answer from the active clock, or
   from the real clock when none is active, so patched code behaves normally outside the
-  simulation. ``uninstall()`` puts every global back.
+  simulation. The same pass rebinds the ``random`` module and its functions to the
+  world-seeded ones of ``entropy``. ``uninstall()`` puts every global back.
 
 Only module globals are rebound: a reference captured elsewhere before ``install`` (a
 default argument, a class attribute, ``now = datetime.now`` at import) still reads real
@@ -39,6 +40,8 @@ import threading
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from . import entropy
 
 __all__ = [
     "VirtualClock",
@@ -216,10 +219,12 @@ class _DatetimeModuleProxy(types.ModuleType):
 
 _PROXY = _DatetimeModuleProxy()
 
-# The objects install() replaces, by identity, and what replaces each.
+# The objects install() replaces, by identity, and what replaces each: the clock's, and
+# the world's seeded randomness (``entropy``), which reaches the same modules the same way.
 _REPLACEMENTS: dict[int, object] = {
     id(_REAL_DATETIME): VirtualDatetime,
     id(_REAL_MODULE): _PROXY,
+    **entropy.REPLACEMENTS,
 }
 
 # Top-level packages never patched, whatever is asked: the standard library must keep
@@ -277,8 +282,9 @@ def install(prefixes: Iterable[str]) -> None:
     A module matches a prefix when its name equals it or starts with it and a dot. In a
     matching module, a global bound to ``datetime.datetime`` is rebound to
     ``VirtualDatetime``, and one bound to the ``datetime`` module to a proxy whose
-    ``datetime`` is ``VirtualDatetime``. Prefixes naming the standard library, pytest,
-    pluggy or this plugin are ignored.
+    ``datetime`` is ``VirtualDatetime``; one bound to the ``random`` module or to one of
+    its functions, to ``entropy``'s, which draw from the world's seeded generator.
+    Prefixes naming the standard library, pytest, pluggy or this plugin are ignored.
 
     Idempotent and cheap to repeat: a call visits only modules loaded since the last one
     (and modules re-imported under a patched name), unless it brings new prefixes, which
@@ -327,20 +333,24 @@ def world_prefixes() -> set[str]:
     So are test modules (``conftest``, ``test_*``, ``*_test``): a test compares what it
     reads with real datetimes, and runs outside the world anyway.
     """
-    if len(sys.modules) == _prefix_cache[0]:  # nothing imported since: the same answer
+    # Nothing imported or dropped since (same count, same newest): the same answer. The
+    # count alone is not enough: pytester puts back an older sys.modules of equal size.
+    key = (len(sys.modules), next(reversed(sys.modules), None))
+    if key == _prefix_cache[0]:
         return set(_prefix_cache[1])
     out = {"kopf"}
     for name, module in list(sys.modules.items()):
         if "." in name or module is None or _is_test_module(name):
             continue
-        path = getattr(module, "__file__", None) or ""
+        # (a namespace package has no file: where its first portion lives says the same)
+        path = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", ())), "")
         if path and "site-packages" not in path and "dist-packages" not in path:
             out.add(name)
-    _prefix_cache[:] = [len(sys.modules), frozenset(out)]
+    _prefix_cache[:] = [key, frozenset(out)]
     return out
 
 
-_prefix_cache: list[Any] = [-1, frozenset()]
+_prefix_cache: list[Any] = [None, frozenset()]
 
 
 def _is_test_module(name: str) -> bool:

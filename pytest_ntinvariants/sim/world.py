@@ -20,6 +20,7 @@ import orjson
 
 from .._loopthread import LoopThread
 from ..apiserver.hooks import Gate
+from . import entropy
 from .clock import VirtualClock, activate
 from .engine import DEFAULT_HORIZON, Action, DriveResult, Engine
 from .independence import Footprint
@@ -89,6 +90,7 @@ class World:
             return loop  # the processes read the real clock: so does everything else
         self._clock = VirtualClock(EPOCH, loop.time)
         activate(self._clock)
+        entropy.activate(entropy.seeded(self.seed))  # kopf's random choices, jitter
         loop.context = contextvars.copy_context()
         return loop
 
