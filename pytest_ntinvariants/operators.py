@@ -54,6 +54,7 @@ import abc
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import gc
 import importlib
@@ -155,6 +156,10 @@ R = TypeVar("R", bound="Replica")
 # than anything a registry brings (kopf's default 0), so the replica's identity wins.
 _LOGIN_ID = "ntinv-replica-login"
 _LOGIN_PRIORITY = 1000
+# The replica's own login ranks above even ``connection_info``'s, which a registry's login
+# handler may return too: kopf picks among equally preferred credentials at random, for
+# every request, and each has its own session and connection pool.
+_REPLICA_LOGIN_PRIORITY = _LOGIN_PRIORITY + 1
 
 # How long a crash may take to cancel every task; a task that keeps catching the
 # cancellation longer than this makes crash() fail loudly rather than hang.
@@ -820,7 +825,8 @@ class KopfReplica(Replica):
         # Async on purpose: a sync login handler would run in kopf's thread pool.
         @kopf.on.login(registry=registry, id=_LOGIN_ID)
         async def login(**_: Any) -> kopf.ConnectionInfo:
-            return connection_info(server, identity, namespace=namespace)
+            info = connection_info(server, identity, namespace=namespace)
+            return dataclasses.replace(info, priority=_REPLICA_LOGIN_PRIORITY)
 
     def _make_settings(self) -> kopf.OperatorSettings:
         import kopf
