@@ -181,3 +181,25 @@ def test_a_crash_drops_what_was_held_for_the_replica(cluster: Callable[..., Clus
     assert after == []
     c.replicas.restart("replica-1")
     assert c.world.run_until(seen_by_all(c, "g1")).outcome == "done"
+
+
+def test_the_digest_names_the_ports_the_system_hands_out() -> None:
+    """Ports differ from run to run, the digest must not: the named ones (the server's)
+    and any other on 127.0.0.1 (a refusing port in a connection error) are replaced,
+    in a URL and in a Python address tuple alike, and told apart."""
+
+    def digest(server: int, refused: int) -> str | None:
+        ledger = Ledger(clock=lambda: 0.0)
+        ledger.record(
+            ReplicaEvent,
+            identity="replica-0",
+            action="crashed",
+            detail=f"GET http://127.0.0.1:{server}/api, then http://127.0.0.1:{refused}/: "
+            f"Connect call failed ('127.0.0.1', {refused})",
+        )
+        world = World(1)
+        world.name_port(server, "apiserver")
+        return world.digest(ledger)
+
+    assert digest(40001, 40002) == digest(50001, 50002)
+    assert digest(40001, 40002) != digest(40001, 40001)

@@ -12,6 +12,8 @@ import concurrent.futures
 import contextvars
 import datetime
 import hashlib
+import itertools
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,6 +41,11 @@ T = TypeVar("T")
 #: Where every world's virtual wall clock starts, so that timestamps (and with them the
 #: ledger's digest) are the same in every run.
 EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+# A port on the loopback address as the ledger may carry it: in a URL or a Host header
+# (``127.0.0.1:8080``), or in a Python address tuple of an error message
+# (``('127.0.0.1', 8080)``).
+_LOCAL_PORT = re.compile(rb"(127\.0\.0\.1(?::|', ))(\d+)")
 
 # Requests that change nothing: they do not keep a world from settling.
 _READS = frozenset(("get", "list", "watch", ""))
@@ -224,21 +231,30 @@ class World:
     # -------------------------------------------------------------- digest
 
     def digest(self, ledger: Ledger) -> str | None:
-        """A short hash of the ledger: every entry, with its virtual time, with the
-        ports of the server and endpoints replaced by their names (None on real time,
-        where times and the pace of the processes differ from run to run)."""
+        """A short hash of the ledger: every entry, with its virtual time, with the ports
+        on 127.0.0.1 replaced by names (None on real time, where times and the pace of
+        the processes differ from run to run). The server's and the endpoints' ports get
+        theirs (``name_port``); any other port the ledger mentions (a refusing port in a
+        connection error, say) is numbered in the order it first appears: the system
+        hands out other ports in every run."""
         if self.real_time:
             return None
         h = hashlib.sha256()
-        ports = [(f":{p}".encode(), f":<{label}>".encode()) for p, label in self._ports.items()]
+        names = {str(p).encode(): f"<{label}>".encode() for p, label in self._ports.items()}
+        others = itertools.count(1)
+
+        def name(match: re.Match[bytes]) -> bytes:
+            port = match.group(2)
+            label = names.get(port)
+            if label is None:
+                label = names[port] = f"<port {next(others)}>".encode()
+            return match.group(1) + label
+
         for entry in ledger:
             # orjson walks the entry's dataclass fields itself (``to_dict`` copies them
             # first, at ten times the cost); the type name tells entries apart.
             h.update(entry.kind.encode())
-            line = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
-            for raw, name in ports:
-                line = line.replace(raw, name)
-            h.update(line)
+            h.update(_LOCAL_PORT.sub(name, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)))
             h.update(b"\n")
         return h.hexdigest()[:16]
 
