@@ -31,7 +31,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MODULE", "REPLACEMENTS", "activate", "active", "seeded"]
+__all__ = ["MODULE", "REPLACEMENTS", "WorldRandom", "activate", "active", "seeded"]
 
 _REAL_MODULE = random
 _REAL_RANDOM = random.Random
