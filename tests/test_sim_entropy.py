@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import importlib
 import json
@@ -16,8 +17,8 @@ from typing import TypeVar
 import pytest
 from inner_pytest import INI
 
+from pytest_ntinvariants.sim import World, entropy
 from pytest_ntinvariants.sim import clock as vclock
-from pytest_ntinvariants.sim import entropy
 
 T = TypeVar("T")
 
@@ -99,6 +100,35 @@ def test_kopf_chooses_among_credentials_with_the_worlds_generator() -> None:
     finally:
         vclock.uninstall()
     assert credentials.random is random
+
+
+def job_generator(seed: int) -> tuple[float, bool]:
+    """Start a world seeded ``seed``, run one thread job on its loop, and return the job's
+    first draw and whether its generator was the world's own."""
+    world = World(seed).start()
+    try:
+
+        def start_job() -> asyncio.Future[tuple[random.Random | None, random.Random | None]]:
+            own = entropy.active()
+            return world.loop.run_in_executor(None, lambda: (entropy.active(), own))
+
+        # In the context the world's actors run in (a copy, as each actor gets); call()
+        # returns once the job has run and its result is held for the engine to release.
+        job = world.call(lambda: world.loop.context.copy().run(start_job))
+        world.run_until(job.done)
+        rng, own = job.result()
+        assert rng is not None and own is not None
+        return rng.random(), rng is own
+    finally:
+        world.stop()
+
+
+def test_a_thread_job_draws_from_its_own_generator_seeded_by_the_world() -> None:
+    # Its own: the loop runs on while the job's thread runs, and both may draw.
+    first, shared = job_generator(3)
+    assert not shared
+    assert job_generator(3)[0] == first
+    assert job_generator(4)[0] != first
 
 
 DICE_TEST = """

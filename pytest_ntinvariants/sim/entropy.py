@@ -16,7 +16,8 @@ not. ``clock.install`` rebinds, in the world's modules, a global bound to the ``
 module to ``MODULE`` (whose functions draw from the active generator, or from the shared
 one outside a world) and a global bound to one of the module's functions (``from random
 import choice``) to its counterpart here (``REPLACEMENTS``). ``MODULE.Random()`` made
-with no seed inside a world is seeded from the world's generator too.
+with no seed inside a world is seeded from the world's generator too, and so is the
+generator each thread job gets (``spawned``).
 
 What stays unseeded: ``os.urandom``, ``secrets`` and ``uuid.uuid4`` (the operating
 system's entropy), and generators made before the world started or by libraries that
@@ -31,7 +32,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MODULE", "REPLACEMENTS", "WorldRandom", "activate", "active", "seeded"]
+__all__ = ["MODULE", "REPLACEMENTS", "WorldRandom", "activate", "active", "seeded", "spawned"]
 
 _REAL_MODULE = random
 _REAL_RANDOM = random.Random
@@ -53,6 +54,14 @@ def seeded(seed: int) -> random.Random:
     """A world's generator for ``seed`` (the same draws in every process: a string seed
     goes through SHA-512, not through ``hash()``, which varies per process)."""
     return _REAL_RANDOM(f"ntinv-world-{seed}")
+
+
+def spawned(rng: random.Random) -> random.Random:
+    """A generator of its own for a thread job started with ``rng`` active, seeded from
+    ``rng`` when the job starts (in the engine's order): a job sharing the world's
+    generator with the loop, which runs on meanwhile, would interleave their draws in
+    whatever order the operating system runs the two threads."""
+    return _REAL_RANDOM(rng.getrandbits(64))
 
 
 def activate(rng: random.Random) -> contextvars.Token[random.Random | None]:

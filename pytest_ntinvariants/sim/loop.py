@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._loopthread import ServerLoop, unstarted_coroutines
+from . import entropy
 
 if TYPE_CHECKING:
     import selectors
@@ -281,8 +282,11 @@ class WorldLoop(ServerLoop):
         job = Job(self.engine.next_seq(), ACTOR.get(), _name_of(func))
         self.jobs.append(job)
         # The thread runs in a copy of the caller's context, so that it reads the world's
-        # virtual clock as the caller does.
+        # virtual clock as the caller does, and draws from a generator of its own.
         context = contextvars.copy_context()
+        rng = entropy.active()
+        if rng is not None:
+            context.run(entropy.activate, entropy.spawned(rng))
         inner = super().run_in_executor(executor, context.run, func, *args)
         outer: asyncio.Future[Any] = self.create_future()
         engine = self.engine
