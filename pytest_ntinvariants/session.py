@@ -485,7 +485,7 @@ class NtinvSession:
             quiet = harness.resync()
         # Before the context: a settled exploration run's replay command passes its token.
         world = harness.world if harness is not None else None
-        explored = self._explored(item, run, world)
+        explored = self._explored(item, run, harness)
         ctx = (
             harness.check_context(quiet=quiet)
             if harness is not None
@@ -499,6 +499,7 @@ class NtinvSession:
             )
         )
         own = OWN_RUN_KEY in item.stash
+        diverged = None if own else self._diverged(item, run, ctx.digest)
         learned = self._learned.get(_test_of(item)) if _is_exploration(item) else None
         if learned is not None:  # (set after the unperturbed runs: they compare with nothing)
             ctx = dataclasses.replace(ctx, reference=learned.end_state, noise=learned.noise)
@@ -517,6 +518,8 @@ class NtinvSession:
             # A schedule with no step perturbed nothing: said in the summary, never silent.
             "perturbed": bool(run.schedule.steps) if run and run.schedule else None,
             "digest": ctx.digest,
+            # The digest of the run a replayed token recorded, when this one differs.
+            "diverged_from": diverged,
             "steps": len(harness.world.engine.steps) if harness and harness.world else None,
             # Wall seconds the engine spent deciding (quiescence checks, choices, releases).
             "decide_s": harness.world.engine.decide_time if harness and harness.world else None,
@@ -569,8 +572,19 @@ class NtinvSession:
                 frozenset(s for v in violations for s in v.seqs),
             )
 
+    def _diverged(self, item: pytest.Item, run: RunInfo | None, digest: str | None) -> str | None:
+        """The digest the replayed token recorded, when this run's ledger has another
+        (the summary then says so: unless the code changed, the test depends on something
+        its seed does not decide); None otherwise."""
+        token = self._token(item)
+        if token is None or not token.digest or not digest or run is None:
+            return None
+        if token.seed != run.seed or token.digest == digest:
+            return None
+        return token.digest
+
     def _explored(
-        self, item: pytest.Item, run: RunInfo | None, world: World | None
+        self, item: pytest.Item, run: RunInfo | None, harness: Harness | None
     ) -> dict[str, Any]:
         """An exploration item's strategy, the path its world took (a hash of the
         decisions, which tells interleavings apart) and the token that replays it; the
@@ -578,7 +592,8 @@ class NtinvSession:
         from .sim.independence import trace_class
         from .sim.strategies import Exhaustive, Plans, deviation_counts
 
-        if run is None or run.schedule is None or world is None:
+        world = harness.world if harness is not None else None
+        if run is None or run.schedule is None or harness is None or world is None:
             return {}
         engine = world.engine
         strategy = engine.strategy
@@ -616,7 +631,8 @@ class NtinvSession:
                 "equivalent_by_deviations": [a - b for a, b in zip(every, runs, strict=True)],
             }
         if not world.real_time:  # a run on real time does not replay exactly
-            token = ReplayToken.of(run.schedule, engine.decisions).encode()
+            digest = harness.digest() or ""
+            token = ReplayToken.of(run.schedule, engine.decisions, digest).encode()
             out["token"] = token
             run.replay = self.replay_command(item, token)
         return out
@@ -705,6 +721,11 @@ class NtinvSession:
                 from .report import digest_line
 
                 lines.append(digest_line(entry["digest"]))
+            if entry and entry.get("diverged_from"):
+                lines.append(
+                    f"the replayed token recorded digest {entry['diverged_from']}: "
+                    "this is not the same run"
+                )
             lines.append(f"replay: {run.replay}")
         if files:
             lines.extend(f"{kind}: {path}" for kind, path in files.items())
@@ -757,6 +778,14 @@ class NtinvSession:
             tr.write_line("exploration (strategy: schedules, distinct interleavings, failing):")
         for e in explored:
             tr.write_line(f"  {e['test']}: {e['strategy']}: {describe_exploration(e)}")
+        for r in self.results:
+            if r.get("diverged_from"):
+                tr.write_line(
+                    f"replay not the recorded run: {r['nodeid']}: ledger digest {r['digest']}, "
+                    f"the token's {r['diverged_from']}; unless the code changed since, the "
+                    "test depends on something its seed does not decide (threads of the "
+                    "test body's own, uuid4 or os.urandom written into objects)"
+                )
         budget = self.budget
         if budget.skipped:
             tr.write_line(

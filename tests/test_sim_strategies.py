@@ -4,6 +4,7 @@ that alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -121,6 +122,8 @@ def test_a_token_round_trips_and_a_bad_one_says_so() -> None:
     )  # fmt: skip
     text = token.encode()
     assert text.startswith("ntv1-") and ReplayToken.decode(text) == token
+    recorded = dataclasses.replace(token, digest="0123456789abcdef")
+    assert ReplayToken.decode(recorded.encode()) == recorded
     with pytest.raises(ValueError, match="starts with 'ntv1-'"):
         ReplayToken.decode("42")
     with pytest.raises(ValueError, match="cut short or mistyped"):
@@ -177,6 +180,28 @@ def test_a_failure_prints_a_token_that_replays_it_without_the_draw(
     assert replayed["body_failed"] and replayed["digest"] == entry["digest"]
     assert replayed["schedule"] == entry["schedule"]
     assert replayed["strategy"] == "replay" and replayed["token"] == entry["token"]
+    assert replayed["diverged_from"] is None
+    assert "replay not the recorded run" not in result.stdout.str()
+
+
+def test_a_replay_that_is_not_the_recorded_run_says_so(pt: pytest.Pytester) -> None:
+    """The token carries the digest of the ledger its run wrote: a replay that writes
+    another one (the code changed, or the test depends on something its seed does not
+    decide) is told apart in the summary, the JSON report and the failure's report."""
+    doc, _ = run(pt, "--ntinv-seed=7", "--ntinv-shrink=0")
+    entry = next(e for e in doc["tests"] if e["body_failed"])
+    token = ReplayToken.decode(entry["token"])
+    assert token.digest == entry["digest"]
+    other = dataclasses.replace(token, digest="0" * 16).encode()
+    again, result = run(pt, entry["nodeid"], "-p", "no:randomly", f"--ntinv-replay={other}")
+    [replayed] = again["tests"]
+    assert replayed["digest"] == entry["digest"] and replayed["diverged_from"] == "0" * 16
+    out = result.stdout.str()
+    assert "the replayed token recorded digest 0000000000000000: this is not the same run" in out
+    assert (
+        f"replay not the recorded run: {entry['nodeid']}: ledger digest {entry['digest']}, "
+        "the token's 0000000000000000; unless the code changed since" in out
+    ), out
 
 
 def test_the_summary_says_what_each_exploration_covered(pt: pytest.Pytester) -> None:
