@@ -576,6 +576,8 @@ class NtinvSession:
         """The digest the replayed token recorded, when this run's ledger has another
         (the summary then says so: unless the code changed, the test depends on something
         its seed does not decide); None otherwise."""
+        if item.get_closest_marker("ntinv_replay") is not None:
+            return None  # a pinned regression test outlives the code its run failed on
         token = self._token(item)
         if token is None or not token.digest or not digest or run is None:
             return None
