@@ -4,10 +4,10 @@ A token holds the run's seed (the server's uids and generated names, the perturb
 rules' own draws, what the world's code draws at random), its schedule of perturbations
 as explicit steps, the engine's decisions (the index chosen at each step with more than
 one candidate), and the digest of the ledger the run wrote, which a replay must write
-again (the plugin says so when it does not). Replaying it
-needs neither the code that drew the schedule nor the strategy that chose the steps, so
-a token keeps reproducing a failure after either changes. ``--ntinv-replay`` takes one
-(or a plain seed, which draws again).
+again (the plugin says so when it does not). Replaying it needs neither the code that
+drew the schedule nor the strategy that chose the steps, so a token keeps reproducing a
+failure after either changes. ``--ntinv-replay`` takes one (or a plain seed, which draws
+again).
 
 On the wire: ``ntv1-`` and the URL-safe base64 of zlib-compressed JSON.
 """
