@@ -1148,11 +1148,11 @@ class KopfReplica(Replica):
     # ------------------------------------------------------- in a deterministic world
 
     def _launch_in_world(self, world: World, factory: Callable[..., Any]) -> None:
-        from .sim.clock import install, world_prefixes
+        from .sim.patching import install, world_prefixes
 
         # kopf and the controller read the wall clock directly (Events, progress
         # annotations, the controller's own timestamps): in the world they read its clock
-        # (outside the world it stays the real one; see ``sim.clock``).
+        # (outside the world it stays the real one; see ``sim.clock`` and ``sim.patching``).
         install(world_prefixes())
         world.add_actor(self.identity)
         world.loop.on_actor_error(self.identity, self._on_loop_error)

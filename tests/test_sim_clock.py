@@ -18,6 +18,7 @@ from typing import TypeVar
 import pytest
 
 from pytest_ntinvariants.sim import clock as vclock
+from pytest_ntinvariants.sim import patching
 from pytest_ntinvariants.sim.clock import VirtualClock, VirtualDatetime
 
 T = TypeVar("T")
@@ -47,9 +48,9 @@ def is_real_now(moment: REAL, reference: Callable[[], REAL]) -> bool:
 
 @pytest.fixture
 def clean() -> Iterator[None]:
-    vclock.uninstall()
+    patching.uninstall()
     yield
-    vclock.uninstall()
+    patching.uninstall()
 
 
 PROBE_MODULE = """
@@ -118,7 +119,7 @@ def probe(
             path=package,
         )
     finally:
-        vclock.uninstall()
+        patching.uninstall()
         for name in PROBE_NAMES:
             sys.modules.pop(name, None)
 
@@ -264,7 +265,7 @@ def test_a_subclass_of_virtual_datetime_is_an_ordinary_class() -> None:
 
 
 def test_install_patches_both_import_styles(probe: types.SimpleNamespace) -> None:
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     assert probe.mod.datetime.datetime is VirtualDatetime
     assert probe.cls.datetime is VirtualDatetime
     # the proxy module forwards everything else to the real module
@@ -286,7 +287,7 @@ def test_install_patches_both_import_styles(probe: types.SimpleNamespace) -> Non
 def test_patched_modules_read_virtual_time_only_where_a_clock_is_active(
     probe: types.SimpleNamespace,
 ) -> None:
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     source = Source()
     clock = VirtualClock(EPOCH, source)
     source.value += 10
@@ -305,7 +306,7 @@ def test_patched_modules_read_virtual_time_only_where_a_clock_is_active(
 
 
 def test_patched_modules_keep_datetime_semantics(probe: types.SimpleNamespace) -> None:
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     clock = VirtualClock(EPOCH, Source())
     real_now = REAL.now(UTC)
 
@@ -334,24 +335,24 @@ def test_patched_modules_keep_datetime_semantics(probe: types.SimpleNamespace) -
 def test_install_is_idempotent_and_picks_up_modules_imported_later(
     probe: types.SimpleNamespace,
 ) -> None:
-    vclock.install(["ntinv_probe"])
-    undo_entries = len(vclock._state.undo)
+    patching.install(["ntinv_probe"])
+    undo_entries = len(patching._state.undo)
     assert undo_entries == 2  # mod's datetime module, cls's datetime class
-    vclock.install(["ntinv_probe"])
-    vclock.install(("ntinv_probe", "ntinv_probe.mod"))
-    assert len(vclock._state.undo) == undo_entries
+    patching.install(["ntinv_probe"])
+    patching.install(("ntinv_probe", "ntinv_probe.mod"))
+    assert len(patching._state.undo) == undo_entries
 
     late = importlib.import_module("ntinv_probe.late")
     assert late.dt is REAL
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     assert late.dt is VirtualDatetime
-    assert len(vclock._state.undo) == undo_entries + 1
+    assert len(patching._state.undo) == undo_entries + 1
 
     # a module re-imported under a patched name is a new object: patched again
     sys.modules.pop("ntinv_probe.late")
     again = importlib.import_module("ntinv_probe.late")
     assert again is not late and again.dt is REAL
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     assert again.dt is VirtualDatetime
 
 
@@ -361,10 +362,10 @@ def test_prefixes_match_whole_module_names(
     lookalike = types.ModuleType("ntinv_probe_other")
     lookalike.datetime = datetime
     monkeypatch.setitem(sys.modules, "ntinv_probe_other", lookalike)
-    vclock.install(["ntinv_probe.cls"])
+    patching.install(["ntinv_probe.cls"])
     assert probe.cls.datetime is VirtualDatetime
     assert probe.mod.datetime is datetime
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     assert probe.mod.datetime is not datetime
     assert lookalike.datetime is datetime
 
@@ -375,9 +376,9 @@ def test_stdlib_pytest_and_the_plugin_are_never_patched(clean: None) -> None:
     calendar = importlib.import_module("calendar")
     terminal = importlib.import_module("_pytest.terminal")
     pytest_logging = importlib.import_module("_pytest.logging")
-    vclock.install(["datetime", "email", "calendar", "pytest", "_pytest", "pytest_ntinvariants"])
-    vclock.install(["", "email.utils", "_pytest.terminal", "pytest_ntinvariants.sim.clock"])
-    assert vclock._state.undo == []
+    patching.install(["datetime", "email", "calendar", "pytest", "_pytest", "pytest_ntinvariants"])
+    patching.install(["", "email.utils", "_pytest.terminal", "pytest_ntinvariants.sim.clock"])
+    assert patching._state.undo == []
     assert email_utils.datetime is datetime
     assert calendar.datetime is datetime
     assert terminal.datetime is datetime
@@ -388,18 +389,18 @@ def test_stdlib_pytest_and_the_plugin_are_never_patched(clean: None) -> None:
 def test_uninstall_restores_globals_but_not_ones_rebound_since(
     probe: types.SimpleNamespace,
 ) -> None:
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     rebound = object()
     probe.cls.datetime = rebound
-    vclock.uninstall()
+    patching.uninstall()
     assert probe.mod.datetime is datetime
     assert probe.cls.datetime is rebound
     probe.cls.datetime = REAL
     # after uninstall, install starts over
-    vclock.install(["ntinv_probe"])
+    patching.install(["ntinv_probe"])
     assert probe.cls.datetime is VirtualDatetime
-    vclock.uninstall()
-    vclock.uninstall()
+    patching.uninstall()
+    patching.uninstall()
     assert probe.cls.datetime is REAL
 
 
@@ -410,7 +411,7 @@ def test_uninstall_restores_globals_but_not_ones_rebound_since(
 def kopf_events(clean: None) -> types.ModuleType:
     pytest.importorskip("kopf")
     events = importlib.import_module("kopf._cogs.clients.events")
-    vclock.install(["kopf"])
+    patching.install(["kopf"])
     return events
 
 
@@ -505,7 +506,7 @@ def test_world_prefixes_are_kopf_and_the_projects_own_packages(
     try:
         for name in names:
             importlib.import_module(name)
-        prefixes = vclock.world_prefixes()
+        prefixes = patching.world_prefixes()
     finally:
         for name in names:
             sys.modules.pop(name, None)

@@ -17,8 +17,7 @@ from typing import TypeVar
 import pytest
 from inner_pytest import INI
 
-from pytest_ntinvariants.sim import World, entropy
-from pytest_ntinvariants.sim import clock as vclock
+from pytest_ntinvariants.sim import World, entropy, patching
 
 T = TypeVar("T")
 
@@ -39,13 +38,13 @@ def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[types.Mod
     """A throwaway module drawing at random in both import styles, patched for worlds."""
     (tmp_path / "ntinv_dice_probe.py").write_text(textwrap.dedent(PROBE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    vclock.uninstall()
+    patching.uninstall()
     try:
         module = importlib.import_module("ntinv_dice_probe")
-        vclock.install(["ntinv_dice_probe"])
+        patching.install(["ntinv_dice_probe"])
         yield module
     finally:
-        vclock.uninstall()
+        patching.uninstall()
         sys.modules.pop("ntinv_dice_probe", None)
 
 
@@ -93,12 +92,12 @@ def test_kopf_chooses_among_credentials_with_the_worlds_generator() -> None:
     # kopf picks one of several equally preferred logins with random.choice: which one
     # decides the connection a request takes, and the order the server sees requests in.
     credentials = importlib.import_module("kopf._cogs.structs.credentials")
-    vclock.uninstall()
+    patching.uninstall()
     try:
-        vclock.install(["kopf"])
+        patching.install(["kopf"])
         assert credentials.random is entropy.MODULE
     finally:
-        vclock.uninstall()
+        patching.uninstall()
     assert credentials.random is random
 
 

@@ -11,26 +11,27 @@ different run about one time in five.
 
 ``activate(rng)`` makes ``rng`` the generator of the current context, as
 ``clock.activate`` does for the clock: the world's loop thread activates a generator
-seeded from the world's seed, its tasks and thread jobs inherit it, pytest's thread does
-not. ``clock.install`` rebinds, in the world's modules, a global bound to the ``random``
+seeded from the world's seed, its tasks inherit it, pytest's thread does not; a thread
+job gets one of its own, seeded from it when the job starts (``spawned``).
+``patching.install`` rebinds, in the world's modules, a global bound to the ``random``
 module to ``MODULE`` (whose functions draw from the active generator, or from the shared
 one outside a world) and a global bound to one of the module's functions (``from random
 import choice``) to its counterpart here (``REPLACEMENTS``). ``MODULE.Random()`` made
-with no seed inside a world is seeded from the world's generator too, and so is the
-generator each thread job gets (``spawned``).
+with no seed inside a world is seeded from the world's generator too.
 
 What stays unseeded: ``os.urandom``, ``secrets`` and ``uuid.uuid4`` (the operating
 system's entropy), and generators made before the world started or by libraries that
-are not patched (see ``clock.world_prefixes``).
+are not patched (see ``patching.world_prefixes``).
 """
 
 from __future__ import annotations
 
 import contextvars
 import random
-import types
 from collections.abc import Callable
 from typing import Any
+
+from .patching import ModuleProxy
 
 __all__ = ["MODULE", "REPLACEMENTS", "WorldRandom", "activate", "active", "seeded", "spawned"]
 
@@ -100,30 +101,11 @@ def _draw(name: str) -> Callable[..., Any]:
 _FUNCTIONS = {name: _draw(name) for name in sorted(_DRAWS)}
 
 
-class _RandomModuleProxy(types.ModuleType):
-    """The ``random`` module as patched code sees it: its functions draw from the active
-    world's generator, ``Random`` is ``WorldRandom``; the rest is the real module's."""
+#: What the world's modules see in place of the ``random`` module: its functions draw
+#: from the active world's generator, ``Random`` is ``WorldRandom``.
+MODULE = ModuleProxy(_REAL_MODULE, {**_FUNCTIONS, "Random": WorldRandom}, "world-seeded")
 
-    def __init__(self) -> None:
-        super().__init__(_REAL_MODULE.__name__, _REAL_MODULE.__doc__)
-        for name, value in vars(_REAL_MODULE).items():
-            if not name.startswith("__"):
-                setattr(self, name, value)
-        for name, function in _FUNCTIONS.items():
-            setattr(self, name, function)
-        self.Random = WorldRandom
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(_REAL_MODULE, name)
-
-    def __repr__(self) -> str:
-        return f"<module 'random' (world-seeded proxy of {_REAL_MODULE!r})>"
-
-
-#: What the world's modules see in place of the ``random`` module.
-MODULE = _RandomModuleProxy()
-
-#: The real objects ``clock.install`` replaces in the world's modules, by identity
+#: The real objects ``patching.install`` replaces in the world's modules, by identity
 #: (the module and each of its drawing functions), and what replaces each.
 REPLACEMENTS: dict[int, object] = {
     id(_REAL_MODULE): MODULE,
